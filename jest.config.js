@@ -1,15 +1,31 @@
 // Tests run from TypeScript sources through SWC (no type check here: `make typecheck` does that).
 // ESM throughout, so jest runs with --experimental-vm-modules (see package.json "test").
-export default {
+// Two projects: `unit` needs nothing running; `cluster` gets the local control plane from its
+// global setup, which jest triggers only when a test of that project is selected.
+const common = {
   testEnvironment: 'node',
-  roots: ['<rootDir>/operator', '<rootDir>/runtime', '<rootDir>/test', '<rootDir>/tools'],
   testMatch: ['**/*.test.ts'],
   extensionsToTreatAsEsm: ['.ts'],
   transform: {
     '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' } }],
   },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
-  globalSetup: '<rootDir>/test/harness/global-setup.ts',
-  globalTeardown: '<rootDir>/test/harness/global-teardown.ts',
+};
+
+export default {
   testTimeout: 60000,
+  projects: [
+    {
+      ...common,
+      displayName: 'unit',
+      roots: ['<rootDir>/operator', '<rootDir>/runtime', '<rootDir>/tools', '<rootDir>/test/toolchain', '<rootDir>/test/runtime'],
+    },
+    {
+      ...common,
+      displayName: 'cluster',
+      roots: ['<rootDir>/test/cluster', '<rootDir>/test/operator'],
+      globalSetup: '<rootDir>/test/harness/global-setup.ts',
+      globalTeardown: '<rootDir>/test/harness/global-teardown.ts',
+    },
+  ],
 };

@@ -1,0 +1,59 @@
+# Every target installs what it needs. Built Go tools are cached outside the clone
+# (JAMBA_TOOLS_CACHE, default ~/.cache/jamba-serving) and linked into .tools/bin.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export JAMBA_TOOLS_CACHE ?= $(HOME)/.cache/jamba-serving
+KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
+
+.PHONY: all deps build typecheck tools cluster-up cluster-down test test-unit demo run fixtures bench-runtime bench-operator clean
+
+all: build
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+deps: node_modules/.installed
+
+build: deps
+	npm run build
+
+typecheck: deps
+	npm run typecheck
+
+# kubectl, helm, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (built from Go modules).
+tools:
+	bash tools/cluster/build-tools.sh
+
+cluster-up: tools
+	bash tools/cluster/up.sh
+
+cluster-down:
+	bash tools/cluster/down.sh
+
+# The whole suite: jest's global setup starts the local control plane (or reuses one that is up)
+# and its teardown stops what it started.
+test: deps tools typecheck build
+	npm test
+
+# Main job on the embedded default: the local GPU cluster, the operator and a runtime serving the
+# tiny fixture checkpoint on the CPU backend.
+demo: deps tools build
+	bash tools/demo.sh
+
+# The operator against the local cluster.
+run: build
+	node dist/operator/cmd/main.js --kubeconfig $(KUBECONFIG_LOCAL)
+
+# Regenerates the committed reference fixtures (needs torch + transformers; not part of CI).
+fixtures:
+	bash tools/fixtures/generate.sh
+
+bench-runtime: build
+	node dist/tools/bench/runtime-bench.js
+
+bench-operator: build tools
+	node dist/tools/bench/operator-bench.js
+
+clean:
+	rm -rf dist .tools .cluster
