@@ -43,3 +43,46 @@ export interface ModelRunner {
   /** Frees backend memory. */
   dispose(): void;
 }
+
+export type Quantization = 'none' | 'expertsint8';
+
+export interface LoadProgress {
+  bytesLoaded: number;
+  bytesTotal: number;
+  /** bytesLoaded / bytesTotal, 0..1. */
+  ratio: number;
+  /** Seconds left at the rate so far; undefined until there is a rate. */
+  etaSeconds?: number;
+  /** Tensor just loaded, for the log. */
+  tensorName: string;
+}
+
+export interface LoadOptions {
+  quantization: Quantization;
+  backend: 'cpu';
+  /** Longest sequence (prompt + generated) the engine will run. */
+  maxModelLen: number;
+  /** Most sequences running at once: sizes the Mamba state pool. */
+  maxNumSeqs: number;
+  /** Tokens per KV block (default 16). */
+  kvBlockSize?: number;
+  /** KV pool size in blocks; default: enough for maxNumSeqs sequences of maxModelLen. */
+  kvNumBlocks?: number;
+  onProgress?: (p: LoadProgress) => void;
+}
+
+export interface LoadedModel {
+  runner: ModelRunner;
+  /** Parsed config.json fields the engine and server need. */
+  info: {
+    vocabSize: number;
+    eosTokenIds: number[];
+    bosTokenId?: number;
+    padTokenId?: number;
+  };
+  /** Bytes of weights as held in memory after conversion (int8 experts count 1 byte + scales). */
+  weightBytes: number;
+  /** Bytes the same weights would take in bf16 (for the ExpertsInt8 saving). */
+  weightBytesBf16: number;
+}
+// Implemented by runtime/models/load.ts: `loadModel(dir: string, opts: LoadOptions): Promise<LoadedModel>`.
