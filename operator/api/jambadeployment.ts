@@ -1,0 +1,186 @@
+// The JambaDeployment API: the one source of truth. The CRD YAML (crds/) is generated from these
+// declarations (generate-crd.ts) and the TypeScript types below are inferred from them.
+import type { V1Affinity, V1EnvVar, V1ObjectMeta, V1ResourceRequirements, V1Toleration } from '@kubernetes/client-node';
+import { memoryFitRule } from './memory-fit-rule.js';
+import {
+  array, boolean, embedded, enumOf, integer, number, object, required, string, stringMap, withDefault, withRules,
+  type TypeOf,
+} from './schema-builder.js';
+
+export const GROUP = 'serving.jamba.dev';
+export const VERSION = 'v1alpha1';
+export const KIND = 'JambaDeployment';
+export const PLURAL = 'jambadeployments';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const MAX_CONTEXT_LENGTH = 262144;
+export const GPU_COUNTS = [1, 2, 4, 8] as const;
+
+const localObjectName = () => string({ minLength: 1, maxLength: 253 });
+
+const pvcSource = object(
+  {
+    claimName: required(localObjectName()),
+    subPath: string({ description: 'Directory inside the volume that holds the checkpoint.', maxLength: 1024 }),
+  },
+  { description: 'A PersistentVolumeClaim holding the checkpoint (mounted read-only).' },
+);
+
+const hostPathSource = object(
+  { path: required(string({ minLength: 1, maxLength: 1024, pattern: '^/' })) },
+  { description: 'A directory on every GPU node holding the checkpoint (mounted read-only).' },
+);
+
+const huggingFaceSource = object(
+  {
+    repo: required(string({ minLength: 1, maxLength: 253, description: 'e.g. ai21labs/AI21-Jamba-1.5-Mini' })),
+    revision: withDefault(string({ maxLength: 253 }), 'main'),
+    tokenSecretRef: object(
+      { name: required(localObjectName()), key: withDefault(string({ maxLength: 253 }), 'token') },
+      { description: 'Secret with a Hugging Face token, exposed to the download init container as HF_TOKEN.' },
+    ),
+    cacheClaimName: string({
+      maxLength: 253,
+      description: 'PVC to download into, so restarts and new replicas skip the download; without it an emptyDir is used.',
+    }),
+  },
+  { description: 'Download from the Hugging Face Hub in an init container before the runtime starts.' },
+);
+
+const modelSource = object(
+  { pvc: pvcSource, hostPath: hostPathSource, huggingFace: huggingFaceSource },
+  {
+    description: 'Where the checkpoint comes from: exactly one of pvc, hostPath, huggingFace.',
+    rules: [
+      {
+        rule: "(has(self.pvc) ? 1 : 0) + (has(self.hostPath) ? 1 : 0) + (has(self.huggingFace) ? 1 : 0) == 1",
+        message: 'model.source must set exactly one of pvc, hostPath or huggingFace',
+        reason: 'FieldValueInvalid',
+      },
+    ],
+  },
+);
+
+const model = object({
+  name: required(string({ minLength: 1, maxLength: 253, description: 'Model id served to clients, e.g. ai21labs/AI21-Jamba-1.5-Large.' })),
+  source: required(modelSource),
+});
+
+const gpu = object({
+  resourceName: withDefault(string({ maxLength: 253, description: 'Extended resource of the GPUs.' }), 'nvidia.com/gpu'),
+  minMemoryMiB: withDefault(
+    integer({
+      minimum: 1, maximum: 16 * 1024 * 1024,
+      description: 'Nodes must report at least this much memory per GPU (label nvidia.com/gpu.memory, MiB). H100 80GB reports 81559.',
+    }),
+    80000,
+  ),
+  products: array(string({ maxLength: 253 }), {
+    maxItems: 32, listType: 'set',
+    description: 'Allowed values of the nvidia.com/gpu.product node label; empty means any.',
+  }),
+});
+
+const window = (what: string, def: number) =>
+  withDefault(integer({ minimum: 0, maximum: 3600, description: `Seconds of ${what} stabilization.` }), def);
+
+const autoscaling = object(
+  {
+    enabled: withDefault(boolean(), false),
+    minReplicas: withDefault(integer({ minimum: 0, maximum: 1000 }), 1),
+    maxReplicas: withDefault(integer({ minimum: 1, maximum: 1000 }), 1),
+    targetTokensPerSecondPerReplica: integer({ minimum: 1, description: 'Generated tokens/s one replica should carry.' }),
+    scaleUpStabilizationSeconds: window('scale-up', 0),
+    scaleDownStabilizationSeconds: window('scale-down', 300),
+    metricsWindowSeconds: withDefault(integer({ minimum: 10, maximum: 3600 }), 60),
+  },
+  {
+    description: 'Built-in autoscaling on tokens per second (behaviour arrives with the autoscaler). When off, spec.replicas (and the scale subresource) rules.',
+    rules: [
+      {
+        rule: 'self.minReplicas <= self.maxReplicas',
+        message: 'autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas',
+        reason: 'FieldValueInvalid',
+      },
+    ],
+  },
+);
+
+const runtime = object({
+  image: withDefault(string({ minLength: 1, maxLength: 1024 }), 'ghcr.io/jamba-serving/jamba-runtime:0.1.0'),
+  imagePullPolicy: enumOf(['Always', 'IfNotPresent', 'Never'] as const),
+  args: array(string({ maxLength: 4096 }), { maxItems: 64, description: 'Extra arguments appended to `jamba-runtime serve`.' }),
+  env: embedded<V1EnvVar[]>('array'),
+  resources: embedded<V1ResourceRequirements>('object', {
+    description: 'CPU/memory for the runtime container; the GPU limit always comes from gpusPerReplica.',
+  }),
+  port: withDefault(integer({ minimum: 1, maximum: 65535 }), 8000),
+  maxNumSeqs: integer({ minimum: 1, maximum: 4096, description: 'Sequences batched at once (runtime --max-num-seqs).' }),
+  startupTimeoutSeconds: withDefault(
+    integer({ minimum: 60, maximum: 86400, description: 'How long weight loading may take before the pod is restarted.' }),
+    3600,
+  ),
+  drainTimeoutSeconds: withDefault(
+    integer({ minimum: 0, maximum: 3600, description: 'How long a terminating pod keeps serving in-flight requests.' }),
+    120,
+  ),
+});
+
+const scheduling = object({
+  nodeSelector: stringMap(),
+  tolerations: embedded<V1Toleration[]>('array', { description: 'Added to the GPU taint toleration.' }),
+  affinity: embedded<V1Affinity>('object', { description: 'Merged with the GPU node affinity the operator derives.' }),
+  priorityClassName: string({ maxLength: 253 }),
+});
+
+const service = object({
+  type: withDefault(enumOf(['ClusterIP', 'NodePort', 'LoadBalancer'] as const), 'ClusterIP'),
+  port: withDefault(integer({ minimum: 1, maximum: 65535 }), 8000),
+});
+
+export const specField = withRules(
+  object({
+    model: required(model),
+    quantization: withDefault(enumOf(['ExpertsInt8', 'None'] as const, { description: 'ExpertsInt8 quantizes MoE experts and MLPs to int8 at load time.' }), 'ExpertsInt8'),
+    maxContextLength: withDefault(integer({ minimum: 1, maximum: MAX_CONTEXT_LENGTH }), MAX_CONTEXT_LENGTH),
+    gpusPerReplica: withDefault(integer({ enum: GPU_COUNTS, description: 'Tensor-parallel degree: 1, 2, 4 or 8.' }), 8),
+    gpu: withDefault(gpu, {}),
+    replicas: withDefault(integer({ minimum: 0, maximum: 1000 }), 1),
+    autoscaling: autoscaling,
+    runtime: withDefault(runtime, {}),
+    scheduling: scheduling,
+    service: withDefault(service, {}),
+  }),
+  [memoryFitRule()],
+);
+
+const condition = object({
+  type: required(string({ maxLength: 316 })),
+  status: required(enumOf(['True', 'False', 'Unknown'] as const)),
+  reason: required(string({ maxLength: 1024 })),
+  message: required(string({ maxLength: 32768 })),
+  lastTransitionTime: required(string({ format: 'date-time' })),
+  observedGeneration: integer({ minimum: 0 }),
+});
+
+export const statusField = object({
+  observedGeneration: integer({ minimum: 0 }),
+  replicas: integer({ minimum: 0, description: 'Pods of the current Deployment (scale subresource).' }),
+  readyReplicas: integer({ minimum: 0 }),
+  desiredReplicas: integer({ minimum: 0 }),
+  readyText: string({ description: 'ready/desired, for the Ready printer column.' }),
+  selector: string({ description: 'Label selector of the pods (scale subresource).' }),
+  tokensPerSecond: number({ minimum: 0, description: 'Generated tokens per second over all replicas (from the runtime metrics).' }),
+  conditions: array(condition, { listType: 'atomic' }),
+});
+
+export type JambaDeploymentSpec = TypeOf<typeof specField>;
+export type JambaDeploymentStatus = TypeOf<typeof statusField>;
+export type Condition = TypeOf<typeof condition>;
+
+export interface JambaDeployment {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: V1ObjectMeta;
+  spec: JambaDeploymentSpec;
+  status?: JambaDeploymentStatus;
+}
