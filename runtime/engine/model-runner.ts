@@ -84,5 +84,10 @@ export interface LoadedModel {
   weightBytes: number;
   /** Bytes the same weights would take in bf16 (for the ExpertsInt8 saving). */
   weightBytesBf16: number;
+  /**
+   * Bytes the backend really holds for weights (the CPU backend keeps non-quantized weights in
+   * fp32, so this exceeds weightBytes there). Optional: added by the model loader.
+   */
+  residentWeightBytes?: number;
 }
 // Implemented by runtime/models/load.ts: `loadModel(dir: string, opts: LoadOptions): Promise<LoadedModel>`.

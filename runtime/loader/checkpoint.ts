@@ -1,0 +1,105 @@
+// A Hugging Face checkpoint directory: model.safetensors, or shards listed by
+// model.safetensors.index.json ({"weight_map": {tensor name: shard file}}). Opening reads only the
+// headers; tensor data is read one tensor at a time.
+import { access, open, readFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readSafetensorsHeader, type TensorEntry } from './safetensors.js';
+
+export const SINGLE_FILE = 'model.safetensors';
+export const INDEX_FILE = 'model.safetensors.index.json';
+
+export class Checkpoint {
+  private readonly handles = new Map<string, Promise<FileHandle>>();
+
+  constructor(
+    readonly dir: string,
+    /** The file that lists the tensors (the index, or the single safetensors file), for messages. */
+    readonly listingFile: string,
+    readonly tensors: ReadonlyMap<string, TensorEntry>,
+  ) {}
+
+  get totalBytes(): number {
+    let total = 0;
+    for (const e of this.tensors.values()) total += e.byteLength;
+    return total;
+  }
+
+  /** Reads one tensor's raw bytes. */
+  async read(entry: TensorEntry): Promise<Buffer> {
+    let handle = this.handles.get(entry.file);
+    if (!handle) {
+      handle = open(entry.file, 'r');
+      this.handles.set(entry.file, handle);
+    }
+    const buf = Buffer.allocUnsafe(entry.byteLength);
+    const fh = await handle;
+    let done = 0;
+    while (done < entry.byteLength) {
+      const { bytesRead } = await fh.read(buf, done, entry.byteLength - done, entry.offset + done);
+      if (bytesRead === 0) throw new Error(`${entry.file}: tensor ${entry.name}: truncated file: unexpected end of data`);
+      done += bytesRead;
+    }
+    return buf;
+  }
+
+  async close(): Promise<void> {
+    const handles = [...this.handles.values()];
+    this.handles.clear();
+    await Promise.all(handles.map(async (h) => (await h).close()));
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+function parseIndex(text: string, indexPath: string): Map<string, string> {
+  let index: unknown;
+  try {
+    index = JSON.parse(text);
+  } catch (cause) {
+    throw new Error(`${indexPath}: not valid JSON`, { cause });
+  }
+  const weightMap = (index as { weight_map?: unknown } | null)?.weight_map;
+  if (typeof weightMap !== 'object' || weightMap === null || Array.isArray(weightMap)) {
+    throw new Error(`${indexPath}: weight_map is missing or not an object`);
+  }
+  const map = new Map<string, string>();
+  for (const [name, shard] of Object.entries(weightMap)) {
+    if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\')) {
+      throw new Error(`${indexPath}: weight_map entry for tensor ${name} is not a file name: ${JSON.stringify(shard)}`);
+    }
+    map.set(name, shard);
+  }
+  return map;
+}
+
+export async function openCheckpoint(dir: string): Promise<Checkpoint> {
+  const indexPath = join(dir, INDEX_FILE);
+  const singlePath = join(dir, SINGLE_FILE);
+  const tensors = new Map<string, TensorEntry>();
+  if (await exists(indexPath)) {
+    const weightMap = parseIndex(await readFile(indexPath, 'utf8'), indexPath);
+    const shards = [...new Set(weightMap.values())];
+    for (const shard of shards) {
+      for (const entry of await readSafetensorsHeader(join(dir, shard))) {
+        if (weightMap.get(entry.name) !== shard) {
+          throw new Error(`${join(dir, shard)}: tensor ${entry.name} is not listed for this shard in ${indexPath}`);
+        }
+        tensors.set(entry.name, entry);
+      }
+    }
+    for (const [name, shard] of weightMap) {
+      if (!tensors.has(name)) throw new Error(`${join(dir, shard)}: tensor ${name}, listed in ${indexPath}, is not in the file`);
+    }
+    return new Checkpoint(dir, indexPath, tensors);
+  }
+  if (await exists(singlePath)) {
+    for (const entry of await readSafetensorsHeader(singlePath)) tensors.set(entry.name, entry);
+    return new Checkpoint(dir, singlePath, tensors);
+  }
+  throw new Error(`${dir}: no ${SINGLE_FILE} or ${INDEX_FILE}`);
+}

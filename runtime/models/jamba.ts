@@ -1,0 +1,242 @@
+// Jamba (AI21): a hybrid of attention and Mamba-1 layers, each followed by an MoE or a dense SwiGLU
+// MLP. Every decoder layer has the same skeleton:
+//     x += mixer(input_layernorm(x));  x += feed_forward(pre_ff_layernorm(x))
+// Written against the Backend op interface only; one `step` runs all sequences of a step as one
+// ragged batch through every layer. Shapes: T = tokens in the step, H = hidden, Di = Mamba inner.
+import type { AttentionShape, Backend, KvCache, LinearWeight, MambaState, RaggedBatch, SequenceSegment, SwiGluWeights, Tensor } from '../backends/backend.js';
+import type { CacheGeometry, ModelRunner, StepSequence } from '../engine/model-runner.js';
+import { type JambaConfig, layerFeedForward, layerMixer } from './config.js';
+import type { WeightStore } from './weight-store.js';
+
+interface AttentionMixer {
+  kind: 'attention';
+  q: LinearWeight; // [heads·headDim, H]
+  k: LinearWeight; // [kvHeads·headDim, H]
+  v: LinearWeight; // [kvHeads·headDim, H]
+  o: LinearWeight; // [H, heads·headDim]
+  shape: AttentionShape;
+  cache: KvCache;
+}
+
+interface MambaMixer {
+  kind: 'mamba';
+  inProj: LinearWeight; // [2·Di, H] → (x, z)
+  convWeight: Tensor; // [Di, dConv]
+  convBias?: Tensor; // [Di]
+  xProj: LinearWeight; // [dtRank + 2·dState, Di] → (dt, B, C)
+  dtNorm: Tensor; // [dtRank]
+  bNorm: Tensor; // [dState]
+  cNorm: Tensor; // [dState]
+  dtProj: LinearWeight; // [Di, dtRank] with bias [Di]
+  negA: Tensor; // [Di, dState] = -exp(A_log)
+  d: Tensor; // [Di]
+  outProj: LinearWeight; // [H, Di]
+  state: MambaState;
+}
+
+interface MoeBlock {
+  kind: 'moe';
+  router: LinearWeight; // [numExperts, H]
+  experts: SwiGluWeights[];
+}
+
+interface DenseMlp {
+  kind: 'mlp';
+  mlp: SwiGluWeights;
+}
+
+interface DecoderLayer {
+  inputNorm: Tensor; // [H]
+  mixer: AttentionMixer | MambaMixer;
+  preFfNorm: Tensor; // [H]
+  feedForward: MoeBlock | DenseMlp;
+}
+
+function swiGlu(w: WeightStore, prefix: string): SwiGluWeights {
+  return { gate: w.linear(`${prefix}gate_proj`), up: w.linear(`${prefix}up_proj`), down: w.linear(`${prefix}down_proj`) };
+}
+
+function buildLayer(cfg: JambaConfig, w: WeightStore, backend: Backend, geometry: CacheGeometry, i: number): DecoderLayer {
+  const p = `model.layers.${i}.`;
+  let mixer: AttentionMixer | MambaMixer;
+  if (layerMixer(cfg, i) === 'attention') {
+    mixer = {
+      kind: 'attention',
+      q: w.linear(`${p}self_attn.q_proj`),
+      k: w.linear(`${p}self_attn.k_proj`),
+      v: w.linear(`${p}self_attn.v_proj`),
+      o: w.linear(`${p}self_attn.o_proj`),
+      shape: {
+        numHeads: cfg.numAttentionHeads,
+        numKvHeads: cfg.numKeyValueHeads,
+        headDim: cfg.headDim,
+        scale: 1 / Math.sqrt(cfg.headDim),
+      },
+      cache: backend.createKvCache(geometry.numBlocks, geometry.blockSize, cfg.numKeyValueHeads, cfg.headDim),
+    };
+  } else {
+    mixer = {
+      kind: 'mamba',
+      inProj: w.linear(`${p}mamba.in_proj`, cfg.mambaProjBias),
+      convWeight: w.tensor(`${p}mamba.conv1d.weight`),
+      convBias: cfg.mambaConvBias ? w.tensor(`${p}mamba.conv1d.bias`) : undefined,
+      xProj: w.linear(`${p}mamba.x_proj`),
+      dtNorm: w.tensor(`${p}mamba.dt_layernorm.weight`),
+      bNorm: w.tensor(`${p}mamba.b_layernorm.weight`),
+      cNorm: w.tensor(`${p}mamba.c_layernorm.weight`),
+      dtProj: w.linear(`${p}mamba.dt_proj`, true),
+      negA: w.tensor(`${p}mamba.A_log`),
+      d: w.tensor(`${p}mamba.D`),
+      outProj: w.linear(`${p}mamba.out_proj`, cfg.mambaProjBias),
+      state: backend.createMambaState(geometry.numStateSlots, cfg.mambaDInner, cfg.mambaDConv, cfg.mambaDState),
+    };
+  }
+  const feedForward: MoeBlock | DenseMlp =
+    layerFeedForward(cfg, i) === 'moe'
+      ? {
+          kind: 'moe',
+          router: w.linear(`${p}feed_forward.router`),
+          experts: Array.from({ length: cfg.numExperts }, (_, j) => swiGlu(w, `${p}feed_forward.experts.${j}.`)),
+        }
+      : { kind: 'mlp', mlp: swiGlu(w, `${p}feed_forward.`) };
+  return { inputNorm: w.tensor(`${p}input_layernorm.weight`), mixer, preFfNorm: w.tensor(`${p}pre_ff_layernorm.weight`), feedForward };
+}
+
+export class JambaModel implements ModelRunner {
+  readonly vocabSize: number;
+  private readonly layers: DecoderLayer[];
+  private readonly embedTokens: Tensor; // [vocab, H]
+  private readonly finalNorm: Tensor; // [H]
+  private readonly lmHead: LinearWeight; // [vocab, H] (the embedding when tied)
+  private running = false;
+
+  constructor(
+    readonly config: JambaConfig,
+    private readonly backend: Backend,
+    readonly weights: WeightStore,
+    readonly geometry: CacheGeometry,
+  ) {
+    this.vocabSize = config.vocabSize;
+    this.embedTokens = weights.tensor('model.embed_tokens.weight');
+    this.finalNorm = weights.tensor('model.final_layernorm.weight');
+    this.lmHead = config.tieWordEmbeddings ? { kind: 'dense', weight: this.embedTokens } : weights.linear('lm_head');
+    this.layers = Array.from({ length: config.numHiddenLayers }, (_, i) => buildLayer(config, weights, backend, geometry, i));
+  }
+
+  // --- blocks ----------------------------------------------------------------------------------
+
+  private attention(m: AttentionMixer, x: Tensor, batch: RaggedBatch): Tensor {
+    const b = this.backend;
+    const q = b.linear(x, m.q); // [T, heads·headDim]
+    const k = b.linear(x, m.k); // [T, kvHeads·headDim]
+    const v = b.linear(x, m.v); // [T, kvHeads·headDim]
+    const attn = b.pagedAttention(q, k, v, m.cache, batch, m.shape); // [T, heads·headDim]
+    return b.linear(attn, m.o); // [T, H]
+  }
+
+  private mamba(m: MambaMixer, x: Tensor, batch: RaggedBatch): Tensor {
+    const b = this.backend;
+    const c = this.config;
+    const [xIn, z] = b.splitColumns(b.linear(x, m.inProj), [c.mambaDInner, c.mambaDInner]) as [Tensor, Tensor]; // [T, Di] each
+    const xc = b.mambaConv(xIn, m.convWeight, m.convBias, m.state, batch); // [T, Di], SiLU applied
+    const [dt, bRaw, cRaw] = b.splitColumns(b.linear(xc, m.xProj), [c.mambaDtRank, c.mambaDState, c.mambaDState]) as [Tensor, Tensor, Tensor];
+    const eps = c.rmsNormEps;
+    const dtRaw = b.linear(b.rmsNorm(dt, m.dtNorm, eps), m.dtProj); // [T, Di], softplus inside the scan
+    const y = b.selectiveScan(
+      { x: xc, dtRaw, negA: m.negA, b: b.rmsNorm(bRaw, m.bNorm, eps), c: b.rmsNorm(cRaw, m.cNorm, eps), d: m.d, z },
+      m.state,
+      batch,
+    ); // [T, Di], gated by silu(z)
+    return b.linear(y, m.outProj); // [T, H]
+  }
+
+  private mlp(w: SwiGluWeights, x: Tensor): Tensor {
+    const b = this.backend;
+    return b.linear(b.siluMul(b.linear(x, w.gate), b.linear(x, w.up)), w.down); // [T, ffn] → [T, H]
+  }
+
+  private moe(m: MoeBlock, x: Tensor): Tensor {
+    const b = this.backend;
+    const routing = b.routerTopK(b.linear(x, m.router), this.config.numExpertsPerTok); // [T, k]
+    return b.moeExperts(x, routing, m.experts); // [T, H]
+  }
+
+  private decoderLayer(layer: DecoderLayer, x: Tensor, batch: RaggedBatch): void {
+    const b = this.backend;
+    const eps = this.config.rmsNormEps;
+    const h = b.rmsNorm(x, layer.inputNorm, eps);
+    b.addInPlace(x, layer.mixer.kind === 'attention' ? this.attention(layer.mixer, h, batch) : this.mamba(layer.mixer, h, batch));
+    const f = b.rmsNorm(x, layer.preFfNorm, eps);
+    const ff = layer.feedForward;
+    b.addInPlace(x, ff.kind === 'moe' ? this.moe(ff, f) : this.mlp(ff.mlp, f));
+  }
+
+  // --- ModelRunner -----------------------------------------------------------------------------
+
+  async step(seqs: StepSequence[]): Promise<Float32Array> {
+    if (this.running) throw new Error('JambaModel.step: a step is already running (steps must not overlap)');
+    this.running = true;
+    try {
+      const { batch, ids, logitRows } = this.layout(seqs);
+      if (batch.numRows === 0) return new Float32Array(0);
+      const b = this.backend;
+      const x = b.embedding(this.embedTokens, ids); // [T, H]
+      for (const layer of this.layers) {
+        this.decoderLayer(layer, x, batch);
+        // Let the event loop breathe between layers (health probes, new requests) during long prefills.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      if (logitRows.length === 0) return new Float32Array(0);
+      const last = b.rmsNorm(b.gatherRows(x, logitRows), this.finalNorm, this.config.rmsNormEps); // [S, H]
+      return await b.download(b.linear(last, this.lmHead)); // [S, vocab]
+    } finally {
+      this.running = false;
+    }
+  }
+
+  resetStateSlot(slot: number): void {
+    for (const layer of this.layers) {
+      if (layer.mixer.kind === 'mamba') this.backend.resetMambaSlot(layer.mixer.state, slot);
+    }
+  }
+
+  dispose(): void {
+    this.backend.dispose();
+  }
+
+  /** Checks the step's sequences and lays their tokens out as one ragged batch. */
+  private layout(seqs: StepSequence[]): { batch: RaggedBatch; ids: Int32Array; logitRows: Int32Array } {
+    const { blockSize, numBlocks, numStateSlots } = this.geometry;
+    const segments: SequenceSegment[] = [];
+    const slots = new Set<number>();
+    const logitRows: number[] = [];
+    let rows = 0;
+    seqs.forEach((s, i) => {
+      const where = `step: sequence ${i}`;
+      if (s.tokens.length === 0) throw new Error(`${where}: no tokens`);
+      if (!Number.isInteger(s.stateSlot) || s.stateSlot < 0 || s.stateSlot >= numStateSlots) {
+        throw new Error(`${where}: state slot ${s.stateSlot} outside 0..${numStateSlots - 1}`);
+      }
+      if (slots.has(s.stateSlot)) throw new Error(`${where}: state slot ${s.stateSlot} used twice in one step`);
+      slots.add(s.stateSlot);
+      if (!Number.isInteger(s.cachedLen) || s.cachedLen < 0) throw new Error(`${where}: cachedLen ${s.cachedLen}`);
+      const needBlocks = Math.ceil((s.cachedLen + s.tokens.length) / blockSize);
+      if (s.blockTable.length < needBlocks) {
+        throw new Error(`${where}: ${s.blockTable.length} KV blocks cover fewer than ${s.cachedLen + s.tokens.length} positions`);
+      }
+      for (let j = 0; j < needBlocks; j++) {
+        const block = s.blockTable[j]!;
+        if (block < 0 || block >= numBlocks) throw new Error(`${where}: KV block ${block} outside 0..${numBlocks - 1}`);
+      }
+      for (const id of s.tokens) {
+        if (id < 0 || id >= this.vocabSize) throw new Error(`${where}: token id ${id} outside the vocabulary 0..${this.vocabSize - 1}`);
+      }
+      segments.push({ rowStart: rows, numRows: s.tokens.length, cachedLen: s.cachedLen, stateSlot: s.stateSlot, blockTable: s.blockTable });
+      rows += s.tokens.length;
+      if (s.wantLogits) logitRows.push(rows - 1);
+    });
+    const ids = new Int32Array(rows);
+    segments.forEach((seg, i) => ids.set(seqs[i]!.tokens, seg.rowStart));
+    return { batch: { numRows: rows, segments }, ids, logitRows: Int32Array.from(logitRows) };
+  }
+}
