@@ -1,0 +1,88 @@
+import { withSpecDefaults } from '../api/defaults.js';
+import { desiredDeployment, desiredPodDisruptionBudget, desiredReplicas, desiredService, runtimeArgs } from './desired.js';
+import { jambaDeployment } from './testing/fixtures.js';
+
+describe('desired children', () => {
+  const jd = jambaDeployment();
+  const dep = desiredDeployment(jd);
+  const pod = dep.spec!.template.spec!;
+  const c = pod.containers[0]!;
+
+  test('defaults are the server\'s: 8 GPUs, ExpertsInt8, 256K context, port 8000', () => {
+    expect(jd.spec).toMatchObject({ gpusPerReplica: 8, quantization: 'ExpertsInt8', maxContextLength: 262144, replicas: 1 });
+    expect(jd.spec.gpu).toEqual({ resourceName: 'nvidia.com/gpu', minMemoryMiB: 80000 });
+    expect(jd.spec.runtime).toMatchObject({ port: 8000, startupTimeoutSeconds: 3600 });
+  });
+
+  test('pods request the GPUs as limits, tolerate the taint, need the GPU memory', () => {
+    expect(c.resources?.limits).toEqual({ 'nvidia.com/gpu': '8' });
+    expect(pod.tolerations).toContainEqual({ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' });
+    expect(pod.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms).toEqual([
+      { matchExpressions: [{ key: 'nvidia.com/gpu.memory', operator: 'Gt', values: ['79999'] }] },
+    ]);
+  });
+
+  test('runtime args come from the spec', () => {
+    expect(c.command).toEqual(['jamba-runtime']);
+    expect(c.args).toEqual(['serve', '--model', '/models/jamba-mini', '--host', '0.0.0.0', '--port', '8000', '--backend', 'cuda',
+      '--tensor-parallel-size', '8', '--quantization', 'expertsint8', '--max-model-len', '262144']);
+    const custom = withSpecDefaults({ model: { name: 'm', source: { hostPath: { path: '/data/m' } } }, quantization: 'None', gpusPerReplica: 2, maxContextLength: 8192, runtime: { port: 9000, maxNumSeqs: 64, args: ['--seed', '1'] } });
+    expect(runtimeArgs(custom, '/models')).toEqual(['serve', '--model', '/models', '--host', '0.0.0.0', '--port', '9000', '--backend', 'cuda',
+      '--tensor-parallel-size', '2', '--quantization', 'none', '--max-model-len', '8192', '--max-num-seqs', '64', '--seed', '1']);
+  });
+
+  test('probes never kill a loading pod; graceful termination; read-only model; memory /dev/shm', () => {
+    expect(c.startupProbe).toMatchObject({ httpGet: { path: '/ready' }, periodSeconds: 10, failureThreshold: 360 });
+    expect(c.readinessProbe?.httpGet?.path).toBe('/ready');
+    expect(c.livenessProbe?.httpGet?.path).toBe('/health');
+    expect(c.lifecycle?.preStop?.sleep?.seconds).toBe(10);
+    expect(pod.terminationGracePeriodSeconds).toBe(10 + 120 + 5);
+    expect(c.volumeMounts).toContainEqual({ name: 'model', mountPath: '/models', readOnly: true });
+    expect(pod.volumes).toContainEqual({ name: 'model', persistentVolumeClaim: { claimName: 'weights', readOnly: true } });
+    expect(pod.volumes).toContainEqual({ name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: '16Gi' } });
+  });
+
+  test('rollout never surges (no spare GPU node needed); owner reference set', () => {
+    expect(dep.spec?.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } });
+    expect(dep.metadata?.ownerReferences).toEqual([{ apiVersion: 'serving.jamba.dev/v1alpha1', kind: 'JambaDeployment', name: 'mini', uid: 'uid-1', controller: true, blockOwnerDeletion: true }]);
+  });
+
+  test('products and user affinity terms are ANDed with the GPU memory requirement', () => {
+    const d = desiredDeployment(jambaDeployment({
+      gpu: { minMemoryMiB: 81000, products: ['NVIDIA-H100-80GB-HBM3'] },
+      scheduling: { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] }] } } } },
+    }));
+    expect(d.spec?.template.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms).toEqual([
+      { matchExpressions: [
+        { key: 'zone', operator: 'In', values: ['a'] },
+        { key: 'nvidia.com/gpu.memory', operator: 'Gt', values: ['80999'] },
+        { key: 'nvidia.com/gpu.product', operator: 'In', values: ['NVIDIA-H100-80GB-HBM3'] },
+      ] },
+    ]);
+  });
+
+  test('Hugging Face source downloads in an init container with the token secret', () => {
+    const d = desiredDeployment(jambaDeployment({ model: { name: 'ai21labs/AI21-Jamba-1.5-Mini', source: { huggingFace: { repo: 'ai21labs/AI21-Jamba-1.5-Mini', tokenSecretRef: { name: 'hf' } } } } }));
+    const init = d.spec?.template.spec?.initContainers?.[0];
+    expect(init?.env).toContainEqual({ name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: 'hf', key: 'token' } } });
+    expect(init?.env).toContainEqual({ name: 'MODEL_DIR', value: '/models/ai21labs/AI21-Jamba-1.5-Mini/main' });
+    expect(d.spec?.template.spec?.containers[0]?.args).toContain('/models/ai21labs/AI21-Jamba-1.5-Mini/main');
+    expect(d.spec?.template.spec?.volumes).toContainEqual({ name: 'model', emptyDir: {} });
+  });
+
+  test.each([
+    // spec.replicas, autoscaling, desired
+    [3, undefined, 3],
+    [3, { enabled: false, minReplicas: 5, maxReplicas: 9 }, 3],
+    [3, { enabled: true, minReplicas: 5, maxReplicas: 9 }, 5],
+    [12, { enabled: true, minReplicas: 5, maxReplicas: 9 }, 9],
+    [0, undefined, 0],
+  ])('replicas %i with autoscaling %j → %i', (replicas, autoscaling, expected) => {
+    expect(desiredReplicas(jambaDeployment({ replicas, ...(autoscaling ? { autoscaling } : {}) }).spec)).toBe(expected);
+  });
+
+  test('Service on the OpenAI port, PDB allows one replica down', () => {
+    expect(desiredService(jd).spec).toMatchObject({ type: 'ClusterIP', selector: { 'serving.jamba.dev/jambadeployment': 'mini' }, ports: [{ port: 8000, targetPort: 'http' }] });
+    expect(desiredPodDisruptionBudget(jd).spec).toMatchObject({ maxUnavailable: 1, unhealthyPodEvictionPolicy: 'AlwaysAllow' });
+  });
+});

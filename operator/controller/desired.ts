@@ -1,0 +1,215 @@
+// The children a JambaDeployment should have: pure functions from the (defaulted) spec to objects.
+import type {
+  V1Affinity, V1Container, V1Deployment, V1NodeSelectorRequirement, V1NodeSelectorTerm, V1PodDisruptionBudget,
+  V1ResourceRequirements, V1Service, V1Toleration, V1Volume, V1VolumeMount,
+} from '@kubernetes/client-node';
+import type { JambaDeployment, JambaDeploymentSpec } from '../api/jambadeployment.js';
+import {
+  CONTAINER_NAME, GPU_MEMORY_LABEL, GPU_PRODUCT_LABEL, MODEL_MOUNT, PORT_NAME, commonLabels, ownerReference, selectorLabels,
+} from './labels.js';
+
+/** Seconds the preStop hook waits so endpoints drop the pod before the runtime starts draining. */
+export const PRESTOP_SLEEP_SECONDS = 10;
+const STARTUP_PERIOD_SECONDS = 10;
+/** Image of the Hugging Face download init container (huggingface_hub's CLI). */
+export const HF_DOWNLOADER_IMAGE = 'python:3.12-slim';
+export const HF_HUB_VERSION = '0.26.5';
+
+/** Replicas the Deployment should run. With autoscaling on, spec.replicas is clamped to its bounds. */
+export function desiredReplicas(spec: JambaDeploymentSpec): number {
+  const a = spec.autoscaling;
+  if (!a?.enabled) return spec.replicas;
+  return Math.min(Math.max(spec.replicas, a.minReplicas), a.maxReplicas);
+}
+
+interface ModelVolume {
+  volumes: V1Volume[];
+  mounts: V1VolumeMount[];
+  modelPath: string;
+  initContainers: V1Container[];
+}
+
+function joinPath(...parts: (string | undefined)[]): string {
+  return parts.filter((p): p is string => !!p).join('/').replace(/\/+/g, '/').replace(/\/$/, '');
+}
+
+/** The model volume, mounted read-only into the runtime; Hugging Face sources are downloaded first. */
+export function modelVolume(spec: JambaDeploymentSpec): ModelVolume {
+  const src = spec.model.source;
+  const mounts: V1VolumeMount[] = [{ name: 'model', mountPath: MODEL_MOUNT, readOnly: true }];
+  if (src.pvc) {
+    return {
+      volumes: [{ name: 'model', persistentVolumeClaim: { claimName: src.pvc.claimName, readOnly: true } }],
+      mounts, modelPath: joinPath(MODEL_MOUNT, src.pvc.subPath), initContainers: [],
+    };
+  }
+  if (src.hostPath) {
+    return {
+      volumes: [{ name: 'model', hostPath: { path: src.hostPath.path, type: 'Directory' } }],
+      mounts, modelPath: MODEL_MOUNT, initContainers: [],
+    };
+  }
+  const hf = src.huggingFace!;
+  const modelPath = joinPath(MODEL_MOUNT, hf.repo, hf.revision);
+  const volume: V1Volume = hf.cacheClaimName
+    ? { name: 'model', persistentVolumeClaim: { claimName: hf.cacheClaimName } }
+    : { name: 'model', emptyDir: {} };
+  // `download --local-dir` skips files already present, so a cache PVC makes restarts cheap.
+  const download: V1Container = {
+    name: 'download',
+    image: HF_DOWNLOADER_IMAGE,
+    command: ['sh', '-c'],
+    args: [
+      `pip install --quiet --no-cache-dir huggingface_hub==${HF_HUB_VERSION} && ` +
+        'huggingface-cli download "$HF_REPO" --revision "$HF_REVISION" --local-dir "$MODEL_DIR"',
+    ],
+    env: [
+      { name: 'HF_REPO', value: hf.repo },
+      { name: 'HF_REVISION', value: hf.revision },
+      { name: 'MODEL_DIR', value: modelPath },
+      ...(hf.tokenSecretRef
+        ? [{ name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: hf.tokenSecretRef.name, key: hf.tokenSecretRef.key } } }]
+        : []),
+    ],
+    volumeMounts: [{ name: 'model', mountPath: MODEL_MOUNT }],
+  };
+  return { volumes: [volume], mounts, modelPath, initContainers: [download] };
+}
+
+export function runtimeArgs(spec: JambaDeploymentSpec, modelPath: string): string[] {
+  const r = spec.runtime;
+  return [
+    'serve',
+    '--model', modelPath,
+    '--host', '0.0.0.0',
+    '--port', String(r.port),
+    '--backend', 'cuda',
+    '--tensor-parallel-size', String(spec.gpusPerReplica),
+    '--quantization', spec.quantization === 'ExpertsInt8' ? 'expertsint8' : 'none',
+    '--max-model-len', String(spec.maxContextLength),
+    ...(r.maxNumSeqs !== undefined ? ['--max-num-seqs', String(r.maxNumSeqs)] : []),
+    ...(r.args ?? []),
+  ];
+}
+
+/** The GPU limit always comes from gpusPerReplica, whatever runtime.resources says. */
+function containerResources(spec: JambaDeploymentSpec): V1ResourceRequirements {
+  const user = spec.runtime.resources ?? {};
+  const gpu = { [spec.gpu.resourceName]: String(spec.gpusPerReplica) };
+  const requests = user.requests ? { ...user.requests, ...gpu } : undefined;
+  return { ...(requests ? { requests } : {}), limits: { ...(user.limits ?? {}), ...gpu } };
+}
+
+function gpuRequirements(spec: JambaDeploymentSpec): V1NodeSelectorRequirement[] {
+  const reqs: V1NodeSelectorRequirement[] = [
+    // Gt is strict, so minMemoryMiB itself must pass.
+    { key: GPU_MEMORY_LABEL, operator: 'Gt', values: [String(spec.gpu.minMemoryMiB - 1)] },
+  ];
+  const products = spec.gpu.products ?? [];
+  if (products.length > 0) reqs.push({ key: GPU_PRODUCT_LABEL, operator: 'In', values: [...products] });
+  return reqs;
+}
+
+/** The user's affinity with the GPU requirements ANDed into each of their node-selector terms. */
+export function podAffinity(spec: JambaDeploymentSpec): V1Affinity {
+  const user = spec.scheduling?.affinity ?? {};
+  const gpu = gpuRequirements(spec);
+  const userTerms = user.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
+  const terms: V1NodeSelectorTerm[] = userTerms.length === 0
+    ? [{ matchExpressions: gpu }]
+    : userTerms.map((t) => ({ ...t, matchExpressions: [...(t.matchExpressions ?? []), ...gpu] }));
+  return {
+    ...user,
+    nodeAffinity: {
+      ...user.nodeAffinity,
+      requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: terms },
+    },
+  };
+}
+
+export function podTolerations(spec: JambaDeploymentSpec): V1Toleration[] {
+  return [
+    { key: spec.gpu.resourceName, operator: 'Exists', effect: 'NoSchedule' },
+    ...(spec.scheduling?.tolerations ?? []),
+  ];
+}
+
+export function desiredDeployment(jd: JambaDeployment): V1Deployment {
+  const spec = jd.spec;
+  const r = spec.runtime;
+  const model = modelVolume(spec);
+  const startupFailures = Math.ceil(r.startupTimeoutSeconds / STARTUP_PERIOD_SECONDS);
+  const container: V1Container = {
+    name: CONTAINER_NAME,
+    image: r.image,
+    ...(r.imagePullPolicy ? { imagePullPolicy: r.imagePullPolicy } : {}),
+    command: ['jamba-runtime'],
+    args: runtimeArgs(spec, model.modelPath),
+    ports: [{ name: PORT_NAME, containerPort: r.port, protocol: 'TCP' }],
+    env: [{ name: 'JAMBA_DRAIN_TIMEOUT_SECONDS', value: String(r.drainTimeoutSeconds) }, ...(r.env ?? [])],
+    resources: containerResources(spec),
+    volumeMounts: [...model.mounts, { name: 'dshm', mountPath: '/dev/shm' }],
+    // /ready answers 503 until the weights are loaded: the startup probe gives loading up to
+    // startupTimeoutSeconds, and liveness (/health) only starts after it, so loading pods are never killed.
+    startupProbe: { httpGet: { path: '/ready', port: PORT_NAME }, periodSeconds: STARTUP_PERIOD_SECONDS, failureThreshold: startupFailures, timeoutSeconds: 5 },
+    readinessProbe: { httpGet: { path: '/ready', port: PORT_NAME }, periodSeconds: 5, failureThreshold: 2, timeoutSeconds: 5 },
+    livenessProbe: { httpGet: { path: '/health', port: PORT_NAME }, periodSeconds: 10, failureThreshold: 6, timeoutSeconds: 5 },
+    // The sleep lets endpoint removal propagate before SIGTERM; the runtime then drains in-flight requests.
+    lifecycle: { preStop: { sleep: { seconds: PRESTOP_SLEEP_SECONDS } } },
+  };
+  const labels = commonLabels(jd);
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: jd.metadata.name, namespace: jd.metadata.namespace, labels, ownerReferences: [ownerReference(jd)] },
+    spec: {
+      replicas: desiredReplicas(spec),
+      selector: { matchLabels: selectorLabels(jd) },
+      // maxSurge 0: a rollout never needs a spare GPU node (docs/adr/0001-rollout-strategy.md).
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } },
+      progressDeadlineSeconds: r.startupTimeoutSeconds + 600,
+      revisionHistoryLimit: 3,
+      template: {
+        metadata: { labels },
+        spec: {
+          ...(model.initContainers.length > 0 ? { initContainers: model.initContainers } : {}),
+          containers: [container],
+          volumes: [...model.volumes, { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: '16Gi' } }],
+          tolerations: podTolerations(spec),
+          affinity: podAffinity(spec),
+          ...(spec.scheduling?.nodeSelector ? { nodeSelector: spec.scheduling.nodeSelector } : {}),
+          ...(spec.scheduling?.priorityClassName ? { priorityClassName: spec.scheduling.priorityClassName } : {}),
+          terminationGracePeriodSeconds: PRESTOP_SLEEP_SECONDS + r.drainTimeoutSeconds + 5,
+        },
+      },
+    },
+  };
+}
+
+export function desiredService(jd: JambaDeployment): V1Service {
+  const s = jd.spec.service;
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: jd.metadata.name, namespace: jd.metadata.namespace, labels: commonLabels(jd), ownerReferences: [ownerReference(jd)] },
+    spec: {
+      type: s.type,
+      selector: selectorLabels(jd),
+      ports: [{ name: PORT_NAME, port: s.port, targetPort: PORT_NAME, protocol: 'TCP', appProtocol: 'http' }],
+    },
+  };
+}
+
+export function desiredPodDisruptionBudget(jd: JambaDeployment): V1PodDisruptionBudget {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: { name: jd.metadata.name, namespace: jd.metadata.namespace, labels: commonLabels(jd), ownerReferences: [ownerReference(jd)] },
+    spec: {
+      maxUnavailable: 1,
+      selector: { matchLabels: selectorLabels(jd) },
+      // A pod still loading weights is unready; without this a node drain would wait on it forever.
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
+    },
+  };
+}

@@ -1,0 +1,85 @@
+import { desiredDeployment, desiredPodDisruptionBudget, desiredService } from './desired.js';
+import { planChildren, planStatus, transitionEvents } from './plan.js';
+import { deploymentStatus, jambaDeployment, pod } from './testing/fixtures.js';
+import type { Condition } from '../api/jambadeployment.js';
+
+const now = new Date('2026-11-29T01:00:00Z');
+
+/** What the server returns: our fields plus defaults and status. */
+function asServerReturns<T extends object>(o: T): T {
+  const copy = structuredClone(o) as Record<string, unknown>;
+  (copy.metadata as Record<string, unknown>).resourceVersion = '42';
+  (copy.metadata as Record<string, unknown>).managedFields = [{ manager: 'jamba-operator' }];
+  return copy as T;
+}
+
+describe('planChildren', () => {
+  const jd = jambaDeployment();
+  const inSync = { deployment: asServerReturns(desiredDeployment(jd)), service: asServerReturns(desiredService(jd)), pdb: asServerReturns(desiredPodDisruptionBudget(jd)), pods: [] };
+
+  test('nothing observed → create all three', () => {
+    const p = planChildren(jd, { pods: [] });
+    expect(p.apply.map((a) => `${a.reason} ${a.kind}`)).toEqual(['Created Deployment', 'Created Service', 'Created PodDisruptionBudget']);
+  });
+
+  test('in sync → no API calls planned', () => {
+    expect(planChildren(jd, inSync).apply).toEqual([]);
+  });
+
+  test.each([
+    ['replicas scaled by hand', (d: any) => { d.spec.replicas = 5; }, 'spec.replicas'],
+    ['container image edited', (d: any) => { d.spec.template.spec.containers[0].image = 'other'; }, 'spec.template.spec.containers[0].image'],
+    ['toleration removed', (d: any) => { d.spec.template.spec.tolerations = []; }, 'spec.template.spec.tolerations'],
+  ])('drift: %s → Updated Deployment at %s', (_n, edit, field) => {
+    const dep = structuredClone(inSync.deployment);
+    edit(dep);
+    const p = planChildren(jd, { ...inSync, deployment: dep });
+    expect(p.apply.map((a) => [a.reason, a.kind, a.field])).toEqual([['Updated', 'Deployment', field]]);
+  });
+
+  test('spec change → only the Deployment is re-applied', () => {
+    const changed = jambaDeployment({ maxContextLength: 131072 });
+    expect(planChildren(changed, inSync).apply.map((a) => a.kind)).toEqual(['Deployment']);
+  });
+
+  test('a known model that cannot fit is blocked and nothing is applied', () => {
+    const big = jambaDeployment({ model: { name: 'ai21labs/AI21-Jamba-1.5-Large', source: { hostPath: { path: '/m' } } }, quantization: 'None' });
+    const p = planChildren(big, { pods: [] });
+    expect(p.apply).toEqual([]);
+    expect(p.blocked?.reason).toBe('InsufficientGPUMemory');
+    expect(p.blocked?.message).toContain('needs ~796 GB of weights');
+  });
+});
+
+describe('planStatus', () => {
+  test('writes status once; the same world again writes nothing', () => {
+    const jd = jambaDeployment();
+    const children = planChildren(jd, { pods: [] });
+    const first = planStatus(jd, children, deploymentStatus({ replicas: 1 }), [pod('unschedulable')], now);
+    expect(first.status).toBeDefined();
+    expect(first.events.map((e) => `${e.type} ${e.reason}`)).toEqual(['Warning Unschedulable']);
+    // The server returns status keys sorted; order must not matter.
+    const stored = JSON.parse(JSON.stringify(first.status, Object.keys(first.status!).sort().concat(['type', 'status', 'reason', 'message', 'lastTransitionTime', 'observedGeneration'])));
+    const again = planStatus({ ...jd, status: stored }, children, deploymentStatus({ replicas: 1 }), [pod('unschedulable')], new Date('2026-11-29T02:00:00Z'));
+    expect(again.status).toBeUndefined();
+    expect(again.events).toEqual([]);
+  });
+
+  test('apply error becomes Degraded/ApplyFailed', () => {
+    const jd = jambaDeployment();
+    const s = planStatus(jd, planChildren(jd, { pods: [] }), undefined, [], now, new Error('applying Deployment ns/mini: forbidden'));
+    expect(s.status?.conditions?.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'ApplyFailed', message: 'applying Deployment ns/mini: forbidden' });
+  });
+});
+
+describe('transitionEvents', () => {
+  const c = (type: string, status: 'True' | 'False', reason: string): Condition => ({ type, status, reason, message: reason, lastTransitionTime: 't' });
+  test.each([
+    ['became ready', [c('Ready', 'False', 'Loading')], [c('Ready', 'True', 'AllReplicasReady')], ['Normal AllReplicasReady']],
+    ['stays ready', [c('Ready', 'True', 'AllReplicasReady')], [c('Ready', 'True', 'AllReplicasReady')], []],
+    ['degraded reason changes', [c('Degraded', 'True', 'Unschedulable')], [c('Degraded', 'True', 'CrashLoopBackOff')], ['Warning CrashLoopBackOff']],
+    ['recovered', [c('Degraded', 'True', 'Unschedulable')], [c('Degraded', 'False', 'AsExpected')], ['Normal Recovered']],
+  ])('%s', (_n, before, after, expected) => {
+    expect(transitionEvents(before, after).map((e) => `${e.type} ${e.reason}`)).toEqual(expected);
+  });
+});

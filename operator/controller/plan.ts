@@ -1,0 +1,108 @@
+// Reconcile plans, then acts. planChildren decides which children to apply (only those that differ
+// from what the cluster shows, so a quiet cluster costs no API calls); planStatus decides the status
+// and the events once the children are applied. Both are pure.
+import { isDeepStrictEqual } from 'node:util';
+import type { V1Deployment, V1PodDisruptionBudget, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { Condition, JambaDeployment, JambaDeploymentStatus } from '../api/jambadeployment.js';
+import { checkFit, fitMessage, type FitInput } from '../api/sizing.js';
+import { desiredDeployment, desiredPodDisruptionBudget, desiredReplicas, desiredService } from './desired.js';
+import { firstDifference } from './drift.js';
+import { computeStatus, type Blocked } from './status.js';
+
+export type ChildKind = 'Deployment' | 'Service' | 'PodDisruptionBudget';
+export type Child = V1Deployment | V1Service | V1PodDisruptionBudget;
+
+export interface Observed {
+  deployment?: V1Deployment;
+  service?: V1Service;
+  pdb?: V1PodDisruptionBudget;
+  pods: V1Pod[];
+}
+
+export interface ChildAction {
+  kind: ChildKind;
+  object: Child;
+  /** Created: the child is missing. Updated: the spec changed or someone edited the child (drift). */
+  reason: 'Created' | 'Updated';
+  /** First field that differs, for the event and log. */
+  field?: string;
+}
+
+export interface ChildPlan {
+  desiredReplicas: number;
+  apply: ChildAction[];
+  blocked?: Blocked;
+}
+
+export function fitInput(jd: JambaDeployment): FitInput {
+  const s = jd.spec;
+  return { modelName: s.model.name, quantization: s.quantization, maxContextLength: s.maxContextLength, gpusPerReplica: s.gpusPerReplica, minMemoryMiB: s.gpu.minMemoryMiB };
+}
+
+function action(kind: ChildKind, desired: Child, observed: Child | undefined): ChildAction | undefined {
+  if (!observed) return { kind, object: desired, reason: 'Created' };
+  const field = firstDifference(observed, desired);
+  return field ? { kind, object: desired, reason: 'Updated', field } : undefined;
+}
+
+export function planChildren(jd: JambaDeployment, observed: Observed): ChildPlan {
+  const replicas = desiredReplicas(jd.spec);
+  // Defence in depth: the CRD's CEL rule refuses these, but an older CRD or a status-only edit could let one in.
+  const fit = checkFit(fitInput(jd));
+  if (!fit.fits) return { desiredReplicas: replicas, apply: [], blocked: { reason: 'InsufficientGPUMemory', message: fitMessage(fitInput(jd), fit) } };
+  const actions = [
+    action('Deployment', desiredDeployment(jd), observed.deployment),
+    action('Service', desiredService(jd), observed.service),
+    action('PodDisruptionBudget', desiredPodDisruptionBudget(jd), observed.pdb),
+  ];
+  return { desiredReplicas: replicas, apply: actions.filter((a): a is ChildAction => a !== undefined) };
+}
+
+export interface PlannedEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+export interface StatusPlan {
+  /** Undefined when the status is already what it should be: nothing to write. */
+  status?: JambaDeploymentStatus;
+  events: PlannedEvent[];
+}
+
+function find(conditions: Condition[] | undefined, type: string): Condition | undefined {
+  return conditions?.find((c) => c.type === type);
+}
+
+/** Events on transitions only, so an unchanged world emits nothing. */
+export function transitionEvents(before: Condition[] | undefined, after: Condition[]): PlannedEvent[] {
+  const events: PlannedEvent[] = [];
+  const [rb, ra] = [find(before, 'Ready'), find(after, 'Ready')];
+  const [db, da] = [find(before, 'Degraded'), find(after, 'Degraded')];
+  if (ra?.status === 'True' && rb?.status !== 'True') events.push({ type: 'Normal', reason: ra.reason, message: ra.message });
+  if (da?.status === 'True' && (db?.status !== 'True' || db.reason !== da.reason)) events.push({ type: 'Warning', reason: da.reason, message: da.message });
+  if (da?.status === 'False' && db?.status === 'True') events.push({ type: 'Normal', reason: 'Recovered', message: `no longer ${db.reason}` });
+  return events;
+}
+
+export function childEvents(applied: ChildAction[]): PlannedEvent[] {
+  return applied.map((a) => ({
+    type: 'Normal',
+    reason: a.reason,
+    message: a.reason === 'Created'
+      ? `created ${a.kind} ${a.object.metadata?.name}`
+      : `updated ${a.kind} ${a.object.metadata?.name} (${a.field} differed from the spec)`,
+  }));
+}
+
+/** Key order differs between what we build and what the server returns (sorted), so compare deeply. */
+function sameStatus(a: JambaDeploymentStatus | undefined, b: JambaDeploymentStatus): boolean {
+  return isDeepStrictEqual(a ?? {}, b);
+}
+
+export function planStatus(jd: JambaDeployment, children: ChildPlan, deployment: V1Deployment | undefined, pods: V1Pod[], now: Date, applyError?: Error): StatusPlan {
+  const blocked: Blocked | undefined = children.blocked ?? (applyError ? { reason: 'ApplyFailed', message: applyError.message } : undefined);
+  const status = computeStatus({ jd, desiredReplicas: children.desiredReplicas, deployment, pods, blocked, now });
+  const events = transitionEvents(jd.status?.conditions, status.conditions ?? []);
+  return { status: sameStatus(jd.status, status) ? undefined : status, events };
+}
