@@ -1,0 +1,40 @@
+import { CpuBackend } from './index.js';
+import type { CpuTensor } from './tensor.js';
+
+const b = new CpuBackend();
+const f = (values: number[], shape: number[]) => b.upload(new Float32Array(values), shape);
+const data = (t: unknown) => [...((t as CpuTensor).data as Float32Array)];
+
+test('rmsNorm: x / sqrt(mean(x²) + eps) * weight, per row', () => {
+  // Row [3, 4]: mean square 12.5; row [0, 0] stays 0.
+  const y = data(b.rmsNorm(f([3, 4, 0, 0], [2, 2]), f([1, 2], [2]), 1e-6));
+  expect(y[0]).toBeCloseTo(3 / Math.sqrt(12.5), 6);
+  expect(y[1]).toBeCloseTo((2 * 4) / Math.sqrt(12.5), 6);
+  expect(y.slice(2)).toEqual([0, 0]);
+  // eps counts inside the square root.
+  expect(data(b.rmsNorm(f([1], [1, 1]), f([1], [1]), 3))[0]).toBeCloseTo(0.5, 6);
+});
+
+test('embedding gathers rows and rejects ids outside the vocabulary', () => {
+  const table = f([0, 1, 10, 11, 20, 21], [3, 2]);
+  expect(data(b.embedding(table, new Int32Array([2, 0, 2])))).toEqual([20, 21, 0, 1, 20, 21]);
+  expect(() => b.embedding(table, new Int32Array([3]))).toThrow('token id 3 outside vocabulary 0..2');
+});
+
+test('siluMul = x·sigmoid(x)·up; addInPlace; splitColumns; gatherRows', () => {
+  const y = data(b.siluMul(f([0, 1, -2], [1, 3]), f([5, 2, 1], [1, 3])));
+  expect(y[0]).toBe(0);
+  expect(y[1]).toBeCloseTo(2 * (1 / (1 + Math.exp(-1))), 6);
+  expect(y[2]).toBeCloseTo(-2 / (1 + Math.exp(2)), 6);
+
+  const acc = f([1, 2], [1, 2]);
+  b.addInPlace(acc, f([10, 20], [1, 2]));
+  expect(data(acc)).toEqual([11, 22]);
+
+  const [a, c] = b.splitColumns(f([1, 2, 3, 4, 5, 6], [2, 3]), [1, 2]);
+  expect(data(a)).toEqual([1, 4]);
+  expect(data(c)).toEqual([2, 3, 5, 6]);
+  expect(() => b.splitColumns(f([1, 2], [1, 2]), [1, 2])).toThrow('widths sum to 3');
+
+  expect(data(b.gatherRows(f([1, 2, 3, 4, 5, 6], [3, 2]), new Int32Array([2, 0])))).toEqual([5, 6, 1, 2]);
+});
