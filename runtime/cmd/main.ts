@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// jamba-runtime: the serving process of one replica.
+//   jamba-runtime serve --model DIR [--host 127.0.0.1] [--port 8000] [--quantization none|expertsint8] ...
+// SIGTERM (and SIGINT) drain: /ready turns 503, new requests get 503, requests in flight finish
+// within --drain-timeout seconds (the rest are cancelled), then the process exits 0.
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseServeArgs, serveUsage, type ServeConfig, UsageError } from './args.js';
+import { jsonLogger } from '../server/log.js';
+import { startRuntime } from '../server/runtime.js';
+
+const TOP_USAGE = `Usage: jamba-runtime <command> [options]
+
+Commands:
+  serve    Serve a Jamba checkpoint over the OpenAI API (see: jamba-runtime serve --help)
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(TOP_USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  if (command !== 'serve') {
+    process.stderr.write(`jamba-runtime: unknown command '${command}'\n\n${TOP_USAGE}`);
+    return 2;
+  }
+  let config: ServeConfig | 'help';
+  try {
+    config = parseServeArgs(rest);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`jamba-runtime serve: ${error.message}\n\n${serveUsage()}`);
+    return 2;
+  }
+  if (config === 'help') {
+    process.stdout.write(serveUsage());
+    return 0;
+  }
+  return serve(config);
+}
+
+async function serve(config: ServeConfig): Promise<number> {
+  const log = jsonLogger;
+  const runtime = await startRuntime({ ...config.runtime, log });
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const shutdown = async (signal: string): Promise<void> => {
+      if (stopping) return;
+      stopping = true;
+      log('info', 'draining', { signal, timeout_seconds: config.drainTimeoutSeconds });
+      const drained = await runtime.drain(config.drainTimeoutSeconds * 1000);
+      await runtime.close();
+      log('info', 'stopped', { drained });
+      resolve(0);
+    };
+    process.on('SIGTERM', () => void shutdown('SIGTERM'));
+    process.on('SIGINT', () => void shutdown('SIGINT'));
+    runtime.ready.catch(async () => {
+      // Without a model the process cannot serve: exit non-zero so the pod restarts with the reason logged.
+      if (stopping) return;
+      stopping = true;
+      await runtime.close();
+      resolve(1);
+    });
+  });
+}
+
+const invokedDirectly = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+if (invokedDirectly) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: Error) => {
+      process.stderr.write(`jamba-runtime: ${error.stack ?? error.message}\n`);
+      process.exit(1);
+    },
+  );
+}

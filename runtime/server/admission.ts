@@ -1,0 +1,53 @@
+// Hands a request to the engine on behalf of an HTTP exchange: engine refusals become OpenAI errors,
+// and the client going away (socket closed before the response ended) cancels the request.
+import type { ServerResponse } from 'node:http';
+import { RequestRejectedError, type RequestOutput } from '../engine/engine.js';
+import type { SamplingParams } from '../engine/sequence.js';
+import { ApiError } from './errors.js';
+import type { ServingContext } from './context.js';
+
+export const RETRY_AFTER_SECONDS = 1;
+
+export interface Admitted {
+  outputs: AsyncGenerator<RequestOutput>;
+  /** True once the client has gone away. */
+  readonly disconnected: boolean;
+}
+
+export function admit(ctx: ServingContext, requestId: string, promptTokenIds: number[], params: SamplingParams, res: ServerResponse): Admitted {
+  const controller = new AbortController();
+  let outputs: AsyncGenerator<RequestOutput>;
+  try {
+    outputs = ctx.engine.generate({ requestId, promptTokenIds, params }, controller.signal);
+  } catch (error) {
+    throw toApiError(error);
+  }
+  const state = { disconnected: false };
+  res.on('close', () => {
+    if (res.writableFinished) return;
+    state.disconnected = true;
+    controller.abort();
+    ctx.log('info', 'client disconnected; request cancelled', { requestId });
+  });
+  return {
+    outputs,
+    get disconnected() {
+      return state.disconnected;
+    },
+  };
+}
+
+export function toApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error instanceof RequestRejectedError) {
+    switch (error.reason) {
+      case 'invalid':
+        return new ApiError(400, error.message, 'invalid_request_error', error.param ?? null);
+      case 'overloaded':
+        return new ApiError(429, error.message, 'rate_limit_error', null, 'queue_full', RETRY_AFTER_SECONDS);
+      case 'closed':
+        return new ApiError(503, error.message, 'service_unavailable_error', null, 'draining', RETRY_AFTER_SECONDS);
+    }
+  }
+  return new ApiError(500, `internal error: ${(error as Error).message}`, 'server_error');
+}

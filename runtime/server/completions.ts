@@ -1,0 +1,87 @@
+// POST /v1/completions.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import type { FinishReason } from '../engine/sequence.js';
+import { admit, toApiError } from './admission.js';
+import { tokenNamer, type ServingContext } from './context.js';
+import { ApiError } from './errors.js';
+import { SseWriter, sendJson } from './http-io.js';
+import { CompletionLogprobsBuilder, type CompletionLogprobs } from './logprobs-format.js';
+import { parseCompletionRequest } from './protocol.js';
+import { checkModel } from './models.js';
+
+interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+const usage = (prompt: number, completion: number): Usage => ({ prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion });
+
+export async function handleCompletion(ctx: ServingContext, body: Record<string, unknown>, _req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const request = parseCompletionRequest(body);
+  checkModel(ctx, request.model);
+  const promptTokenIds = 'text' in request.prompt ? ctx.tokenizer.encode(request.prompt.text) : request.prompt.tokenIds;
+  const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
+  const created = Math.floor(Date.now() / 1000);
+  const admitted = admit(ctx, id, promptTokenIds, request.params, res);
+
+  const echoText = request.echo ? ('text' in request.prompt ? request.prompt.text : ctx.tokenizer.decode(promptTokenIds)) : '';
+  const logprobs = request.params.logprobs !== undefined ? new CompletionLogprobsBuilder(tokenNamer(ctx, request.returnTokensAsTokenIds), echoText.length) : undefined;
+  const choice = (text: string, lp: CompletionLogprobs | null, finishReason: FinishReason | null, stopReason: string | number | null) => ({
+    index: 0,
+    text,
+    logprobs: lp,
+    finish_reason: finishReason,
+    stop_reason: stopReason,
+  });
+  const envelope = { id, object: 'text_completion', created, model: ctx.servedModelName };
+
+  if (request.stream.stream) {
+    const sse = new SseWriter(res);
+    sse.open();
+    let pendingEcho = echoText;
+    let last = { prompt: promptTokenIds.length, completion: 0 };
+    try {
+      for await (const out of admitted.outputs) {
+        last = { prompt: out.numPromptTokens, completion: out.numOutputTokens };
+        const text = pendingEcho + out.text;
+        pendingEcho = '';
+        const lp = logprobs && out.tokens.length > 0 ? logprobs.build(out.tokens) : null;
+        if (text === '' && lp === null && !out.finished) continue;
+        sse.send({ ...envelope, choices: [choice(text, lp, out.finishReason ?? null, out.finished ? (out.stopReason ?? null) : null)] });
+      }
+    } catch (error) {
+      sse.sendError(toApiError(error));
+    }
+    if (request.stream.includeUsage) sse.send({ ...envelope, choices: [], usage: usage(last.prompt, last.completion) });
+    sse.done();
+    return;
+  }
+
+  let text = echoText;
+  const lpAll: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+  let final: { finishReason?: FinishReason; stopReason?: string | number; prompt: number; completion: number } = { prompt: promptTokenIds.length, completion: 0 };
+  try {
+    for await (const out of admitted.outputs) {
+      text += out.text;
+      if (logprobs && out.tokens.length > 0) {
+        const lp = logprobs.build(out.tokens);
+        lpAll.tokens.push(...lp.tokens);
+        lpAll.token_logprobs.push(...lp.token_logprobs);
+        lpAll.top_logprobs.push(...lp.top_logprobs);
+        lpAll.text_offset.push(...lp.text_offset);
+      }
+      final = { finishReason: out.finishReason, stopReason: out.stopReason, prompt: out.numPromptTokens, completion: out.numOutputTokens };
+    }
+  } catch (error) {
+    throw toApiError(error);
+  }
+  if (admitted.disconnected) return;
+  if (final.finishReason === 'abort') throw new ApiError(503, 'the request was cancelled (server shutting down)', 'service_unavailable_error', null, 'cancelled');
+  sendJson(res, 200, {
+    ...envelope,
+    choices: [choice(text, logprobs ? lpAll : null, final.finishReason ?? null, final.stopReason ?? null)],
+    usage: usage(final.prompt, final.completion),
+  });
+}

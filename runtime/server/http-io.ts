@@ -1,0 +1,74 @@
+// Small node:http helpers: bounded body reading, JSON replies, OpenAI error replies, SSE.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ApiError } from './errors.js';
+
+/** Reads the whole body; 413 beyond `limitBytes` (checked on Content-Length first, then while reading). */
+export async function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
+  const tooLarge = (): ApiError =>
+    new ApiError(413, `the request body is larger than ${limitBytes} bytes`, 'invalid_request_error', null, 'request_too_large');
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limitBytes) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limitBytes) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+export function parseJsonObject(body: Buffer): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch (cause) {
+    throw new ApiError(400, `the request body is not valid JSON: ${(cause as Error).message}`, 'invalid_request_error', null, 'invalid_json');
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ApiError(400, 'the request body must be a JSON object', 'invalid_request_error', null, 'invalid_json');
+  }
+  return value as Record<string, unknown>;
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+export function sendError(res: ServerResponse, error: ApiError, headers: Record<string, string> = {}): void {
+  const extra = { ...headers };
+  if (error.retryAfterSeconds !== undefined) extra['retry-after'] = String(error.retryAfterSeconds);
+  sendJson(res, error.status, error.body(), extra);
+}
+
+/** Server-sent events as OpenAI streams them: `data: {json}\n\n`, ending with `data: [DONE]`. */
+export class SseWriter {
+  constructor(private readonly res: ServerResponse) {}
+
+  open(): void {
+    this.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    this.res.flushHeaders();
+  }
+
+  get closed(): boolean {
+    return this.res.destroyed || this.res.writableEnded;
+  }
+
+  send(data: unknown): void {
+    if (!this.closed) this.res.write(`data: ${JSON.stringify(data)}\n\n`);
+  }
+
+  /** An error after the stream began (the status is already 200): an error event, then the end. */
+  sendError(error: ApiError): void {
+    this.send(error.body());
+  }
+
+  done(): void {
+    if (this.closed) return;
+    this.res.write('data: [DONE]\n\n');
+    this.res.end();
+  }
+}

@@ -1,0 +1,160 @@
+// Assembles a serving process: metrics, the HTTP server (listening at once), then the tokenizer and
+// the model loaded in the background with progress in the log and in /metrics, then the engine.
+import { basename, resolve } from 'node:path';
+import { Engine } from '../engine/engine.js';
+import type { LoadOptions, LoadProgress, LoadedModel, Quantization } from '../engine/model-runner.js';
+import { RuntimeMetrics } from '../metrics/metrics.js';
+import { TextTokenizer } from '../tokenizer/tokenizer.js';
+import { jsonLogger, type Logger } from './log.js';
+import { RuntimeServer } from './server.js';
+
+export type LoadModelFn = (dir: string, opts: LoadOptions) => Promise<LoadedModel>;
+
+export interface RuntimeOptions {
+  modelDir: string;
+  host: string;
+  port: number;
+  quantization: Quantization;
+  maxModelLen: number;
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
+  maxWaiting: number;
+  /** Default: the checkpoint directory's name. */
+  servedModelName?: string;
+  maxBodyBytes: number;
+  kvBlockSize?: number;
+  kvNumBlocks?: number;
+  log?: Logger;
+  /** The model loader; the real one unless a caller substitutes another. */
+  loadModel?: LoadModelFn;
+}
+
+export const RUNTIME_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 8000,
+  quantization: 'none' as Quantization,
+  maxModelLen: 4096,
+  maxNumSeqs: 16,
+  maxNumBatchedTokens: 512,
+  maxWaiting: 256,
+  maxBodyBytes: 4 * 1024 * 1024,
+  drainTimeoutSeconds: 30,
+};
+
+export interface Runtime {
+  server: RuntimeServer;
+  metrics: RuntimeMetrics;
+  host: string;
+  port: number;
+  url: string;
+  servedModelName: string;
+  /** Settles when the model is loaded (or failed to load). */
+  ready: Promise<LoadedModel>;
+  /** The engine, once loaded. */
+  engine?: Engine;
+  /** /ready → 503, finish what runs within the timeout, cancel the rest. True when all finished. */
+  drain(timeoutMs: number): Promise<boolean>;
+  /** Stops everything and frees the model. */
+  close(): Promise<void>;
+}
+
+async function defaultLoadModel(dir: string, opts: LoadOptions): Promise<LoadedModel> {
+  const { loadModel } = await import('../models/index.js');
+  return loadModel(dir, opts);
+}
+
+export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
+  const log = options.log ?? jsonLogger;
+  const modelDir = resolve(options.modelDir);
+  const servedModelName = options.servedModelName ?? basename(modelDir);
+  const metrics = new RuntimeMetrics(servedModelName);
+  const server = new RuntimeServer({ servedModelName, modelDir, maxBodyBytes: options.maxBodyBytes, metrics, log });
+  const address = await server.listen(options.port, options.host);
+  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  log('info', 'listening', { host: address.address, port: address.port, url, model: servedModelName });
+
+  let loaded: LoadedModel | undefined;
+  const runtime: Runtime = {
+    server,
+    metrics,
+    host: address.address,
+    port: address.port,
+    url,
+    servedModelName,
+    ready: undefined as unknown as Promise<LoadedModel>,
+    drain: (timeoutMs) => server.drain(timeoutMs),
+    close: async () => {
+      await runtime.engine?.close();
+      await server.close();
+      loaded?.runner.dispose();
+    },
+  };
+
+  runtime.ready = (async () => {
+    const started = performance.now();
+    const onProgress = progressLogger(log, (p) => {
+      server.setLoadProgress(p);
+      metrics.setLoadProgress(p.ratio);
+    });
+    const [tokenizer, model] = await Promise.all([
+      TextTokenizer.fromDir(modelDir),
+      (options.loadModel ?? defaultLoadModel)(modelDir, {
+        quantization: options.quantization,
+        backend: 'cpu',
+        maxModelLen: options.maxModelLen,
+        maxNumSeqs: options.maxNumSeqs,
+        kvBlockSize: options.kvBlockSize,
+        kvNumBlocks: options.kvNumBlocks,
+        onProgress,
+      }),
+    ]);
+    loaded = model;
+    const engine = new Engine(
+      model.runner,
+      (ids) => tokenizer.decode(ids),
+      { eosTokenIds: model.info.eosTokenIds },
+      { maxNumSeqs: options.maxNumSeqs, maxNumBatchedTokens: options.maxNumBatchedTokens, maxModelLen: options.maxModelLen, maxWaiting: options.maxWaiting },
+      metrics,
+    );
+    runtime.engine = engine;
+    metrics.setLoadProgress(1);
+    metrics.attachEngine(() => engine.stats());
+    server.attach({ engine, tokenizer, servedModelName, maxModelLen: options.maxModelLen, log });
+    const g = model.runner.geometry;
+    log('info', 'model loaded', {
+      model: servedModelName,
+      seconds: Number(((performance.now() - started) / 1000).toFixed(3)),
+      quantization: options.quantization,
+      weight_bytes: model.weightBytes,
+      weight_bytes_bf16: model.weightBytesBf16,
+      kv_blocks: g.numBlocks,
+      kv_block_size: g.blockSize,
+      state_slots: g.numStateSlots,
+      max_num_seqs: engine.maxNumSeqs,
+    });
+    return model;
+  })();
+  runtime.ready.catch((error: Error) => {
+    server.markFailed(error.message);
+    log('error', 'model load failed', { model: servedModelName, error: error.message, cause: (error.cause as Error | undefined)?.message });
+  });
+  return runtime;
+}
+
+/** Logs load progress as JSON lines, at most once a second (and at the end), and forwards every update. */
+function progressLogger(log: Logger, forward: (p: LoadProgress) => void): (p: LoadProgress) => void {
+  let lastLogged = 0;
+  return (p) => {
+    forward(p);
+    const t = performance.now();
+    if (t - lastLogged < 1000 && p.ratio < 1) return;
+    lastLogged = t;
+    log('info', 'loading weights', {
+      bytes_loaded: p.bytesLoaded,
+      bytes_total: p.bytesTotal,
+      percent: Number((p.ratio * 100).toFixed(1)),
+      eta_seconds: p.etaSeconds !== undefined ? Number(p.etaSeconds.toFixed(1)) : null,
+      tensor: p.tensorName,
+    });
+  };
+}
