@@ -71,7 +71,8 @@ class ConfigReader {
   optionalInt(field: string, fallback?: number): number | undefined {
     const v = this.get(field, fallback);
     if (v === undefined || v === null) return undefined;
-    return this.int(field, undefined, 0);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) this.fail(field, `must be a token id, got ${JSON.stringify(v)}`);
+    return v;
   }
 
   positive(field: string, fallback: number): number {
