@@ -1,0 +1,123 @@
+// Loading checkpoints through loadModel: sharded and single-file, progress, every checkpoint error
+// naming its file and tensor, and ExpertsInt8 storage and memory.
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CpuTensor } from '../../runtime/backends/cpu/tensor.js';
+import { bf16Bytes } from '../../runtime/loader/safetensors-writer.js';
+import { JambaModel, loadModel, parseJambaConfig } from '../../runtime/models/index.js';
+import type { LoadOptions, LoadProgress } from '../../runtime/models/index.js';
+import { writeTinyCheckpoint } from '../../runtime/models/testing/tiny-checkpoint.js';
+import { jambaTensorSpecs } from '../../runtime/models/weights.js';
+import { isExpertsInt8Weight } from '../../runtime/quant/expertsint8.js';
+
+const opts: LoadOptions = { quantization: 'none', backend: 'cpu', maxModelLen: 64, maxNumSeqs: 2 };
+
+async function tmp(name: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `jamba-${name}-`));
+}
+
+async function logitsOf(dir: string, quantization: LoadOptions['quantization'] = 'none'): Promise<Float32Array> {
+  const m = await loadModel(dir, { ...opts, quantization });
+  const logits = await m.runner.step([{ stateSlot: 0, blockTable: Int32Array.of(0, 1, 2), cachedLen: 0, tokens: Int32Array.of(3, 9, 27, 81), wantLogits: true }]);
+  m.runner.dispose();
+  return logits;
+}
+
+test('a sharded checkpoint (index + several shards) loads to the same model as a single file; progress is monotone to 1', async () => {
+  const single = await tmp('single');
+  const sharded = await tmp('sharded');
+  await writeTinyCheckpoint(single, { seed: 9 });
+  const config = await writeTinyCheckpoint(sharded, { seed: 9, shardSize: 20 });
+  const progress: LoadProgress[] = [];
+  const m = await loadModel(sharded, { ...opts, onProgress: (p) => progress.push(p) });
+  m.runner.dispose();
+  expect(progress.length).toBe(jambaTensorSpecs(parseJambaConfig(JSON.stringify(config))).length);
+  for (let i = 1; i < progress.length; i++) expect(progress[i]!.bytesLoaded).toBeGreaterThan(progress[i - 1]!.bytesLoaded);
+  const last = progress.at(-1)!;
+  expect(last.ratio).toBe(1);
+  expect(last.bytesLoaded).toBe(last.bytesTotal);
+  expect(last.bytesTotal).toBe(m.weightBytesBf16); // a bf16 checkpoint: its bytes are the bf16 size
+  expect(progress.every((p) => p.tensorName.length > 0 && p.ratio >= 0 && p.ratio <= 1)).toBe(true);
+  expect([...(await logitsOf(sharded))]).toEqual([...(await logitsOf(single))]);
+});
+
+describe('checkpoint errors name the file and the tensor', () => {
+  const layer0 = 'model.layers.0.';
+  test.each([
+    ['missing tensor', (t: Record<string, unknown>) => delete t[`${layer0}mamba.A_log`], /model\.safetensors: missing tensor model\.layers\.0\.mamba\.A_log \(shape \[64, 8\]\)/],
+    [
+      'unexpected tensor',
+      (t: Record<string, unknown>) => (t['model.layers.0.mamba.extra'] = { dtype: 'BF16', shape: [2], data: bf16Bytes([1, 2]) }),
+      /model\.safetensors: unexpected tensor model\.layers\.0\.mamba\.extra/,
+    ],
+    [
+      'wrong shape',
+      (t: Record<string, unknown>) => (t[`${layer0}input_layernorm.weight`] = { dtype: 'BF16', shape: [31], data: bf16Bytes(new Array(31).fill(1)) }),
+      /model\.safetensors: tensor model\.layers\.0\.input_layernorm\.weight has shape \[31\], expected \[32\]/,
+    ],
+    [
+      'unsupported dtype',
+      (t: Record<string, unknown>) => (t[`${layer0}mamba.D`] = { dtype: 'F64', shape: [64], data: new Uint8Array(512) }),
+      /model\.safetensors: tensor model\.layers\.0\.mamba\.D: unsupported dtype F64/,
+    ],
+  ])('%s', async (_name, edit, message) => {
+    const dir = await tmp('broken');
+    await writeTinyCheckpoint(dir, { edit: (t) => void edit(t) });
+    await expect(loadModel(dir, opts)).rejects.toThrow(message);
+  });
+
+  test('unsupported config value names config.json and the field', async () => {
+    const dir = await tmp('badcfg');
+    const config = await writeTinyCheckpoint(dir);
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, num_experts_per_tok: 9 }));
+    await expect(loadModel(dir, opts)).rejects.toThrow(`${join(dir, 'config.json')}: num_experts_per_tok (9) must not exceed num_experts (4)`);
+  });
+
+  test('a missing directory names config.json', async () => {
+    await expect(loadModel('/nonexistent/model', opts)).rejects.toThrow('/nonexistent/model/config.json: cannot read');
+  });
+});
+
+test('ExpertsInt8 keeps expert and MLP weights as Int8Array only and cuts weight bytes by the amount the shapes predict', async () => {
+  const dir = await tmp('int8');
+  const config = await writeTinyCheckpoint(dir, { seed: 4 });
+  const specs = jambaTensorSpecs(parseJambaConfig(JSON.stringify(config)));
+  const full = await loadModel(dir, opts);
+  const q = await loadModel(dir, { ...opts, quantization: 'expertsint8' });
+  const model = q.runner as JambaModel;
+
+  const quantized = specs.filter((s) => isExpertsInt8Weight(s.name));
+  expect(quantized.length).toBe(2 * (4 * 3) + 2 * 3); // 2 MoE layers × 4 experts × 3, 2 dense MLPs × 3
+  expect(model.weights.int8Names().sort()).toEqual(quantized.map((s) => s.name).sort());
+  expect(model.weights.denseNames().filter(isExpertsInt8Weight)).toEqual([]); // no full-precision copy kept
+  for (const s of quantized) {
+    const prefix = s.name.replace(/\.weight$/, '');
+    const w = model.weights.linear(prefix);
+    expect(w.kind).toBe('int8');
+    expect((w.weight as CpuTensor).data).toBeInstanceOf(Int8Array);
+  }
+
+  // Expected saving: each quantized [rows, cols] weight goes from 2·rows·cols bytes to rows·cols + 4·rows.
+  const saving = quantized.reduce((sum, s) => sum + 2 * s.shape[0]! * s.shape[1]! - (s.shape[0]! * s.shape[1]! + 4 * s.shape[0]!), 0);
+  const params = specs.reduce((sum, s) => sum + s.shape.reduce((a, b) => a * b, 1), 0);
+  expect(full.weightBytesBf16).toBe(2 * params);
+  expect(full.weightBytes).toBe(full.weightBytesBf16);
+  expect(q.weightBytesBf16).toBe(full.weightBytesBf16);
+  expect(q.weightBytes).toBe(q.weightBytesBf16 - saving);
+  expect(q.weightBytes).toBeLessThan(q.weightBytesBf16);
+  // Resident on the CPU backend: fp32 for the rest (4 bytes), int8 + fp32 scales for the quantized ones.
+  expect(full.residentWeightBytes).toBe(4 * params);
+  const quantizedParams = quantized.reduce((sum, s) => sum + s.shape[0]! * s.shape[1]!, 0);
+  const quantizedRows = quantized.reduce((sum, s) => sum + s.shape[0]!, 0);
+  expect(q.residentWeightBytes).toBe(4 * (params - quantizedParams) + quantizedParams + 4 * quantizedRows);
+
+  // And it still computes nearly the same thing (quantization error only).
+  const a = await logitsOf(dir);
+  const b = await logitsOf(dir, 'expertsint8');
+  const diff = Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
+  expect(diff).toBeGreaterThan(0);
+  expect(diff).toBeLessThan(0.5);
+  full.runner.dispose();
+  q.runner.dispose();
+});
