@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel } from '../../runtime/models/index.js';
 import type { LoadedModel, StepSequence } from '../../runtime/models/index.js';
-import { greedy, logSoftmax } from '../../runtime/models/testing/greedy.js';
+import { greedy, type GreedyResult, logSoftmax } from '../../runtime/models/testing/greedy.js';
 import { writeTinyCheckpoint } from '../../runtime/models/testing/tiny-checkpoint.js';
 
 const TOL = 1e-4;
@@ -48,7 +48,7 @@ test('a batch with mixed prefill and decode equals each sequence alone', async (
   const prompts = [prompt(5, 2), prompt(23, 3), prompt(40, 4)];
   const newTokens = 6;
   const slots = [3, 1, 0];
-  const alone = [];
+  const alone: GreedyResult[] = [];
   for (let s = 0; s < prompts.length; s++) {
     alone.push(await greedy(model.runner, prompts[s]!, newTokens, { stateSlot: slots[s]!, blockTable: blocks(s) }));
   }
