@@ -81,6 +81,8 @@ export interface EngineStats {
   kvUsageRatio: number;
   stateSlotsInUse: number;
   stateSlotsTotal: number;
+  /** Sequences preempted (state dropped, recomputed later) for lack of KV blocks, since start. */
+  preemptions: number;
 }
 
 /** A request the engine will not take; `reason` tells the server which HTTP status fits. */
@@ -155,6 +157,7 @@ export class Engine {
       kvUsageRatio: this.blocks.usageRatio,
       stateSlotsInUse: this.slots.numInUse,
       stateSlotsTotal: this.slots.numSlots,
+      preemptions: this.scheduler.numPreemptions,
     };
   }
 

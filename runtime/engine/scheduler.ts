@@ -28,6 +28,7 @@ export class Scheduler {
   /** Admission order; the head runs first and is preempted last. */
   readonly waiting: Sequence[] = [];
   readonly running: Sequence[] = [];
+  numPreemptions = 0;
 
   constructor(
     private readonly config: SchedulerConfig,
@@ -118,6 +119,7 @@ export class Scheduler {
   }
 
   private preempt(seq: Sequence): void {
+    this.numPreemptions++;
     this.release(seq);
     seq.numComputedTokens = 0;
     seq.status = 'waiting';
