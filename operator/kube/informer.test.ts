@@ -6,13 +6,13 @@ import { ResilientInformer } from './informer.js';
 class ScriptedInformer {
   callbacks: Record<string, ((x?: any) => void)[]> = { add: [], update: [], delete: [], error: [], connect: [] };
   starts = 0;
-  constructor(private readonly list: () => Promise<unknown>) {}
+  constructor(private readonly listFn: () => Promise<unknown>) {}
   on(verb: string, cb: (x?: any) => void) { this.callbacks[verb]!.push(cb); }
   off() {}
   async start() {
     this.starts++;
     this.callbacks.connect!.forEach((c) => c());
-    try { await this.list(); } catch (e) { this.fail(e); }
+    try { await this.listFn(); } catch (e) { this.fail(e); }
   }
   async stop() {}
   get() { return undefined; }

@@ -75,7 +75,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     return this.inner.get(name, namespace);
   }
 
-  list(namespace?: string): T[] {
+  list(namespace?: string): readonly T[] {
     return this.inner.list(namespace);
   }
 

@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+// jamba-operator: reconciles JambaDeployments. See docs/OPERATOR.md.
+import { parseArgs } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { Operator } from '../controller/operator.js';
+import { createLogger, type Level } from '../observability/logger.js';
+import { startTracing, stopTracing } from '../observability/tracing.js';
+
+const USAGE = `usage: jamba-operator [options]
+  --kubeconfig PATH            kubeconfig to use (default: in-cluster config, else $KUBECONFIG or ~/.kube/config)
+  --metrics-addr HOST:PORT     /metrics, /healthz, /readyz (default 127.0.0.1:8080; in a pod use 0.0.0.0:8080)
+  --leader-elect=true|false    elect a leader on a Lease before reconciling (default true)
+  --leader-elect-namespace NS  namespace of the Lease (default $POD_NAMESPACE, else --namespace, else default)
+  --namespace NS               watch one namespace only (default: all namespaces)
+  --workers N                  concurrent reconciles (default 4)
+  --log-level LEVEL            debug|info|warn|error (default info)
+  -h, --help`;
+
+function fail(message: string): never {
+  process.stderr.write(`jamba-operator: ${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+function parse() {
+  try {
+    return parseArgs({
+      options: {
+        kubeconfig: { type: 'string' },
+        'metrics-addr': { type: 'string', default: '127.0.0.1:8080' },
+        'leader-elect': { type: 'string', default: 'true' },
+        'leader-elect-namespace': { type: 'string' },
+        namespace: { type: 'string' },
+        workers: { type: 'string', default: '4' },
+        'log-level': { type: 'string', default: 'info' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }).values;
+  } catch (e) {
+    fail((e as Error).message);
+  }
+}
+
+async function main(): Promise<void> {
+  const args = parse();
+  if (args.help) {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
+  const level = args['log-level'] as Level;
+  if (!['debug', 'info', 'warn', 'error'].includes(level)) fail(`--log-level must be debug, info, warn or error, not ${JSON.stringify(level)}`);
+  const leaderElect = args['leader-elect'];
+  if (leaderElect !== 'true' && leaderElect !== 'false') fail(`--leader-elect must be true or false, not ${JSON.stringify(leaderElect)}`);
+  const workers = Number(args.workers);
+  if (!Number.isInteger(workers) || workers < 1) fail(`--workers must be a positive integer, not ${JSON.stringify(args.workers)}`);
+  const log = createLogger({ level });
+
+  const kubeConfig = new KubeConfig();
+  try {
+    if (args.kubeconfig) kubeConfig.loadFromFile(args.kubeconfig);
+    else kubeConfig.loadFromDefault();
+  } catch (e) {
+    fail(`loading kubeconfig ${args.kubeconfig ?? '(default)'}: ${(e as Error).message}`);
+  }
+  if (startTracing()) log.info('tracing on (OTEL_* environment)');
+
+  const leaseNamespace = args['leader-elect-namespace'] ?? process.env.POD_NAMESPACE ?? args.namespace ?? 'default';
+  const operator = new Operator({
+    kubeConfig,
+    namespace: args.namespace,
+    leaderElection: leaderElect === 'true' ? { namespace: leaseNamespace } : false,
+    metricsAddress: args['metrics-addr'],
+    workers,
+    logger: log,
+    processMetrics: true,
+  });
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info('shutting down', { signal });
+    operator.stop()
+      .then(stopTracing)
+      .then(() => process.exit(0))
+      .catch((e: unknown) => {
+        log.error('shutdown failed', { error: e });
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+
+  await operator.start();
+  log.info('jamba-operator started', { identity: operator.identity, leaderElection: leaderElect === 'true', namespace: args.namespace ?? '(all)' });
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`jamba-operator: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,218 @@
+// Wires the operator together: leader election → informers → work queue → reconciler workers,
+// plus the probe/metrics server. Only the leader runs informers and workers.
+import { hostname } from 'node:os';
+import type { KubeConfig, KubernetesListObject, KubernetesObject, V1OwnerReference } from '@kubernetes/client-node';
+import { KIND, type JambaDeployment } from '../api/jambadeployment.js';
+import { KubeClient } from '../kube/client.js';
+import { EventRecorder } from '../kube/events.js';
+import { ResilientInformer } from '../kube/informer.js';
+import { LeaderElector } from '../kube/leader-election.js';
+import { RESOURCES, collectionPath, type Resource } from '../kube/resources.js';
+import { startProbeServer } from '../observability/http-server.js';
+import { silentLogger, type Logger } from '../observability/logger.js';
+import { OperatorMetrics } from '../observability/metrics.js';
+import { withSpan } from '../observability/tracing.js';
+import { systemClock, type Clock } from './backoff.js';
+import { FIELD_MANAGER, INSTANCE_LABEL, keyOf } from './labels.js';
+import { Reconciler, type Caches } from './reconciler.js';
+import { WorkQueue } from './workqueue.js';
+import type { Server } from 'node:http';
+
+export interface OperatorOptions {
+  kubeConfig: KubeConfig;
+  /** Watch one namespace only; all namespaces when undefined. */
+  namespace?: string;
+  leaderElection?: { namespace: string; name?: string; leaseDurationSeconds?: number; renewDeadlineSeconds?: number; retryPeriodSeconds?: number } | false;
+  identity?: string;
+  /** host:port for /metrics, /healthz, /readyz; no server when undefined. */
+  metricsAddress?: string;
+  workers?: number;
+  logger?: Logger;
+  clock?: Clock;
+  processMetrics?: boolean;
+}
+
+type Informers = {
+  jambaDeployments: ResilientInformer<JambaDeployment>;
+  deployments: ResilientInformer<KubernetesObject>;
+  services: ResilientInformer<KubernetesObject>;
+  podDisruptionBudgets: ResilientInformer<KubernetesObject>;
+  pods: ResilientInformer<KubernetesObject>;
+};
+
+export const LEASE_NAME = 'jamba-operator-leader';
+
+export class Operator {
+  readonly metrics: OperatorMetrics;
+  readonly client: KubeClient;
+  readonly identity: string;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly elector?: LeaderElector;
+  private informers?: Informers;
+  private queue?: WorkQueue;
+  private workers: Promise<void>[] = [];
+  private server?: Server;
+  private controllersStarting?: Promise<void>;
+  private controllersRunning = false;
+  /** Port of the probe server once started (useful with port 0). */
+  port?: number;
+
+  constructor(private readonly o: OperatorOptions) {
+    this.metrics = new OperatorMetrics({ processMetrics: o.processMetrics });
+    this.client = new KubeClient(o.kubeConfig);
+    this.client.onRequest((verb, resource, code) => this.metrics.apiRequests.inc({ verb, resource, code: String(code) }));
+    this.identity = o.identity ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    this.log = (o.logger ?? silentLogger).child({ component: FIELD_MANAGER, identity: this.identity });
+    this.clock = o.clock ?? systemClock;
+    if (o.leaderElection) {
+      const le = o.leaderElection;
+      this.elector = new LeaderElector({
+        client: this.client, namespace: le.namespace, name: le.name ?? LEASE_NAME, identity: this.identity, clock: this.clock,
+        leaseDurationSeconds: le.leaseDurationSeconds, renewDeadlineSeconds: le.renewDeadlineSeconds, retryPeriodSeconds: le.retryPeriodSeconds,
+        onStartedLeading: () => {
+          this.metrics.isLeader.set(1);
+          this.log.info('became leader', { lease: `${le.namespace}/${le.name ?? LEASE_NAME}` });
+          this.controllersStarting = this.startControllers();
+        },
+        onStoppedLeading: () => {
+          this.metrics.isLeader.set(0);
+          this.log.warn('lost leadership; stopping controllers');
+          void this.stopControllers();
+        },
+        onError: (e) => this.log.warn('leader election round failed', { error: e }),
+      });
+    }
+  }
+
+  get isLeader(): boolean {
+    return this.elector ? this.elector.isLeader : this.controllersRunning;
+  }
+
+  /** Ready: a standby is ready; a leader is ready once its caches are filled. */
+  ready(): boolean {
+    if (!this.informers) return !!this.elector;
+    return Object.values(this.informers).every((i) => i.synced);
+  }
+
+  async start(): Promise<void> {
+    if (this.o.metricsAddress !== undefined) {
+      const { server, port } = await startProbeServer({ address: this.o.metricsAddress, registry: this.metrics.registry, ready: () => this.ready() });
+      this.server = server;
+      this.port = port;
+      this.log.info('serving /metrics, /healthz, /readyz', { address: this.o.metricsAddress, port });
+    }
+    if (this.elector) this.elector.start();
+    else {
+      this.metrics.isLeader.set(1);
+      await this.startControllers();
+    }
+  }
+
+  /** Resolves once this instance leads and its caches have been listed (tests and tools). */
+  async whenControllersStarted(): Promise<void> {
+    await this.controllersStarting;
+  }
+
+  private informer<T extends KubernetesObject>(name: string, r: Resource, labelSelector: string | undefined, queue: WorkQueue, toKey: (o: T) => string | undefined): ResilientInformer<T> {
+    const path = collectionPath(r, this.o.namespace);
+    const informer = new ResilientInformer<T>({
+      name, kubeConfig: this.o.kubeConfig, path, labelSelector, clock: this.clock,
+      list: () => this.client.request<KubernetesListObject<T>>({ method: 'GET', path, verb: 'LIST', resource: r.name, query: { labelSelector } }),
+      onWatch: () => this.metrics.apiRequests.inc({ verb: 'WATCH', resource: r.name, code: '' }),
+      onError: (e, delayMs) => this.log.warn('watch failed; restarting', { informer: name, delayMs, error: e }),
+    });
+    const enqueue = (o: T) => {
+      const key = toKey(o);
+      if (key) queue.add(key);
+    };
+    informer.on('add', enqueue);
+    informer.on('update', enqueue);
+    informer.on('delete', enqueue);
+    return informer;
+  }
+
+  private async startControllers(): Promise<void> {
+    if (this.controllersRunning) return;
+    this.controllersRunning = true;
+    const queue = new WorkQueue({ clock: this.clock, onDepth: (d) => this.metrics.queueDepth.set(d) });
+    const ownerKey = (o: KubernetesObject) => {
+      const owner = o.metadata?.ownerReferences?.find((r: V1OwnerReference) => r.controller && r.kind === KIND);
+      return owner ? keyOf(o.metadata?.namespace, owner.name) : undefined;
+    };
+    const managed = `app.kubernetes.io/managed-by=${FIELD_MANAGER}`;
+    const informers: Informers = {
+      jambaDeployments: this.informer<JambaDeployment>('jambadeployments', RESOURCES.jambaDeployments, undefined, queue, (o) => keyOf(o.metadata?.namespace, o.metadata?.name)),
+      deployments: this.informer('deployments', RESOURCES.deployments, managed, queue, ownerKey),
+      services: this.informer('services', RESOURCES.services, managed, queue, ownerKey),
+      podDisruptionBudgets: this.informer('poddisruptionbudgets', RESOURCES.podDisruptionBudgets, managed, queue, ownerKey),
+      pods: this.informer('pods', RESOURCES.pods, INSTANCE_LABEL, queue, (o) => {
+        const owner = o.metadata?.labels?.[INSTANCE_LABEL];
+        return owner ? keyOf(o.metadata?.namespace, owner) : undefined;
+      }),
+    };
+    this.queue = queue;
+    this.informers = informers;
+    const reconciler = new Reconciler({
+      client: this.client, caches: informers as unknown as Caches, events: new EventRecorder(this.client, this.identity), clock: this.clock, log: this.log,
+    });
+    // Children and pods first, so the first reconcile of each JambaDeployment sees them.
+    await Promise.all([informers.deployments, informers.services, informers.podDisruptionBudgets, informers.pods].map((i) => i.start()));
+    await informers.jambaDeployments.start();
+    const workers = this.o.workers ?? 4;
+    this.workers = Array.from({ length: workers }, () => this.work(queue, reconciler));
+    this.log.info('controllers started', { namespace: this.o.namespace ?? '(all)', workers });
+  }
+
+  private async work(queue: WorkQueue, reconciler: Reconciler): Promise<void> {
+    for (;;) {
+      const key = await queue.get();
+      if (key === undefined) return;
+      const started = process.hrtime.bigint();
+      try {
+        const result = await withSpan('reconcile JambaDeployment', { 'k8s.jambadeployment': key }, async (span) => {
+          const r = await reconciler.reconcile(key);
+          span.setAttribute('jamba.reconcile.result', r);
+          return r;
+        });
+        this.metrics.reconciles.inc({ result });
+        queue.forget(key);
+      } catch (e) {
+        this.metrics.reconciles.inc({ result: 'error' });
+        this.metrics.reconcileErrors.inc();
+        const delayMs = queue.addRateLimited(key);
+        this.log.error('reconcile failed; retrying', { jambaDeployment: key, delayMs, attempt: queue.retries(key), error: e });
+      } finally {
+        this.metrics.reconcileDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+        queue.done(key);
+      }
+    }
+  }
+
+  private async stopControllers(): Promise<void> {
+    if (!this.controllersRunning) return;
+    await this.controllersStarting?.catch(() => undefined);
+    this.controllersRunning = false;
+    this.queue?.shutDown();
+    await Promise.all(Object.values(this.informers ?? {}).map((i) => i.stop()));
+    await Promise.all(this.workers);
+    this.workers = [];
+    this.informers = undefined;
+    this.queue = undefined;
+    this.log.info('controllers stopped');
+  }
+
+  /** Graceful shutdown: finish in-flight reconciles, stop watches, hand the lease back. */
+  async stop(): Promise<void> {
+    if (this.elector) await this.elector.stop();
+    await this.stopControllers();
+    this.metrics.isLeader.set(0);
+    const server = this.server;
+    if (server) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    }
+    this.client.close();
+  }
+}

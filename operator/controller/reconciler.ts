@@ -1,0 +1,107 @@
+// The executor: reads the informers' caches, asks the pure planners what to do, and does only that
+// (server-side apply of children that differ, a status write when the status differs, events on
+// transitions). Nothing is written when the world already matches, so a quiet cluster costs no calls.
+import type { KubernetesObject, V1Deployment, V1PodDisruptionBudget, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { JambaDeployment } from '../api/jambadeployment.js';
+import type { KubeClient } from '../kube/client.js';
+import type { EventRecorder } from '../kube/events.js';
+import { RESOURCES, objectPath, type Resource } from '../kube/resources.js';
+import type { Logger } from '../observability/logger.js';
+import type { Clock } from './backoff.js';
+import { INSTANCE_LABEL } from './labels.js';
+import { childEvents, planChildren, planStatus, type ChildAction, type ChildKind, type Observed } from './plan.js';
+
+export interface Lister<T> {
+  get(name: string, namespace?: string): T | undefined;
+  list(namespace?: string): readonly T[];
+}
+
+export interface Caches {
+  jambaDeployments: Lister<JambaDeployment>;
+  deployments: Lister<V1Deployment>;
+  services: Lister<V1Service>;
+  podDisruptionBudgets: Lister<V1PodDisruptionBudget>;
+  pods: Lister<V1Pod>;
+}
+
+export type ReconcileResult = 'applied' | 'unchanged' | 'gone';
+
+const CHILD_RESOURCE: Record<ChildKind, Resource> = {
+  Deployment: RESOURCES.deployments,
+  Service: RESOURCES.services,
+  PodDisruptionBudget: RESOURCES.podDisruptionBudgets,
+};
+
+function controlledBy(o: KubernetesObject | undefined, jd: JambaDeployment): boolean {
+  return !!o?.metadata?.ownerReferences?.some((r) => r.controller && r.uid === jd.metadata.uid);
+}
+
+export function splitKey(key: string): { namespace: string; name: string } {
+  const i = key.indexOf('/');
+  return { namespace: key.slice(0, i), name: key.slice(i + 1) };
+}
+
+export class Reconciler {
+  constructor(private readonly d: { client: KubeClient; caches: Caches; events: EventRecorder; clock: Clock; log: Logger }) {}
+
+  private observe(jd: JambaDeployment): { observed: Observed; foreign: string[] } {
+    const { namespace, name } = { namespace: jd.metadata.namespace!, name: jd.metadata.name! };
+    const c = this.d.caches;
+    const foreign: string[] = [];
+    const owned = <T extends KubernetesObject>(kind: ChildKind, o: T | undefined): T | undefined => {
+      if (o && !controlledBy(o, jd)) foreign.push(kind);
+      return controlledBy(o, jd) ? o : undefined;
+    };
+    return {
+      observed: {
+        deployment: owned('Deployment', c.deployments.get(name, namespace)),
+        service: owned('Service', c.services.get(name, namespace)),
+        pdb: owned('PodDisruptionBudget', c.podDisruptionBudgets.get(name, namespace)),
+        pods: c.pods.list(namespace).filter((p) => p.metadata?.labels?.[INSTANCE_LABEL] === name),
+      },
+      foreign,
+    };
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const { namespace, name } = splitKey(key);
+    const jd = this.d.caches.jambaDeployments.get(name, namespace);
+    // Deleted: the garbage collector removes the children through their owner references.
+    if (!jd || jd.metadata.deletionTimestamp) return 'gone';
+    const log = this.d.log.child({ jambaDeployment: key, generation: jd.metadata.generation });
+    const { observed, foreign } = this.observe(jd);
+    const children = planChildren(jd, observed);
+
+    let deployment = observed.deployment;
+    let applyError: Error | undefined;
+    const applied: ChildAction[] = [];
+    for (const action of children.apply) {
+      const path = objectPath(CHILD_RESOURCE[action.kind], namespace, name);
+      try {
+        // A same-named object we do not control is someone else's: never take it over.
+        if (foreign.includes(action.kind)) throw new Error(`${action.kind} ${key} exists and is not controlled by this JambaDeployment; delete or rename it`);
+        const result = await this.d.client.apply(path, CHILD_RESOURCE[action.kind].name, action.object);
+        if (action.kind === 'Deployment') deployment = result as V1Deployment;
+        applied.push(action);
+        log.info(`${action.reason.toLowerCase()} ${action.kind}`, { field: action.field });
+      } catch (e) {
+        applyError = new Error(`applying ${action.kind} ${key}: ${(e as Error).message}`, { cause: e });
+        break;
+      }
+    }
+
+    const now = new Date(this.d.clock.now());
+    const statusPlan = planStatus(jd, children, deployment, observed.pods, now, applyError);
+    if (statusPlan.status) {
+      await this.d.client.request({
+        method: 'PATCH', path: objectPath(RESOURCES.jambaDeployments, namespace, name, 'status'), verb: 'PATCH', resource: 'jambadeployments/status',
+        body: { status: statusPlan.status }, contentType: 'application/merge-patch+json',
+      });
+    }
+    for (const event of [...childEvents(applied), ...statusPlan.events]) {
+      await this.d.events.record(jd, event, now).catch((e: unknown) => log.warn('recording event failed', { reason: event.reason, error: e }));
+    }
+    if (applyError) throw applyError;
+    return applied.length > 0 || statusPlan.status ? 'applied' : 'unchanged';
+  }
+}
