@@ -49,9 +49,10 @@ export class RuntimeMetrics implements EngineObserver {
     new Gauge({ name: 'jamba_mamba_state_slots_total', help: 'Mamba state slots in the pool.', labelNames, registers, collect: stat((s) => s.stateSlotsTotal) });
     this.loadProgress = new Gauge({ name: 'jamba_model_load_progress_ratio', help: 'Model weight loading progress, 0..1.', labelNames, registers });
     this.loadProgress.set({ model_name: modelName }, 0);
-    // Counters start at 0 for the model so rate() works from the first scrape.
+    // Series exist (at 0) from the first scrape, so rate() and histogram_quantile() work at once.
     this.promptTokens.inc({ model_name: modelName }, 0);
     this.generationTokens.inc({ model_name: modelName }, 0);
+    for (const h of [this.ttft, this.tpot, this.e2e]) h.zero({ model_name: modelName });
     collectDefaultMetrics({ register: this.registry });
   }
 

@@ -1,0 +1,182 @@
+// The serving lifecycle: probes while loading, readiness, draining in-process, and SIGTERM on a
+// real `jamba-runtime serve` process (built to dist/ by `make test` before jest runs).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { LoadOptions } from '../../runtime/engine/model-runner.js';
+import { loadModel } from '../../runtime/models/index.js';
+import { silentLogger } from '../../runtime/server/log.js';
+import { RUNTIME_DEFAULTS, startRuntime } from '../../runtime/server/runtime.js';
+import { fixtureDir, loadReference, metricValue, postJson, postSse, startTestRuntime } from './helpers.js';
+
+const c = loadReference('jamba-tiny').cases[0]!;
+const MAIN = resolve('dist/runtime/cmd/main.js');
+
+test('while loading: /health 200, /ready 503 with progress, generation 503 with Retry-After; then ready', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const runtime = await startRuntime({
+    ...RUNTIME_DEFAULTS,
+    modelDir: fixtureDir('jamba-tiny'),
+    port: 0,
+    log: silentLogger,
+    // The real loader, held back until the test has looked at the loading state.
+    loadModel: async (dir: string, opts: LoadOptions) => {
+      await gate;
+      return loadModel(dir, opts);
+    },
+  });
+  try {
+    expect((await fetch(`${runtime.url}/health`)).status).toBe(200);
+    const ready = await fetch(`${runtime.url}/ready`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ status: 'loading', load: { ratio: 0 } });
+    expect(await metricValue(runtime, 'jamba_model_load_progress_ratio')).toBe(0);
+    const early = await postJson(runtime, '/v1/completions', { prompt: 'x', max_tokens: 1 });
+    expect(early.status).toBe(503);
+    expect(early.headers.get('retry-after')).not.toBeNull();
+    expect(early.body.error.code).toBe('model_loading');
+
+    release();
+    await runtime.ready;
+    const after = await fetch(`${runtime.url}/ready`);
+    expect(after.status).toBe(200);
+    expect(await after.json()).toMatchObject({ status: 'ready', load: { ratio: 1 } });
+    expect(await metricValue(runtime, 'jamba_model_load_progress_ratio')).toBe(1);
+    expect(await metricValue(runtime, 'jamba_mamba_state_slots_total')).toBeGreaterThan(0);
+  } finally {
+    release();
+    await runtime.close();
+  }
+}, 60000);
+
+test('a checkpoint that fails to load leaves /ready 503 with the reason', async () => {
+  const runtime = await startRuntime({ ...RUNTIME_DEFAULTS, modelDir: '/nonexistent/model', port: 0, log: silentLogger, loadModel });
+  try {
+    await expect(runtime.ready).rejects.toThrow();
+    const ready = await fetch(`${runtime.url}/ready`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ status: 'failed', error: expect.stringContaining('/nonexistent/model') });
+  } finally {
+    await runtime.close();
+  }
+});
+
+test('drain: /ready turns 503, new requests get 503, the request in flight finishes', async () => {
+  const runtime = await startTestRuntime({ fixture: 'jamba-tiny' });
+  try {
+    const inflight = postSse(runtime, '/v1/completions', { prompt: c.prompt, max_tokens: 40, temperature: 0, ignore_eos: true, stream: true });
+    await new Promise((r) => setTimeout(r, 50));
+    const drained = runtime.drain(30000);
+    expect((await fetch(`${runtime.url}/ready`)).status).toBe(503);
+    const refused = await postJson(runtime, '/v1/completions', { prompt: 'x', max_tokens: 1 });
+    expect(refused.status).toBe(503);
+    expect(refused.body.error.code).toBe('draining');
+    const stream = await inflight;
+    expect(stream.done).toBe(true);
+    expect(stream.events.at(-1).choices[0].finish_reason).toBe('length');
+    expect(await drained).toBe(true);
+  } finally {
+    await runtime.close();
+  }
+}, 60000);
+
+interface ServeProcess {
+  child: ChildProcess;
+  url: string;
+  exited: Promise<number | null>;
+}
+
+async function spawnServe(args: string[]): Promise<ServeProcess> {
+  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first (\`make test\` does)`);
+  const child = spawn(process.execPath, [MAIN, 'serve', '--model', fixtureDir('jamba-tiny'), '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      const entry = JSON.parse(line) as { msg: string; url?: string };
+      if (entry.msg === 'listening') resolveUrl(entry.url!);
+    });
+    child.once('exit', (code) => reject(new Error(`jamba-runtime exited with ${code} before listening`)));
+  });
+  for (let i = 0; i < 600 && (await fetch(`${url}/ready`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 100));
+  return { child, url, exited };
+}
+
+test('SIGTERM on `jamba-runtime serve`: in-flight stream completes, /ready 503, exit 0', async () => {
+  const serve = await spawnServe(['--drain-timeout', '30']);
+  try {
+    const res = await fetch(`${serve.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: c.prompt, max_tokens: 400, temperature: 0, ignore_eos: true, stream: true }),
+    });
+    const reader = res.body!.getReader();
+    let text = new TextDecoder().decode((await reader.read()).value);
+    serve.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await fetch(`${serve.url}/ready`)).status).toBe(503);
+    expect((await postJson({ url: serve.url }, '/v1/completions', { prompt: 'x', max_tokens: 1 })).status).toBe(503);
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += new TextDecoder().decode(chunk.value);
+    expect(text.trim().endsWith('data: [DONE]')).toBe(true);
+    expect(text).toContain('"finish_reason":"length"');
+    expect(await serve.exited).toBe(0);
+  } finally {
+    serve.child.kill('SIGKILL');
+  }
+}, 120000);
+
+test('SIGTERM with a drain timeout shorter than the request: it is cut, and the process still exits 0', async () => {
+  const serve = await spawnServe(['--drain-timeout', '1', '--max-model-len', '4096']);
+  try {
+    const res = await fetch(`${serve.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: c.prompt, max_tokens: 4000, temperature: 0, ignore_eos: true, stream: true }),
+    });
+    const reader = res.body!.getReader();
+    await reader.read();
+    const started = Date.now();
+    serve.child.kill('SIGTERM');
+    let text = '';
+    try {
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) text += new TextDecoder().decode(chunk.value);
+    } catch {
+      // the connection may close under the reader
+    }
+    expect(await serve.exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(15000);
+    expect(text).not.toContain('"finish_reason":"length"');
+  } finally {
+    serve.child.kill('SIGKILL');
+  }
+}, 120000);
+
+test('the CLI explains bad flags and unavailable backends', async () => {
+  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first (\`make test\` does)`);
+  const run = (args: string[]) =>
+    new Promise<{ code: number | null; out: string; err: string }>((r) => {
+      const child = spawn(process.execPath, [MAIN, ...args]);
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err += d));
+      child.on('exit', (code) => r({ code, out, err }));
+    });
+  const help = await run(['serve', '--help']);
+  expect(help.code).toBe(0);
+  expect(help.out).toContain('--max-num-seqs');
+  const unknown = await run(['serve', '--model', 'x', '--bogus']);
+  expect(unknown.code).toBe(2);
+  expect(unknown.err).toContain('--bogus');
+  const cuda = await run(['serve', '--model', 'x', '--backend', 'cuda']);
+  expect(cuda.code).toBe(2);
+  expect(cuda.err).toContain('not available in this build');
+  const tp = await run(['serve', '--model', 'x', '--tensor-parallel-size', '8']);
+  expect(tp.err).toContain('not available in this build');
+  const quant = await run(['serve', '--model', 'x', '--quantization', 'fp8']);
+  expect(quant.err).toContain("--quantization must be 'none' or 'expertsint8'");
+  const port = await run(['serve', '--model', 'x', '--port', 'eighty']);
+  expect(port.err).toContain('--port must be an integer');
+}, 60000);
