@@ -1,0 +1,85 @@
+// The controller manager runs: Deployments get ReplicaSets and Pods, and owners' deletion is cascaded.
+import type { V1ConfigMap, V1Deployment, V1PodList, V1ReplicaSetList } from '@kubernetes/client-node';
+import { kubectl, kubectlJson, waitFor, withNamespace } from '../harness/cluster.js';
+
+const ns = withNamespace('workloads');
+
+const deployment = {
+  apiVersion: 'apps/v1',
+  kind: 'Deployment',
+  metadata: { name: 'web', labels: { app: 'web' } },
+  spec: {
+    replicas: 3,
+    selector: { matchLabels: { app: 'web' } },
+    template: {
+      metadata: { labels: { app: 'web' } },
+      spec: { containers: [{ name: 'web', image: 'registry.example/web:1' }] },
+    },
+  },
+};
+
+async function podsOf(app: string): Promise<V1PodList> {
+  return kubectlJson<V1PodList>(['-n', ns.name, 'get', 'pods', '-l', `app=${app}`]);
+}
+
+test('a Deployment gets a ReplicaSet and its pods Running, and deleting it removes both', async () => {
+  await kubectl(['-n', ns.name, 'apply', '-f', '-'], { input: JSON.stringify(deployment) });
+
+  const ready = await waitFor(
+    async () => {
+      const d = await kubectlJson<V1Deployment>(['-n', ns.name, 'get', 'deployment', 'web']);
+      return d.status?.readyReplicas === 3 ? d : undefined;
+    },
+    { description: 'deployment web to have 3 ready replicas' },
+  );
+  expect(ready.status?.availableReplicas).toBe(3);
+
+  const replicaSets = await kubectlJson<V1ReplicaSetList>(['-n', ns.name, 'get', 'replicasets', '-l', 'app=web']);
+  expect(replicaSets.items).toHaveLength(1);
+  const rsOwner = replicaSets.items[0]!.metadata?.ownerReferences?.[0];
+  expect(rsOwner).toMatchObject({ kind: 'Deployment', name: 'web', uid: ready.metadata?.uid });
+
+  const pods = await podsOf('web');
+  expect(pods.items).toHaveLength(3);
+  for (const pod of pods.items) {
+    expect(pod.status?.phase).toBe('Running');
+    expect(pod.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'ReplicaSet', uid: replicaSets.items[0]!.metadata?.uid });
+  }
+
+  // Background propagation: the API deletes the Deployment and the garbage collector its dependents.
+  await kubectl(['-n', ns.name, 'delete', 'deployment', 'web', '--cascade=background', '--wait=false']);
+  await waitFor(
+    async () => {
+      const rs = await kubectlJson<V1ReplicaSetList>(['-n', ns.name, 'get', 'replicasets', '-l', 'app=web']);
+      return rs.items.length === 0 && (await podsOf('web')).items.length === 0;
+    },
+    { description: 'the garbage collector to delete the ReplicaSet and pods of deployment web' },
+  );
+});
+
+test('deleting an owner garbage-collects its dependent, and leaves unrelated objects alone', async () => {
+  await kubectl(['-n', ns.name, 'create', 'configmap', 'owner', '--from-literal=role=owner']);
+  await kubectl(['-n', ns.name, 'create', 'configmap', 'bystander', '--from-literal=role=bystander']);
+  const owner = await kubectlJson<V1ConfigMap>(['-n', ns.name, 'get', 'configmap', 'owner']);
+  const dependent = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {
+      name: 'dependent',
+      ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: owner.metadata!.uid! }],
+    },
+    data: { role: 'dependent' },
+  };
+  await kubectl(['-n', ns.name, 'apply', '-f', '-'], { input: JSON.stringify(dependent) });
+
+  await kubectl(['-n', ns.name, 'delete', 'configmap', 'owner']);
+  await waitFor(
+    async () => {
+      const names = (await kubectl(['-n', ns.name, 'get', 'configmaps', '-o', 'name'])).split('\n');
+      return !names.includes('configmap/dependent');
+    },
+    { description: 'the garbage collector to delete configmap dependent' },
+  );
+  const left = (await kubectl(['-n', ns.name, 'get', 'configmaps', '-o', 'name'])).split('\n');
+  expect(left).toContain('configmap/bystander');
+});

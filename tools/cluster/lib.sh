@@ -1,0 +1,170 @@
+# Shared by the cluster scripts (sourced, not run): paths, ports, process bookkeeping.
+# shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BIN="$ROOT/.tools/bin"
+CLUSTER_DIR="$ROOT/.cluster"
+PKI="$CLUSTER_DIR/pki"
+LOGS="$CLUSTER_DIR/logs"
+PIDS="$CLUSTER_DIR/pids"
+CONFIG_FILE="$CLUSTER_DIR/cluster.env"
+KUBECONFIG_ADMIN="$CLUSTER_DIR/kubeconfig"
+
+# Start order; stopped in reverse.
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+T0=$SECONDS
+
+die() { echo "cluster: ERROR: $*" >&2; exit 1; }
+log() { echo "cluster: $*" >&2; }
+
+# Settings a running cluster was started with win over the environment, so down/restart/add-nodes
+# always talk to the cluster that is actually up.
+load_config() {
+  if [[ -f "$CONFIG_FILE" ]]; then
+    # shellcheck disable=SC1090
+    source "$CONFIG_FILE"
+  fi
+  ETCD_PORT="${ETCD_PORT:-12379}"
+  ETCD_PEER_PORT="${ETCD_PEER_PORT:-12380}"
+  APISERVER_PORT="${APISERVER_PORT:-16443}"
+  KCM_PORT="${KCM_PORT:-10357}"
+  SCHEDULER_PORT="${SCHEDULER_PORT:-10359}"
+  KWOK_PORT="${KWOK_PORT:-10347}"
+  SERVICE_CIDR="${SERVICE_CIDR:-10.96.0.0/16}"
+  POD_CIDR="${POD_CIDR:-10.244.0.0/16}"
+}
+
+save_config() {
+  mkdir -p "$CLUSTER_DIR"
+  {
+    echo "# Written by tools/cluster/up.sh; read by the other cluster scripts."
+    local v
+    for v in ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT SCHEDULER_PORT KWOK_PORT SERVICE_CIDR POD_CIDR; do
+      printf '%s=%q\n' "$v" "${!v}"
+    done
+  } >"$CONFIG_FILE"
+}
+
+require_tools() {
+  local t
+  for t in "$@"; do
+    [[ -x "$BIN/$t" ]] || die "$BIN/$t is missing: run 'make tools' (bash tools/cluster/build-tools.sh) first"
+  done
+}
+
+kctl() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
+
+# A recorded PID counts only while it is alive and still runs our binary (PIDs get reused).
+pid_of() {
+  local name="$1" file="$PIDS/$1.pid" pid argv0
+  [[ -f "$file" ]] || return 0
+  pid="$(<"$file")"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+  argv0="$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n1)" || return 0
+  [[ "$argv0" == "$BIN/$name" ]] && echo "$pid"
+  return 0
+}
+
+# Runs a component detached (own session, output to its log) so it outlives the caller, e.g. jest.
+start_component() {
+  local name="$1"; shift
+  mkdir -p "$LOGS" "$PIDS"
+  echo "=== $(date -u +%FT%TZ) starting $name" >>"$LOGS/$name.log"
+  setsid "$BIN/$name" "$@" </dev/null >>"$LOGS/$name.log" 2>&1 &
+  echo "$!" >"$PIDS/$name.pid"
+}
+
+stop_component() {
+  local name="$1" pid i
+  pid="$(pid_of "$name")"
+  if [[ -n "$pid" ]]; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 150; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$name (pid $pid) ignored SIGTERM for 15 s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    kill -0 "$pid" 2>/dev/null && die "$name (pid $pid) is still running after SIGKILL"
+    log "stopped $name (pid $pid)"
+  fi
+  rm -f "$PIDS/$name.pid"
+}
+
+# curl with the admin client certificate, so health checks pass the API server's authentication too.
+curl_admin() {
+  curl --silent --show-error --fail --max-time 5 \
+    --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "$@"
+}
+
+# wait_until SECONDS DESCRIPTION COMMAND...: polls every 0.2 s; on timeout fails with DESCRIPTION.
+wait_until() {
+  local timeout="$1" what="$2"; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+  log "$what ($((SECONDS - T0)) s)"
+}
+
+apiserver_ready() { curl_admin "https://127.0.0.1:$APISERVER_PORT/readyz"; }
+
+wait_apiserver_ready() {
+  wait_until "${1:-60}" "kube-apiserver ready on https://127.0.0.1:$APISERVER_PORT" apiserver_ready \
+    || { tail -n 30 "$LOGS/kube-apiserver.log" >&2; die "kube-apiserver did not become ready (log: $LOGS/kube-apiserver.log)"; }
+}
+
+# The flags kube-apiserver runs with, used both by up.sh and by restart-apiserver.sh.
+apiserver_flags() {
+  APISERVER_FLAGS=(
+    --bind-address=127.0.0.1
+    --advertise-address=127.0.0.1
+    --secure-port="$APISERVER_PORT"
+    --etcd-servers="https://127.0.0.1:$ETCD_PORT"
+    --etcd-cafile="$PKI/ca.crt"
+    --etcd-certfile="$PKI/apiserver-etcd-client.crt"
+    --etcd-keyfile="$PKI/apiserver-etcd-client.key"
+    --tls-cert-file="$PKI/apiserver.crt"
+    --tls-private-key-file="$PKI/apiserver.key"
+    --client-ca-file="$PKI/ca.crt"
+    --authorization-mode=Node,RBAC
+    --enable-admission-plugins=NodeRestriction
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local
+    --service-account-key-file="$PKI/sa.pub"
+    --service-account-signing-key-file="$PKI/sa.key"
+    --service-cluster-ip-range="$SERVICE_CIDR"
+    --allow-privileged=true
+    # The `kubernetes` Service cannot point at a loopback address, and nothing runs inside pods here.
+    --endpoint-reconciler-type=none
+    --profiling=false
+  )
+}
+
+component_healthy() {
+  local name="$1"
+  [[ -n "$(pid_of "$name")" ]] || return 1
+  case "$name" in
+    etcd) curl --silent --fail --max-time 3 --cacert "$PKI/ca.crt" --cert "$PKI/apiserver-etcd-client.crt" \
+            --key "$PKI/apiserver-etcd-client.key" "https://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"' ;;
+    kube-apiserver) apiserver_ready ;;
+    kube-controller-manager) curl --silent --fail --max-time 3 -k "https://127.0.0.1:$KCM_PORT/healthz" ;;
+    kube-scheduler) curl --silent --fail --max-time 3 -k "https://127.0.0.1:$SCHEDULER_PORT/healthz" ;;
+    kwok) curl --silent --fail --max-time 3 "http://127.0.0.1:$KWOK_PORT/healthz" ;;
+  esac
+}
+
+cluster_healthy() {
+  [[ -f "$KUBECONFIG_ADMIN" ]] || return 1
+  local c
+  for c in "${COMPONENTS[@]}"; do component_healthy "$c" >/dev/null 2>&1 || return 1; done
+}
+
+any_component_running() {
+  local c
+  for c in "${COMPONENTS[@]}"; do [[ -n "$(pid_of "$c")" ]] && return 0; done
+  return 1
+}

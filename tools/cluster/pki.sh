@@ -1,0 +1,84 @@
+# Certificates and kubeconfigs for the local cluster (sourced by up.sh).
+# shellcheck shell=bash
+#
+# One CA signs everything, as kubeadm lays it out: serving certificates for etcd and kube-apiserver,
+# client certificates for the API server (to etcd), the admin, the controller manager, the scheduler and
+# KWOK. Keys are ECDSA P-256 (fast to make). The service-account signing key is separate.
+
+# openssl's chatter goes to a log; a failure names the step.
+_openssl() { openssl "$@" 2>>"$PKI/openssl.log" || die "openssl $1 failed (see $PKI/openssl.log)"; }
+
+_new_key() { _openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
+
+# _sign NAME SUBJECT EXTENSIONS: NAME.key + NAME.crt signed by the CA.
+_sign() {
+  local name="$1" subject="$2" extensions="$3"
+  _new_key "$PKI/$name.key"
+  _openssl req -new -key "$PKI/$name.key" -subj "$subject" -out "$PKI/$name.csr"
+  printf '%b\n' "$extensions" >"$PKI/$name.ext"
+  _openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+    -days 3650 -sha256 -extfile "$PKI/$name.ext" -out "$PKI/$name.crt"
+  rm -f "$PKI/$name.csr" "$PKI/$name.ext"
+}
+
+_client_ext='basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth'
+_server_ext() {
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=%s' "$1"
+}
+
+# The first address of the service range is the `kubernetes` Service's cluster IP.
+_kubernetes_service_ip() {
+  local base="${SERVICE_CIDR%/*}"
+  echo "${base%.*}.$(( ${base##*.} + 1 ))"
+}
+
+ensure_pki() {
+  # Reused across restarts so kubeconfigs handed out stay valid; `make clean` removes them.
+  [[ -f "$PKI/complete" ]] && return 0
+  command -v openssl >/dev/null || die "openssl is not on PATH"
+  rm -rf "$PKI"; mkdir -p "$PKI"; chmod 700 "$PKI"
+  _new_key "$PKI/ca.key"
+  _openssl req -x509 -new -key "$PKI/ca.key" -subj "/CN=jamba-local-ca" -days 3650 -sha256 \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+    -out "$PKI/ca.crt"
+  _sign etcd-server "/CN=etcd-server" "$(_server_ext 'DNS:localhost,IP:127.0.0.1')"
+  _sign apiserver-etcd-client "/CN=kube-apiserver-etcd-client" "$_client_ext"
+  _sign apiserver "/CN=kube-apiserver" "$(_server_ext "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:$(_kubernetes_service_ip)")"
+  _sign admin "/O=system:masters/CN=jamba-admin" "$_client_ext"
+  _sign kube-controller-manager "/CN=system:kube-controller-manager" "$_client_ext"
+  _sign kube-scheduler "/CN=system:kube-scheduler" "$_client_ext"
+  # KWOK writes the status of every fake node and its pods, which only a cluster admin may do.
+  _sign kwok "/O=system:masters/CN=kwok-controller" "$_client_ext"
+  _new_key "$PKI/sa.key"
+  _openssl pkey -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
+  chmod 600 "$PKI"/*.key
+  touch "$PKI/complete"
+}
+
+# write_kubeconfig FILE CERT_NAME USER: a self-contained kubeconfig (certificates embedded).
+write_kubeconfig() {
+  local file="$1" cert="$2" user="$3"
+  local tmp="$file.tmp.$$"
+  cat >"$tmp" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: jamba-local
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority-data: $(base64 -w0 <"$PKI/ca.crt")
+users:
+- name: $user
+  user:
+    client-certificate-data: $(base64 -w0 <"$PKI/$cert.crt")
+    client-key-data: $(base64 -w0 <"$PKI/$cert.key")
+contexts:
+- name: $user@jamba-local
+  context:
+    cluster: jamba-local
+    user: $user
+current-context: $user@jamba-local
+EOF
+  chmod 600 "$tmp"
+  mv "$tmp" "$file"
+}
