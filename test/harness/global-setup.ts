@@ -1,30 +1,23 @@
 // Jest global setup of the `cluster` project: builds the tools (a no-op when cached) and starts the
-// local control plane unless a healthy one is already up. A marker file records that this run started
-// it, so the teardown stops only a cluster the tests started themselves.
-import { existsSync, writeFileSync } from 'node:fs';
-import { clusterDir, runClusterScript } from './exec.js';
-import { startedByJestMarker } from './marker.js';
+// local control plane unless a healthy one is already up. up.sh records that jest started it, so the
+// teardown stops only a cluster the tests started themselves.
+// Jest loads this file as CommonJS without its module mapper: Node built-ins only, no local imports.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 
-export default async function globalSetup(): Promise<void> {
-  try {
-    await runClusterScript('build-tools.sh', [], { inheritStderr: true });
-  } catch (cause) {
-    throw new Error('building the cluster tools (tools/cluster/build-tools.sh)', { cause });
+function runScript(rootDir: string, script: string, env: NodeJS.ProcessEnv = {}): void {
+  const result = spawnSync('bash', [path.join(rootDir, 'tools', 'cluster', script)], {
+    cwd: rootDir,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  if (result.status !== 0) {
+    const how = result.error?.message ?? (result.signal ? `killed by ${result.signal}` : `exit ${result.status}`);
+    throw new Error(`jest cluster setup: tools/cluster/${script} failed (${how}); see its output above and .cluster/logs/`);
   }
+}
 
-  const healthy = await runClusterScript('status.sh').then(
-    () => true,
-    () => false,
-  );
-  if (healthy) {
-    if (!existsSync(startedByJestMarker)) process.stderr.write('\ncluster: reusing the cluster that is already up\n');
-    return;
-  }
-
-  try {
-    await runClusterScript('up.sh', [], { inheritStderr: true });
-  } catch (cause) {
-    throw new Error(`starting the local cluster (tools/cluster/up.sh; logs in ${clusterDir}/logs)`, { cause });
-  }
-  writeFileSync(startedByJestMarker, `${process.pid}\n`);
+export default async function globalSetup(_globalConfig: unknown, projectConfig: { rootDir: string }): Promise<void> {
+  runScript(projectConfig.rootDir, 'build-tools.sh');
+  runScript(projectConfig.rootDir, 'up.sh', { CLUSTER_STARTED_BY: 'jest' });
 }

@@ -1,14 +1,28 @@
 #!/usr/bin/env bash
 # Stops every process tools/cluster/up.sh started, by the PIDs it recorded (SIGTERM, then SIGKILL
 # after 15 s), and checks that none of this checkout's cluster binaries is left running.
+# Usage: down.sh [--if-started-by=NAME]   (with it: only if up.sh ran with CLUSTER_STARTED_BY=NAME)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 load_config
 
-for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
-  stop_component "${COMPONENTS[i]}"
-done
-rm -f "$CLUSTER_DIR/started-by-jest"
+case "${1:-}" in
+  "") ;;
+  --if-started-by=*)
+    owner="${1#--if-started-by=}"
+    if [[ "$(cat "$CLUSTER_DIR/started-by" 2>/dev/null)" != "$owner" ]]; then
+      any_component_running && log "the cluster was not started by $owner; leaving it up"
+      exit 0
+    fi
+    ;;
+  *) die "usage: down.sh [--if-started-by=NAME]" ;;
+esac
+
+# Clients first, so the API server has no open watches to drain; etcd last.
+stop_components 15 kwok kube-scheduler kube-controller-manager
+stop_components 15 kube-apiserver
+stop_components 15 etcd
+rm -f "$CLUSTER_DIR/started-by"
 
 # Anything still running one of our binaries was not recorded (e.g. started by hand): name it, loudly.
 strays=()

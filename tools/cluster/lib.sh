@@ -10,7 +10,7 @@ PIDS="$CLUSTER_DIR/pids"
 CONFIG_FILE="$CLUSTER_DIR/cluster.env"
 KUBECONFIG_ADMIN="$CLUSTER_DIR/kubeconfig"
 
-# Start order; stopped in reverse.
+# Start order (down.sh stops the clients first, then the API server, then etcd).
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 T0=$SECONDS
 
@@ -60,7 +60,7 @@ pid_of() {
   [[ -f "$file" ]] || return 0
   pid="$(<"$file")"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 0
-  argv0="$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n1)" || return 0
+  argv0="$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline" | head -n1)" 2>/dev/null || return 0
   [[ "$argv0" == "$BIN/$name" ]] && echo "$pid"
   return 0
 }
@@ -74,24 +74,41 @@ start_component() {
   echo "$!" >"$PIDS/$name.pid"
 }
 
-stop_component() {
-  local name="$1" pid i
-  pid="$(pid_of "$name")"
-  if [[ -n "$pid" ]]; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 150; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
+# stop_components GRACE_SECONDS NAME...: SIGTERM to all at once, then SIGKILL to any still running
+# after the grace period; removes their pid files.
+stop_components() {
+  local grace="$1"; shift
+  local name pid i start=$SECONDS
+  local -A pids=()
+  for name in "$@"; do
+    pid="$(pid_of "$name")"
+    if [[ -n "$pid" ]]; then pids[$name]=$pid; kill -TERM "$pid" 2>/dev/null || true; fi
+  done
+  for ((i = 0; i < grace * 10; i++)); do
+    _any_alive "${pids[@]}" || break
+    sleep 0.1
+  done
+  for name in "${!pids[@]}"; do
+    pid="${pids[$name]}"
     if kill -0 "$pid" 2>/dev/null; then
-      log "$name (pid $pid) ignored SIGTERM for 15 s; sending SIGKILL"
+      log "$name (pid $pid) still running ${grace} s after SIGTERM; sending SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
-      for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
-    kill -0 "$pid" 2>/dev/null && die "$name (pid $pid) is still running after SIGKILL"
-    log "stopped $name (pid $pid)"
-  fi
-  rm -f "$PIDS/$name.pid"
+  done
+  for ((i = 0; i < 50; i++)); do _any_alive "${pids[@]}" || break; sleep 0.1; done
+  for name in "$@"; do
+    pid="${pids[$name]:-}"
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && die "$name (pid $pid) is still running after SIGKILL"
+    [[ -n "$pid" ]] && log "stopped $name (pid $pid) in $((SECONDS - start)) s"
+    rm -f "$PIDS/$name.pid"
+  done
+  return 0
+}
+
+_any_alive() {
+  local pid
+  for pid in "$@"; do kill -0 "$pid" 2>/dev/null && return 0; done
+  return 1
 }
 
 # curl with the admin client certificate, so health checks pass the API server's authentication too.
@@ -131,6 +148,14 @@ apiserver_flags() {
     --tls-cert-file="$PKI/apiserver.crt"
     --tls-private-key-file="$PKI/apiserver.key"
     --client-ca-file="$PKI/ca.crt"
+    # The aggregation layer's front proxy, as kubeadm sets it up (the controllers read this CA too).
+    --requestheader-client-ca-file="$PKI/front-proxy-ca.crt"
+    --requestheader-allowed-names=front-proxy-client
+    --requestheader-username-headers=X-Remote-User
+    --requestheader-group-headers=X-Remote-Group
+    --requestheader-extra-headers-prefix=X-Remote-Extra-
+    --proxy-client-cert-file="$PKI/front-proxy-client.crt"
+    --proxy-client-key-file="$PKI/front-proxy-client.key"
     --authorization-mode=Node,RBAC
     --enable-admission-plugins=NodeRestriction
     --service-account-issuer=https://kubernetes.default.svc.cluster.local

@@ -1,22 +1,32 @@
 # Certificates and kubeconfigs for the local cluster (sourced by up.sh).
 # shellcheck shell=bash
 #
-# One CA signs everything, as kubeadm lays it out: serving certificates for etcd and kube-apiserver,
-# client certificates for the API server (to etcd), the admin, the controller manager, the scheduler and
-# KWOK. Keys are ECDSA P-256 (fast to make). The service-account signing key is separate.
+# Laid out as kubeadm does: one CA signs the serving certificates of etcd and kube-apiserver and the
+# client certificates of the API server (to etcd), the admin, the controller manager, the scheduler and
+# KWOK; a front-proxy CA signs the API server's aggregation-layer client certificate; the
+# service-account signing key stands apart. Keys are ECDSA P-256 (fast to make).
+PKI_LAYOUT=2  # bump when the set of files changes, so an older .cluster/pki is regenerated
 
 # openssl's chatter goes to a log; a failure names the step.
 _openssl() { openssl "$@" 2>>"$PKI/openssl.log" || die "openssl $1 failed (see $PKI/openssl.log)"; }
 
 _new_key() { _openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
 
-# _sign NAME SUBJECT EXTENSIONS: NAME.key + NAME.crt signed by the CA.
+# _new_ca NAME CN: a self-signed CA, NAME.key + NAME.crt.
+_new_ca() {
+  _new_key "$PKI/$1.key"
+  _openssl req -x509 -new -key "$PKI/$1.key" -subj "/CN=$2" -days 3650 -sha256 \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+    -out "$PKI/$1.crt"
+}
+
+# _sign NAME SUBJECT EXTENSIONS [CA]: NAME.key + NAME.crt signed by CA (default: ca).
 _sign() {
-  local name="$1" subject="$2" extensions="$3"
+  local name="$1" subject="$2" extensions="$3" ca="${4:-ca}"
   _new_key "$PKI/$name.key"
   _openssl req -new -key "$PKI/$name.key" -subj "$subject" -out "$PKI/$name.csr"
   printf '%b\n' "$extensions" >"$PKI/$name.ext"
-  _openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+  _openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/$ca.crt" -CAkey "$PKI/$ca.key" -CAcreateserial \
     -days 3650 -sha256 -extfile "$PKI/$name.ext" -out "$PKI/$name.crt"
   rm -f "$PKI/$name.csr" "$PKI/$name.ext"
 }
@@ -34,13 +44,11 @@ _kubernetes_service_ip() {
 
 ensure_pki() {
   # Reused across restarts so kubeconfigs handed out stay valid; `make clean` removes them.
-  [[ -f "$PKI/complete" ]] && return 0
+  [[ "$(cat "$PKI/complete" 2>/dev/null)" == "$PKI_LAYOUT" ]] && return 0
   command -v openssl >/dev/null || die "openssl is not on PATH"
   rm -rf "$PKI"; mkdir -p "$PKI"; chmod 700 "$PKI"
-  _new_key "$PKI/ca.key"
-  _openssl req -x509 -new -key "$PKI/ca.key" -subj "/CN=jamba-local-ca" -days 3650 -sha256 \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
-    -out "$PKI/ca.crt"
+  _new_ca ca jamba-local-ca
+  _new_ca front-proxy-ca jamba-local-front-proxy-ca
   _sign etcd-server "/CN=etcd-server" "$(_server_ext 'DNS:localhost,IP:127.0.0.1')"
   _sign apiserver-etcd-client "/CN=kube-apiserver-etcd-client" "$_client_ext"
   _sign apiserver "/CN=kube-apiserver" "$(_server_ext "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:$(_kubernetes_service_ip)")"
@@ -49,10 +57,11 @@ ensure_pki() {
   _sign kube-scheduler "/CN=system:kube-scheduler" "$_client_ext"
   # KWOK writes the status of every fake node and its pods, which only a cluster admin may do.
   _sign kwok "/O=system:masters/CN=kwok-controller" "$_client_ext"
+  _sign front-proxy-client "/CN=front-proxy-client" "$_client_ext" front-proxy-ca
   _new_key "$PKI/sa.key"
   _openssl pkey -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
   chmod 600 "$PKI"/*.key
-  touch "$PKI/complete"
+  echo "$PKI_LAYOUT" >"$PKI/complete"
 }
 
 # write_kubeconfig FILE CERT_NAME USER: a self-contained kubeconfig (certificates embedded).

@@ -8,6 +8,8 @@
 #   GPU_MEMORY_MIB [81559]  and the other node figures in tools/cluster/nodes.sh
 #   ETCD_PORT [12379] ETCD_PEER_PORT [12380] APISERVER_PORT [16443] KCM_PORT [10357]
 #   SCHEDULER_PORT [10359] KWOK_PORT [10347]
+#   CLUSTER_STARTED_BY: recorded in .cluster/started-by when this run starts the cluster, so that
+#     `down.sh --if-started-by=NAME` stops only a cluster NAME started (jest's global setup uses it).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/pki.sh"
@@ -23,14 +25,14 @@ check_count GPU_MEMORY_MIB "$GPU_MEMORY_MIB"
 
 # Subshells: the recorded settings of an old cluster must not leak into a fresh start.
 if (load_config && cluster_healthy); then
-  log "a healthy cluster is already up (kubeconfig: $KUBECONFIG_ADMIN); nothing to do"
+  log "a healthy cluster is already up (kubeconfig: $KUBECONFIG_ADMIN); using it"
   exit 0
 fi
 if (load_config && any_component_running); then
   log "found a partly running cluster; stopping it before a fresh start"
   bash "$(dirname "${BASH_SOURCE[0]}")/down.sh"
 fi
-rm -f "$CONFIG_FILE"
+rm -f "$CONFIG_FILE" "$CLUSTER_DIR/started-by"
 load_config
 
 require_tools "${COMPONENTS[@]}" kubectl
@@ -51,8 +53,8 @@ write_kubeconfig "$CLUSTER_DIR/kube-controller-manager.kubeconfig" kube-controll
 write_kubeconfig "$CLUSTER_DIR/kube-scheduler.kubeconfig" kube-scheduler system:kube-scheduler
 write_kubeconfig "$CLUSTER_DIR/kwok.kubeconfig" kwok kwok-controller
 
-# Every start is a new cluster: state from a previous run would surprise the tests.
-rm -rf "$CLUSTER_DIR/etcd"
+# Every start is a new cluster: state (and logs) from a previous run would surprise the tests.
+rm -rf "$CLUSTER_DIR/etcd" "$LOGS"; mkdir -p "$LOGS"
 start_component etcd \
   --name=jamba-local \
   --data-dir="$CLUSTER_DIR/etcd" \
@@ -123,5 +125,6 @@ done
 wait_until 60 "service accounts are being created" kctl -n default get serviceaccount default \
   || die "the controller manager did not create the default ServiceAccount (log: $LOGS/kube-controller-manager.log)"
 
+[[ -n "${CLUSTER_STARTED_BY:-}" ]] && echo "$CLUSTER_STARTED_BY" >"$CLUSTER_DIR/started-by"
 log "cluster up in $((SECONDS - T0)) s; kubeconfig: $KUBECONFIG_ADMIN"
 log "try: $BIN/kubectl --kubeconfig $KUBECONFIG_ADMIN get nodes"
