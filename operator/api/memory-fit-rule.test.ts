@@ -13,7 +13,7 @@ describe('memory-fit CEL rule generated from sizing.ts', () => {
     for (const g of groupBySizing()) {
       const s = g.sizing;
       expect(rule).toContain(`(self.quantization == 'None' ? ${s.weightsMiB.None} : ${s.weightsMiB.ExpertsInt8}) + ${s.kvKiBPerToken} * self.maxContextLength / 1024 + ${s.mambaStateMiB}`);
-      expect(messageExpression).toContain(`${s.weightsGB.None} : ${s.weightsGB.ExpertsInt8}`);
+      expect(messageExpression).toContain(`'${s.weightsGB.None}' : '${s.weightsGB.ExpertsInt8}'`);
       for (const n of g.names) expect(rule).toContain(`'${n}'`);
     }
     expect(rule.endsWith(': true))')).toBe(true);

@@ -2,7 +2,7 @@
 // from sizing.ts's table (never written by hand). CEL sees only the object, so the rule is keyed on
 // known model names; unknown names pass (the controller cannot size them either).
 import type { CelRule } from './schema-builder.js';
-import { KNOWN_MODELS, USABLE_PERCENT, sizingOf, type ModelSizing } from './sizing.js';
+import { FIT_ADVICE, KNOWN_MODELS, USABLE_PERCENT, sizingOf, type ModelSizing } from './sizing.js';
 
 interface Group {
   names: string[];
@@ -32,8 +32,10 @@ function requiredExpr(s: ModelSizing): string {
   );
 }
 
-function weightsGBExpr(s: ModelSizing): string {
-  return `(self.quantization == 'None' ? ${s.weightsGB.None} : ${s.weightsGB.ExpertsInt8})`;
+// CEL estimates string(int) as unbounded in size, which blows the cost budget; the message therefore
+// embeds the table's figures as string literals and names the spec fields rather than their values.
+function weightsGBText(s: ModelSizing): string {
+  return `(self.quantization == 'None' ? '${s.weightsGB.None}' : '${s.weightsGB.ExpertsInt8}')`;
 }
 
 function inGroup(g: Group): string {
@@ -50,17 +52,12 @@ export function memoryFitRule(): CelRule {
   const rule = chain(groups, (g) => `${requiredExpr(g.sizing)} <= ${USABLE}`, 'true');
   const messageExpression =
     `'model ' + self.model.name + ' with quantization ' + self.quantization + ' needs ~' + ` +
-    `string(${chain(groups, (g) => weightsGBExpr(g.sizing), '0')}) + ' GB of weights, ~' + ` +
-    `string(${chain(groups, (g) => requiredExpr(g.sizing), '0')}) + ` +
-    `' MiB with the KV cache for maxContextLength ' + string(self.maxContextLength) + '; ' + ` +
-    `string(self.gpusPerReplica) + ' GPUs × ' + string(self.gpu.minMemoryMiB) + ' MiB leave ' + ` +
-    `string(${USABLE}) + ' MiB usable (${USABLE_PERCENT}%); use quantization ExpertsInt8, more gpusPerReplica, ` +
-    `GPUs with more memory (gpu.minMemoryMiB) or a smaller maxContextLength'`;
+    `${chain(groups, (g) => weightsGBText(g.sizing), "'?'")} + ' GB of weights + ' + ` +
+    `${chain(groups, (g) => `'${g.sizing.kvKiBPerToken}'`, "'?'")} + ' KiB of KV cache per token of maxContextLength, ' + ` +
+    `'more than ${USABLE_PERCENT}% of gpusPerReplica × gpu.minMemoryMiB; ${FIT_ADVICE}'`;
   return {
     rule,
-    message:
-      'the model does not fit the GPUs of one replica; use quantization ExpertsInt8, more gpusPerReplica, ' +
-      'GPUs with more memory (gpu.minMemoryMiB) or a smaller maxContextLength',
+    message: `the model does not fit the GPUs of one replica; ${FIT_ADVICE}`,
     messageExpression,
     reason: 'FieldValueInvalid',
   };

@@ -82,7 +82,8 @@ export function string(o: Common & { minLength?: number; maxLength?: number; pat
 }
 
 export function enumOf<const V extends readonly string[]>(values: V, o: Common = {}): Field<V[number]> {
-  return field({ type: 'string', enum: values, ...o });
+  // maxLength bounds the CEL cost estimate of rules that read the value.
+  return field({ type: 'string', enum: values, maxLength: Math.max(...values.map((v) => v.length)), ...o });
 }
 
 export function integer(o: Common & { minimum?: number; maximum?: number; enum?: readonly number[] } = {}): Field<number> {

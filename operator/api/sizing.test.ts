@@ -31,7 +31,7 @@ describe('sizing', () => {
   test('message says what it needs and what to change', () => {
     const input: FitInput = { modelName: 'ai21labs/AI21-Jamba-1.5-Large', quantization: 'None', maxContextLength: 262144, gpusPerReplica: 8, minMemoryMiB: 80000 };
     const msg = fitMessage(input, checkFit(input));
-    expect(msg).toContain('needs ~796 GB of weights');
+    expect(msg).toContain('needs ~796 GB of weights + 36 KiB of KV cache per token');
     expect(msg).toContain('8 GPUs × 80000 MiB leave 576000 MiB usable');
     expect(msg).toContain('use quantization ExpertsInt8');
   });

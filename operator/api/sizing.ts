@@ -118,12 +118,22 @@ export function checkFit(i: FitInput): FitResult {
   return { fits: required <= usable, known: true, requiredMiB: required, usableMiB: usable, weightsGB: m.weightsGB[i.quantization] };
 }
 
-/** The human sentence used both by the API server (CEL messageExpression) and by status. */
-export function fitMessage(i: FitInput, r: FitResult): string {
+export const FIT_ADVICE =
+  'use quantization ExpertsInt8, more gpusPerReplica, GPUs with more memory (gpu.minMemoryMiB) or a smaller maxContextLength';
+
+/** The sentence the API server returns (the CEL messageExpression builds the same text). */
+export function fitSentence(i: FitInput, m: ModelSizing): string {
   return (
-    `model ${i.modelName} with quantization ${i.quantization} needs ~${r.weightsGB} GB of weights, ` +
-    `~${r.requiredMiB} MiB with the KV cache for maxContextLength ${i.maxContextLength}; ` +
-    `${i.gpusPerReplica} GPUs × ${i.minMemoryMiB} MiB leave ${r.usableMiB} MiB usable (${USABLE_PERCENT}%); ` +
-    'use quantization ExpertsInt8, more gpusPerReplica, GPUs with more memory (gpu.minMemoryMiB) or a smaller maxContextLength'
+    `model ${i.modelName} with quantization ${i.quantization} needs ~${m.weightsGB[i.quantization]} GB of weights + ` +
+    `${m.kvKiBPerToken} KiB of KV cache per token of maxContextLength, more than ${USABLE_PERCENT}% of ` +
+    `gpusPerReplica × gpu.minMemoryMiB; ${FIT_ADVICE}`
   );
+}
+
+/** For status: the API server's sentence plus this spec's figures. */
+export function fitMessage(i: FitInput, r: FitResult): string {
+  const m = knownSizing(i.modelName);
+  if (!m) return `model ${i.modelName} has no known size`;
+  return `${fitSentence(i, m)} (~${r.requiredMiB} MiB needed at maxContextLength ${i.maxContextLength}; ` +
+    `${i.gpusPerReplica} GPUs × ${i.minMemoryMiB} MiB leave ${r.usableMiB} MiB usable)`;
 }
