@@ -83,7 +83,8 @@ build_one() {
   [[ -f "$moddir/go.mod" && -f "$moddir/go.sum" ]] || die "$name: missing $moddir/go.mod or go.sum"
   check_pinned "$moddir/go.mod" "$module" "$version"
 
-  local ldflags="-s -w $(version_ldflags "$module" "$version")"
+  local ldflags
+  ldflags="-s -w $(version_ldflags "$module" "$version")"
   local key
   key="$( { cat "$moddir/go.mod" "$moddir/go.sum"; echo "$package|$ldflags|$GO_IDENTITY|build-tools-v1"; } \
           | sha256sum | cut -c1-16)"

@@ -4,6 +4,7 @@
 # Usage: down.sh [--if-started-by=NAME]   (with it: only if up.sh ran with CLUSTER_STARTED_BY=NAME)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+lock_cluster
 load_config
 
 case "${1:-}" in

@@ -17,6 +17,19 @@ T0=$SECONDS
 die() { echo "cluster: ERROR: $*" >&2; exit 1; }
 log() { echo "cluster: $*" >&2; }
 
+# One cluster script at a time per checkout: several test runs and people may call up/down/restart/
+# add-nodes at once. Nested calls (up.sh running down.sh) inherit the lock through CLUSTER_LOCK_HELD.
+lock_cluster() {
+  [[ -n "${CLUSTER_LOCK_HELD:-}" ]] && return 0
+  mkdir -p "$CLUSTER_DIR"
+  exec 9>"$CLUSTER_DIR/.lock"
+  if ! flock -n 9; then
+    log "waiting for another cluster script to finish (lock $CLUSTER_DIR/.lock)"
+    flock -w "${CLUSTER_LOCK_TIMEOUT_S:-600}" 9 || die "another cluster script held $CLUSTER_DIR/.lock too long"
+  fi
+  export CLUSTER_LOCK_HELD=1
+}
+
 # Settings a running cluster was started with win over the environment, so down/restart/add-nodes
 # always talk to the cluster that is actually up.
 load_config() {
@@ -70,7 +83,8 @@ start_component() {
   local name="$1"; shift
   mkdir -p "$LOGS" "$PIDS"
   echo "=== $(date -u +%FT%TZ) starting $name" >>"$LOGS/$name.log"
-  setsid "$BIN/$name" "$@" </dev/null >>"$LOGS/$name.log" 2>&1 &
+  # 9>&-: the daemon must not inherit (and so keep holding) the scripts' lock.
+  setsid "$BIN/$name" "$@" </dev/null >>"$LOGS/$name.log" 2>&1 9>&- &
   echo "$!" >"$PIDS/$name.pid"
 }
 
@@ -136,6 +150,7 @@ wait_apiserver_ready() {
 }
 
 # The flags kube-apiserver runs with, used both by up.sh and by restart-apiserver.sh.
+# shellcheck disable=SC2034,SC2054  # read by the callers; the commas are flag values
 apiserver_flags() {
   APISERVER_FLAGS=(
     --bind-address=127.0.0.1

@@ -4,6 +4,7 @@
 # seconds to stay down between stop and start (default 0).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+lock_cluster
 load_config
 [[ -f "$CONFIG_FILE" && -n "$(pid_of etcd)" ]] || die "no cluster is up (run 'make cluster-up')"
 require_tools kube-apiserver

@@ -14,6 +14,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/pki.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/nodes.sh"
+lock_cluster
 T0=$SECONDS
 
 GPU_NODES="${GPU_NODES:-4}"
