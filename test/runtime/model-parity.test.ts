@@ -1,0 +1,65 @@
+// Whole-model parity at the ModelRunner level against the Hugging Face reference outputs committed
+// in test/fixtures/*/reference.json: identical greedy tokens, and logprobs (chosen token and top-5)
+// within 1e-3, for bf16 weights computed in fp32 and for ExpertsInt8.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadModel } from '../../runtime/models/index.js';
+import type { LoadedModel, Quantization } from '../../runtime/models/index.js';
+import { greedy, topK } from '../../runtime/models/testing/greedy.js';
+
+const TOL = 1e-3;
+const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
+
+interface Expected {
+  greedy_token_ids: number[];
+  token_logprobs: number[];
+  top_logprobs: [number, number][][];
+}
+
+interface Case {
+  name: string;
+  prompt_token_ids: number[];
+  max_new_tokens: number;
+  bf16: Expected;
+  expertsint8: Expected;
+}
+
+const VARIANTS: [Quantization, 'bf16' | 'expertsint8'][] = [
+  ['none', 'bf16'],
+  ['expertsint8', 'expertsint8'],
+];
+
+describe.each(['jamba-tiny', 'jamba-tiny-unusual'])('%s', (fixture) => {
+  const dir = join(FIXTURES, fixture);
+  const cases = (): Case[] => (JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as { cases: Case[] }).cases;
+
+  test('the fixture is present', () => {
+    expect(existsSync(join(dir, 'reference.json'))).toBe(true);
+    expect(cases().length).toBeGreaterThan(0);
+    expect(Math.max(...cases().map((c) => c.prompt_token_ids.length))).toBeGreaterThan(256);
+  });
+
+  describe.each(VARIANTS)('quantization %s vs reference %s', (quantization, key) => {
+    let model: LoadedModel;
+    beforeAll(async () => {
+      model = await loadModel(dir, { quantization, backend: 'cpu', maxModelLen: 512, maxNumSeqs: 2 });
+    });
+    afterAll(() => model?.runner.dispose());
+
+    test.each(cases().map((c) => [c.name, c] as const))('%s', async (_name, c) => {
+      const ref = c[key];
+      const blockTable = Int32Array.from({ length: 32 }, (_, i) => 31 - i); // any order works
+      const out = await greedy(model.runner, c.prompt_token_ids, c.max_new_tokens, { stateSlot: 1, blockTable });
+      expect(out.tokens).toEqual(ref.greedy_token_ids);
+      let worst = 0;
+      out.logprobs.forEach((lp, step) => {
+        worst = Math.max(worst, Math.abs(lp[out.tokens[step]!]! - ref.token_logprobs[step]!));
+        const top = topK(lp, 5);
+        const refTop = ref.top_logprobs[step]!;
+        expect(top.map(([id]) => id)).toEqual(refTop.map(([id]) => id));
+        top.forEach(([, v], j) => (worst = Math.max(worst, Math.abs(v - refTop[j]![1]))));
+      });
+      expect(worst).toBeLessThan(TOL);
+    });
+  });
+});
