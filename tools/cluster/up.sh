@@ -8,6 +8,7 @@
 #   GPU_MEMORY_MIB [81559]  and the other node figures in tools/cluster/nodes.sh
 #   ETCD_PORT [12379] ETCD_PEER_PORT [12380] APISERVER_PORT [16443] KCM_PORT [10357]
 #   SCHEDULER_PORT [10359] KWOK_PORT [10347]
+#   KWOK_STAGES_DIR [.tools/share/kwok/stages]: the KWOK Stage files that drive node and pod status
 #   CLUSTER_STARTED_BY: recorded in .cluster/started-by when this run starts the cluster, so that
 #     `down.sh --if-started-by=NAME` stops only a cluster NAME started (jest's global setup uses it).
 set -euo pipefail
@@ -45,6 +46,18 @@ for port_var in ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT SCHEDULER_PORT 
     die "port $port ($port_var) on 127.0.0.1 is in use; free it or set $port_var to another port"
   fi
 done
+
+# A failed start leaves nothing running (the logs stay for the post-mortem).
+stop_after_failure() {
+  local status=$?
+  ((status == 0)) && return
+  log "start failed; stopping what was started (logs kept in $LOGS)"
+  stop_components 15 kwok kube-scheduler kube-controller-manager
+  stop_components 15 kube-apiserver
+  stop_components 15 etcd
+  exit "$status"
+}
+trap stop_after_failure EXIT
 
 mkdir -p "$CLUSTER_DIR" "$LOGS" "$PIDS"
 save_config
@@ -102,8 +115,10 @@ start_component kube-scheduler \
 
 # KWOK's stock "fast" Stages, shipped with its module (see build-tools.sh): nodes turn Ready and keep
 # a lease; pods bound to them turn Running and Ready at once; deleted pods are removed.
-stages_dir="$ROOT/.tools/share/kwok/stages"
-ls "$stages_dir"/*.yaml >/dev/null 2>&1 || die "KWOK stages missing in $stages_dir: run 'make tools'"
+# KWOK_STAGES_DIR replaces them with a directory of one's own Stage files (e.g. pods that stay
+# unready for a while, to play a model that is loading).
+stages_dir="${KWOK_STAGES_DIR:-$ROOT/.tools/share/kwok/stages}"
+ls "$stages_dir"/*.yaml >/dev/null 2>&1 || die "no KWOK Stage files (*.yaml) in $stages_dir (the stock ones come with 'make tools')"
 awk 'FNR == 1 { print "---" } { print }' "$stages_dir"/*.yaml >"$CLUSTER_DIR/kwok-stages.yaml"
 start_component kwok \
   --kubeconfig="$CLUSTER_DIR/kwok.kubeconfig" \
