@@ -209,8 +209,10 @@ export class Engine {
   private add(request: EngineRequest): Tracked {
     if (this.closed) throw new RequestRejectedError('closed', 'the engine is shut down');
     this.validate(request);
-    if (this.scheduler.waiting.length >= this.config.maxWaiting) {
-      throw new RequestRejectedError('overloaded', `the server is at capacity (${this.config.maxWaiting} requests waiting); retry later`);
+    // Requests that the next step can admit do not count as queued.
+    const admissible = Math.max(0, this.maxNumSeqs - this.scheduler.running.length);
+    if (this.scheduler.waiting.length >= admissible + this.config.maxWaiting) {
+      throw new RequestRejectedError('overloaded', `the server is at capacity (${this.scheduler.waiting.length} requests waiting); retry later`);
     }
     const requestId = request.requestId ?? randomUUID();
     const seq = new Sequence(requestId, request.promptTokenIds, request.params, now());
@@ -340,7 +342,7 @@ export class Engine {
       } else if (atLength) {
         finishReason = 'length';
       }
-      const token: { tokenId: number; logprob?: number; topLogprobs?: TokenLogprob[] } = { tokenId: sample.tokenId };
+      const token: GeneratedToken = { tokenId: sample.tokenId };
       if (sample.logprob !== undefined) {
         token.logprob = sample.logprob;
         token.topLogprobs = sample.topLogprobs;
