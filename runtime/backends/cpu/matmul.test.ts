@@ -34,7 +34,7 @@ test('linear: int8 weight is scaled per output row after accumulation', () => {
   expect([...data(b.linear(x, { kind: 'int8', weight: q, scale }))]).toEqual([-0.5, 31.75]);
 });
 
-test.each([1, 3, 4, 5, 9])('linear: %i rows (4-row blocks and remainder) match the naive product', (rows) => {
+test.each([1, 2, 3, 4, 5, 9])('linear: %i rows (tiles and remainders) match the naive product', (rows) => {
   const r = rng(rows);
   const inDim = 7;
   const out = 5;
