@@ -28,7 +28,7 @@ rm -f "$CLUSTER_DIR/started-by"
 # Anything still running one of our binaries was not recorded (e.g. started by hand): name it, loudly.
 strays=()
 for proc in /proc/[0-9]*; do
-  argv0="$(tr '\0' '\n' <"$proc/cmdline" 2>/dev/null | head -n1)" || continue
+  argv0="$(tr '\0' '\n' 2>/dev/null <"$proc/cmdline" | head -n1)" 2>/dev/null || continue
   for c in "${COMPONENTS[@]}"; do
     [[ "$argv0" == "$BIN/$c" ]] && strays+=("${proc#/proc/} ($c)")
   done
