@@ -27,7 +27,8 @@ check_count GPU_MEMORY_MIB "$GPU_MEMORY_MIB"
 
 # Subshells: the recorded settings of an old cluster must not leak into a fresh start.
 if (load_config && cluster_healthy); then
-  log "a healthy cluster is already up (kubeconfig: $KUBECONFIG_ADMIN); using it"
+  log "a healthy cluster is already up (kubeconfig: $KUBECONFIG_ADMIN); using it as it is"
+  log "(more GPU nodes: tools/cluster/add-nodes.sh COUNT; other settings: make cluster-down first)"
   exit 0
 fi
 if (load_config && any_component_running); then
