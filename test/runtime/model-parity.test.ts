@@ -46,10 +46,20 @@ describe.each(['jamba-tiny', 'jamba-tiny-unusual'])('%s', (fixture) => {
     });
     afterAll(() => model?.runner.dispose());
 
-    test.each(cases().map((c) => [c.name, c] as const))('%s', async (_name, c) => {
+    // Every case with the prompt prefilled in one step; with quantization none, the shortest and
+    // the longest prompts again in chunks of 7 and 64 tokens.
+    const runs: [string, Case, number | undefined][] = cases().map((c) => [c.name, c, undefined]);
+    if (quantization === 'none') {
+      const byLength = [...cases()].sort((a, b) => a.prompt_token_ids.length - b.prompt_token_ids.length);
+      const medium = byLength.find((c) => c.prompt_token_ids.length > 14)!;
+      const longest = byLength.at(-1)!;
+      runs.push([`${medium.name} in chunks of 7`, medium, 7], [`${longest.name} in chunks of 64`, longest, 64]);
+    }
+
+    test.each(runs)('%s', async (_name, c, chunk) => {
       const ref = c[key];
       const blockTable = Int32Array.from({ length: 32 }, (_, i) => 31 - i); // any order works
-      const out = await greedy(model.runner, c.prompt_token_ids, c.max_new_tokens, { stateSlot: 1, blockTable });
+      const out = await greedy(model.runner, c.prompt_token_ids, c.max_new_tokens, { stateSlot: 1, blockTable, chunk });
       expect(out.tokens).toEqual(ref.greedy_token_ids);
       let worst = 0;
       out.logprobs.forEach((lp, step) => {
