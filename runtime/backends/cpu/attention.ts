@@ -59,7 +59,10 @@ export function pagedAttention(
   for (const seg of batch.segments) maxLen = Math.max(maxLen, seg.cachedLen + seg.numRows);
   const scores = new Float64Array(maxLen);
   const keyOffsets = new Int32Array(maxLen);
+  const acc = new Float64Array(headDim);
 
+  const kc = cache.k;
+  const vc = cache.v;
   for (const seg of batch.segments) {
     writeKv(kd, vd, cache, seg);
     const seqLen = seg.cachedLen + seg.numRows;
@@ -68,13 +71,13 @@ export function pagedAttention(
       const row = seg.rowStart + i;
       const keys = seg.cachedLen + i + 1; // causal: positions 0..p
       for (let h = 0; h < numHeads; h++) {
-        const qo = row * numHeads * headDim + h * headDim;
+        const qo = (row * numHeads + h) * headDim;
         const kvHead = Math.floor(h / group) * headDim;
         let max = -Infinity;
         for (let j = 0; j < keys; j++) {
           const ko = keyOffsets[j]! + kvHead;
           let dot = 0;
-          for (let d = 0; d < headDim; d++) dot += qd[qo + d]! * cache.k[ko + d]!;
+          for (let d = 0; d < headDim; d++) dot += qd[qo + d]! * kc[ko + d]!;
           const s = dot * scale;
           scores[j] = s;
           if (s > max) max = s;
@@ -85,12 +88,14 @@ export function pagedAttention(
           scores[j] = e;
           sum += e;
         }
-        const oo = row * numHeads * headDim + h * headDim;
+        // Accumulate the weighted values in float64, then normalise once.
+        acc.fill(0);
         for (let j = 0; j < keys; j++) {
-          const p = scores[j]! / sum;
+          const p = scores[j]!;
           const vo = keyOffsets[j]! + kvHead;
-          for (let d = 0; d < headDim; d++) od[oo + d] = od[oo + d]! + p * cache.v[vo + d]!;
+          for (let d = 0; d < headDim; d++) acc[d] = acc[d]! + p * vc[vo + d]!;
         }
+        for (let d = 0; d < headDim; d++) od[qo + d] = acc[d]! / sum;
       }
     }
   }
