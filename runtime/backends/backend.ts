@@ -9,8 +9,10 @@
 //   crosses the interface per element, per token or per sequence.
 // - Ops that need to know where one sequence ends and the next begins (attention, Mamba conv and
 //   scan) take the step's `RaggedBatch` descriptor; a GPU backend uploads it once per step.
-// - Ops return fresh tensors, except `addInPlace`, which updates the residual stream. Tensors are
-//   freed by the backend's memory management (GC on CPU; a caching allocator on GPU).
+// - Ops return fresh tensors, except `addInPlace`, which updates the residual stream. Tensors an
+//   op returns are activations: they live until `endStep()`, so a GPU backend can hand out
+//   activation memory from one arena per step and recycle it in bulk (the CPU backend leaves them
+//   to the GC). Weights (`upload`), KV caches and Mamba state persist until `dispose()`.
 
 export type DType = 'f32' | 'i8' | 'i32';
 
@@ -108,6 +110,9 @@ export interface Backend {
   createMambaState(numSlots: number, dInner: number, dConv: number, dState: number): MambaState;
   /** Zeroes one slot's conv and SSM state. */
   resetMambaSlot(state: MambaState, slot: number): void;
+  /** Brackets one forward step: activations made in between are released by endStep(). */
+  beginStep(): void;
+  endStep(): void;
   /** Bytes held by tensors made with `upload` and by caches/state pools. */
   residentBytes(): { weights: number; caches: number };
   dispose(): void;

@@ -109,6 +109,8 @@ export class JambaModel implements ModelRunner {
   private readonly finalNorm: Tensor; // [H]
   private readonly lmHead: LinearWeight; // [vocab, H] (the embedding when tied)
   private running = false;
+  /** State slots of the step in flight: resetting one of them would corrupt that step. */
+  private activeSlots = new Set<number>();
 
   constructor(
     readonly config: JambaConfig,
@@ -176,8 +178,10 @@ export class JambaModel implements ModelRunner {
   async step(seqs: StepSequence[]): Promise<Float32Array> {
     if (this.running) throw new Error('JambaModel.step: a step is already running (steps must not overlap)');
     this.running = true;
+    this.backend.beginStep();
     try {
       const { batch, ids, logitRows } = this.layout(seqs);
+      this.activeSlots = new Set(batch.segments.map((s) => s.stateSlot));
       if (batch.numRows === 0) return new Float32Array(0);
       const b = this.backend;
       const x = b.embedding(this.embedTokens, ids); // [T, H]
@@ -190,11 +194,14 @@ export class JambaModel implements ModelRunner {
       const last = b.rmsNorm(b.gatherRows(x, logitRows), this.finalNorm, this.config.rmsNormEps); // [S, H]
       return await b.download(b.linear(last, this.lmHead)); // [S, vocab]
     } finally {
+      this.backend.endStep();
+      this.activeSlots.clear();
       this.running = false;
     }
   }
 
   resetStateSlot(slot: number): void {
+    if (this.activeSlots.has(slot)) throw new Error(`resetStateSlot: slot ${slot} is in the step now running`);
     for (const layer of this.layers) {
       if (layer.mixer.kind === 'mamba') this.backend.resetMambaSlot(layer.mixer.state, slot);
     }

@@ -87,6 +87,18 @@ test('a batch with mixed prefill and decode equals each sequence alone', async (
   });
 });
 
+test('steps must not overlap, and a slot in the running step cannot be reset', async () => {
+  const seq = { stateSlot: 2, blockTable: blocks(2), cachedLen: 0, tokens: Int32Array.of(1, 2, 3), wantLogits: true };
+  const running = model.runner.step([seq]);
+  // The step yields to the event loop between layers; meanwhile:
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  await expect(model.runner.step([{ ...seq, stateSlot: 3 }])).rejects.toThrow('a step is already running');
+  expect(() => model.runner.resetStateSlot(2)).toThrow('slot 2 is in the step now running');
+  model.runner.resetStateSlot(3); // not in the step: fine
+  expect((await running).length).toBe(model.info.vocabSize);
+  model.runner.resetStateSlot(2);
+});
+
 test('step rejects bad sequences with the reason', async () => {
   const base = { stateSlot: 0, blockTable: blocks(0), cachedLen: 0, tokens: Int32Array.of(1, 2), wantLogits: true };
   await expect(model.runner.step([{ ...base, stateSlot: 4 }])).rejects.toThrow('state slot 4 outside 0..3');

@@ -40,6 +40,10 @@ export class CpuBackend implements Backend {
     state.resetSlot(slot);
   }
 
+  // Activations are ordinary typed arrays here: the GC frees them, so a step needs no bracketing.
+  beginStep(): void {}
+  endStep(): void {}
+
   residentBytes(): { weights: number; caches: number } {
     let caches = 0;
     for (const c of this.caches) caches += c.bytes;
