@@ -127,6 +127,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       quantization: options.quantization,
       weight_bytes: model.weightBytes,
       weight_bytes_bf16: model.weightBytesBf16,
+      resident_weight_bytes: model.residentWeightBytes ?? null,
       kv_blocks: g.numBlocks,
       kv_block_size: g.blockSize,
       state_slots: g.numStateSlots,

@@ -129,7 +129,7 @@ async function main(): Promise<void> {
   }
   for (const q of ['none', 'expertsint8'] as const) {
     const m = memory[q]!;
-    const resident = (m as LoadedModel & { residentWeightBytes?: number }).residentWeightBytes;
+    const resident = m.residentWeightBytes;
     console.log(
       `load ${q.padEnd(11)}: ${median(loads[q]).toFixed(3)} s; weights ${mib(m.weightBytes)} (bf16 ${mib(m.weightBytesBf16)}, ${((100 * m.weightBytes) / m.weightBytesBf16).toFixed(1)}%)` +
         (resident !== undefined ? `; resident on the CPU backend ${mib(resident)}` : ''),
