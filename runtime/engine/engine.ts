@@ -167,19 +167,20 @@ export class Engine {
    * and state slot at once, or at the end of the model step it is part of.
    */
   generate(request: EngineRequest, signal?: AbortSignal): AsyncGenerator<RequestOutput> {
-    // Admission happens here, synchronously, so a refusal is thrown before any output is awaited.
+    // Admission and the abort hook happen here, synchronously: a refusal is thrown before any
+    // output is awaited, and a cancellation frees the state even if the outputs are never read.
     const t = this.add(request);
-    return this.stream(t, signal);
-  }
-
-  private async *stream(t: Tracked, signal?: AbortSignal): AsyncGenerator<RequestOutput> {
     const onAbort = (): void => this.abort(t);
     signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) this.abort(t);
+    return this.stream(t, () => signal?.removeEventListener('abort', onAbort));
+  }
+
+  private async *stream(t: Tracked, cleanup: () => void): AsyncGenerator<RequestOutput> {
     try {
-      if (signal?.aborted) this.abort(t);
       for await (const out of t.outputs) yield out;
     } finally {
-      signal?.removeEventListener('abort', onAbort);
+      cleanup();
       if (!t.seq.isFinished) this.abort(t);
     }
   }
