@@ -4,6 +4,8 @@
 // of the step, so the weight stream — the dominant memory traffic — is not repeated per token.
 // Int8 rows are accumulated as Σ q·x and multiplied by the row's scale at the end: the
 // dequantization happens inside the kernel and no fp32 copy of the weight exists.
+// Accumulators are JS numbers (float64), at least as precise as the fp32 the interface asks for;
+// results are rounded to fp32 when stored.
 import type { LinearWeight, Tensor } from '../backend.js';
 import { cpu, CpuTensor, f32, f32Data } from './tensor.js';
 
