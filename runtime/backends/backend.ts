@@ -24,7 +24,7 @@ export interface Tensor {
 
 /**
  * A linear layer's weight, y = x · Wᵀ (+ bias). `dense`: fp32 weight [out, in]. `int8`: ExpertsInt8
- * weight [out, in] with one fp32 scale per output row; the kernel accumulates Σ q·x in fp32 and then
+ * weight [out, in] with one fp32 scale per output row; the kernel accumulates Σ q·x in (at least) fp32 and then
  * multiplies by the row's scale (dequantization inside the kernel; no fp32 copy of the weight).
  */
 export type LinearWeight =
