@@ -113,7 +113,8 @@ export function parseJambaConfig(text: string, file = 'config.json'): JambaConfi
   // Defaults are transformers' JambaConfig defaults.
   const hiddenSize = r.int('hidden_size', 4096);
   const numAttentionHeads = r.int('num_attention_heads', 32);
-  const numKeyValueHeads = r.int('num_key_value_heads', numAttentionHeads);
+  // transformers treats a null num_key_value_heads as "no GQA".
+  const numKeyValueHeads = r.value('num_key_value_heads') === null ? numAttentionHeads : r.int('num_key_value_heads', numAttentionHeads);
   if (hiddenSize % numAttentionHeads !== 0) {
     r.fail('num_attention_heads', `(${numAttentionHeads}) must divide hidden_size (${hiddenSize})`);
   }
