@@ -49,6 +49,7 @@ test.each([
   ['an empty prompt', { prompt: '' }, 'prompt'],
   ['an empty token list', { prompt: [] }, 'prompt'],
   ['a prompt of mixed types', { prompt: [1, 'a'] }, 'prompt'],
+  ['several prompts in one request', { prompt: ['a', 'b'] }, 'prompt'],
   ['a token id outside the vocabulary', { prompt: [1, 10_000_000] }, 'prompt'],
   ['a negative token id', { prompt: [1, -4] }, 'prompt'],
   ['prompt + max_tokens beyond max-model-len', { max_tokens: MAX_MODEL_LEN }, 'max_tokens'],

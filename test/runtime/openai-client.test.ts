@@ -57,12 +57,17 @@ test('chat completions, then the same streamed, agree', async () => {
   expect(whole.usage!.prompt_tokens).toBe(reference.chat.token_ids.length);
   expect(whole.usage!.completion_tokens).toBe(12);
 
-  const stream = await client.chat.completions.create({ ...params, ignore_eos: true, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
+  const stream = await client.chat.completions.create({ ...params, ignore_eos: true, stream: true, stream_options: { include_usage: true } } as OpenAI.ChatCompletionCreateParamsStreaming);
   let content = '';
   const roles: string[] = [];
   let finish: string | null = null;
+  let usage: OpenAI.CompletionUsage | undefined | null;
   for await (const chunk of stream) {
     expect(chunk.object).toBe('chat.completion.chunk');
+    if (chunk.usage) {
+      usage = chunk.usage;
+      continue;
+    }
     const delta = chunk.choices[0]!.delta;
     if (delta.role) roles.push(delta.role);
     content += delta.content ?? '';
@@ -71,6 +76,12 @@ test('chat completions, then the same streamed, agree', async () => {
   expect(roles).toEqual(['assistant']);
   expect(content).toBe(whole.choices[0]!.message.content);
   expect(finish).toBe('length');
+  expect(usage).toEqual(whole.usage);
+
+  // Content as text parts is the same conversation.
+  const parts = reference.chat.messages.map((m) => ({ role: m.role, content: [{ type: 'text', text: m.content }] }));
+  const fromParts = await client.chat.completions.create({ ...params, messages: parts, ignore_eos: true } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+  expect(fromParts.choices[0]!.message.content).toBe(whole.choices[0]!.message.content);
 }, 120000);
 
 test('errors come back as the client\'s typed errors', async () => {
