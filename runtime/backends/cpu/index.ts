@@ -1,6 +1,17 @@
 // The CPU backend: plain TypeScript over typed arrays, fp32 math (int8 for ExpertsInt8 weights).
 // It is the executable specification of every op in ../backend.ts.
-import type { Backend, KvCache, MambaState, Tensor } from '../backend.js';
+import type {
+  AttentionShape,
+  Backend,
+  KvCache,
+  LinearWeight,
+  MambaState,
+  RaggedBatch,
+  Routing,
+  SelectiveScanInputs,
+  SwiGluWeights,
+  Tensor,
+} from '../backend.js';
 import { pagedAttention } from './attention.js';
 import { addInPlace, embedding, gatherRows, siluMul, splitColumns } from './elementwise.js';
 import { mambaConv, selectiveScan } from './mamba.js';
@@ -55,16 +66,41 @@ export class CpuBackend implements Backend {
     this.weightBytes = 0;
   }
 
-  embedding = embedding;
-  rmsNorm = rmsNorm;
-  linear = linear;
-  addInPlace = addInPlace;
-  siluMul = siluMul;
-  splitColumns = splitColumns;
-  gatherRows = gatherRows;
-  routerTopK = routerTopK;
-  moeExperts = moeExperts;
-  pagedAttention = pagedAttention;
-  mambaConv = mambaConv;
-  selectiveScan = selectiveScan;
+  // --- ops: each lives in the file of its family ---------------------------------------------
+  embedding(table: Tensor, ids: Int32Array): Tensor {
+    return embedding(table, ids);
+  }
+  rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+    return rmsNorm(x, weight, eps);
+  }
+  linear(x: Tensor, w: LinearWeight): Tensor {
+    return linear(x, w);
+  }
+  addInPlace(dst: Tensor, src: Tensor): void {
+    addInPlace(dst, src);
+  }
+  siluMul(gate: Tensor, up: Tensor): Tensor {
+    return siluMul(gate, up);
+  }
+  splitColumns(x: Tensor, widths: readonly number[]): Tensor[] {
+    return splitColumns(x, widths);
+  }
+  gatherRows(x: Tensor, rows: Int32Array): Tensor {
+    return gatherRows(x, rows);
+  }
+  routerTopK(logits: Tensor, k: number): Routing {
+    return routerTopK(logits, k);
+  }
+  moeExperts(x: Tensor, routing: Routing, experts: readonly SwiGluWeights[]): Tensor {
+    return moeExperts(x, routing, experts);
+  }
+  pagedAttention(q: Tensor, k: Tensor, v: Tensor, cache: KvCache, batch: RaggedBatch, shape: AttentionShape): Tensor {
+    return pagedAttention(q, k, v, cache, batch, shape);
+  }
+  mambaConv(x: Tensor, weight: Tensor, bias: Tensor | undefined, state: MambaState, batch: RaggedBatch): Tensor {
+    return mambaConv(x, weight, bias, state, batch);
+  }
+  selectiveScan(inputs: SelectiveScanInputs, state: MambaState, batch: RaggedBatch): Tensor {
+    return selectiveScan(inputs, state, batch);
+  }
 }

@@ -1,0 +1,51 @@
+import type { AttentionShape, KvCache, LinearWeight, RaggedBatch, Routing, SelectiveScanInputs, MambaState, Tensor } from './backend.js';
+import { compareBackends, OP_CASES } from './conformance.js';
+import { CpuBackend } from './cpu/index.js';
+import type { CpuTensor } from './cpu/tensor.js';
+
+test('the CPU backend conforms to itself exactly (the cases are deterministic)', async () => {
+  const results = await compareBackends(new CpuBackend(), new CpuBackend());
+  expect(results.map((r) => r.name)).toEqual(OP_CASES.map((c) => c.name));
+  for (const r of results) expect(r).toMatchObject({ ok: true, maxAbsDiff: 0 });
+});
+
+// Backends with one classic kernel bug each; the harness must flag the case that covers it.
+class IgnoresInt8Scale extends CpuBackend {
+  override linear(x: Tensor, w: LinearWeight): Tensor {
+    return super.linear(x, w.kind === 'int8' ? { ...w, scale: this.upload(new Float32Array(w.weight.shape[0]!).fill(1 / 127), [w.weight.shape[0]!]) } : w);
+  }
+}
+class UnscaledAttention extends CpuBackend {
+  override pagedAttention(q: Tensor, k: Tensor, v: Tensor, c: KvCache, batch: RaggedBatch, shape: AttentionShape): Tensor {
+    return super.pagedAttention(q, k, v, c, batch, { ...shape, scale: 1 });
+  }
+}
+class RenormalisingRouter extends CpuBackend {
+  override routerTopK(logits: Tensor, k: number): Routing {
+    const routing = super.routerTopK(logits, k);
+    const w = (routing.weights as CpuTensor).data as Float32Array;
+    for (let r = 0; r < w.length; r += k) {
+      const sum = w.slice(r, r + k).reduce((a, b) => a + b, 0);
+      for (let j = 0; j < k; j++) w[r + j]! /= sum;
+    }
+    return routing;
+  }
+}
+class ForgetsScanState extends CpuBackend {
+  override selectiveScan(inputs: SelectiveScanInputs, state: MambaState, batch: RaggedBatch): Tensor {
+    for (const s of batch.segments) this.resetMambaSlot(state, s.stateSlot); // also wipes the conv state, after its use
+    return super.selectiveScan(inputs, state, batch);
+  }
+}
+
+test.each([
+  ['int8 scale ignored', new IgnoresInt8Scale(), 'linear (int8'],
+  ['attention without 1/sqrt(d)', new UnscaledAttention(), 'pagedAttention'],
+  ['router renormalises top-k', new RenormalisingRouter(), 'routerTopK'],
+  ['scan state reset every step', new ForgetsScanState(), 'mambaConv + selectiveScan'],
+])('a backend with a bug is caught: %s', async (_bug, broken, failingCase) => {
+  const results = await compareBackends(broken, new CpuBackend());
+  const failed = results.filter((r) => !r.ok).map((r) => r.name);
+  expect(failed.length).toBeGreaterThan(0);
+  expect(failed.every((name) => name.startsWith(failingCase))).toBe(true);
+});
