@@ -56,6 +56,7 @@ export interface RequestOutput {
 }
 
 export interface FinishedRequestStats {
+  requestId: string;
   finishReason: FinishReason;
   numPromptTokens: number;
   numOutputTokens: number;
@@ -386,6 +387,7 @@ export class Engine {
         ? (t.lastTokenAt - t.firstTokenAt) / (seq.numOutputTokens - 1)
         : undefined;
     this.observer.onRequestFinished?.({
+      requestId: seq.requestId,
       finishReason: reason,
       numPromptTokens: seq.numPromptTokens,
       numOutputTokens: seq.numOutputTokens,

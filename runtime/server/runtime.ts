@@ -114,7 +114,21 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       (ids) => tokenizer.decode(ids),
       { eosTokenIds: model.info.eosTokenIds },
       { maxNumSeqs: options.maxNumSeqs, maxNumBatchedTokens: options.maxNumBatchedTokens, maxModelLen: options.maxModelLen, maxWaiting: options.maxWaiting },
-      metrics,
+      {
+        onPromptTokens: (n) => metrics.onPromptTokens(n),
+        onGenerationTokens: (n) => metrics.onGenerationTokens(n),
+        onRequestFinished: (stats) => {
+          metrics.onRequestFinished(stats);
+          log('info', 'request finished', {
+            request_id: stats.requestId,
+            finish_reason: stats.finishReason,
+            prompt_tokens: stats.numPromptTokens,
+            completion_tokens: stats.numOutputTokens,
+            ttft_seconds: stats.timeToFirstTokenSeconds !== undefined ? Number(stats.timeToFirstTokenSeconds.toFixed(4)) : null,
+            e2e_seconds: Number(stats.e2eSeconds.toFixed(4)),
+          });
+        },
+      },
     );
     runtime.engine = engine;
     metrics.setLoadProgress(1);
