@@ -10,10 +10,16 @@ export async function readBody(req: IncomingMessage, limitBytes: number): Promis
   if (Number.isFinite(declared) && declared > limitBytes) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limitBytes) throw tooLarge();
-    chunks.push(chunk);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limitBytes) throw tooLarge();
+      chunks.push(chunk);
+    }
+  } catch (cause) {
+    if (cause instanceof ApiError) throw cause;
+    // The client went away mid-upload: nobody will read the answer, but it is their error, not ours.
+    throw new ApiError(400, `the request body could not be read: ${(cause as Error).message}`, 'invalid_request_error', null, 'incomplete_body');
   }
   return Buffer.concat(chunks);
 }
