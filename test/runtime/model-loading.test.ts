@@ -42,6 +42,22 @@ test('a sharded checkpoint (index + several shards) loads to the same model as a
   expect([...(await logitsOf(sharded))]).toEqual([...(await logitsOf(single))]);
 });
 
+test('tied embeddings: lm_head is the embedding matrix (and a saved lm_head.weight is ignored)', async () => {
+  const untied = await tmp('untied');
+  const tied = await tmp('tied');
+  const tiedWithHead = await tmp('tied-head');
+  await writeTinyCheckpoint(untied, { seed: 3, edit: (t) => (t['lm_head.weight'] = t['model.embed_tokens.weight']!) });
+  await writeTinyCheckpoint(tied, { seed: 3, config: { tie_word_embeddings: true } });
+  await writeTinyCheckpoint(tiedWithHead, {
+    seed: 3,
+    config: { tie_word_embeddings: true },
+    edit: (t) => (t['lm_head.weight'] = { ...t['model.embed_tokens.weight']!, data: new Uint8Array(t['model.embed_tokens.weight']!.data.length) }),
+  });
+  const expected = [...(await logitsOf(untied))];
+  expect([...(await logitsOf(tied))]).toEqual(expected);
+  expect([...(await logitsOf(tiedWithHead))]).toEqual(expected); // the zeroed lm_head.weight was not used
+});
+
 describe('checkpoint errors name the file and the tensor', () => {
   const layer0 = 'model.layers.0.';
   test.each([
