@@ -22,6 +22,30 @@ export function bf16Bytes(values: ArrayLike<number>): Uint8Array {
   return new Uint8Array(out.buffer);
 }
 
+/** fp32 values → IEEE half bytes, rounding to nearest even (normal range and subnormals; overflow → ±inf). */
+export function f16Bytes(values: ArrayLike<number>): Uint8Array {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    const sign = v < 0 || Object.is(v, -0) ? 0x8000 : 0;
+    const a = Math.abs(v);
+    if (Number.isNaN(v)) out[i] = 0x7e00;
+    else if (a >= 65520) out[i] = sign | 0x7c00;
+    else if (a < 2 ** -14) out[i] = sign | roundEven(a / 2 ** -24); // subnormal (may round up to the smallest normal)
+    else {
+      const exp = Math.floor(Math.log2(a));
+      const e = a / 2 ** exp >= 2 ? exp + 1 : a / 2 ** exp < 1 ? exp - 1 : exp; // guard log2 rounding
+      out[i] = sign | ((e + 15) << 10) + roundEven((a / 2 ** e - 1) * 1024); // a carry into the exponent is correct
+    }
+  }
+  return new Uint8Array(out.buffer);
+}
+
+function roundEven(v: number): number {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
 export function f32Bytes(values: ArrayLike<number>): Uint8Array {
   return new Uint8Array(new Float32Array(values).buffer);
 }

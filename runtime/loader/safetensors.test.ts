@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { openCheckpoint } from './checkpoint.js';
 import { halfToFloat, toFloat32 } from './dtype.js';
 import { readSafetensorsHeader } from './safetensors.js';
-import { bf16Bytes, encodeSafetensors, f32Bytes, writeSafetensors } from './safetensors-writer.js';
+import { bf16Bytes, encodeSafetensors, f16Bytes, f32Bytes, writeSafetensors } from './safetensors-writer.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -42,6 +42,12 @@ test('reads BF16, F16 and F32 tensors back by offset, across shards', async () =
   } finally {
     await ckpt.close();
   }
+});
+
+test('fp16 encoding round-trips through the decoder', () => {
+  const values = [1, -2, 0.333251953125, 2 ** -24, 65504, 0, 1 + 2 ** -11];
+  const back = [...toFloat32(f16Bytes(values), 'F16', values.length)];
+  expect(back).toEqual([1, -2, 0.333251953125, 2 ** -24, 65504, 0, 1]); // 1 + 2^-11 is a tie: to even (1)
 });
 
 test('bf16 encoding rounds to nearest even', () => {

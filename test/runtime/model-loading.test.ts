@@ -4,7 +4,8 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CpuTensor } from '../../runtime/backends/cpu/tensor.js';
-import { bf16Bytes } from '../../runtime/loader/safetensors-writer.js';
+import { toFloat32 } from '../../runtime/loader/dtype.js';
+import { bf16Bytes, f16Bytes, f32Bytes, type TensorToWrite } from '../../runtime/loader/safetensors-writer.js';
 import { JambaModel, loadModel, parseJambaConfig } from '../../runtime/models/index.js';
 import type { LoadOptions, LoadProgress } from '../../runtime/models/index.js';
 import { writeTinyCheckpoint } from '../../runtime/models/testing/tiny-checkpoint.js';
@@ -40,6 +41,27 @@ test('a sharded checkpoint (index + several shards) loads to the same model as a
   expect(last.bytesTotal).toBe(m.weightBytesBf16); // a bf16 checkpoint: its bytes are the bf16 size
   expect(progress.every((p) => p.tensorName.length > 0 && p.ratio >= 0 && p.ratio <= 1)).toBe(true);
   expect([...(await logitsOf(sharded))]).toEqual([...(await logitsOf(single))]);
+});
+
+test('fp32 and fp16 checkpoints load too: fp32 copies of the bf16 values give the same logits', async () => {
+  const bf16 = await tmp('bf16');
+  const fp32 = await tmp('fp32');
+  const fp16 = await tmp('fp16');
+  const convert = (dtype: 'F32' | 'F16') => (t: Record<string, TensorToWrite>) => {
+    for (const [name, tensor] of Object.entries(t)) {
+      const values = toFloat32(tensor.data, 'BF16', tensor.data.length / 2);
+      t[name] = { dtype, shape: tensor.shape, data: dtype === 'F32' ? f32Bytes(values) : f16Bytes(values) };
+    }
+  };
+  await writeTinyCheckpoint(bf16, { seed: 6 });
+  await writeTinyCheckpoint(fp32, { seed: 6, edit: convert('F32') });
+  await writeTinyCheckpoint(fp16, { seed: 6, edit: convert('F16') });
+  const expected = await logitsOf(bf16);
+  expect([...(await logitsOf(fp32))]).toEqual([...expected]);
+  const half = await logitsOf(fp16); // fp16 rounds the values differently: close, not equal
+  const diff = Math.max(...half.map((v, i) => Math.abs(v - expected[i]!)));
+  expect(diff).toBeGreaterThan(0);
+  expect(diff).toBeLessThan(0.05);
 });
 
 test('tied embeddings: lm_head is the embedding matrix (and a saved lm_head.weight is ignored)', async () => {
