@@ -1,6 +1,7 @@
 // POST /v1/completions.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
+import type { GeneratedToken } from '../engine/engine.js';
 import type { FinishReason } from '../engine/sequence.js';
 import { admit, toApiError } from './admission.js';
 import { tokenNamer, type ServingContext } from './context.js';
@@ -60,18 +61,12 @@ export async function handleCompletion(ctx: ServingContext, body: Record<string,
   }
 
   let text = echoText;
-  const lpAll: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+  const tokens: GeneratedToken[] = [];
   let final: { finishReason?: FinishReason; stopReason?: string | number; prompt: number; completion: number } = { prompt: promptTokenIds.length, completion: 0 };
   try {
     for await (const out of admitted.outputs) {
       text += out.text;
-      if (logprobs && out.tokens.length > 0) {
-        const lp = logprobs.build(out.tokens);
-        lpAll.tokens.push(...lp.tokens);
-        lpAll.token_logprobs.push(...lp.token_logprobs);
-        lpAll.top_logprobs.push(...lp.top_logprobs);
-        lpAll.text_offset.push(...lp.text_offset);
-      }
+      tokens.push(...out.tokens);
       final = { finishReason: out.finishReason, stopReason: out.stopReason, prompt: out.numPromptTokens, completion: out.numOutputTokens };
     }
   } catch (error) {
@@ -81,7 +76,7 @@ export async function handleCompletion(ctx: ServingContext, body: Record<string,
   if (final.finishReason === 'abort') throw new ApiError(503, 'the request was cancelled (server shutting down)', 'service_unavailable_error', null, 'cancelled');
   sendJson(res, 200, {
     ...envelope,
-    choices: [choice(text, logprobs ? lpAll : null, final.finishReason ?? null, final.stopReason ?? null)],
+    choices: [choice(text, logprobs ? logprobs.build(tokens) : null, final.finishReason ?? null, final.stopReason ?? null)],
     usage: usage(final.prompt, final.completion),
   });
 }
