@@ -23,12 +23,15 @@ export function admit(ctx: ServingContext, requestId: string, promptTokenIds: nu
     throw toApiError(error);
   }
   const state = { disconnected: false };
-  res.on('close', () => {
-    if (res.writableFinished) return;
+  const onGone = (): void => {
+    if (res.writableFinished || state.disconnected) return;
     state.disconnected = true;
     controller.abort();
-    ctx.log('info', 'client disconnected; request cancelled', { requestId });
-  });
+    ctx.log('info', 'client disconnected; request cancelled', { request_id: requestId });
+  };
+  res.on('close', onGone);
+  // Gone already (while the body was read or the prompt tokenized): 'close' will not come again.
+  if (res.destroyed || res.socket?.destroyed) onGone();
   return {
     outputs,
     get disconnected() {

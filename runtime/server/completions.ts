@@ -25,8 +25,6 @@ export async function handleCompletion(ctx: ServingContext, body: Record<string,
   const promptTokenIds = 'text' in request.prompt ? ctx.tokenizer.encode(request.prompt.text) : request.prompt.tokenIds;
   const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
   const created = Math.floor(Date.now() / 1000);
-  const admitted = admit(ctx, id, promptTokenIds, request.params, res);
-
   const echoText = request.echo ? ('text' in request.prompt ? request.prompt.text : ctx.tokenizer.decode(promptTokenIds)) : '';
   const logprobs = request.params.logprobs !== undefined ? new CompletionLogprobsBuilder(tokenNamer(ctx, request.returnTokensAsTokenIds), echoText.length) : undefined;
   const choice = (text: string, lp: CompletionLogprobs | null, finishReason: FinishReason | null, stopReason: string | number | null) => ({
@@ -37,6 +35,8 @@ export async function handleCompletion(ctx: ServingContext, body: Record<string,
     stop_reason: stopReason,
   });
   const envelope = { id, object: 'text_completion', created, model: ctx.servedModelName };
+  // Nothing that can throw between admission and reading the outputs (reading is what ends a request).
+  const admitted = admit(ctx, id, promptTokenIds, request.params, res);
 
   if (request.stream.stream) {
     const sse = new SseWriter(res);
