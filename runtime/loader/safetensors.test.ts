@@ -50,6 +50,17 @@ test('fp16 encoding round-trips through the decoder', () => {
   expect(back).toEqual([1, -2, 0.333251953125, 2 ** -24, 65504, 0, 1]); // 1 + 2^-11 is a tie: to even (1)
 });
 
+test('bf16 decoding reads unaligned bytes too (fast aligned path and DataView path agree)', () => {
+  const values = [1.5, -3, 0.0078125, -0];
+  const aligned = bf16Bytes(values);
+  const shifted = new Uint8Array(aligned.length + 1);
+  shifted.set(aligned, 1);
+  const unaligned = shifted.subarray(1);
+  expect(unaligned.byteOffset % 2).toBe(1);
+  expect([...toFloat32(unaligned, 'BF16', 4)]).toEqual(values);
+  expect([...toFloat32(aligned, 'BF16', 4)]).toEqual(values);
+});
+
 test('bf16 encoding rounds to nearest even', () => {
   // 1 + 2^-8 is halfway between bf16 neighbours 1 and 1 + 2^-7: ties to even (1).
   const [lo, hi] = [...toFloat32(bf16Bytes([1 + 2 ** -8, 1 + 3 * 2 ** -8]), 'BF16', 2)];
