@@ -122,13 +122,14 @@ export class Operator {
       onWatch: () => this.metrics.apiRequests.inc({ verb: 'WATCH', resource: r.name, code: '' }),
       onError: (e, delayMs) => this.log.warn('watch failed; restarting', { informer: name, delayMs, error: e }),
     });
-    const enqueue = (o: T) => {
+    const enqueue = (verb: string) => (o: T) => {
       const key = toKey(o);
+      this.log.debug('watch event', { informer: name, verb, object: keyOf(o.metadata?.namespace, o.metadata?.name), enqueued: key });
       if (key) queue.add(key);
     };
-    informer.on('add', enqueue);
-    informer.on('update', enqueue);
-    informer.on('delete', enqueue);
+    informer.on('add', enqueue('add'));
+    informer.on('update', enqueue('update'));
+    informer.on('delete', enqueue('delete'));
     return informer;
   }
 

@@ -44,6 +44,13 @@ describe('status verdicts', () => {
   });
 });
 
+test('a missing PVC is not blamed on the GPUs', () => {
+  const p = pod('unschedulable');
+  p.status!.conditions![0]!.message = '0/5 nodes are available: persistentvolumeclaim "weights" not found.';
+  const v = verdicts({ jd: jambaDeployment(), desiredReplicas: 1, deployment: deploymentStatus({ replicas: 1 }), pods: [p], now });
+  expect(v.Degraded).toMatchObject({ reason: 'Unschedulable', message: '1 pod(s) pending (scheduler: 0/5 nodes are available: persistentvolumeclaim "weights" not found.)' });
+});
+
 describe('computeStatus', () => {
   test('fills the scale subresource fields and the printer column', () => {
     const s = computeStatus({ jd: jambaDeployment({}, { generation: 4 }), desiredReplicas: 2, deployment: deploymentStatus({ replicas: 2, ready: 1 }), pods: [], now });

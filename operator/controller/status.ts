@@ -69,12 +69,17 @@ export function summarizePods(pods: V1Pod[]): PodSummary {
   return s;
 }
 
+/**
+ * Blames the GPUs only when the scheduler does (capacity, affinity, taints); a missing PVC or quota
+ * is reported as the scheduler says it.
+ */
 export function unschedulableMessage(jd: JambaDeployment, pods: V1Pod[]): string {
   const g = jd.spec.gpu;
-  const products = g.products && g.products.length > 0 ? ` and product in [${g.products.join(', ')}]` : '';
   const scheduler = podCondition(pods[0]!, 'PodScheduled')?.message ?? '';
-  return `no node has ${jd.spec.gpusPerReplica} free ${g.resourceName} with ≥ ${g.minMemoryMiB} MiB${products}; ` +
-    `${pods.length} pod(s) pending${scheduler ? ` (scheduler: ${scheduler})` : ''}`;
+  const gpuRelated = scheduler === '' || scheduler.includes(`Insufficient ${g.resourceName}`) || /node affinity|didn't match|untolerated taint/.test(scheduler);
+  const products = g.products && g.products.length > 0 ? ` and product in [${g.products.join(', ')}]` : '';
+  const why = gpuRelated ? `no node has ${jd.spec.gpusPerReplica} free ${g.resourceName} with ≥ ${g.minMemoryMiB} MiB${products}; ` : '';
+  return `${why}${pods.length} pod(s) pending${scheduler ? ` (scheduler: ${scheduler})` : ''}`;
 }
 
 function rolloutState(d: V1Deployment | undefined, desired: number) {

@@ -28,7 +28,8 @@ export function jdManifest(namespace: string, name: string, spec: Record<string,
     apiVersion: 'serving.jamba.dev/v1alpha1',
     kind: 'JambaDeployment',
     metadata: { name, namespace },
-    spec: { model: { name: MINI, source: { pvc: { claimName: 'jamba-weights', subPath: 'mini' } } }, ...spec },
+    // hostPath: KWOK pods never mount anything, while a PVC would need a bound volume to schedule.
+    spec: { model: { name: MINI, source: { hostPath: { path: '/var/lib/jamba/mini' } } }, ...spec },
   });
 }
 
