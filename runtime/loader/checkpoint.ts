@@ -45,7 +45,8 @@ export class Checkpoint {
   async close(): Promise<void> {
     const handles = [...this.handles.values()];
     this.handles.clear();
-    await Promise.all(handles.map(async (h) => (await h).close()));
+    // allSettled: a handle that failed to open must not mask the error that is being reported.
+    await Promise.allSettled(handles.map(async (h) => (await h).close()));
   }
 }
 
