@@ -14,7 +14,7 @@ test('defaults are Jamba-1.5-Mini’s layer pattern; dt_rank "auto" = ceil(hidde
   expect(parse({ mamba_dt_rank: 5 }).mambaDtRank).toBe(5);
   expect(parse({ eos_token_id: 7 }).eosTokenIds).toEqual([7]);
   expect(parse({ num_attention_heads: 8, num_key_value_heads: null }).numKeyValueHeads).toBe(8);
-  expect(parse({ num_experts: 1, num_experts_per_tok: 1 }).numExperts).toBe(1);
+  expect(parse({ num_experts: 1 }).numExperts).toBe(1); // top-k 2 by default, unused: all layers dense
   expect(layerFeedForward(parse({ num_experts: 1, num_experts_per_tok: 1 }), 1)).toBe('mlp');
 });
 

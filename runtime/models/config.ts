@@ -123,7 +123,8 @@ export function parseJambaConfig(text: string, file = 'config.json'): JambaConfi
   }
   const numExperts = r.int('num_experts', 16);
   const numExpertsPerTok = r.int('num_experts_per_tok', 2);
-  if (numExpertsPerTok > numExperts) r.fail('num_experts_per_tok', `(${numExpertsPerTok}) must not exceed num_experts (${numExperts})`);
+  // With one expert every layer is a dense MLP (as in transformers), so top-k is unused.
+  if (numExperts > 1 && numExpertsPerTok > numExperts) r.fail('num_experts_per_tok', `(${numExpertsPerTok}) must not exceed num_experts (${numExperts})`);
   const attnLayerPeriod = r.int('attn_layer_period', 8);
   const attnLayerOffset = r.int('attn_layer_offset', 4, 0);
   if (attnLayerOffset >= attnLayerPeriod) r.fail('attn_layer_offset', `(${attnLayerOffset}) must be smaller than attn_layer_period (${attnLayerPeriod})`);
