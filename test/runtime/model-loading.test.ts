@@ -64,6 +64,16 @@ test('fp32 and fp16 checkpoints load too: fp32 copies of the bf16 values give th
   expect(diff).toBeLessThan(0.05);
 });
 
+test('one expert: every layer is a dense MLP (no router in the checkpoint)', async () => {
+  const dir = await tmp('dense');
+  const config = await writeTinyCheckpoint(dir, { seed: 2, config: { num_experts: 1 } });
+  const names = jambaTensorSpecs(parseJambaConfig(JSON.stringify(config))).map((s) => s.name);
+  expect(names.some((n) => n.includes('router') || n.includes('experts'))).toBe(false);
+  const logits = await logitsOf(dir);
+  expect(logits.length).toBe(97);
+  expect(logits.every(Number.isFinite)).toBe(true);
+});
+
 test('tied embeddings: lm_head is the embedding matrix (and a saved lm_head.weight is ignored)', async () => {
   const untied = await tmp('untied');
   const tied = await tmp('tied');
