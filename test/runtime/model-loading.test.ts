@@ -169,3 +169,11 @@ test('ExpertsInt8 keeps expert and MLP weights as Int8Array only and cuts weight
   full.runner.dispose();
   q.runner.dispose();
 });
+
+test('pools too large for memory give an error that says what to lower', async () => {
+  const dir = await tmp('huge');
+  await writeTinyCheckpoint(dir);
+  await expect(loadModel(dir, { ...opts, kvNumBlocks: 2 ** 31 })).rejects.toThrow(
+    /cpu backend: cannot allocate the KV cache of 2147483648 blocks × 16 tokens \(\d+\.\d+ GiB\); lower the max model length/,
+  );
+});

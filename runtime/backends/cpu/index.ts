@@ -20,6 +20,17 @@ import { moeExperts, routerTopK } from './moe.js';
 import { rmsNorm } from './norm.js';
 import { cpu, CpuKvCache, CpuMambaState, CpuTensor } from './tensor.js';
 
+/** Runs an allocation, turning V8's bare RangeError into one that says what was too big. */
+function allocating<T>(what: string, bytes: number, make: () => T): T {
+  try {
+    return make();
+  } catch (cause) {
+    if (!(cause instanceof RangeError)) throw cause;
+    const gib = (bytes / 2 ** 30).toFixed(2);
+    throw new Error(`cpu backend: cannot allocate the ${what} (${gib} GiB); lower the max model length or max sequences, or set kvNumBlocks`, { cause });
+  }
+}
+
 export class CpuBackend implements Backend {
   readonly name = 'cpu';
   private weightBytes = 0;
@@ -35,13 +46,15 @@ export class CpuBackend implements Backend {
   }
 
   createKvCache(numBlocks: number, blockSize: number, numKvHeads: number, headDim: number): KvCache {
-    const cache = new CpuKvCache(numBlocks, blockSize, numKvHeads, headDim);
+    const bytes = 2 * numBlocks * blockSize * numKvHeads * headDim * 4;
+    const cache = allocating(`KV cache of ${numBlocks} blocks × ${blockSize} tokens`, bytes, () => new CpuKvCache(numBlocks, blockSize, numKvHeads, headDim));
     this.caches.add(cache);
     return cache;
   }
 
   createMambaState(numSlots: number, dInner: number, dConv: number, dState: number): MambaState {
-    const state = new CpuMambaState(numSlots, dInner, dConv, dState);
+    const bytes = numSlots * dInner * (dConv - 1 + dState) * 4;
+    const state = allocating(`Mamba state pool of ${numSlots} slots`, bytes, () => new CpuMambaState(numSlots, dInner, dConv, dState));
     this.caches.add(state);
     return state;
   }
