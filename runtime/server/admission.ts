@@ -1,8 +1,8 @@
 // Hands a request to the engine on behalf of an HTTP exchange: engine refusals become OpenAI errors,
 // and the client going away (socket closed before the response ended) cancels the request.
 import type { ServerResponse } from 'node:http';
-import { RequestRejectedError, type RequestOutput } from '../engine/engine.js';
-import type { SamplingParams } from '../engine/sequence.js';
+import { RequestRejectedError, type GeneratedToken, type RequestOutput } from '../engine/engine.js';
+import type { FinishReason, SamplingParams } from '../engine/sequence.js';
 import { ApiError } from './errors.js';
 import type { ServingContext } from './context.js';
 
@@ -53,4 +53,36 @@ export function toApiError(error: unknown): ApiError {
     }
   }
   return new ApiError(500, `internal error: ${(error as Error).message}`, 'server_error');
+}
+
+export interface CollectedCompletion {
+  text: string;
+  tokens: GeneratedToken[];
+  finishReason?: FinishReason;
+  stopReason?: string | number;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/**
+ * Drains a non-streaming request's outputs into one result. Returns null when the client went away
+ * (nothing is left to answer); a request the engine aborted while draining becomes a 503.
+ */
+export async function collectCompletion(admitted: Admitted, promptTokens: number, initialText = ''): Promise<CollectedCompletion | null> {
+  const result: CollectedCompletion = { text: initialText, tokens: [], promptTokens, completionTokens: 0 };
+  try {
+    for await (const out of admitted.outputs) {
+      result.text += out.text;
+      result.tokens.push(...out.tokens);
+      result.finishReason = out.finishReason;
+      result.stopReason = out.stopReason;
+      result.promptTokens = out.numPromptTokens;
+      result.completionTokens = out.numOutputTokens;
+    }
+  } catch (error) {
+    throw toApiError(error);
+  }
+  if (admitted.disconnected) return null;
+  if (result.finishReason === 'abort') throw new ApiError(503, 'the request was cancelled (server shutting down)', 'service_unavailable_error', null, 'cancelled');
+  return result;
 }

@@ -2,10 +2,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { GeneratedToken } from '../engine/engine.js';
-import type { FinishReason } from '../engine/sequence.js';
-import { admit, toApiError } from './admission.js';
+import { admit, collectCompletion, toApiError } from './admission.js';
 import { tokenNamer, type ServingContext } from './context.js';
-import { ApiError, badRequest } from './errors.js';
+import { badRequest } from './errors.js';
 import { SseWriter, sendJson } from './http-io.js';
 import { chatLogprobs } from './logprobs-format.js';
 import { checkModel } from './models.js';
@@ -58,26 +57,14 @@ export async function handleChat(ctx: ServingContext, body: Record<string, unkno
     return;
   }
 
-  let content = '';
-  const tokens: GeneratedToken[] = [];
-  let final: { finishReason?: FinishReason; stopReason?: string | number; prompt: number; completion: number } = { prompt: promptTokenIds.length, completion: 0 };
-  try {
-    for await (const out of admitted.outputs) {
-      content += out.text;
-      tokens.push(...out.tokens);
-      final = { finishReason: out.finishReason, stopReason: out.stopReason, prompt: out.numPromptTokens, completion: out.numOutputTokens };
-    }
-  } catch (error) {
-    throw toApiError(error);
-  }
-  if (admitted.disconnected) return;
-  if (final.finishReason === 'abort') throw new ApiError(503, 'the request was cancelled (server shutting down)', 'service_unavailable_error', null, 'cancelled');
+  const done = await collectCompletion(admitted, promptTokenIds.length);
+  if (!done) return;
   sendJson(res, 200, {
     id,
     object: 'chat.completion',
     created,
     model: ctx.servedModelName,
-    choices: [{ index: 0, message: { role: 'assistant', content }, logprobs: logprobsOf(tokens), finish_reason: final.finishReason ?? null, stop_reason: final.stopReason ?? null }],
-    usage: { prompt_tokens: final.prompt, completion_tokens: final.completion, total_tokens: final.prompt + final.completion },
+    choices: [{ index: 0, message: { role: 'assistant', content: done.text }, logprobs: logprobsOf(done.tokens), finish_reason: done.finishReason ?? null, stop_reason: done.stopReason ?? null }],
+    usage: { prompt_tokens: done.promptTokens, completion_tokens: done.completionTokens, total_tokens: done.promptTokens + done.completionTokens },
   });
 }

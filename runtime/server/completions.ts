@@ -1,11 +1,9 @@
 // POST /v1/completions.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import type { GeneratedToken } from '../engine/engine.js';
 import type { FinishReason } from '../engine/sequence.js';
-import { admit, toApiError } from './admission.js';
+import { admit, collectCompletion, toApiError } from './admission.js';
 import { tokenNamer, type ServingContext } from './context.js';
-import { ApiError } from './errors.js';
 import { SseWriter, sendJson } from './http-io.js';
 import { CompletionLogprobsBuilder, type CompletionLogprobs } from './logprobs-format.js';
 import { parseCompletionRequest } from './protocol.js';
@@ -60,23 +58,11 @@ export async function handleCompletion(ctx: ServingContext, body: Record<string,
     return;
   }
 
-  let text = echoText;
-  const tokens: GeneratedToken[] = [];
-  let final: { finishReason?: FinishReason; stopReason?: string | number; prompt: number; completion: number } = { prompt: promptTokenIds.length, completion: 0 };
-  try {
-    for await (const out of admitted.outputs) {
-      text += out.text;
-      tokens.push(...out.tokens);
-      final = { finishReason: out.finishReason, stopReason: out.stopReason, prompt: out.numPromptTokens, completion: out.numOutputTokens };
-    }
-  } catch (error) {
-    throw toApiError(error);
-  }
-  if (admitted.disconnected) return;
-  if (final.finishReason === 'abort') throw new ApiError(503, 'the request was cancelled (server shutting down)', 'service_unavailable_error', null, 'cancelled');
+  const done = await collectCompletion(admitted, promptTokenIds.length, echoText);
+  if (!done) return;
   sendJson(res, 200, {
     ...envelope,
-    choices: [choice(text, logprobs ? logprobs.build(tokens) : null, final.finishReason ?? null, final.stopReason ?? null)],
-    usage: usage(final.prompt, final.completion),
+    choices: [choice(done.text, logprobs ? logprobs.build(done.tokens) : null, done.finishReason ?? null, done.stopReason ?? null)],
+    usage: usage(done.promptTokens, done.completionTokens),
   });
 }
