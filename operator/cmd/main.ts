@@ -12,7 +12,7 @@ const USAGE = `usage: jamba-operator [options]
   --leader-elect=true|false    elect a leader on a Lease before reconciling (default true)
   --leader-elect-namespace NS  namespace of the Lease (default $POD_NAMESPACE, else --namespace, else default)
   --namespace NS               watch one namespace only (default: all namespaces)
-  --workers N                  concurrent reconciles (default 4)
+  --workers N                  concurrent reconciles (default 8)
   --log-level LEVEL            debug|info|warn|error (default info)
   -h, --help`;
 
@@ -30,7 +30,7 @@ function parse() {
         'leader-elect': { type: 'string', default: 'true' },
         'leader-elect-namespace': { type: 'string' },
         namespace: { type: 'string' },
-        workers: { type: 'string', default: '4' },
+        workers: { type: 'string', default: '8' },
         'log-level': { type: 'string', default: 'info' },
         help: { type: 'boolean', short: 'h' },
       },

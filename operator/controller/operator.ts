@@ -51,10 +51,12 @@ export class Operator {
   private readonly elector?: LeaderElector;
   private informers?: Informers;
   private queue?: WorkQueue;
+  private events?: EventRecorder;
   private workers: Promise<void>[] = [];
   private server?: Server;
   private controllersStarting?: Promise<void>;
   private controllersRunning = false;
+  private stopping = false;
   /** Port of the probe server once started (useful with port 0). */
   port?: number;
 
@@ -77,7 +79,8 @@ export class Operator {
         },
         onStoppedLeading: () => {
           this.metrics.isLeader.set(0);
-          this.log.warn('lost leadership; stopping controllers');
+          if (this.stopping) this.log.info('stepping down; stopping controllers');
+          else this.log.warn('lost leadership; stopping controllers');
           void this.stopControllers();
         },
         onError: (e) => this.log.warn('leader election round failed', { error: e }),
@@ -154,13 +157,14 @@ export class Operator {
     };
     this.queue = queue;
     this.informers = informers;
+    this.events = new EventRecorder(this.client, this.identity);
     const reconciler = new Reconciler({
-      client: this.client, caches: informers as unknown as Caches, events: new EventRecorder(this.client, this.identity), clock: this.clock, log: this.log,
+      client: this.client, caches: informers as unknown as Caches, events: this.events, clock: this.clock, log: this.log,
     });
     // Children and pods first, so the first reconcile of each JambaDeployment sees them.
     await Promise.all([informers.deployments, informers.services, informers.podDisruptionBudgets, informers.pods].map((i) => i.start()));
     await informers.jambaDeployments.start();
-    const workers = this.o.workers ?? 4;
+    const workers = this.o.workers ?? 8;
     this.workers = Array.from({ length: workers }, () => this.work(queue, reconciler));
     this.log.info('controllers started', { namespace: this.o.namespace ?? '(all)', workers });
   }
@@ -197,6 +201,7 @@ export class Operator {
     this.queue?.shutDown();
     await Promise.all(Object.values(this.informers ?? {}).map((i) => i.stop()));
     await Promise.all(this.workers);
+    await this.events?.flush();
     this.workers = [];
     this.informers = undefined;
     this.queue = undefined;
@@ -205,6 +210,7 @@ export class Operator {
 
   /** Graceful shutdown: finish in-flight reconciles, stop watches, hand the lease back. */
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.elector) await this.elector.stop();
     await this.stopControllers();
     this.metrics.isLeader.set(0);

@@ -1,5 +1,5 @@
 import { desiredDeployment, desiredPodDisruptionBudget, desiredService } from './desired.js';
-import { planChildren, planStatus, transitionEvents } from './plan.js';
+import { childEvents, planChildren, planStatus, transitionEvents } from './plan.js';
 import { deploymentStatus, jambaDeployment, pod } from './testing/fixtures.js';
 import type { Condition } from '../api/jambadeployment.js';
 
@@ -49,6 +49,16 @@ describe('planChildren', () => {
     expect(p.blocked?.reason).toBe('InsufficientGPUMemory');
     expect(p.blocked?.message).toContain('needs ~796 GB of weights');
   });
+});
+
+test('childEvents: one event for what was created, one per drift repair', () => {
+  const jd = jambaDeployment();
+  const created = planChildren(jd, { pods: [] }).apply;
+  expect(childEvents(created)).toEqual([{ type: 'Normal', reason: 'Created', message: 'created Deployment mini, Service mini, PodDisruptionBudget mini' }]);
+  const dep = structuredClone(desiredDeployment(jd)) as any;
+  dep.spec.replicas = 7;
+  const drift = planChildren(jd, { deployment: dep, service: desiredService(jd), pdb: desiredPodDisruptionBudget(jd), pods: [] }).apply;
+  expect(childEvents(drift)).toEqual([{ type: 'Normal', reason: 'Updated', message: 'updated Deployment mini (spec.replicas differed from the spec)' }]);
 });
 
 describe('planStatus', () => {

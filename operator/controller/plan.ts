@@ -85,14 +85,17 @@ export function transitionEvents(before: Condition[] | undefined, after: Conditi
   return events;
 }
 
+/** One event per reconcile for what it created and one per update (with the field that differed). */
 export function childEvents(applied: ChildAction[]): PlannedEvent[] {
-  return applied.map((a) => ({
-    type: 'Normal',
-    reason: a.reason,
-    message: a.reason === 'Created'
-      ? `created ${a.kind} ${a.object.metadata?.name}`
-      : `updated ${a.kind} ${a.object.metadata?.name} (${a.field} differed from the spec)`,
-  }));
+  const events: PlannedEvent[] = [];
+  const created = applied.filter((a) => a.reason === 'Created');
+  if (created.length > 0) {
+    events.push({ type: 'Normal', reason: 'Created', message: `created ${created.map((a) => `${a.kind} ${a.object.metadata?.name}`).join(', ')}` });
+  }
+  for (const a of applied.filter((x) => x.reason === 'Updated')) {
+    events.push({ type: 'Normal', reason: 'Updated', message: `updated ${a.kind} ${a.object.metadata?.name} (${a.field} differed from the spec)` });
+  }
+  return events;
 }
 
 /** Key order differs between what we build and what the server returns (sorted), so compare deeply. */

@@ -7,7 +7,19 @@ import type { KubeClient } from './client.js';
 import { RESOURCES, collectionPath } from './resources.js';
 
 export class EventRecorder {
+  private readonly pending = new Set<Promise<void>>();
+
   constructor(private readonly client: KubeClient, private readonly instance: string) {}
+
+  recordInBackground(jd: JambaDeployment, e: PlannedEvent, now: Date, onError: (err: unknown) => void): void {
+    const p = this.record(jd, e, now).catch(onError).finally(() => this.pending.delete(p));
+    this.pending.add(p);
+  }
+
+  /** Waits for events still being sent (graceful shutdown). */
+  async flush(): Promise<void> {
+    await Promise.all([...this.pending]);
+  }
 
   async record(jd: JambaDeployment, e: PlannedEvent, now: Date): Promise<void> {
     const ns = jd.metadata.namespace!;

@@ -1,0 +1,190 @@
+// Operator benchmark (`make bench-operator`): on the local control plane, create N JambaDeployments at
+// once (8 GPUs, 1 replica each, on N added KWOK GPU nodes), measure create → Ready (p50/p99), then
+// count the operator's API requests over a quiet minute (should be ~0 per reconcile).
+//
+//   node dist/tools/bench/operator-bench.js [--count 100] [--quiet-seconds 60] [--kubeconfig .cluster/kubeconfig] [--keep]
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpus } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { KubeConfig, makeInformer, type KubernetesListObject } from '@kubernetes/client-node';
+import { API_VERSION, KIND, type JambaDeployment } from '../../operator/api/jambadeployment.js';
+import { CRD_FILE } from '../../operator/api/crd.js';
+import { Operator } from '../../operator/controller/operator.js';
+import { KubeClient } from '../../operator/kube/client.js';
+import { RESOURCES, collectionPath } from '../../operator/kube/resources.js';
+import { createLogger } from '../../operator/observability/logger.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const NODE_PREFIX = 'bench-gpu-node-';
+
+function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): string {
+  const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status})`);
+  return r.stdout;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return sorted[Math.max(0, i)]!;
+}
+
+function isReady(jd: JambaDeployment): boolean {
+  return jd.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true && jd.status.observedGeneration === jd.metadata.generation;
+}
+
+interface Timestamped {
+  metadata?: { name?: string; creationTimestamp?: string; labels?: Record<string, string> };
+  status?: { conditions?: { type: string; status: string; lastTransitionTime?: string }[] };
+}
+
+/** p50 of: create → Deployment created (operator), → pod Ready (control plane + KWOK), → status Ready (operator). */
+function breakdown(kubectl: (...a: string[]) => string, ns: string, createdAt: Map<string, number>, readyAt: Map<string, number>) {
+  const deps = (JSON.parse(kubectl('get', 'deployments', '-n', ns, '-o', 'json')) as { items: Timestamped[] }).items;
+  const pods = (JSON.parse(kubectl('get', 'pods', '-n', ns, '-o', 'json')) as { items: Timestamped[] }).items;
+  const toOperator: number[] = [];
+  const toPodReady: number[] = [];
+  const toStatus: number[] = [];
+  for (const d of deps) {
+    const name = d.metadata!.name!;
+    const created = createdAt.get(name);
+    const ready = readyAt.get(name);
+    const pod = pods.find((p) => p.metadata?.labels?.['serving.jamba.dev/jambadeployment'] === name);
+    const podReady = pod?.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True')?.lastTransitionTime;
+    if (created === undefined || ready === undefined || !podReady) continue;
+    const depCreated = Date.parse(d.metadata!.creationTimestamp!);
+    toOperator.push(Math.max(0, depCreated - created) / 1000);
+    toPodReady.push(Math.max(0, Date.parse(podReady) - depCreated) / 1000);
+    toStatus.push(Math.max(0, ready - Date.parse(podReady)) / 1000);
+  }
+  const p50 = (xs: number[]) => percentile(xs.sort((a, b) => a - b), 50);
+  return { createToDeploymentApplied: p50(toOperator), deploymentToPodReady: p50(toPodReady), podReadyToStatusReady: p50(toStatus) };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      count: { type: 'string', default: '100' },
+      'quiet-seconds': { type: 'string', default: '60' },
+      kubeconfig: { type: 'string', default: path.join(root, '.cluster', 'kubeconfig') },
+      keep: { type: 'boolean', default: false },
+    },
+  });
+  const count = Number(values.count);
+  const quietSeconds = Number(values['quiet-seconds']);
+  if (!Number.isInteger(count) || count < 1) throw new Error(`--count must be a positive integer, not ${values.count}`);
+  const kubectl = (...args: string[]) => sh(path.join(root, '.tools', 'bin', 'kubectl'), ['--kubeconfig', values.kubeconfig!, ...args]);
+
+  console.error(`bench: cluster up (no-op when already up); ${count} extra 8-GPU KWOK nodes`);
+  sh('bash', ['tools/cluster/up.sh']);
+  sh('bash', ['tools/cluster/add-nodes.sh', String(count)], { GPU_NODE_PREFIX: NODE_PREFIX });
+  kubectl('apply', '--server-side', '--force-conflicts', '-f', path.join(root, CRD_FILE));
+  kubectl('wait', '--for=condition=Established', 'crd/jambadeployments.serving.jamba.dev');
+  const ns = `jamba-bench-${randomBytes(3).toString('hex')}`;
+  kubectl('create', 'namespace', ns);
+
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(values.kubeconfig!);
+  const operator = new Operator({
+    kubeConfig, namespace: ns, leaderElection: { namespace: ns },
+    logger: createLogger({ level: 'warn', write: (l) => process.stderr.write(l + '\n') }),
+  });
+  await operator.start();
+  await operator.whenControllersStarted();
+  const m = operator.metrics;
+  const requests = () => m.apiRequestCount({ verbs: ['GET', 'LIST', 'CREATE', 'UPDATE', 'PATCH', 'DELETE'], excludeResources: ['leases'] });
+  const writes = () => m.apiRequestCount({ verbs: ['CREATE', 'UPDATE', 'PATCH', 'DELETE'], excludeResources: ['leases'] });
+  const leaseRequests = () => m.apiRequestCount({ verbs: ['GET', 'CREATE', 'UPDATE'], excludeResources: ['jambadeployments', 'jambadeployments/status', 'deployments', 'services', 'poddisruptionbudgets', 'pods', 'events'] });
+  const reconciles = async () => (await m.reconciles.get()).values.reduce((s, v) => s + v.value, 0);
+
+  // The benchmark's own watch (a separate client, not counted) records when each one turns Ready.
+  const createdAt = new Map<string, number>();
+  const readyAt = new Map<string, number>();
+  const client = new KubeClient(kubeConfig);
+  const jdPath = collectionPath(RESOURCES.jambaDeployments, ns);
+  const watch = makeInformer<JambaDeployment>(kubeConfig, jdPath, () => client.request<KubernetesListObject<JambaDeployment>>({ method: 'GET', path: jdPath, verb: 'LIST', resource: 'jambadeployments' }));
+  const onChange = (jd: JambaDeployment) => {
+    const name = jd.metadata.name!;
+    if (!readyAt.has(name) && isReady(jd)) readyAt.set(name, Date.now());
+  };
+  watch.on('add', onChange);
+  watch.on('update', onChange);
+  await watch.start();
+
+  const before = { requests: await requests(), writes: await writes(), reconciles: await reconciles() };
+  console.error(`bench: creating ${count} JambaDeployments in ${ns}`);
+  const t0 = Date.now();
+  await Promise.all(Array.from({ length: count }, async (_, i) => {
+    const name = `jd-${String(i).padStart(3, '0')}`;
+    const body = {
+      apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: ns },
+      spec: { model: { name: 'ai21labs/AI21-Jamba-1.5-Large', source: { hostPath: { path: '/var/lib/jamba/large' } } }, gpusPerReplica: 8, replicas: 1 },
+    };
+    createdAt.set(name, Date.now());
+    await client.request({ method: 'POST', path: jdPath, verb: 'CREATE', resource: 'jambadeployments', body });
+  }));
+  const createdMs = Date.now() - t0;
+
+  const deadline = Date.now() + 10 * 60_000;
+  while (readyAt.size < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  const allReadyMs = Date.now() - t0;
+  const latencies = [...readyAt].map(([name, t]) => (t - createdAt.get(name)!) / 1000).sort((a, b) => a - b);
+  const afterCreate = { requests: await requests(), writes: await writes(), reconciles: await reconciles() };
+  const phases = breakdown(kubectl, ns, createdAt, readyAt);
+
+  console.error(`bench: all Ready; waiting 5 s, then counting requests over a quiet ${quietSeconds} s`);
+  await new Promise((r) => setTimeout(r, 5000));
+  const q0 = { requests: await requests(), writes: await writes(), reconciles: await reconciles(), lease: await leaseRequests() };
+  await new Promise((r) => setTimeout(r, quietSeconds * 1000));
+  const q1 = { requests: await requests(), writes: await writes(), reconciles: await reconciles(), lease: await leaseRequests() };
+
+  const result = {
+    date: new Date().toISOString(),
+    machine: `${cpus().length} CPU cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`,
+    jambaDeployments: count,
+    gpusPerReplica: 8,
+    createAllSeconds: createdMs / 1000,
+    ready: readyAt.size,
+    createToReadySeconds: { p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99), max: latencies.at(-1) },
+    allReadySeconds: allReadyMs / 1000,
+    // Where the time goes (p50 over the JambaDeployments; API timestamps have 1 s resolution).
+    phasesP50Seconds: phases,
+    rampUp: {
+      reconciles: afterCreate.reconciles - before.reconciles,
+      apiRequests: afterCreate.requests - before.requests,
+      apiWrites: afterCreate.writes - before.writes,
+      requestsPerJambaDeployment: (afterCreate.requests - before.requests) / count,
+    },
+    quiet: {
+      seconds: quietSeconds,
+      reconciles: q1.reconciles - q0.reconciles,
+      apiRequests: q1.requests - q0.requests,
+      apiWrites: q1.writes - q0.writes,
+      apiRequestsPerReconcile: q1.reconciles - q0.reconciles === 0 ? 0 : (q1.requests - q0.requests) / (q1.reconciles - q0.reconciles),
+      leaderLeaseRequests: q1.lease - q0.lease,
+    },
+  };
+  console.log(JSON.stringify(result, null, 2));
+
+  await watch.stop();
+  await operator.stop();
+  client.close();
+  if (!values.keep) {
+    console.error('bench: cleaning up (namespace, bench nodes)');
+    kubectl('delete', 'namespace', ns, '--wait=false');
+    const nodes = kubectl('get', 'nodes', '-o', 'name').split('\n').filter((n) => n.startsWith(`node/${NODE_PREFIX}`));
+    if (nodes.length > 0) kubectl('delete', ...nodes, '--wait=false');
+  }
+  if (readyAt.size < count) {
+    console.error(`bench: only ${readyAt.size}/${count} became Ready within 10 minutes`);
+    process.exitCode = 1;
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(`operator-bench: ${(e as Error).stack ?? String(e)}`);
+  process.exit(1);
+});
