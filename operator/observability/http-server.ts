@@ -12,8 +12,9 @@ export interface ProbeServerOptions {
 export function parseAddress(address: string): { host: string; port: number } {
   const i = address.lastIndexOf(':');
   const host = i > 0 ? address.slice(0, i) : '127.0.0.1';
-  const port = Number(address.slice(i + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid address ${JSON.stringify(address)}: want HOST:PORT`);
+  const portText = address.slice(i + 1);
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65535) throw new Error(`invalid address ${JSON.stringify(address)}: want HOST:PORT`);
   return { host: host.replace(/^\[|\]$/g, ''), port };
 }
 
