@@ -9,6 +9,7 @@ import { RESOURCES, objectPath, type Resource } from '../kube/resources.js';
 import type { Logger } from '../observability/logger.js';
 import type { Clock } from './backoff.js';
 import { INSTANCE_LABEL } from './labels.js';
+import { RecentWrites } from './recent-writes.js';
 import { childEvents, planChildren, planStatus, type ChildAction, type ChildKind, type Observed } from './plan.js';
 
 export interface Lister<T> {
@@ -42,13 +43,16 @@ export function splitKey(key: string): { namespace: string; name: string } {
 }
 
 export class Reconciler {
+  private readonly recent = new RecentWrites();
+
   constructor(private readonly d: { client: KubeClient; caches: Caches; events: EventRecorder; clock: Clock; log: Logger }) {}
 
   private observe(jd: JambaDeployment): { observed: Observed; foreign: string[] } {
     const { namespace, name } = { namespace: jd.metadata.namespace!, name: jd.metadata.name! };
     const c = this.d.caches;
     const foreign: string[] = [];
-    const owned = <T extends KubernetesObject>(kind: ChildKind, o: T | undefined): T | undefined => {
+    const owned = <T extends KubernetesObject>(kind: ChildKind, cached: T | undefined): T | undefined => {
+      const o = this.recent.fresher(`${kind}/${namespace}/${name}`, cached);
       if (o && !controlledBy(o, jd)) foreign.push(kind);
       return controlledBy(o, jd) ? o : undefined;
     };
@@ -65,9 +69,14 @@ export class Reconciler {
 
   async reconcile(key: string): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
-    const jd = this.d.caches.jambaDeployments.get(name, namespace);
+    const cachedJd = this.d.caches.jambaDeployments.get(name, namespace);
     // Deleted: the garbage collector removes the children through their owner references.
-    if (!jd || jd.metadata.deletionTimestamp) return 'gone';
+    if (!cachedJd || cachedJd.metadata.deletionTimestamp) {
+      this.recent.forget(key);
+      return 'gone';
+    }
+    const jdId = `JambaDeployment/${key}`;
+    const jd = this.recent.fresher(jdId, cachedJd)!;
     const log = this.d.log.child({ jambaDeployment: key, generation: jd.metadata.generation });
     const { observed, foreign } = this.observe(jd);
     const children = planChildren(jd, observed);
@@ -82,6 +91,12 @@ export class Reconciler {
     let deployment = observed.deployment;
     let applyError: Error | undefined;
     const applied: ChildAction[] = [];
+    const cache = this.d.caches;
+    const cachedChild: Record<ChildKind, KubernetesObject | undefined> = {
+      Deployment: cache.deployments.get(name, namespace),
+      Service: cache.services.get(name, namespace),
+      PodDisruptionBudget: cache.podDisruptionBudgets.get(name, namespace),
+    };
     results.forEach((r, i) => {
       const action = children.apply[i]!;
       if (r.status === 'rejected') {
@@ -89,6 +104,7 @@ export class Reconciler {
         return;
       }
       if (action.kind === 'Deployment') deployment = r.value as V1Deployment;
+      this.recent.remember(`${action.kind}/${key}`, cachedChild[action.kind], r.value);
       applied.push(action);
       log.info(`${action.reason.toLowerCase()} ${action.kind}`, { field: action.field });
     });
@@ -96,10 +112,11 @@ export class Reconciler {
     const now = new Date(this.d.clock.now());
     const statusPlan = planStatus(jd, children, deployment, observed.pods, now, applyError);
     if (statusPlan.status) {
-      await this.d.client.request({
+      const updated = await this.d.client.request<JambaDeployment>({
         method: 'PATCH', path: objectPath(RESOURCES.jambaDeployments, namespace, name, 'status'), verb: 'PATCH', resource: 'jambadeployments/status',
         body: { status: statusPlan.status }, contentType: 'application/merge-patch+json',
       });
+      this.recent.remember(jdId, cachedJd, updated);
     }
     // Events are best effort and must not slow the reconcile; the recorder tracks them for shutdown.
     for (const event of [...childEvents(applied), ...statusPlan.events]) {

@@ -93,8 +93,8 @@ describe('a Jamba-1.5-Large JambaDeployment on 8 GPUs', () => {
     await waitFor(async () => {
       const left = await kubectl(['get', 'deployment,service,pdb', '-n', ns.name, '-l', selector('large'), '-o', 'name']);
       return left.trim() === '';
-    }, { description: 'children of large to be garbage-collected', timeoutMs: 60_000, intervalMs: 1000 });
-  });
+    }, { description: 'children of large to be garbage-collected', timeoutMs: 100_000, intervalMs: 1000 });
+  }, 120_000);
 });
 
 describe('a one-GPU Mini', () => {
