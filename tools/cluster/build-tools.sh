@@ -98,6 +98,7 @@ build_one() {
     rm -rf "$tmp"; mkdir -p "$tmp"
     if ! (cd "$moddir" && go build -trimpath -ldflags="$ldflags" -o "$tmp/$name" "$package") >"$tmp/build.log" 2>&1; then
       cat "$tmp/build.log" >&2
+      rm -rf "$tmp"
       die "$name: 'go build $package' failed in tools/go/$moddir_rel (log above)"
     fi
     install_data "$name" "$moddir" "$module" "$tmp"
