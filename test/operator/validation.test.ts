@@ -1,6 +1,8 @@
 // Every validation rule of the CRD, enforced by the real API server, with a message that says what to fix.
+import path from 'node:path';
 import { checkFit, fitSentence, knownSizing } from '../../operator/api/sizing.js';
-import { withNamespace } from '../harness/cluster.js';
+import { kubectl, withNamespace } from '../harness/cluster.js';
+import { repoRoot } from '../harness/exec.js';
 import { LARGE, MINI, createJd, createJdRejected, getJd, installCrd } from './support.js';
 
 const ns = withNamespace('op-validation');
@@ -47,6 +49,12 @@ test('the API server and sizing.ts draw the line at the same MiB', async () => {
   const spec = (m: number) => ({ model: { name: LARGE, source: hostPath }, quantization: 'None', gpu: { minMemoryMiB: m } });
   await createJdRejected(ns.name, 'edge-below', spec(lo - 1));
   await createJd(ns.name, 'edge', spec(lo));
+});
+
+test('the examples are valid JambaDeployments', async () => {
+  const out = await kubectl(['apply', '--dry-run=server', '-n', ns.name, '-f', path.join(repoRoot, 'examples')]);
+  expect(out).toMatch(/jambadeployment.serving.jamba.dev\/jamba-mini created \(server dry run\)/);
+  expect(out).toMatch(/jambadeployment.serving.jamba.dev\/jamba-large created \(server dry run\)/);
 });
 
 describe('the API server accepts what fits and fills the defaults', () => {
