@@ -1,7 +1,7 @@
 // Wires the operator together: leader election → informers → work queue → reconciler workers,
 // plus the probe/metrics server. Only the leader runs informers and workers.
 import { hostname } from 'node:os';
-import type { KubeConfig, KubernetesListObject, KubernetesObject, V1OwnerReference } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesListObject, KubernetesObject, V1Deployment, V1OwnerReference, V1Pod, V1PodDisruptionBudget, V1Service } from '@kubernetes/client-node';
 import { KIND, type JambaDeployment } from '../api/jambadeployment.js';
 import { KubeClient } from '../kube/client.js';
 import { EventRecorder } from '../kube/events.js';
@@ -14,7 +14,7 @@ import { OperatorMetrics } from '../observability/metrics.js';
 import { withSpan } from '../observability/tracing.js';
 import { systemClock, type Clock } from './backoff.js';
 import { FIELD_MANAGER, INSTANCE_LABEL, keyOf } from './labels.js';
-import { Reconciler, type Caches } from './reconciler.js';
+import { Reconciler, type Caches, type Lister } from './reconciler.js';
 import { WorkQueue } from './workqueue.js';
 import type { Server } from 'node:http';
 
@@ -32,13 +32,7 @@ export interface OperatorOptions {
   processMetrics?: boolean;
 }
 
-type Informers = {
-  jambaDeployments: ResilientInformer<JambaDeployment>;
-  deployments: ResilientInformer<KubernetesObject>;
-  services: ResilientInformer<KubernetesObject>;
-  podDisruptionBudgets: ResilientInformer<KubernetesObject>;
-  pods: ResilientInformer<KubernetesObject>;
-};
+type Informers = { [K in keyof Caches]: ResilientInformer<Caches[K] extends Lister<infer T extends KubernetesObject> ? T : never> };
 
 export const LEASE_NAME = 'jamba-operator-leader';
 
@@ -147,10 +141,10 @@ export class Operator {
     const managed = `app.kubernetes.io/managed-by=${FIELD_MANAGER}`;
     const informers: Informers = {
       jambaDeployments: this.informer<JambaDeployment>('jambadeployments', RESOURCES.jambaDeployments, undefined, queue, (o) => keyOf(o.metadata?.namespace, o.metadata?.name)),
-      deployments: this.informer('deployments', RESOURCES.deployments, managed, queue, ownerKey),
-      services: this.informer('services', RESOURCES.services, managed, queue, ownerKey),
-      podDisruptionBudgets: this.informer('poddisruptionbudgets', RESOURCES.podDisruptionBudgets, managed, queue, ownerKey),
-      pods: this.informer('pods', RESOURCES.pods, INSTANCE_LABEL, queue, (o) => {
+      deployments: this.informer<V1Deployment>('deployments', RESOURCES.deployments, managed, queue, ownerKey),
+      services: this.informer<V1Service>('services', RESOURCES.services, managed, queue, ownerKey),
+      podDisruptionBudgets: this.informer<V1PodDisruptionBudget>('poddisruptionbudgets', RESOURCES.podDisruptionBudgets, managed, queue, ownerKey),
+      pods: this.informer<V1Pod>('pods', RESOURCES.pods, INSTANCE_LABEL, queue, (o) => {
         const owner = o.metadata?.labels?.[INSTANCE_LABEL];
         return owner ? keyOf(o.metadata?.namespace, owner) : undefined;
       }),
@@ -159,7 +153,7 @@ export class Operator {
     this.informers = informers;
     this.events = new EventRecorder(this.client, this.identity);
     const reconciler = new Reconciler({
-      client: this.client, caches: informers as unknown as Caches, events: this.events, clock: this.clock, log: this.log,
+      client: this.client, caches: informers, events: this.events, clock: this.clock, log: this.log,
     });
     // Children and pods first, so the first reconcile of each JambaDeployment sees them.
     await Promise.all([informers.deployments, informers.services, informers.podDisruptionBudgets, informers.pods].map((i) => i.start()));
