@@ -26,6 +26,11 @@ describe('planChildren', () => {
     expect(planChildren(jd, inSync).apply).toEqual([]);
   });
 
+  test('objects from a LIST (no apiVersion/kind on items) are in sync too', () => {
+    const strip = <T extends object>(o: T) => { const { apiVersion: _a, kind: _k, ...rest } = o as Record<string, unknown>; return rest as T; };
+    expect(planChildren(jd, { deployment: strip(inSync.deployment), service: strip(inSync.service), pdb: strip(inSync.pdb), pods: [] }).apply).toEqual([]);
+  });
+
   test.each([
     ['replicas scaled by hand', (d: any) => { d.spec.replicas = 5; }, 'spec.replicas'],
     ['container image edited', (d: any) => { d.spec.template.spec.containers[0].image = 'other'; }, 'spec.template.spec.containers[0].image'],

@@ -41,7 +41,9 @@ export function fitInput(jd: JambaDeployment): FitInput {
 
 function action(kind: ChildKind, desired: Child, observed: Child | undefined): ChildAction | undefined {
   if (!observed) return { kind, object: desired, reason: 'Created' };
-  const field = firstDifference(observed, desired);
+  // Items of a LIST carry no apiVersion/kind (watch events do): compare content, not type meta.
+  const { apiVersion: _v, kind: _k, ...content } = desired;
+  const field = firstDifference(observed, content);
   return field ? { kind, object: desired, reason: 'Updated', field } : undefined;
 }
 

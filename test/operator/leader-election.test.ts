@@ -66,6 +66,13 @@ test('two operators: one leader reconciles; SIGKILL it and the other takes over 
   expect(takeoverMs).toBeLessThan(15_000);
   expect((await lease()).spec?.holderIdentity).toBe(standby.identity());
 
+  // The new leader lists everything, finds 'before' in sync, and writes nothing for it.
+  await new Promise((r) => setTimeout(r, 3000));
+  const writes = (await scrape(standby.port()!)).body.split('\n')
+    .filter((l) => /^jamba_operator_api_requests_total\{verb="(PATCH|CREATE|UPDATE)",resource="(?!leases)/.test(l));
+  expect(writes).toEqual([]);
+  expect(metricValue((await scrape(standby.port()!)).body, 'jamba_operator_reconcile_total{result="unchanged"}')).toBeGreaterThanOrEqual(1);
+
   // The new leader reconciles new work.
   await createJd(ns.name, 'after', { gpusPerReplica: 1 });
   await waitForCondition(ns.name, 'after', 'Ready', 'True');
