@@ -25,10 +25,12 @@ describe('desired children', () => {
   test('runtime args come from the spec', () => {
     expect(c.command).toEqual(['jamba-runtime']);
     expect(c.args).toEqual(['serve', '--model', '/models/jamba-mini', '--host', '0.0.0.0', '--port', '8000', '--backend', 'cuda',
-      '--tensor-parallel-size', '8', '--quantization', 'expertsint8', '--max-model-len', '262144']);
+      '--tensor-parallel-size', '8', '--quantization', 'expertsint8', '--max-model-len', '262144',
+      '--served-model-name', 'ai21labs/AI21-Jamba-1.5-Mini', '--drain-timeout', '120']);
     const custom = withSpecDefaults({ model: { name: 'm', source: { hostPath: { path: '/data/m' } } }, quantization: 'None', gpusPerReplica: 2, maxContextLength: 8192, runtime: { port: 9000, maxNumSeqs: 64, args: ['--seed', '1'] } });
     expect(runtimeArgs(custom, '/models')).toEqual(['serve', '--model', '/models', '--host', '0.0.0.0', '--port', '9000', '--backend', 'cuda',
-      '--tensor-parallel-size', '2', '--quantization', 'none', '--max-model-len', '8192', '--max-num-seqs', '64', '--seed', '1']);
+      '--tensor-parallel-size', '2', '--quantization', 'none', '--max-model-len', '8192', '--served-model-name', 'm', '--drain-timeout', '120',
+      '--max-num-seqs', '64', '--seed', '1']);
   });
 
   test('probes never kill a loading pod; graceful termination; read-only model; memory /dev/shm', () => {

@@ -87,6 +87,8 @@ export function runtimeArgs(spec: JambaDeploymentSpec, modelPath: string): strin
     '--tensor-parallel-size', String(spec.gpusPerReplica),
     '--quantization', spec.quantization === 'ExpertsInt8' ? 'expertsint8' : 'none',
     '--max-model-len', String(spec.maxContextLength),
+    '--served-model-name', spec.model.name,
+    '--drain-timeout', String(r.drainTimeoutSeconds),
     ...(r.maxNumSeqs !== undefined ? ['--max-num-seqs', String(r.maxNumSeqs)] : []),
     ...(r.args ?? []),
   ];
@@ -146,7 +148,7 @@ export function desiredDeployment(jd: JambaDeployment): V1Deployment {
     command: ['jamba-runtime'],
     args: runtimeArgs(spec, model.modelPath),
     ports: [{ name: PORT_NAME, containerPort: r.port, protocol: 'TCP' }],
-    env: [{ name: 'JAMBA_DRAIN_TIMEOUT_SECONDS', value: String(r.drainTimeoutSeconds) }, ...(r.env ?? [])],
+    ...(r.env && r.env.length > 0 ? { env: r.env } : {}),
     resources: containerResources(spec),
     volumeMounts: [...model.mounts, { name: 'dshm', mountPath: '/dev/shm' }],
     // /ready answers 503 until the weights are loaded: the startup probe gives loading up to

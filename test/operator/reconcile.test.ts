@@ -54,7 +54,8 @@ describe('a Jamba-1.5-Large JambaDeployment on 8 GPUs', () => {
     expect(dep.spec?.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } });
     expect(c.resources?.limits).toEqual({ 'nvidia.com/gpu': '8' });
     expect(c.args).toEqual(['serve', '--model', '/models', '--host', '0.0.0.0', '--port', '8000', '--backend', 'cuda',
-      '--tensor-parallel-size', '8', '--quantization', 'expertsint8', '--max-model-len', '262144']);
+      '--tensor-parallel-size', '8', '--quantization', 'expertsint8', '--max-model-len', '262144',
+      '--served-model-name', LARGE, '--drain-timeout', '120']);
     expect(c.startupProbe).toMatchObject({ httpGet: { path: '/ready', port: 'http' }, periodSeconds: 10, failureThreshold: 360 });
     expect(c.livenessProbe?.httpGet?.path).toBe('/health');
     expect(c.readinessProbe?.httpGet?.path).toBe('/ready');
