@@ -23,7 +23,10 @@ test('the API server restarts, keeps its objects, and the control plane works on
   expect(before.data).toEqual({ k: 'v' });
 
   // The controller manager: a new namespace gets its default ServiceAccount (createTestNamespace waits for it).
-  const fresh = await createTestNamespace('restart-after');
+  // Its informers re-watch with client-go's reflector backoff, which grows to 30 s while the API server is
+  // down (and does not reset between back-to-back restarts, as when another file restarted it just before),
+  // so recovery may take up to one full backoff period after /readyz.
+  const fresh = await createTestNamespace('restart-after', { readyTimeoutMs: 90_000 });
   await deleteTestNamespace(fresh);
 
   // The scheduler and KWOK: a new pod is bound and run.
@@ -39,4 +42,4 @@ test('the API server restarts, keeps its objects, and the control plane works on
     { description: 'pod after to be Running after the restart' },
   );
   expect(pod.spec?.nodeName).toBe('cpu-node-0');
-});
+}, 180_000);

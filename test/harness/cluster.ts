@@ -66,7 +66,7 @@ export async function waitFor<T>(
 }
 
 /** A namespace `<prefix>-<random>`, ready for pods (its default ServiceAccount exists). */
-export async function createTestNamespace(prefix: string): Promise<string> {
+export async function createTestNamespace(prefix: string, { readyTimeoutMs = 30_000 } = {}): Promise<string> {
   const base = prefix.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, 50) || 'test';
   const name = `${base}-${randomBytes(3).toString('hex')}`;
   const core = makeKubeConfig().makeApiClient(k8s.CoreV1Api);
@@ -76,6 +76,7 @@ export async function createTestNamespace(prefix: string): Promise<string> {
     throw new Error(`creating test namespace ${name}`, { cause });
   }
   await waitFor(() => core.readNamespacedServiceAccount({ name: 'default', namespace: name }), {
+    timeoutMs: readyTimeoutMs,
     description: `the default ServiceAccount in namespace ${name}`,
   });
   return name;
