@@ -20,6 +20,20 @@ describe('RecentWrites', () => {
     expect(w.size).toBe(expected === 'ours' ? 1 : 0);
   });
 
+  test('two writes before the cache catches up: the cache showing the first is still stale', () => {
+    const w = new RecentWrites();
+    const first = obj('2', 'first');
+    const second = obj('3', 'second');
+    w.remember('JambaDeployment/ns/x', obj('1', 'old'), first);
+    // The second reconcile saw our first write through the memo, but passes the stale cached object.
+    w.remember('JambaDeployment/ns/x', obj('1', 'old'), second);
+    expect(w.fresher('JambaDeployment/ns/x', obj('1', 'old'))).toBe(second);
+    expect(w.fresher('JambaDeployment/ns/x', first)).toBe(second);
+    const caughtUp = obj('3', 'second');
+    expect(w.fresher('JambaDeployment/ns/x', caughtUp)).toBe(caughtUp);
+    expect(w.size).toBe(0);
+  });
+
   test('forget drops the memos of one JambaDeployment', () => {
     const w = new RecentWrites();
     w.remember('Deployment/ns/x', undefined, obj('1'));
