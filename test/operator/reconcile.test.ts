@@ -2,27 +2,14 @@
 // nodes, status, scale, rollout, drift repair, garbage collection, unschedulable without a hot loop.
 import type { V1Deployment, V1PodList, V1Service, V1PodDisruptionBudget, CoreV1EventList } from '@kubernetes/client-node';
 import { writeFileSync } from 'node:fs';
-import type { Operator } from '../../operator/controller/operator.js';
 import { kubectl, kubectlJson, waitFor, withNamespace } from '../harness/cluster.js';
 import {
-  LARGE, condition, createJd, getJd, installCrd, operatorRequests, operatorWrites, startInProcessOperator, waitForCondition,
+  LARGE, condition, createJd, getJd, operatorRequests, operatorWrites, useInProcessOperator, waitForCondition,
 } from './support.js';
 
 const ns = withNamespace('op-reconcile');
-let operator: Operator;
-let logs: string[] = [];
-
-beforeAll(async () => {
-  await installCrd();
-  const started = startInProcessOperator(ns.name);
-  operator = started.operator;
-  logs = started.logs;
-  await started.ready;
-});
-
-afterAll(async () => {
-  await operator?.stop();
-  // OPERATOR_TEST_LOG=FILE keeps the operator's JSON log of this run for debugging.
+// OPERATOR_TEST_LOG=FILE keeps the operator's JSON log of this run for debugging.
+const op = useInProcessOperator(ns, (logs) => {
   if (process.env.OPERATOR_TEST_LOG) writeFileSync(process.env.OPERATOR_TEST_LOG, logs.join('\n') + '\n');
 });
 
@@ -162,11 +149,11 @@ describe('a JambaDeployment that validates but cannot be scheduled', () => {
 
     // Let the last status write and events land, then count what the operator does over 10 s.
     await new Promise((r) => setTimeout(r, 3000));
-    const writes = await operatorWrites(operator);
-    const requests = await operatorRequests(operator);
+    const writes = await operatorWrites(op.operator);
+    const requests = await operatorRequests(op.operator);
     await new Promise((r) => setTimeout(r, 10_000));
-    expect((await operatorWrites(operator)) - writes).toBeLessThanOrEqual(2);
-    expect((await operatorRequests(operator)) - requests).toBeLessThanOrEqual(2);
+    expect((await operatorWrites(op.operator)) - writes).toBeLessThanOrEqual(2);
+    expect((await operatorRequests(op.operator)) - requests).toBeLessThanOrEqual(2);
     expect(condition(await getJd(ns.name, 'huge-gpu'), 'Degraded')?.lastTransitionTime).toBe(degraded.lastTransitionTime);
   });
 });

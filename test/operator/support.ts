@@ -78,6 +78,32 @@ export function startInProcessOperator(namespace: string, o: { leaderElection?: 
   return { operator, logs, ready };
 }
 
+/**
+ * Call at a test file's top level: installs the CRD and runs an in-process operator on `ns` for the
+ * file's tests (started before them, stopped after). Read `.operator` and `.logs` inside tests.
+ */
+export function useInProcessOperator(ns: { readonly name: string }, afterStop?: (logs: string[]) => void): { readonly operator: Operator; readonly logs: string[] } {
+  let started: ReturnType<typeof startInProcessOperator> | undefined;
+  beforeAll(async () => {
+    await installCrd();
+    started = startInProcessOperator(ns.name);
+    await started.ready;
+  });
+  afterAll(async () => {
+    await started?.operator.stop();
+    if (started) afterStop?.(started.logs);
+  });
+  return {
+    get operator() {
+      if (!started) throw new Error('the operator starts in beforeAll; use it inside tests');
+      return started.operator;
+    },
+    get logs() {
+      return started?.logs ?? [];
+    },
+  };
+}
+
 /** Writes the operator made, apart from its lease renewals. */
 export function operatorWrites(operator: Operator): Promise<number> {
   return operator.metrics.apiRequestCount({ verbs: ['CREATE', 'UPDATE', 'PATCH', 'DELETE'], excludeResources: ['leases'] });
