@@ -50,16 +50,22 @@ async function run(clock: FakeClock, ms: number) {
   }
 }
 
+/** Two candidates on one lease: `a` starts first (and so wins), then `b`. */
+async function startPair(startMs: number) {
+  const clock = new FakeClock(startMs);
+  const store = new LeaseStore();
+  const log: string[] = [];
+  const a = elector(store, 'a', clock, log);
+  const b = elector(store, 'b', clock, log);
+  a.start();
+  await settle();
+  b.start();
+  return { clock, store, log, a, b };
+}
+
 describe('LeaderElector', () => {
   test('one leader; the other takes over only after the lease expires', async () => {
-    const clock = new FakeClock(1_000_000);
-    const store = new LeaseStore();
-    const log: string[] = [];
-    const a = elector(store, 'a', clock, log);
-    const b = elector(store, 'b', clock, log);
-    a.start();
-    await settle();
-    b.start();
+    const { clock, store, log, a, b } = await startPair(1_000_000);
     await run(clock, 6000);
     expect(log).toEqual(['a leads']);
     expect(store.lease?.spec?.holderIdentity).toBe('a');
@@ -89,14 +95,7 @@ describe('LeaderElector', () => {
   });
 
   test('stop() releases the lease so a successor need not wait', async () => {
-    const clock = new FakeClock(0);
-    const store = new LeaseStore();
-    const log: string[] = [];
-    const a = elector(store, 'a', clock, log);
-    const b = elector(store, 'b', clock, log);
-    a.start();
-    await settle();
-    b.start();
+    const { clock, store, log, a, b } = await startPair(0);
     await run(clock, 2000);
     await a.stop();
     expect(store.lease?.spec?.holderIdentity).toBe('');
