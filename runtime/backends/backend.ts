@@ -1,20 +1,24 @@
-// The op interface every backend implements (CPU now, CUDA next). The model in runtime/models/ is
-// written only against this file.
+// The op interface every backend implements (CPU, CUDA). The model in runtime/models/ is written
+// only against this file.
 //
 // Rules of the interface:
 // - Tensors are opaque handles to backend-owned memory (host arrays on CPU, device memory on CUDA).
-//   The model never reads their contents; only `download` brings data back to the host.
+//   The model never reads their contents; only `download` (tests) and `sample` bring data back.
 // - Activations are 2-D row-major [rows, cols]: one row per token of the step, all sequences of the
 //   step concatenated (a "ragged batch"). Every op runs over all rows of the step at once, so nothing
 //   crosses the interface per element, per token or per sequence.
-// - Ops that need to know where one sequence ends and the next begins (attention, Mamba conv and
-//   scan) take the step's `RaggedBatch` descriptor; a GPU backend uploads it once per step.
-// - Ops return fresh tensors, except `addInPlace`, which updates the residual stream. Tensors an
-//   op returns are activations: they live until `endStep()`, so a GPU backend can hand out
-//   activation memory from one arena per step and recycle it in bulk (the CPU backend leaves them
-//   to the GC). Weights (`upload`), KV caches and Mamba state persist until `dispose()`.
+// - A step is bracketed by `beginStep(inputs)` … `sample(logits, …)` (or `endStep()`): the backend
+//   sees the step's layout and host inputs once, at the start (a GPU backend uploads them in one copy).
+//   Ops may only record work: a GPU backend runs the whole step when `sample` is awaited, so a step
+//   crosses to the native side once.
+// - Ops return fresh tensors, except `addInPlace`, which updates the residual stream. Returned tensors
+//   are activations: they live until the end of the innermost `beginScope`/`endScope` bracket, or of
+//   the step, so a GPU backend can hand out activation memory from a stack arena. Weights (`upload*`),
+//   KV caches, Mamba state and expert sets persist until `dispose()`.
+// - Element types are the backend's business: the CPU backend computes in fp32; a GPU backend keeps
+//   weights and most activations in bf16 (accumulating in fp32) and the KV cache in bf16.
 
-export type DType = 'f32' | 'i8' | 'i32';
+export type DType = 'f32' | 'bf16' | 'i8' | 'i32';
 
 /** Opaque handle to a backend-owned tensor. */
 export interface Tensor {
@@ -22,10 +26,17 @@ export interface Tensor {
   readonly shape: readonly number[];
 }
 
+/** Raw little-endian checkpoint bytes of a floating-point tensor, as stored in safetensors. */
+export interface RawTensorData {
+  readonly dtype: 'BF16' | 'F16' | 'F32';
+  readonly bytes: Uint8Array;
+}
+
 /**
- * A linear layer's weight, y = x · Wᵀ (+ bias). `dense`: fp32 weight [out, in]. `int8`: ExpertsInt8
- * weight [out, in] with one fp32 scale per output row; the kernel accumulates Σ q·x in (at least) fp32 and then
- * multiplies by the row's scale (dequantization inside the kernel; no fp32 copy of the weight).
+ * A linear layer's weight, y = x · Wᵀ (+ bias). `dense`: weight [out, in] in the backend's matrix type.
+ * `int8`: ExpertsInt8 weight [out, in] with one fp32 scale per output row; the kernel accumulates
+ * Σ q·x in (at least) fp32 and then multiplies by the row's scale (dequantization inside the kernel;
+ * no wider copy of the weight exists).
  */
 export type LinearWeight =
   | { readonly kind: 'dense'; readonly weight: Tensor; readonly bias?: Tensor }
@@ -36,6 +47,13 @@ export interface SwiGluWeights {
   readonly gate: LinearWeight; // [ffn, hidden]
   readonly up: LinearWeight; // [ffn, hidden]
   readonly down: LinearWeight; // [hidden, ffn]
+}
+
+/** Opaque handle: one MoE layer's experts, laid out as the backend's grouped kernel wants them. */
+export interface ExpertSet {
+  readonly numExperts: number;
+  readonly hidden: number;
+  readonly ffn: number;
 }
 
 /** One sequence's rows in a step's ragged batch. */
@@ -58,6 +76,50 @@ export interface RaggedBatch {
   readonly segments: readonly SequenceSegment[];
 }
 
+/**
+ * How to pick one row's next token. Filters apply to softmax(logits / temperature) in vLLM's order:
+ * min-p, then top-k, then top-p; ties at a threshold are kept. The draw is an inverse-CDF walk in
+ * token-id order with the uniform `counterUniform(seed, counter)`, so a seed reproduces its tokens
+ * whatever else runs in the step, and a recomputed (preempted) sequence draws the same token.
+ */
+export interface SamplingRow {
+  /** 0 means greedy (argmax; the lowest id wins ties). */
+  readonly temperature: number;
+  /** Nucleus mass in (0, 1]; 1 disables. */
+  readonly topP: number;
+  /** Keep the k most likely tokens (and ties with the k-th); 0 disables. */
+  readonly topK: number;
+  /** Keep tokens with probability ≥ minP · max probability; 0 disables. */
+  readonly minP: number;
+  /** 32-bit seed of the request's random stream. */
+  readonly seed: number;
+  /** Index of the token being drawn in that stream (the number of tokens generated before it). */
+  readonly counter: number;
+  /** Log-probabilities of the n most likely tokens under the raw logits (0: only none). -1: no logprobs at all. */
+  readonly logprobs: number;
+}
+
+/** Sampled tokens of one step, one entry per sampled row, in the order given. */
+export interface SampleResult {
+  readonly tokenIds: Int32Array;
+  /** log_softmax(raw logits) at the chosen token; NaN where the row asked for no logprobs. */
+  readonly logprobs: Float32Array;
+  /** Per row `topN` entries: the most likely tokens under the raw logits, most likely first (ties: lower id). */
+  readonly topN: number;
+  readonly topIds: Int32Array;
+  readonly topLogprobs: Float32Array;
+}
+
+/** The host inputs of one step, handed to the backend once. */
+export interface StepInputs {
+  readonly batch: RaggedBatch;
+  /** Token ids of the step's rows. */
+  readonly tokenIds: Int32Array;
+  /** Rows whose logits are sampled, with how. */
+  readonly sampleRows: Int32Array;
+  readonly sampling: readonly SamplingRow[];
+}
+
 /** Opaque handle: one attention layer's paged KV cache, K and V each [numBlocks, blockSize, numKvHeads, headDim]. */
 export interface KvCache {
   readonly numBlocks: number;
@@ -72,6 +134,13 @@ export interface MambaState {
   readonly dInner: number;
   readonly dConv: number;
   readonly dState: number;
+}
+
+/** Bytes per element of what the backend keeps per token and per sequence (sizes the pools). */
+export interface CacheElementBytes {
+  readonly kv: number;
+  readonly convState: number;
+  readonly ssmState: number;
 }
 
 /** Router output: for each row, the top-k experts and their (not renormalised) softmax weights. */
@@ -98,40 +167,95 @@ export interface SelectiveScanInputs {
   readonly z: Tensor; // [rows, dInner]   gate
 }
 
+/** What the largest step can hold, for `reserveActivations`. */
+export interface ActivationPlan {
+  readonly activationBytes: number;
+  readonly maxRows: number;
+  readonly maxSeqs: number;
+  /** KV blocks one sequence can hold (its block table's length). */
+  readonly maxBlocksPerSeq: number;
+}
+
+export interface DeviceMemory {
+  readonly freeBytes: number;
+  readonly totalBytes: number;
+}
+
 export interface Backend {
   readonly name: string;
+  /**
+   * True when ops compute on the calling thread as they are called (CPU): the model then yields to the
+   * event loop between layers so long prefills do not starve HTTP. False when ops only record work.
+   */
+  readonly computesOnCallingThread: boolean;
+  readonly cacheElementBytes: CacheElementBytes;
+  /** Tensor-parallel ranks this backend splits the model over. */
+  readonly tensorParallelSize: number;
 
   // --- memory -------------------------------------------------------------------------------
-  /** Makes a backend tensor from host data (the CPU backend adopts the array without copying). */
+  /** A tensor from exact host data (small parameters, test inputs): kept in fp32 / int8 / int32. */
   upload(data: Float32Array | Int8Array | Int32Array, shape: readonly number[]): Tensor;
-  /** Copies an f32 tensor back to the host. */
+  /** A GEMM weight [out, in] from checkpoint bytes, kept in the backend's matrix type (CPU fp32, GPU bf16). */
+  uploadMatrix(data: RawTensorData, shape: readonly [number, number]): Tensor;
+  /**
+   * An ExpertsInt8 weight [out, in] from checkpoint bytes: per output row, scale = max|W|/127 and
+   * q = clamp(round_half_even(W/scale), ±127) in IEEE fp32 (runtime/quant/expertsint8.ts), done where
+   * the weight will live (on the GPU for a GPU backend).
+   */
+  uploadInt8Matrix(data: RawTensorData, shape: readonly [number, number]): { weight: Tensor; scale: Tensor };
+  /** Groups one MoE layer's experts for `moeExperts` (all dense or all int8, same shapes). */
+  createExpertSet(experts: readonly SwiGluWeights[]): ExpertSet;
+  /** Copies a tensor back to the host as fp32 (tests, debugging). Ends nothing. */
   download(t: Tensor): Promise<Float32Array>;
   createKvCache(numBlocks: number, blockSize: number, numKvHeads: number, headDim: number): KvCache;
   createMambaState(numSlots: number, dInner: number, dConv: number, dState: number): MambaState;
   /** Zeroes one slot's conv and SSM state. */
   resetMambaSlot(state: MambaState, slot: number): void;
-  /** Brackets one forward step: activations made in between are released by endStep(). */
-  beginStep(): void;
-  endStep(): void;
-  /** Bytes held by tensors made with `upload` and by caches/state pools. */
+  /** Device memory now, for sizing pools; undefined where memory is the host's. */
+  deviceMemory(): DeviceMemory | undefined;
+  /** Element sizes of activations (bf16/fp32 on a GPU), for the activation bound. */
+  readonly activationElementBytes: { readonly act: number; readonly acc: number };
+  /**
+   * Sets aside device memory for the largest step: its activations (see models/geometry.ts
+   * activationBytesBound), its host inputs and workspaces; returns the bytes reserved. 0 on the host.
+   */
+  reserveActivations(plan: ActivationPlan): number;
+  /** Bytes held by weights (`upload*`, expert sets) and by caches/state pools. */
   residentBytes(): { weights: number; caches: number };
   dispose(): void;
 
+  // --- steps ---------------------------------------------------------------------------------
+  /** Starts a step. Activations made until the step ends are released together. */
+  beginStep(inputs: StepInputs): void;
+  /** Activations made until the matching endScope are released by it (nesting allowed). */
+  beginScope(): void;
+  endScope(): void;
+  /**
+   * Samples one token per `inputs.sampleRows` row from logits [sampleRows, vocab] and ends the step.
+   * The only await of a step.
+   */
+  sample(logits: Tensor): Promise<SampleResult>;
+  /** Ends a step without sampling (no row wanted logits, or the step failed). */
+  endStep(): void;
+
   // --- ops over the step's rows --------------------------------------------------------------
-  /** out[r] = table[ids[r]]. table [vocab, hidden] → [rows, hidden]. */
-  embedding(table: Tensor, ids: Int32Array): Tensor;
+  /** out[r] = table[ids[r]] for the step's token ids. table [vocab, hidden] → [rows, hidden]. */
+  embedding(table: Tensor): Tensor;
   /** out[r] = x[r] / sqrt(mean(x[r]²) + eps) * weight. x [rows, n], weight [n]. */
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor;
-  /** out = x · Wᵀ (+ bias). x [rows, in] → [rows, out]. */
-  linear(x: Tensor, w: LinearWeight): Tensor;
+  /**
+   * out = x · Wᵀ (+ bias). x [rows, in] → [rows, out], in the backend's activation type, or in fp32
+   * when `out` is 'f32' (logits, router logits).
+   */
+  linear(x: Tensor, w: LinearWeight, out?: 'f32'): Tensor;
   /** dst += src, same shape. */
   addInPlace(dst: Tensor, src: Tensor): void;
   /** out = silu(gate) * up, same shape. */
   siluMul(gate: Tensor, up: Tensor): Tensor;
-  /** Splits the columns of x [rows, Σwidths] into tensors [rows, widths[i]]. */
+  /** Splits the columns of x [rows, Σwidths] into tensors [rows, widths[i]] (views where the backend can). */
   splitColumns(x: Tensor, widths: readonly number[]): Tensor[];
-  /** out[i] = x[rows[i]]. */
-  gatherRows(x: Tensor, rows: Int32Array): Tensor;
+  /** The step's sampled rows of x (inputs.sampleRows), in that order. */
+  gatherSampleRows(x: Tensor): Tensor;
 
   // --- mixture of experts --------------------------------------------------------------------
   /** Softmax (fp32) over all experts of each row of logits [rows, numExperts], then top-k; no renormalisation. */
@@ -140,7 +264,7 @@ export interface Backend {
    * out[r] = Σ_j routing.weights[r, j] · expert_{routing.experts[r, j]}(x[r]), each expert a SwiGLU MLP.
    * Grouped: each expert runs once over all rows routed to it.
    */
-  moeExperts(x: Tensor, routing: Routing, experts: readonly SwiGluWeights[]): Tensor;
+  moeExperts(x: Tensor, routing: Routing, experts: ExpertSet): Tensor;
 
   // --- attention -----------------------------------------------------------------------------
   /**

@@ -1,20 +1,66 @@
-// Cross-backend op conformance: every op of the Backend interface run on seeded random inputs,
-// on a candidate backend and on a reference (the CPU backend, the executable specification), and
-// compared with a per-op tolerance. A new backend (CUDA) passes this before any model test.
+// Cross-backend op conformance: every op of the Backend interface run on seeded random inputs, on a
+// candidate backend and on a reference (the CPU backend, the executable specification), and compared.
 // Stateful ops (attention, Mamba conv and scan) run two steps, so cache and state updates count.
-import type { Backend, LinearWeight, RaggedBatch, SwiGluWeights, Tensor } from './backend.js';
+//
+// Inputs are drawn in fp32 and rounded to bf16, so a backend that keeps bf16 sees exactly the values
+// the fp32 reference sees; differences then come from the candidate's own arithmetic.
+// The error of an output is ‖out − ref‖₂ / ‖ref‖₂. Tolerances (per case):
+// - outputs a GPU backend stores in bf16: 1e-2. bf16 keeps 8 significant bits (unit roundoff
+//   2^-9 ≈ 2e-3); a result rounded once to bf16 is off by up to that, and a case chains up to ~4 such
+//   roundings (e.g. conv → scan → gate), so a correct kernel stays below ~5e-3, while every bug the
+//   harness is meant to catch (a missing scale, a lost state, a wrong row) is off by O(1);
+// - outputs kept in fp32 (router weights, sampling log-probabilities): 1e-4;
+// - the ExpertsInt8 quantizer and the sampled token ids: exact (0).
+//
+// Two shape profiles: `tiny` (CI: small shapes that still cross every tile edge) and `mini` (the real
+// Jamba-1.5-Mini shapes, for GPU runs).
+import type { Backend, LinearWeight, RaggedBatch, SamplingRow, StepInputs, SwiGluWeights, Tensor } from './backend.js';
 import { normals, rng } from './testing.js';
+
+export interface Shapes {
+  hidden: number;
+  ffn: number;
+  experts: number;
+  topK: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  dInner: number;
+  dState: number;
+  dConv: number;
+  dtRank: number;
+  vocab: number;
+  /** Rows of the linear and MoE cases. */
+  rows: number;
+  /** Prompt lengths of the two sequences of the stateful cases, and where step 0 stops. */
+  lens: [number, number];
+  splits: [number, number];
+  blockSize: number;
+}
+
+export const PROFILES: Record<'tiny' | 'mini', Shapes> = {
+  tiny: {
+    hidden: 40, ffn: 72, experts: 5, topK: 2, heads: 6, kvHeads: 2, headDim: 8, dInner: 24, dState: 6, dConv: 4, dtRank: 3, vocab: 300,
+    rows: 9, lens: [19, 6], splits: [17, 3], blockSize: 4,
+  },
+  mini: {
+    hidden: 4096, ffn: 14336, experts: 4, topK: 2, heads: 32, kvHeads: 8, headDim: 128, dInner: 8192, dState: 16, dConv: 4, dtRank: 256,
+    vocab: 65536, rows: 24, lens: [613, 130], splits: [600, 64], blockSize: 16,
+  },
+};
 
 export interface OpCase {
   name: string;
-  /** Largest acceptable |candidate − reference| over every output element. */
+  /** Largest acceptable relative L2 error of every output. */
   tolerance: number;
   /** Runs the op on `b` and returns its outputs, downloaded. Inputs come from a fixed seed. */
-  run(b: Backend): Promise<Float32Array[]>;
+  run(b: Backend, s: Shapes): Promise<Float32Array[]>;
 }
 
 export interface OpResult {
   name: string;
+  /** Worst relative L2 error over the case's outputs. */
+  error: number;
   maxAbsDiff: number;
   tolerance: number;
   ok: boolean;
@@ -22,150 +68,295 @@ export interface OpResult {
 
 type Random = () => number;
 
-function f32(b: Backend, r: Random, shape: number[], std = 1, mean = 0): Tensor {
-  return b.upload(normals(r, shape.reduce((x, y) => x * y, 1), std, mean), shape);
+/** Round-to-nearest-even to bf16, kept in fp32. */
+export function toBf16(values: Float32Array): Float32Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  for (let i = 0; i < bits.length; i++) {
+    const b = bits[i]!;
+    bits[i] = ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) << 16;
+  }
+  return values;
+}
+
+function bf16Normals(r: Random, n: number, std = 1, mean = 0): Float32Array {
+  return toBf16(normals(r, n, std, mean));
+}
+
+function act(b: Backend, r: Random, shape: number[], std = 1, mean = 0): Tensor {
+  return b.upload(bf16Normals(r, shape.reduce((x, y) => x * y, 1), std, mean), shape);
+}
+
+function raw(values: Float32Array) {
+  return { dtype: 'F32' as const, bytes: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
 }
 
 function dense(b: Backend, r: Random, out: number, inDim: number, withBias = false): LinearWeight {
-  return { kind: 'dense', weight: f32(b, r, [out, inDim], 1 / Math.sqrt(inDim)), bias: withBias ? f32(b, r, [out], 0.1) : undefined };
+  return {
+    kind: 'dense',
+    weight: b.uploadMatrix(raw(bf16Normals(r, out * inDim, 1 / Math.sqrt(inDim))), [out, inDim]),
+    bias: withBias ? act(b, r, [out], 0.1) : undefined,
+  };
 }
 
 function int8(b: Backend, r: Random, out: number, inDim: number): LinearWeight {
-  const q = Int8Array.from({ length: out * inDim }, () => Math.floor(r() * 255) - 127);
-  const scale = Float32Array.from({ length: out }, () => (0.5 + r()) / (127 * Math.sqrt(inDim)));
-  return { kind: 'int8', weight: b.upload(q, [out, inDim]), scale: b.upload(scale, [out]) };
+  const { weight, scale } = b.uploadInt8Matrix(raw(bf16Normals(r, out * inDim, 1 / Math.sqrt(inDim))), [out, inDim]);
+  return { kind: 'int8', weight, scale };
 }
 
-/** Two sequences; step 0 runs their first `split` tokens, step 1 the rest (a decode token for one). */
-function twoSteps(lens: [number, number], splits: [number, number], step: 0 | 1): RaggedBatch {
+function stepInputs(batch: RaggedBatch, tokenIds: Int32Array, sampling: SamplingRow[] = [], sampleRows?: Int32Array): StepInputs {
+  return { batch, tokenIds, sampling, sampleRows: sampleRows ?? new Int32Array(0) };
+}
+
+/** A step over `rows` rows as one sequence starting at 0 (for ops that ignore the layout). */
+function flatStep(rows: number, tokenIds = new Int32Array(rows)): StepInputs {
+  return stepInputs({ numRows: rows, segments: [{ rowStart: 0, numRows: rows, cachedLen: 0, stateSlot: 0, blockTable: new Int32Array(0) }] }, tokenIds);
+}
+
+/** Two sequences; step 0 runs their first `split` tokens, step 1 the rest. Blocks are scattered. */
+function twoSteps(s: Shapes, step: 0 | 1): RaggedBatch {
   let row = 0;
-  const segments = lens.map((len, s) => {
-    const from = step === 0 ? 0 : splits[s]!;
-    const to = step === 0 ? splits[s]! : len;
-    const seg = { rowStart: row, numRows: to - from, cachedLen: from, stateSlot: [2, 0][s]!, blockTable: Int32Array.from([[5, 1, 7], [0, 6, 3]][s]!) };
+  const segments = s.lens.map((len, q) => {
+    const from = step === 0 ? 0 : s.splits[q]!;
+    const to = step === 0 ? s.splits[q]! : len;
+    const blocks = Math.ceil(len / s.blockSize);
+    const blockTable = Int32Array.from({ length: blocks }, (_, i) => (q === 0 ? 2 * (blocks - 1 - i) + 1 : 2 * i));
+    const seg = { rowStart: row, numRows: to - from, cachedLen: from, stateSlot: [2, 0][q]!, blockTable };
     row += to - from;
     return seg;
   });
   return { numRows: row, segments };
 }
 
-const LENS: [number, number] = [9, 6];
-const SPLITS: [number, number] = [8, 3];
+function totalBlocks(s: Shapes): number {
+  return 2 * Math.max(...s.lens.map((l) => Math.ceil(l / s.blockSize)));
+}
+
+/** Runs `body` inside a step and always ends it. */
+async function inStep(b: Backend, inputs: StepInputs, body: () => Promise<Float32Array[]>): Promise<Float32Array[]> {
+  b.beginStep(inputs);
+  try {
+    return await body();
+  } finally {
+    b.endStep();
+  }
+}
+
+const BF16_TOL = 1e-2;
+const FP32_TOL = 1e-4;
 
 export const OP_CASES: OpCase[] = [
   {
-    name: 'linear (fp32, bias; rows and columns off the tile sizes)',
-    tolerance: 1e-5,
-    async run(b) {
+    name: 'linear (dense, bias; decode and prefill row counts)',
+    tolerance: BF16_TOL,
+    async run(b, s) {
       const r = rng(1);
-      const x = f32(b, r, [7, 37]);
-      return [await b.download(b.linear(x, dense(b, r, 19, 37, true)))];
+      const w = dense(b, r, s.ffn + 3, s.hidden, true);
+      const outs: Float32Array[] = [];
+      for (const rows of [1, s.rows, 4 * s.rows + 3]) {
+        outs.push(...(await inStep(b, flatStep(rows), async () => [await b.download(b.linear(act(b, r, [rows, s.hidden]), w))])));
+      }
+      return outs;
     },
   },
   {
     name: 'linear (int8 + per-row scale)',
-    tolerance: 1e-5,
-    async run(b) {
+    tolerance: BF16_TOL,
+    async run(b, s) {
       const r = rng(2);
-      const x = f32(b, r, [5, 33]);
-      return [await b.download(b.linear(x, int8(b, r, 21, 33)))];
+      const w = int8(b, r, s.hidden, s.ffn);
+      const outs: Float32Array[] = [];
+      for (const rows of [1, s.rows]) {
+        outs.push(...(await inStep(b, flatStep(rows), async () => [await b.download(b.linear(act(b, r, [rows, s.ffn]), w))])));
+      }
+      return outs;
     },
   },
   {
-    name: 'embedding, rmsNorm, siluMul, addInPlace, splitColumns, gatherRows',
-    tolerance: 1e-6,
-    async run(b) {
+    name: 'uploadInt8Matrix (ExpertsInt8 quantizer, values and scales)',
+    tolerance: 0,
+    async run(b, s) {
       const r = rng(3);
-      const x = b.embedding(f32(b, r, [11, 8]), Int32Array.of(3, 0, 10, 3, 7));
-      const n = b.rmsNorm(x, f32(b, r, [8], 0.2, 1), 1e-6);
-      const [g, u] = b.splitColumns(n, [4, 4]) as [Tensor, Tensor];
-      const s = b.siluMul(g, u);
-      b.addInPlace(s, g);
-      return [await b.download(n), await b.download(b.gatherRows(s, Int32Array.of(4, 0)))];
+      const values = bf16Normals(r, s.ffn * s.hidden, 0.02);
+      for (let i = 0; i < s.hidden; i++) values[i] = 0; // an all-zero row: scale 0
+      // Row 1 has scale exactly 1: halves show the rounding rule (63.5 → 64, 62.5 → 62, -0.5 → -0).
+      values.set([127, 63.5, 62.5, -0.5], s.hidden);
+      const { weight, scale } = b.uploadInt8Matrix(raw(values), [s.ffn, s.hidden]);
+      return [await b.download(weight), await b.download(scale)];
     },
   },
   {
-    name: 'routerTopK + moeExperts (fp32 and int8 experts)',
-    tolerance: 1e-5,
-    async run(b) {
+    name: 'embedding, rmsNorm, siluMul, addInPlace, splitColumns, gatherSampleRows',
+    tolerance: BF16_TOL,
+    async run(b, s) {
       const r = rng(4);
-      const hidden = 12;
-      const ffn = 20;
-      const experts: SwiGluWeights[] = Array.from({ length: 5 }, (_, e) => {
-        const make = e % 2 ? (o: number, i: number) => int8(b, r, o, i) : (o: number, i: number) => dense(b, r, o, i);
-        return { gate: make(ffn, hidden), up: make(ffn, hidden), down: make(hidden, ffn) };
+      const table = dense(b, r, s.vocab, s.hidden).weight;
+      const ids = Int32Array.from({ length: s.rows }, (_, i) => (i * 7919) % s.vocab);
+      const inputs = { ...flatStep(s.rows, ids), sampleRows: Int32Array.of(s.rows - 1, 0, 3) };
+      return inStep(b, inputs, async () => {
+        const x = b.embedding(table);
+        const n = b.rmsNorm(x, act(b, r, [s.hidden], 0.2, 1), 1e-6);
+        const [g, u] = b.splitColumns(b.linear(n, dense(b, r, 2 * s.ffn, s.hidden)), [s.ffn, s.ffn]) as [Tensor, Tensor];
+        const m = b.siluMul(g, u);
+        const resid = act(b, r, [s.rows, s.ffn]);
+        b.addInPlace(resid, m);
+        return [await b.download(x), await b.download(n), await b.download(m), await b.download(b.gatherSampleRows(resid))];
       });
-      const x = f32(b, r, [9, hidden]);
-      const routing = b.routerTopK(f32(b, r, [9, 5], 2), 2);
-      return [await b.download(routing.weights), await b.download(b.moeExperts(x, routing, experts))];
     },
   },
   {
-    name: 'pagedAttention (GQA 3, two sequences, two steps over scattered blocks)',
-    tolerance: 1e-5,
-    async run(b) {
+    name: 'routerTopK',
+    tolerance: FP32_TOL,
+    async run(b, s) {
       const r = rng(5);
-      const [heads, kvHeads, dim] = [6, 2, 8];
-      const cache = b.createKvCache(8, 4, kvHeads, dim);
-      const shape = { numHeads: heads, numKvHeads: kvHeads, headDim: dim, scale: 1 / Math.sqrt(dim) };
+      return inStep(b, flatStep(s.rows), async () => {
+        const routing = b.routerTopK(act(b, r, [s.rows, s.experts], 2), s.topK);
+        return [await b.download(routing.weights), await b.download(routing.experts)];
+      });
+    },
+  },
+  {
+    name: 'moeExperts (bf16 and int8 expert sets)',
+    tolerance: BF16_TOL,
+    async run(b, s) {
+      const r = rng(6);
+      const outs: Float32Array[] = [];
+      for (const make of [dense, int8]) {
+        const experts: SwiGluWeights[] = Array.from({ length: s.experts }, () => ({
+          gate: make(b, r, s.ffn, s.hidden),
+          up: make(b, r, s.ffn, s.hidden),
+          down: make(b, r, s.hidden, s.ffn),
+        }));
+        const set = b.createExpertSet(experts);
+        for (const rows of [1, s.rows]) {
+          const x = act(b, r, [rows, s.hidden]);
+          const logits = act(b, r, [rows, s.experts], 2);
+          outs.push(...(await inStep(b, flatStep(rows), async () => [await b.download(b.moeExperts(x, b.routerTopK(logits, s.topK), set))])));
+        }
+      }
+      return outs;
+    },
+  },
+  {
+    name: 'pagedAttention (GQA, two sequences, two steps over scattered blocks)',
+    tolerance: BF16_TOL,
+    async run(b, s) {
+      const r = rng(7);
+      const cache = b.createKvCache(totalBlocks(s), s.blockSize, s.kvHeads, s.headDim);
+      const shape = { numHeads: s.heads, numKvHeads: s.kvHeads, headDim: s.headDim, scale: 1 / Math.sqrt(s.headDim) };
       const outs: Float32Array[] = [];
       for (const step of [0, 1] as const) {
-        const batch = twoSteps(LENS, SPLITS, step);
+        const batch = twoSteps(s, step);
         const rows = batch.numRows;
-        const q = f32(b, r, [rows, heads * dim]);
-        outs.push(await b.download(b.pagedAttention(q, f32(b, r, [rows, kvHeads * dim]), f32(b, r, [rows, kvHeads * dim]), cache, batch, shape)));
+        const q = act(b, r, [rows, s.heads * s.headDim]);
+        const k = act(b, r, [rows, s.kvHeads * s.headDim]);
+        const v = act(b, r, [rows, s.kvHeads * s.headDim]);
+        outs.push(...(await inStep(b, stepInputs(batch, new Int32Array(rows)), async () => [await b.download(b.pagedAttention(q, k, v, cache, batch, shape))])));
       }
       return outs;
     },
   },
   {
     name: 'mambaConv + selectiveScan (two sequences, two steps through the state pool)',
-    tolerance: 1e-5,
-    async run(b) {
-      const r = rng(6);
-      const [dInner, dConv, dState] = [10, 4, 6];
-      const state = b.createMambaState(3, dInner, dConv, dState);
-      const convW = f32(b, r, [dInner, dConv], 0.5);
-      const convB = f32(b, r, [dInner], 0.1);
-      const negA = b.upload(Float32Array.from(normals(r, dInner * dState, 0.5), (v) => -Math.exp(v)), [dInner, dState]);
-      const d = f32(b, r, [dInner], 0.3, 1);
+    tolerance: BF16_TOL,
+    async run(b, s) {
+      const r = rng(8);
+      const state = b.createMambaState(3, s.dInner, s.dConv, s.dState);
+      const convW = act(b, r, [s.dInner, s.dConv], 0.5);
+      const convB = act(b, r, [s.dInner], 0.1);
+      const negA = b.upload(Float32Array.from(normals(r, s.dInner * s.dState, 0.5), (v) => -Math.exp(v)), [s.dInner, s.dState]);
+      const d = act(b, r, [s.dInner], 0.3, 1);
       const outs: Float32Array[] = [];
       for (const step of [0, 1] as const) {
-        const batch = twoSteps(LENS, SPLITS, step);
+        const batch = twoSteps(s, step);
         const rows = batch.numRows;
-        const xc = b.mambaConv(f32(b, r, [rows, dInner]), convW, convB, state, batch);
-        const y = b.selectiveScan(
-          { x: xc, dtRaw: f32(b, r, [rows, dInner], 1, -2), negA, b: f32(b, r, [rows, dState]), c: f32(b, r, [rows, dState]), d, z: f32(b, r, [rows, dInner]) },
-          state,
-          batch,
+        const xIn = act(b, r, [rows, s.dInner]);
+        const dtRaw = act(b, r, [rows, s.dInner], 1, -2);
+        const bIn = act(b, r, [rows, s.dState]);
+        const cIn = act(b, r, [rows, s.dState]);
+        const z = act(b, r, [rows, s.dInner]);
+        outs.push(
+          ...(await inStep(b, stepInputs(batch, new Int32Array(rows)), async () => {
+            const xc = b.mambaConv(xIn, convW, convB, state, batch);
+            const y = b.selectiveScan({ x: xc, dtRaw, negA, b: bIn, c: cIn, d, z }, state, batch);
+            return [await b.download(xc), await b.download(y)];
+          })),
         );
-        outs.push(await b.download(xc), await b.download(y));
       }
       return outs;
     },
   },
 ];
 
-function maxAbsDiff(a: Float32Array[], b: Float32Array[]): number {
-  if (a.length !== b.length) return Infinity;
-  let worst = 0;
-  a.forEach((x, i) => {
-    const y = b[i]!;
-    if (x.length !== y.length) worst = Infinity;
-    for (let j = 0; j < x.length && worst !== Infinity; j++) {
-      const d = Math.abs(x[j]! - y[j]!);
-      worst = Number.isNaN(d) ? Infinity : Math.max(worst, d);
-    }
+/** The sampler over fp32 logits: token ids must match exactly, log-probabilities to fp32 rounding. */
+export const SAMPLE_CASE = {
+  name: 'sample (greedy, temperature, top-k, top-p, min-p, logprobs)',
+  rows(): SamplingRow[] {
+    const base: SamplingRow = { temperature: 0, topP: 1, topK: 0, minP: 0, seed: 7, counter: 0, logprobs: -1 };
+    return [
+      { ...base, logprobs: 5 },
+      { ...base, temperature: 0.7, counter: 3 },
+      { ...base, temperature: 1, topK: 40, seed: 11, logprobs: 0 },
+      { ...base, temperature: 0.8, topP: 0.9, seed: 12 },
+      { ...base, temperature: 1.3, minP: 0.05, seed: 13, logprobs: 20 },
+      { ...base, temperature: 0.6, topK: 100, topP: 0.5, minP: 0.01, seed: 14 },
+      { ...base, temperature: 1, topK: 1, seed: 15 },
+      ...[16, 17, 18, 19].map((seed) => ({ ...base, temperature: 1.5, topP: 0.5, seed })),
+    ];
+  },
+  async run(b: Backend, s: Shapes, draw: number): Promise<{ tokenIds: Int32Array; logprobs: Float32Array; topIds: Int32Array; topLogprobs: Float32Array }> {
+    const r = rng(9 + draw);
+    const rows = this.rows().map((row) => ({ ...row, seed: row.seed + draw * 1000 }));
+    const logits = b.upload(normals(r, rows.length * s.vocab, 3), [rows.length, s.vocab]);
+    b.beginStep(stepInputs(flatStep(rows.length).batch, new Int32Array(rows.length), rows, Int32Array.from(rows.keys())));
+    return b.sample(logits);
+  },
+};
+
+function l2Error(out: Float32Array, ref: Float32Array): { error: number; maxAbs: number } {
+  if (out.length !== ref.length) return { error: Infinity, maxAbs: Infinity };
+  let num = 0;
+  let den = 0;
+  let maxAbs = 0;
+  for (let i = 0; i < out.length; i++) {
+    const d = out[i]! - ref[i]!;
+    if (Number.isNaN(d)) return { error: Infinity, maxAbs: Infinity };
+    num += d * d;
+    den += ref[i]! * ref[i]!;
+    maxAbs = Math.max(maxAbs, Math.abs(d));
+  }
+  return { error: den === 0 ? (num === 0 ? 0 : Infinity) : Math.sqrt(num / den), maxAbs };
+}
+
+function compareOutputs(name: string, tolerance: number, got: Float32Array[], want: Float32Array[]): OpResult {
+  let error = got.length === want.length ? 0 : Infinity;
+  let maxAbsDiff = error;
+  got.forEach((g, i) => {
+    const e = want[i] ? l2Error(g, want[i]!) : { error: Infinity, maxAbs: Infinity };
+    error = Math.max(error, e.error);
+    maxAbsDiff = Math.max(maxAbsDiff, e.maxAbs);
   });
-  return worst;
+  return { name, error, maxAbsDiff, tolerance, ok: error <= tolerance };
 }
 
 /** Runs every case on both backends; `ok` when the candidate stays within the case's tolerance. */
-export async function compareBackends(candidate: Backend, reference: Backend, cases: OpCase[] = OP_CASES): Promise<OpResult[]> {
+export async function compareBackends(candidate: Backend, reference: Backend, shapes: Shapes = PROFILES.tiny, cases: OpCase[] = OP_CASES): Promise<OpResult[]> {
   const results: OpResult[] = [];
   for (const c of cases) {
-    const diff = maxAbsDiff(await c.run(candidate), await c.run(reference));
-    results.push({ name: c.name, maxAbsDiff: diff, tolerance: c.tolerance, ok: diff <= c.tolerance });
+    results.push(compareOutputs(c.name, c.tolerance, await c.run(candidate, shapes), await c.run(reference, shapes)));
+  }
+  for (let draw = 0; draw < 3; draw++) {
+    const got = await SAMPLE_CASE.run(candidate, shapes, draw);
+    const want = await SAMPLE_CASE.run(reference, shapes, draw);
+    const ids = compareOutputs(`${SAMPLE_CASE.name} #${draw}: token ids`, 0, [Float32Array.from(got.tokenIds), Float32Array.from(got.topIds)], [
+      Float32Array.from(want.tokenIds),
+      Float32Array.from(want.topIds),
+    ]);
+    const finite = (a: Float32Array) => Float32Array.from(a, (v) => (Number.isNaN(v) ? 0 : v));
+    const lps = compareOutputs(`${SAMPLE_CASE.name} #${draw}: logprobs`, FP32_TOL, [finite(got.logprobs), finite(got.topLogprobs)], [
+      finite(want.logprobs),
+      finite(want.topLogprobs),
+    ]);
+    results.push(ids, lps);
   }
   return results;
 }

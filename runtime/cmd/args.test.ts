@@ -9,14 +9,19 @@ test('defaults: loopback, port 8000, no quantization, the documented limits', ()
       host: '127.0.0.1',
       port: 8000,
       quantization: 'none',
-      maxModelLen: RUNTIME_DEFAULTS.maxModelLen,
+      backend: 'auto',
+      tensorParallelSize: 1,
+      gpuMemoryUtilization: RUNTIME_DEFAULTS.gpuMemoryUtilization,
+      maxModelLen: undefined,
       maxNumSeqs: RUNTIME_DEFAULTS.maxNumSeqs,
-      maxNumBatchedTokens: RUNTIME_DEFAULTS.maxNumBatchedTokens,
+      maxNumBatchedTokens: undefined,
       maxWaiting: RUNTIME_DEFAULTS.maxWaiting,
       servedModelName: undefined,
       kvBlockSize: undefined,
       kvNumBlocks: undefined,
       maxBodyBytes: RUNTIME_DEFAULTS.maxBodyBytes,
+      faultInjection: undefined,
+      stepStallSeconds: RUNTIME_DEFAULTS.stepStallSeconds,
     },
     drainTimeoutSeconds: 30,
   });
@@ -25,13 +30,14 @@ test('defaults: loopback, port 8000, no quantization, the documented limits', ()
 test('flags map onto runtime options', () => {
   const config = parseServeArgs([
     '--model=/ckpt', '--host', '0.0.0.0', '--port', '0', '--quantization', 'expertsint8', '--backend', 'cpu',
-    '--tensor-parallel-size', '1', '--max-model-len', '8192', '--max-num-seqs', '4', '--served-model-name', 'ai21labs/AI21-Jamba-1.5-Mini',
+    '--tensor-parallel-size', '8', '--gpu-memory-utilization', '0.85', '--fault-injection', 'step-hang:3', '--max-model-len', '8192', '--max-num-seqs', '4', '--served-model-name', 'ai21labs/AI21-Jamba-1.5-Mini',
     '--max-num-batched-tokens', '256', '--max-waiting', '0', '--kv-block-size', '32', '--drain-timeout', '5',
   ]);
   expect(config).not.toBe('help');
   if (config === 'help') return;
   expect(config.runtime).toMatchObject({
-    modelDir: '/ckpt', host: '0.0.0.0', port: 0, quantization: 'expertsint8', maxModelLen: 8192, maxNumSeqs: 4,
+    modelDir: '/ckpt', host: '0.0.0.0', port: 0, quantization: 'expertsint8', backend: 'cpu', tensorParallelSize: 8, gpuMemoryUtilization: 0.85,
+    faultInjection: { kind: 'step-hang', after: 3 }, maxModelLen: 8192, maxNumSeqs: 4,
     servedModelName: 'ai21labs/AI21-Jamba-1.5-Mini', maxNumBatchedTokens: 256, maxWaiting: 0, kvBlockSize: 32,
   });
   expect(config.drainTimeoutSeconds).toBe(5);
@@ -44,9 +50,11 @@ test.each([
   [['--model', 'm', '--max-num-seqs', '0'], /--max-num-seqs must be an integer >= 1/],
   [['--model', 'm', '--max-model-len', '1e4'], /--max-model-len must be an integer/],
   [['--model', 'm', '--quantization', 'int4'], /--quantization must be 'none' or 'expertsint8'/],
-  [['--model', 'm', '--backend', 'cuda'], /--backend cuda is not available in this build/],
-  [['--model', 'm', '--backend', 'tpu'], /--backend must be 'cpu' or 'cuda'/],
-  [['--model', 'm', '--tensor-parallel-size', '8'], /--tensor-parallel-size 8 is not available in this build/],
+  [['--model', 'm', '--backend', 'tpu'], /--backend must be 'auto', 'cpu' or 'cuda', got 'tpu'/],
+  [['--model', 'm', '--tensor-parallel-size', '0'], /--tensor-parallel-size must be an integer >= 1/],
+  [['--model', 'm', '--gpu-memory-utilization', '1.5'], /--gpu-memory-utilization must be a number in \(0, 1\]/],
+  [['--model', 'm', '--gpu-memory-utilization', '0'], /--gpu-memory-utilization must be a number in \(0, 1\]/],
+  [['--model', 'm', '--fault-injection', 'boom'], /--fault injection must be 'step-error:N' or 'step-hang:N'/],
   [['--model', 'm', '--nope'], /nope/],
   [['--model', 'm', 'extra'], /extra/],
 ])('%j is refused: %s', (argv, message) => {

@@ -1,6 +1,7 @@
 // Flags of `jamba-runtime serve` (node:util parseArgs), checked into a RuntimeOptions.
 import { parseArgs } from 'node:util';
-import type { Quantization } from '../engine/model-runner.js';
+import { type FaultSpec, parseFaultSpec } from '../engine/fault-injection.js';
+import { isBackendChoice, type Quantization } from '../engine/model-runner.js';
 import { RUNTIME_DEFAULTS, type RuntimeOptions } from '../server/runtime.js';
 
 export class UsageError extends Error {}
@@ -23,17 +24,20 @@ Options:
   --host HOST                    address to bind                                  [default: ${D.host}]
   --port N                       port to listen on (0: any free port)             [default: ${D.port}]
   --quantization MODE            none | expertsint8                               [default: ${D.quantization}]
-  --backend NAME                 cpu (cuda is not available in this build)        [default: cpu]
-  --tensor-parallel-size N       GPUs per replica (only 1 in this build)          [default: 1]
-  --max-model-len N              longest prompt + output, tokens                  [default: ${D.maxModelLen}]
+  --backend NAME                 auto | cpu | cuda (auto: cuda when a GPU is visible)  [default: auto]
+  --tensor-parallel-size N       GPUs the model is split over                     [default: 1]
+  --gpu-memory-utilization F     share of GPU memory for weights, KV cache and state (0..1]  [default: ${D.gpuMemoryUtilization}]
+  --max-model-len N              longest prompt + output, tokens  [default: cpu ${D.maxModelLen}; cuda the model's max_position_embeddings]
   --max-num-seqs N               most sequences running at once                   [default: ${D.maxNumSeqs}]
-  --max-num-batched-tokens N     token budget of one engine step                  [default: ${D.maxNumBatchedTokens}]
+  --max-num-batched-tokens N     token budget of one engine step  [default: cpu ${D.maxNumBatchedTokens}; cuda ${D.maxNumBatchedTokensGpu}]
   --max-waiting N                requests queued beyond the running batch; more get 429  [default: ${D.maxWaiting}]
   --served-model-name NAME       model id clients use                             [default: the directory's name]
   --kv-block-size N              tokens per KV-cache block                        [default: 16]
   --kv-num-blocks N              KV-cache blocks in the pool     [default: enough for max-num-seqs × max-model-len]
   --max-body-bytes N             largest request body; larger gets 413            [default: ${D.maxBodyBytes}]
   --drain-timeout SECONDS        on SIGTERM, how long in-flight requests may finish  [default: ${D.drainTimeoutSeconds}]
+  --step-stall-timeout SECONDS   a model step running longer makes /health answer 503  [default: ${D.stepStallSeconds}]
+  --fault-injection SPEC         testing only: step-error:N or step-hang:N makes model steps after the N-th fail or hang
   -h, --help                     show this help
 `;
 }
@@ -44,6 +48,22 @@ function positiveInt(name: string, value: string | undefined, fallback: number, 
     throw new UsageError(`--${name} must be an integer >= ${min}, got '${value}'`);
   }
   return Number(value);
+}
+
+function fraction(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const v = Number(value);
+  if (!/^\d*\.?\d+$/.test(value) || !(v > 0 && v <= 1)) throw new UsageError(`--${name} must be a number in (0, 1], got '${value}'`);
+  return v;
+}
+
+function faults(value: string | undefined): FaultSpec | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return parseFaultSpec(value);
+  } catch (error) {
+    throw new UsageError(`--${(error as Error).message}`);
+  }
 }
 
 function port(value: string | undefined): number {
@@ -66,6 +86,7 @@ export function parseServeArgs(argv: string[]): ServeConfig | 'help' {
         quantization: { type: 'string' },
         backend: { type: 'string' },
         'tensor-parallel-size': { type: 'string' },
+        'gpu-memory-utilization': { type: 'string' },
         'max-model-len': { type: 'string' },
         'max-num-seqs': { type: 'string' },
         'max-num-batched-tokens': { type: 'string' },
@@ -75,6 +96,8 @@ export function parseServeArgs(argv: string[]): ServeConfig | 'help' {
         'kv-num-blocks': { type: 'string' },
         'max-body-bytes': { type: 'string' },
         'drain-timeout': { type: 'string' },
+        'fault-injection': { type: 'string' },
+        'step-stall-timeout': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -90,22 +113,27 @@ export function parseServeArgs(argv: string[]): ServeConfig | 'help' {
   if (quantization !== 'none' && quantization !== 'expertsint8') {
     throw new UsageError(`--quantization must be 'none' or 'expertsint8', got '${quantization}'`);
   }
-  const backend = str('backend') ?? 'cpu';
-  if (backend === 'cuda') throw new UsageError("--backend cuda is not available in this build (only 'cpu')");
-  if (backend !== 'cpu') throw new UsageError(`--backend must be 'cpu' or 'cuda', got '${backend}'`);
-  const tp = positiveInt('tensor-parallel-size', str('tensor-parallel-size'), 1);
-  if (tp !== 1) throw new UsageError(`--tensor-parallel-size ${tp} is not available in this build (the CPU backend runs on one device)`);
+  const backend = str('backend') ?? 'auto';
+  if (!isBackendChoice(backend)) throw new UsageError(`--backend must be 'auto', 'cpu' or 'cuda', got '${backend}'`);
+  // Sizes above 1 are accepted here and refused at load by a backend that cannot split the model,
+  // so the error names the backend actually chosen (auto may pick either).
+  const tensorParallelSize = positiveInt('tensor-parallel-size', str('tensor-parallel-size'), 1);
   const servedModelName = str('served-model-name');
   if (servedModelName === '') throw new UsageError('--served-model-name must not be empty');
 
-  const maxModelLen = positiveInt('max-model-len', str('max-model-len'), D.maxModelLen);
-  const maxNumBatchedTokens = positiveInt('max-num-batched-tokens', str('max-num-batched-tokens'), D.maxNumBatchedTokens);
+  const maxModelLenFlag = str('max-model-len');
+  const maxModelLen = maxModelLenFlag !== undefined ? positiveInt('max-model-len', maxModelLenFlag, 1) : undefined;
+  const batchedFlag = str('max-num-batched-tokens');
+  const maxNumBatchedTokens = batchedFlag !== undefined ? positiveInt('max-num-batched-tokens', batchedFlag, 1) : undefined;
   return {
     runtime: {
       modelDir: model,
       host: str('host') ?? D.host,
       port: port(str('port')),
       quantization: quantization as Quantization,
+      backend,
+      tensorParallelSize,
+      gpuMemoryUtilization: fraction('gpu-memory-utilization', str('gpu-memory-utilization'), D.gpuMemoryUtilization),
       maxModelLen,
       maxNumSeqs: positiveInt('max-num-seqs', str('max-num-seqs'), D.maxNumSeqs),
       maxNumBatchedTokens,
@@ -114,6 +142,8 @@ export function parseServeArgs(argv: string[]): ServeConfig | 'help' {
       kvBlockSize: str('kv-block-size') !== undefined ? positiveInt('kv-block-size', str('kv-block-size'), 16) : undefined,
       kvNumBlocks: str('kv-num-blocks') !== undefined ? positiveInt('kv-num-blocks', str('kv-num-blocks'), 1) : undefined,
       maxBodyBytes: positiveInt('max-body-bytes', str('max-body-bytes'), D.maxBodyBytes),
+      faultInjection: faults(str('fault-injection')),
+      stepStallSeconds: positiveInt('step-stall-timeout', str('step-stall-timeout'), D.stepStallSeconds),
     },
     drainTimeoutSeconds: positiveInt('drain-timeout', str('drain-timeout'), D.drainTimeoutSeconds, 0),
   };

@@ -6,10 +6,9 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { AsyncQueue } from './async-queue.js';
 import { BlockManager } from './block-manager.js';
-import type { ModelRunner, StepSequence } from './model-runner.js';
+import type { ModelRunner, SampleResult, SamplingRow, StepSequence } from './model-runner.js';
 import { OutputText } from './output-text.js';
-import { Xoshiro128, seedToUint32 } from './prng.js';
-import { sampleToken, type TokenLogprob } from './sampling.js';
+import { seedToUint32 } from '../sampling/prng.js';
 import { Scheduler, type ScheduledChunk } from './scheduler.js';
 import { Sequence, type FinishReason, type SamplingParams } from './sequence.js';
 import { StateSlotManager } from './state-slots.js';
@@ -24,6 +23,21 @@ export interface EngineConfig {
   maxModelLen: number;
   /** Requests allowed to wait for admission; beyond it new requests are refused. */
   maxWaiting: number;
+  /** Consecutive failed steps after which the engine gives up (unhealthy, requests refused). Default 3. */
+  maxConsecutiveStepFailures?: number;
+  /** A step running longer than this (seconds) makes the engine unhealthy. Default 300. */
+  stepStallSeconds?: number;
+}
+
+export interface TokenLogprob {
+  tokenId: number;
+  logprob: number;
+}
+
+/** Whether the engine still works; /health reports it so liveness probes restart a wedged process. */
+export interface EngineHealth {
+  ok: boolean;
+  reason?: string;
 }
 
 export interface EngineModelInfo {
@@ -72,6 +86,8 @@ export interface EngineObserver {
   onPromptTokens?(count: number): void;
   onGenerationTokens?(count: number): void;
   onRequestFinished?(stats: FinishedRequestStats): void;
+  /** A request ended by an engine error (a failed model step), not by the client or a stop condition. */
+  onRequestFailed?(stats: FinishedRequestStats, error: Error): void;
 }
 
 export interface EngineStats {
@@ -100,7 +116,8 @@ export class RequestRejectedError extends Error {
 
 interface Tracked {
   seq: Sequence;
-  rng: Xoshiro128;
+  /** The request's random stream (see counterUniform). */
+  seed: number;
   text: OutputText;
   outputs: AsyncQueue<RequestOutput>;
   firstTokenAt?: number;
@@ -117,6 +134,10 @@ export class Engine {
   private readonly eos: Set<number>;
   private looping = false;
   private inStep = false;
+  private stepStartedAt = 0;
+  private consecutiveFailures = 0;
+  /** Set when the engine gave up after repeated step failures: it refuses all work from then on. */
+  private fatal?: Error;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
   readonly maxNumSeqs: number;
@@ -142,6 +163,16 @@ export class Engine {
 
   get vocabSize(): number {
     return this.runner.vocabSize;
+  }
+
+  /** Unhealthy once steps keep failing or one step has run past the stall limit. */
+  health(): EngineHealth {
+    if (this.fatal) return { ok: false, reason: this.fatal.message };
+    const stall = this.config.stepStallSeconds ?? 300;
+    if (this.inStep && now() - this.stepStartedAt > stall) {
+      return { ok: false, reason: `a model step has been running for more than ${stall} s` };
+    }
+    return { ok: true };
   }
 
   /** Requests admitted or waiting, not yet finished. */
@@ -210,6 +241,7 @@ export class Engine {
 
   private add(request: EngineRequest): Tracked {
     if (this.closed) throw new RequestRejectedError('closed', 'the engine is shut down');
+    if (this.fatal) throw new RequestRejectedError('closed', `the engine stopped after repeated failures: ${this.fatal.message}`);
     this.validate(request);
     // Requests that the next step can admit do not count as queued.
     const admissible = Math.max(0, this.maxNumSeqs - this.scheduler.running.length);
@@ -221,7 +253,7 @@ export class Engine {
     const seed = request.params.seed !== undefined ? seedToUint32(request.params.seed) : randomInt(2 ** 32);
     const t: Tracked = {
       seq,
-      rng: new Xoshiro128(seed),
+      seed,
       text: new OutputText(this.decode, seq.tokenIds, seq.numPromptTokens, request.params.stop),
       outputs: new AsyncQueue(),
     };
@@ -252,10 +284,17 @@ export class Engine {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Refuses new requests, cancels the rest, and waits for the current step to end. */
+  /**
+   * Refuses new requests, cancels the rest, and waits for the current step to end, unless that step
+   * is stalled (it may never end): then its requests are failed at once.
+   */
   async close(): Promise<void> {
     this.closed = true;
     this.abortAll();
+    if (this.inStep && !this.health().ok) {
+      const stalled = new Error('the engine shut down during a stalled model step');
+      for (const t of [...this.tracked.values()]) this.fail(t, stalled);
+    }
     await this.whenIdle();
   }
 
@@ -292,39 +331,65 @@ export class Engine {
       blockTable: Int32Array.from(seq.blockTable),
       cachedLen: seq.numComputedTokens,
       tokens: Int32Array.from(seq.tokenIds.slice(seq.numComputedTokens, seq.numComputedTokens + numTokens)),
-      wantLogits: samples,
+      sample: samples ? this.samplingRow(this.tracked.get(seq)!) : undefined,
     }));
     this.inStep = true;
-    let logits: Float32Array;
+    this.stepStartedAt = now();
+    let result: SampleResult;
     try {
-      logits = await this.runner.step(stepSeqs);
+      result = await this.runner.step(stepSeqs);
     } catch (cause) {
       this.inStep = false;
-      const error = new Error(`model step failed: ${(cause as Error).message}`, { cause });
-      for (const { seq } of batch) this.fail(this.tracked.get(seq)!, error);
+      this.stepFailed(batch, cause as Error);
       return;
     }
     this.inStep = false;
-    this.postprocess(batch, logits);
+    this.consecutiveFailures = 0;
+    this.postprocess(batch, result);
   }
 
-  private postprocess(batch: ScheduledChunk[], logits: Float32Array): void {
-    const vocab = this.runner.vocabSize;
+  private samplingRow(t: Tracked): SamplingRow {
+    const p = t.seq.params;
+    return {
+      temperature: p.temperature,
+      topP: p.topP,
+      topK: p.topK,
+      minP: p.minP ?? 0,
+      seed: t.seed,
+      counter: t.seq.numOutputTokens,
+      logprobs: p.logprobs ?? -1,
+    };
+  }
+
+  /** Fails the step's requests; after too many failures in a row, every request and the engine itself. */
+  private stepFailed(batch: ScheduledChunk[], cause: Error): void {
+    const error = new Error(`model step failed: ${cause.message}`, { cause });
+    for (const { seq } of batch) {
+      const t = this.tracked.get(seq);
+      if (t) this.fail(t, error);
+    }
+    if (++this.consecutiveFailures >= (this.config.maxConsecutiveStepFailures ?? 3)) {
+      this.fatal = new Error(`${this.consecutiveFailures} model steps failed in a row; last: ${cause.message}`, { cause });
+      for (const t of [...this.tracked.values()]) this.fail(t, this.fatal);
+    }
+  }
+
+  private postprocess(batch: ScheduledChunk[], result: SampleResult): void {
     let row = 0;
     let promptTokensDone = 0;
     let generated = 0;
     const time = now();
     for (const { seq, numTokens, samples } of batch) {
       seq.numComputedTokens += numTokens;
-      const rowLogits = samples ? logits.subarray(row * vocab, ++row * vocab) : undefined;
+      const sampled = samples ? row++ : -1;
       const t = this.tracked.get(seq)!;
       if (seq.abortRequested) {
         this.finish(t, 'abort');
         continue;
       }
-      if (!rowLogits) continue;
+      if (sampled < 0) continue;
       if (seq.numOutputTokens === 0) promptTokensDone += seq.numPromptTokens;
-      const sample = sampleToken(rowLogits, seq.params, t.rng);
+      const sample = sampleOf(result, sampled);
       seq.tokenIds.push(sample.tokenId);
       generated++;
       t.firstTokenAt ??= time;
@@ -345,7 +410,7 @@ export class Engine {
         finishReason = 'length';
       }
       const token: GeneratedToken = { tokenId: sample.tokenId };
-      if (sample.logprob !== undefined) {
+      if (params.logprobs !== undefined && sample.logprob !== undefined) {
         token.logprob = sample.logprob;
         token.topLogprobs = sample.topLogprobs;
       }
@@ -380,21 +445,25 @@ export class Engine {
     if (emit) t.outputs.push(this.output(t, [], reason));
     t.outputs.close();
     this.forget(t);
-    const end = now();
+    this.observer.onRequestFinished?.(this.statsOf(t, reason));
+  }
+
+  private statsOf(t: Tracked, reason: FinishReason): FinishedRequestStats {
+    const { seq } = t;
     const ttft = t.firstTokenAt !== undefined ? t.firstTokenAt - seq.arrivalTime : undefined;
     const tpot =
       seq.numOutputTokens > 1 && t.firstTokenAt !== undefined && t.lastTokenAt !== undefined
         ? (t.lastTokenAt - t.firstTokenAt) / (seq.numOutputTokens - 1)
         : undefined;
-    this.observer.onRequestFinished?.({
+    return {
       requestId: seq.requestId,
       finishReason: reason,
       numPromptTokens: seq.numPromptTokens,
       numOutputTokens: seq.numOutputTokens,
       timeToFirstTokenSeconds: ttft,
       timePerOutputTokenSeconds: tpot,
-      e2eSeconds: end - seq.arrivalTime,
-    });
+      e2eSeconds: now() - seq.arrivalTime,
+    };
   }
 
   private fail(t: Tracked, error: Error): void {
@@ -402,6 +471,7 @@ export class Engine {
     t.seq.finishReason = 'abort';
     t.outputs.fail(error);
     this.forget(t);
+    this.observer.onRequestFailed?.(this.statsOf(t, 'abort'), error);
   }
 
   private forget(t: Tracked): void {
@@ -412,4 +482,16 @@ export class Engine {
       for (const w of waiters) w();
     }
   }
+}
+
+function sampleOf(result: SampleResult, row: number): { tokenId: number; logprob?: number; topLogprobs?: TokenLogprob[] } {
+  const tokenId = result.tokenIds[row]!;
+  const logprob = result.logprobs[row]!;
+  if (Number.isNaN(logprob)) return { tokenId };
+  const topLogprobs: TokenLogprob[] = [];
+  for (let j = 0; j < result.topN; j++) {
+    const id = result.topIds[row * result.topN + j]!;
+    if (id >= 0) topLogprobs.push({ tokenId: id, logprob: result.topLogprobs[row * result.topN + j]! });
+  }
+  return { tokenId, logprob, topLogprobs };
 }

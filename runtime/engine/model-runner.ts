@@ -1,7 +1,11 @@
 // The contract between the engine (scheduling, bookkeeping, sampling) and the model (tensors).
 // The engine never touches tensors; the model never decides what runs. One `step` call runs every
 // sequence scheduled this step through the whole network, so nothing crosses this boundary per
-// token per layer.
+// token per layer. The runner also samples (on the device where there is one), so only token ids and
+// the requested logprobs come back.
+import type { SampleResult, SamplingRow } from '../backends/backend.js';
+
+export type { SampleResult, SamplingRow };
 
 /** One sequence's share of a step: a prefill chunk or a single decode token. */
 export interface StepSequence {
@@ -13,8 +17,8 @@ export interface StepSequence {
   cachedLen: number;
   /** Tokens to run now (prompt chunk, or the last sampled token). */
   tokens: Int32Array;
-  /** Whether to return logits for the last token of `tokens` (false for non-final prefill chunks). */
-  wantLogits: boolean;
+  /** How to sample a token from the logits of the last of `tokens`; absent for non-final prefill chunks. */
+  sample?: SamplingRow;
 }
 
 export interface CacheGeometry {
@@ -24,6 +28,8 @@ export interface CacheGeometry {
   numBlocks: number;
   /** Mamba state slots in the pool (one per running sequence). */
   numStateSlots: number;
+  /** Longest sequence (prompt + output) the pools are sized for. */
+  maxModelLen: number;
   /** Bytes of KV cache per token (all attention layers, K and V). */
   kvBytesPerToken: number;
   /** Bytes of Mamba state per slot (all Mamba layers, conv + SSM). */
@@ -34,10 +40,10 @@ export interface ModelRunner {
   readonly vocabSize: number;
   readonly geometry: CacheGeometry;
   /**
-   * Runs one batched forward step. Returns one row of `vocabSize` fp32 logits per sequence with
-   * `wantLogits`, in the order given, packed into one array.
+   * Runs one batched forward step and samples one token for each sequence with `sample`, in the
+   * order given.
    */
-  step(seqs: StepSequence[]): Promise<Float32Array>;
+  step(seqs: StepSequence[]): Promise<SampleResult>;
   /** Clears a Mamba state slot for reuse by a new sequence (KV blocks need no clearing). */
   resetStateSlot(slot: number): void;
   /** Frees backend memory. */
@@ -45,6 +51,13 @@ export interface ModelRunner {
 }
 
 export type Quantization = 'none' | 'expertsint8';
+
+/** `auto` picks CUDA when a GPU is visible, else the CPU. */
+export type BackendChoice = 'auto' | 'cpu' | 'cuda';
+
+export function isBackendChoice(name: string): name is BackendChoice {
+  return name === 'auto' || name === 'cpu' || name === 'cuda';
+}
 
 export interface LoadProgress {
   bytesLoaded: number;
@@ -59,20 +72,31 @@ export interface LoadProgress {
 
 export interface LoadOptions {
   quantization: Quantization;
-  backend: 'cpu';
-  /** Longest sequence (prompt + generated) the engine will run. */
-  maxModelLen: number;
+  backend: BackendChoice;
+  /** GPUs (ranks) to split the model over; default 1. */
+  tensorParallelSize?: number;
+  /** Share of device memory for weights, KV cache and state (GPU backends); default 0.9. */
+  gpuMemoryUtilization?: number;
+  /** Longest sequence (prompt + generated) the engine will run; default depends on the backend. */
+  maxModelLen?: number;
+  /** Most tokens in one step: sizes a GPU backend's activation arena. */
+  maxNumBatchedTokens?: number;
   /** Most sequences running at once: sizes the Mamba state pool. */
   maxNumSeqs: number;
   /** Tokens per KV block (default 16). */
   kvBlockSize?: number;
-  /** KV pool size in blocks; default: enough for maxNumSeqs sequences of maxModelLen. */
+  /**
+   * KV pool size in blocks; default: on the CPU, enough for maxNumSeqs sequences of maxModelLen; on a
+   * GPU, what fits in the memory left after weights, state and activations.
+   */
   kvNumBlocks?: number;
   onProgress?: (p: LoadProgress) => void;
 }
 
 export interface LoadedModel {
   runner: ModelRunner;
+  /** The backend that runs the model (`auto` resolved). */
+  backendName: string;
   /** Parsed config.json fields the engine and server need. */
   info: {
     vocabSize: number;

@@ -104,3 +104,40 @@ test('when KV blocks run out, the newest sequence is preempted and later recompu
   // b comes back and recomputes prompt + its one generated token, then samples the next.
   expect(view(chunks)).toEqual([['b', 5, true]]);
 });
+
+test('a step that preempts admits nobody, so a victim is never re-admitted in the step that evicted it (no thrash)', () => {
+  // A pool far too small for the load: preemptions happen all the time.
+  const { scheduler } = setup({ blocks: 12, blockSize: 2, budget: 7, slots: 6, maxNumSeqs: 6 });
+  let next = 0;
+  let preemptingSteps = 0;
+  for (let round = 0; round < 300; round++) {
+    if (round % 2 === 0) scheduler.add(seq(`s${next++}`, 2 + ((next * 5) % 7)));
+    const computedBefore = new Map(scheduler.running.map((q) => [q, q.numComputedTokens]));
+    const before = scheduler.numPreemptions;
+    const chunks = scheduler.schedule();
+    if (scheduler.numPreemptions > before) {
+      preemptingSteps++;
+      // A sequence that ran with computed tokens and is scheduled from 0 again was evicted and re-admitted.
+      const readmitted = chunks.filter((c) => (computedBefore.get(c.seq) ?? 0) > 0 && c.seq.numComputedTokens === 0);
+      expect(readmitted.map((c) => c.seq.requestId)).toEqual([]);
+    }
+    complete(chunks);
+    for (const c of chunks) if (c.seq.numOutputTokens >= 12) scheduler.finish(c.seq);
+  }
+  expect(preemptingSteps).toBeGreaterThan(5);
+});
+
+test('admission keeps a watermark of free blocks while others run', () => {
+  // 100 blocks, watermark 1%: one block stays free for the running sequence to grow into.
+  const { scheduler, blocks } = setup({ blocks: 100, blockSize: 1, budget: 200, slots: 4, maxNumSeqs: 4 });
+  const a = seq('a', 50);
+  scheduler.add(a);
+  complete(scheduler.schedule());
+  const b = seq('b', 49); // would leave 0 free blocks after a's 51 and b's 49
+  scheduler.add(b);
+  expect(view(scheduler.schedule())).toEqual([['a', 1, true]]);
+  expect(blocks.numFreeBlocks).toBe(49); // a took its 51st block; b would have left none
+  const lone = setup({ blocks: 100, blockSize: 1, budget: 200 });
+  lone.scheduler.add(seq('c', 100)); // alone, a request may take the whole pool
+  expect(view(lone.scheduler.schedule())).toEqual([['c', 100, true]]);
+});

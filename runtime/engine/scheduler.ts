@@ -4,6 +4,8 @@
 // slot, KV blocks and budget remain. When KV blocks run out it preempts the most recently admitted
 // sequence by recomputation (its state is dropped and its tokens so far are prefilled again later);
 // a Mamba state cannot be rolled back, so recomputation is the only kind of preemption possible.
+// Against thrashing (as vLLM): a step that preempted admits nobody, and admission leaves a watermark
+// of free blocks for the running sequences to grow into.
 // Books only: no tensors are touched here.
 import type { BlockManager } from './block-manager.js';
 import type { Sequence } from './sequence.js';
@@ -14,6 +16,8 @@ export interface SchedulerConfig {
   maxNumSeqs: number;
   /** Token budget of one step (decode tokens + prefill chunk tokens). */
   maxNumBatchedTokens: number;
+  /** Share of the KV pool admission keeps free (default 0.01, as vLLM). */
+  admissionWatermark?: number;
 }
 
 export interface ScheduledChunk {
@@ -48,6 +52,7 @@ export class Scheduler {
     const scheduled: ScheduledChunk[] = [];
     const inBatch = new Set<Sequence>();
     let budget = this.config.maxNumBatchedTokens;
+    const preemptionsBefore = this.numPreemptions;
 
     const scheduleRunning = (seq: Sequence, numTokens: number): boolean => {
       // Make room by preempting from the tail (newest first), never a sequence already in the batch.
@@ -75,11 +80,16 @@ export class Scheduler {
       if (seq.status !== 'running' || seq.numUncomputedTokens <= 1) continue;
       scheduleRunning(seq, Math.min(seq.numUncomputedTokens, budget));
     }
-    // 3. Admit waiting requests, oldest first, while capacity lasts (no preemption for admission).
+    // 3. Admit waiting requests, oldest first, while capacity lasts (no preemption for admission, and
+    //    none at all in a step that had to preempt: the victim would be re-admitted at once).
+    if (this.numPreemptions !== preemptionsBefore) return scheduled;
+    const watermark = Math.floor((this.config.admissionWatermark ?? 0.01) * this.blocks.numBlocks);
     while (budget > 0 && this.waiting.length > 0 && this.running.length < this.config.maxNumSeqs) {
       const seq = this.waiting[0]!;
       const numTokens = Math.min(seq.numUncomputedTokens, budget);
-      if (this.slots.numFree === 0 || this.blocks.blocksNeeded(seq, numTokens) > this.blocks.numFreeBlocks) break;
+      // The watermark binds only while others run: a lone request may use the whole pool.
+      const reserve = this.running.length > 0 ? watermark : 0;
+      if (this.slots.numFree === 0 || this.blocks.blocksNeeded(seq, numTokens) + reserve > this.blocks.numFreeBlocks) break;
       this.waiting.shift();
       seq.stateSlot = this.slots.acquire()!;
       this.blocks.allocate(seq, numTokens);

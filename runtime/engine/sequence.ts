@@ -13,6 +13,8 @@ export interface SamplingParams {
   topP: number;
   /** Keep the k most likely tokens; 0 disables. */
   topK: number;
+  /** Keep tokens at least this fraction as likely as the most likely one; 0 (default) disables. */
+  minP?: number;
   /** Seeds this request's own PRNG; without it the engine draws one. */
   seed?: number;
   /** Most tokens to generate. */

@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LoadProgress } from '../engine/model-runner.js';
 import { openCheckpoint } from './checkpoint.js';
-import { type HostWeight, loadWeights } from './load-weights.js';
+import { CpuBackend } from '../backends/cpu/index.js';
+import type { CpuTensor } from '../backends/cpu/tensor.js';
+import { WeightStore } from '../models/weight-store.js';
+import { type RawTensor, loadWeights } from './load-weights.js';
 import { bf16Bytes, f32Bytes, writeSafetensors } from './safetensors-writer.js';
 
 async function checkpointOf(tensors: Parameters<typeof writeSafetensors>[1]) {
@@ -14,7 +17,7 @@ async function checkpointOf(tensors: Parameters<typeof writeSafetensors>[1]) {
 
 const expertName = 'model.layers.0.feed_forward.experts.0.up_proj.weight';
 
-test('streams tensors in file order with progress, ETA from the injected clock, and quantizes expert weights', async () => {
+test('streams raw tensors in file order with progress and ETA from the injected clock; the store quantizes expert weights', async () => {
   const ckpt = await checkpointOf({
     a: { dtype: 'F32', shape: [2], data: f32Bytes([1, 2]) }, // 8 bytes
     [expertName]: { dtype: 'BF16', shape: [2, 2], data: bf16Bytes([1, -0.5, 0, 0]) }, // 8 bytes
@@ -22,12 +25,16 @@ test('streams tensors in file order with progress, ETA from the injected clock, 
   });
   let clock = 0;
   const progress: LoadProgress[] = [];
-  const seen = new Map<string, HostWeight>();
-  const bytes = await loadWeights(
+  const seen = new Map<string, RawTensor>();
+  const store = new WeightStore(new CpuBackend(), true);
+  await loadWeights(
     ckpt,
     [{ name: 'c', shape: [8] }, { name: expertName, shape: [2, 2] }, { name: 'a', shape: [2] }],
-    { quantizeExperts: true, onProgress: (p) => progress.push(p), now: () => (clock += 1000) },
-    (name, w) => seen.set(name, w),
+    { onProgress: (p) => progress.push(p), now: () => (clock += 1000) },
+    (name, t) => {
+      seen.set(name, t);
+      store.add(name, t);
+    },
   );
   await ckpt.close();
   expect(progress.map((p) => p.tensorName)).toEqual(['a', expertName, 'c']);
@@ -37,15 +44,20 @@ test('streams tensors in file order with progress, ETA from the injected clock, 
   expect(progress[0]!.etaSeconds).toBeCloseTo(3, 9);
   expect(progress[2]!.etaSeconds).toBe(0);
 
-  const expert = seen.get(expertName)!;
+  // The checkpoint's own bytes, not a conversion.
+  expect(seen.get(expertName)).toMatchObject({ dtype: 'BF16', shape: [2, 2] });
+  expect([...seen.get(expertName)!.bytes]).toEqual([...bf16Bytes([1, -0.5, 0, 0])]);
+  expect(seen.get('a')).toMatchObject({ dtype: 'F32', shape: [2] });
+
+  const expert = store.linear(expertName.replace(/\.weight$/, ''));
   expect(expert.kind).toBe('int8');
   if (expert.kind === 'int8') {
-    expect([...expert.q]).toEqual([127, -64, 0, 0]); // -0.5 / (1/127) = -63.5 → -64 (half to even)
-    expect([...expert.scale]).toEqual([Math.fround(1 / 127), 0]);
+    expect([...((expert.weight as CpuTensor).data as Int8Array)]).toEqual([127, -64, 0, 0]); // -0.5 / (1/127) = -63.5 → -64 (half to even)
+    expect([...((expert.scale as CpuTensor).data as Float32Array)]).toEqual([Math.fround(1 / 127), 0]);
   }
-  expect(seen.get('a')).toEqual({ kind: 'f32', data: new Float32Array([1, 2]), shape: [2] });
+  expect([...((store.tensor('a') as CpuTensor).data as Float32Array)]).toEqual([1, 2]);
   // bf16: 14 params × 2; deployed: a and c as bf16 (10 × 2) + int8 expert (4 + 2 scales × 4)
-  expect(bytes).toEqual({ bf16: 28, deployed: 20 + 4 + 8 });
+  expect(store.bytes).toEqual({ bf16: 28, deployed: 20 + 4 + 8 });
 });
 
 test('a mismatched checkpoint lists each problem (file and tensor) before reading any data', async () => {
@@ -53,7 +65,7 @@ test('a mismatched checkpoint lists each problem (file and tensor) before readin
   const file = join(ckpt.dir, 'model.safetensors');
   let loaded = 0;
   const expected = [{ name: 'a', shape: [2] }, ...Array.from({ length: 10 }, (_, i) => ({ name: `m${i}`, shape: [1] }))];
-  const error = await loadWeights(ckpt, expected, { quantizeExperts: false }, () => loaded++).catch((e: Error) => e);
+  const error = await loadWeights(ckpt, expected, {}, () => loaded++).catch((e: Error) => e);
   await ckpt.close();
   expect(loaded).toBe(0);
   expect(String(error)).toContain(`${file}: tensor a has shape [3], expected [2]`);

@@ -1,36 +1,29 @@
-// Streams a checkpoint's tensors, one at a time, into host arrays handed to `onTensor` (which
-// uploads them to a backend). Validates the whole checkpoint against the expected tensor specs
-// before reading any data. With ExpertsInt8, expert/MLP weights are quantized row by row straight
-// from the checkpoint's bytes, so no fp32 copy of them ever exists.
+// Streams a checkpoint's tensors, one at a time, as raw checkpoint bytes handed to `onTensor` (which
+// places them on a backend: converted, quantized or as they are). Validates the whole checkpoint
+// against the expected tensor specs before reading any data. No fp32 copy is made here: a GPU backend
+// receives bf16 bytes straight from the file.
 import type { LoadProgress } from '../engine/model-runner.js';
-import { int8WeightBytes, isExpertsInt8Weight, quantizeRows } from '../quant/expertsint8.js';
 import type { Checkpoint } from './checkpoint.js';
-import { decodeInto, toFloat32 } from './dtype.js';
-import type { TensorEntry } from './safetensors.js';
+import type { FloatDType } from './dtype.js';
 
 export interface ExpectedTensor {
   name: string;
   shape: number[];
 }
 
-export type HostWeight =
-  | { kind: 'f32'; data: Float32Array; shape: number[] }
-  | { kind: 'int8'; q: Int8Array; scale: Float32Array; shape: number[] };
+/** One tensor as stored in the checkpoint (little-endian). */
+export interface RawTensor {
+  dtype: FloatDType;
+  bytes: Uint8Array;
+  shape: number[];
+}
 
 export interface LoadWeightsOptions {
-  quantizeExperts: boolean;
   /** Checkpoint tensors that may be present and are skipped. */
   ignorable?: ReadonlySet<string>;
   onProgress?: (p: LoadProgress) => void;
   /** Injected clock (ms) for the ETA. */
   now?: () => number;
-}
-
-export interface WeightBytes {
-  /** Bytes in a bf16 deployment: 2 per parameter. */
-  bf16: number;
-  /** Bytes as deployed: 2 per bf16 parameter, 1 per int8 parameter plus 4 per scale. */
-  deployed: number;
 }
 
 const MAX_LISTED = 8;
@@ -59,18 +52,12 @@ export function checkTensors(ckpt: Checkpoint, expected: ExpectedTensor[], ignor
   }
 }
 
-function quantize(entry: TensorEntry, bytes: Uint8Array): HostWeight {
-  const [rows, cols] = entry.shape as [number, number];
-  const { q, scale } = quantizeRows(rows, cols, (r, out) => decodeInto(bytes, entry.dtype, r * cols, cols, out));
-  return { kind: 'int8', q, scale, shape: entry.shape };
-}
-
 export async function loadWeights(
   ckpt: Checkpoint,
   expected: ExpectedTensor[],
   opts: LoadWeightsOptions,
-  onTensor: (name: string, weight: HostWeight) => void,
-): Promise<WeightBytes> {
+  onTensor: (name: string, tensor: RawTensor) => void,
+): Promise<void> {
   checkTensors(ckpt, expected, opts.ignorable);
   const now = opts.now ?? Date.now;
   // Read in file order so each shard is streamed front to back.
@@ -80,20 +67,23 @@ export async function loadWeights(
   const bytesTotal = entries.reduce((sum, e) => sum + e.byteLength, 0);
   const started = now();
   let bytesLoaded = 0;
-  const bytes: WeightBytes = { bf16: 0, deployed: 0 };
-  for (const entry of entries) {
-    const count = entry.shape.reduce((a, b) => a * b, 1);
-    let raw: Buffer;
-    try {
-      raw = await ckpt.read(entry);
-    } catch (cause) {
+  const read = (i: number): Promise<Buffer> | undefined => {
+    const entry = entries[i];
+    if (!entry) return undefined;
+    const pending = ckpt.read(entry).catch((cause: unknown) => {
       throw new Error(`${entry.file}: reading tensor ${entry.name}`, { cause });
-    }
-    const quantized = opts.quantizeExperts && isExpertsInt8Weight(entry.name);
-    const weight = quantized ? quantize(entry, raw) : { kind: 'f32' as const, data: toFloat32(raw, entry.dtype, count), shape: entry.shape };
-    bytes.bf16 += count * 2;
-    bytes.deployed += quantized ? int8WeightBytes(entry.shape[0]!, entry.shape[1]!) : count * 2;
-    onTensor(entry.name, weight);
+    });
+    pending.catch(() => {}); // awaited below; this only keeps an early rejection from being "unhandled"
+    return pending;
+  };
+  // One tensor of read-ahead: the file system reads the next tensor while this one is placed
+  // (converted, uploaded or quantized), so disk and device work overlap.
+  let next = read(0);
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]!;
+    const raw = await next!;
+    next = read(i + 1);
+    onTensor(entry.name, { dtype: entry.dtype, bytes: raw, shape: entry.shape });
     bytesLoaded += entry.byteLength;
     if (opts.onProgress) {
       const elapsed = (now() - started) / 1000;
@@ -102,5 +92,4 @@ export async function loadWeights(
       opts.onProgress({ bytesLoaded, bytesTotal, ratio, etaSeconds, tensorName: entry.name });
     }
   }
-  return bytes;
 }

@@ -14,6 +14,7 @@ export class RuntimeMetrics implements EngineObserver {
   private readonly promptTokens: Counter<'model_name'>;
   private readonly generationTokens: Counter<'model_name'>;
   private readonly requestSuccess: Counter<'model_name' | 'finish_reason'>;
+  private readonly requestFailure: Counter<'model_name'>;
   private readonly ttft: Histogram<'model_name'>;
   private readonly tpot: Histogram<'model_name'>;
   private readonly e2e: Histogram<'model_name'>;
@@ -39,6 +40,12 @@ export class RuntimeMetrics implements EngineObserver {
       labelNames: ['model_name', 'finish_reason'],
       registers,
     });
+    this.requestFailure = new Counter({
+      name: 'jamba_request_failure_total',
+      help: 'Requests ended by an engine error (a failed model step), not by the client or a stop condition.',
+      labelNames,
+      registers,
+    });
     this.ttft = new Histogram({ name: 'jamba_time_to_first_token_seconds', help: 'Time from arrival to the first generated token.', labelNames, buckets: TTFT_BUCKETS, registers });
     this.tpot = new Histogram({ name: 'jamba_time_per_output_token_seconds', help: 'Mean time between generated tokens of a request, after the first.', labelNames, buckets: TPOT_BUCKETS, registers });
     this.e2e = new Histogram({ name: 'jamba_e2e_request_latency_seconds', help: 'Time from arrival to the end of a request.', labelNames, buckets: E2E_BUCKETS, registers });
@@ -52,6 +59,7 @@ export class RuntimeMetrics implements EngineObserver {
     // Series exist (at 0) from the first scrape, so rate() and histogram_quantile() work at once.
     this.promptTokens.inc({ model_name: modelName }, 0);
     this.generationTokens.inc({ model_name: modelName }, 0);
+    this.requestFailure.inc({ model_name: modelName }, 0);
     for (const h of [this.ttft, this.tpot, this.e2e]) h.zero({ model_name: modelName });
     collectDefaultMetrics({ register: this.registry });
   }
@@ -78,6 +86,12 @@ export class RuntimeMetrics implements EngineObserver {
     this.requestSuccess.inc({ ...labels, finish_reason: stats.finishReason });
     if (stats.timeToFirstTokenSeconds !== undefined) this.ttft.observe(labels, stats.timeToFirstTokenSeconds);
     if (stats.timePerOutputTokenSeconds !== undefined) this.tpot.observe(labels, stats.timePerOutputTokenSeconds);
+    this.e2e.observe(labels, stats.e2eSeconds);
+  }
+
+  onRequestFailed(stats: FinishedRequestStats): void {
+    const labels = { model_name: this.modelName };
+    this.requestFailure.inc(labels);
     this.e2e.observe(labels, stats.e2eSeconds);
   }
 

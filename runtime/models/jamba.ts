@@ -3,7 +3,10 @@
 //     x += mixer(input_layernorm(x));  x += feed_forward(pre_ff_layernorm(x))
 // Written against the Backend op interface only; one `step` runs all sequences of a step as one
 // ragged batch through every layer. Shapes: T = tokens in the step, H = hidden, Di = Mamba inner.
-import type { AttentionShape, Backend, KvCache, LinearWeight, MambaState, RaggedBatch, SequenceSegment, SwiGluWeights, Tensor } from '../backends/backend.js';
+import type {
+  AttentionShape, Backend, ExpertSet, KvCache, LinearWeight, MambaState, RaggedBatch, SampleResult, SamplingRow, SequenceSegment, SwiGluWeights,
+  StepInputs, Tensor,
+} from '../backends/backend.js';
 import type { CacheGeometry, ModelRunner, StepSequence } from '../engine/model-runner.js';
 import { type JambaConfig, layerFeedForward, layerMixer } from './config.js';
 import type { WeightStore } from './weight-store.js';
@@ -37,7 +40,7 @@ interface MambaMixer {
 interface MoeBlock {
   kind: 'moe';
   router: LinearWeight; // [numExperts, H]
-  experts: SwiGluWeights[];
+  experts: ExpertSet;
 }
 
 interface DenseMlp {
@@ -96,10 +99,34 @@ function buildLayer(cfg: JambaConfig, w: WeightStore, backend: Backend, geometry
       ? {
           kind: 'moe',
           router: w.linear(`${p}feed_forward.router`),
-          experts: Array.from({ length: cfg.numExperts }, (_, j) => swiGlu(w, `${p}feed_forward.experts.${j}.`)),
+          experts: backend.createExpertSet(Array.from({ length: cfg.numExperts }, (_, j) => swiGlu(w, `${p}feed_forward.experts.${j}.`))),
         }
       : { kind: 'mlp', mlp: swiGlu(w, `${p}feed_forward.`) };
   return { inputNorm: w.tensor(`${p}input_layernorm.weight`), mixer, preFfNorm: w.tensor(`${p}pre_ff_layernorm.weight`), feedForward };
+}
+
+const NO_SAMPLES: SampleResult = {
+  tokenIds: new Int32Array(0),
+  logprobs: new Float32Array(0),
+  topN: 0,
+  topIds: new Int32Array(0),
+  topLogprobs: new Float32Array(0),
+};
+
+/** Largest top-N of log-probabilities a step returns (OpenAI's chat top_logprobs allows 20). */
+export const MAX_TOP_LOGPROBS = 20;
+
+function checkSampling(r: SamplingRow, where: string): void {
+  const bad = (what: string): never => {
+    throw new Error(`${where}: ${what}`);
+  };
+  if (!(r.temperature >= 0) || !Number.isFinite(r.temperature)) bad(`temperature ${r.temperature}`);
+  if (!(r.topP > 0 && r.topP <= 1)) bad(`top_p ${r.topP}`);
+  if (!Number.isInteger(r.topK) || r.topK < 0) bad(`top_k ${r.topK}`);
+  if (!(r.minP >= 0 && r.minP <= 1)) bad(`min_p ${r.minP}`);
+  if (!Number.isInteger(r.seed) || r.seed < 0 || r.seed > 0xffffffff) bad(`seed ${r.seed}`);
+  if (!Number.isInteger(r.counter) || r.counter < 0) bad(`counter ${r.counter}`);
+  if (!Number.isInteger(r.logprobs) || r.logprobs < -1 || r.logprobs > MAX_TOP_LOGPROBS) bad(`logprobs ${r.logprobs}`);
 }
 
 export class JambaModel implements ModelRunner {
@@ -159,42 +186,50 @@ export class JambaModel implements ModelRunner {
 
   private moe(m: MoeBlock, x: Tensor): Tensor {
     const b = this.backend;
-    const routing = b.routerTopK(b.linear(x, m.router), this.config.numExpertsPerTok); // [T, k]
+    const routing = b.routerTopK(b.linear(x, m.router, 'f32'), this.config.numExpertsPerTok); // [T, k]
     return b.moeExperts(x, routing, m.experts); // [T, H]
   }
 
+  /** One decoder layer; its activations are scoped to it (only the residual stream x outlives it). */
   private decoderLayer(layer: DecoderLayer, x: Tensor, batch: RaggedBatch): void {
     const b = this.backend;
     const eps = this.config.rmsNormEps;
+    b.beginScope();
     const h = b.rmsNorm(x, layer.inputNorm, eps);
     b.addInPlace(x, layer.mixer.kind === 'attention' ? this.attention(layer.mixer, h, batch) : this.mamba(layer.mixer, h, batch));
+    b.endScope();
+    b.beginScope();
     const f = b.rmsNorm(x, layer.preFfNorm, eps);
     const ff = layer.feedForward;
     b.addInPlace(x, ff.kind === 'moe' ? this.moe(ff, f) : this.mlp(ff.mlp, f));
+    b.endScope();
   }
 
   // --- ModelRunner -----------------------------------------------------------------------------
 
-  async step(seqs: StepSequence[]): Promise<Float32Array> {
+  async step(seqs: StepSequence[]): Promise<SampleResult> {
     if (this.running) throw new Error('JambaModel.step: a step is already running (steps must not overlap)');
+    const inputs = this.layout(seqs);
+    const b = this.backend;
+    if (inputs.batch.numRows === 0) return NO_SAMPLES;
     this.running = true;
-    this.backend.beginStep();
+    this.activeSlots = new Set(inputs.batch.segments.map((s) => s.stateSlot));
+    let sampled = false;
+    b.beginStep(inputs);
     try {
-      const { batch, ids, logitRows } = this.layout(seqs);
-      this.activeSlots = new Set(batch.segments.map((s) => s.stateSlot));
-      if (batch.numRows === 0) return new Float32Array(0);
-      const b = this.backend;
-      const x = b.embedding(this.embedTokens, ids); // [T, H]
+      const x = b.embedding(this.embedTokens); // [T, H]
       for (const layer of this.layers) {
-        this.decoderLayer(layer, x, batch);
-        // Let the event loop breathe between layers (health probes, new requests) during long prefills.
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        this.decoderLayer(layer, x, inputs.batch);
+        // On the CPU, let the event loop breathe between layers (health probes, new requests) during
+        // long prefills. A GPU backend only records here and runs the step at `sample`.
+        if (b.computesOnCallingThread) await new Promise<void>((resolve) => setImmediate(resolve));
       }
-      if (logitRows.length === 0) return new Float32Array(0);
-      const last = b.rmsNorm(b.gatherRows(x, logitRows), this.finalNorm, this.config.rmsNormEps); // [S, H]
-      return await b.download(b.linear(last, this.lmHead)); // [S, vocab]
+      if (inputs.sampleRows.length === 0) return NO_SAMPLES;
+      const last = b.rmsNorm(b.gatherSampleRows(x), this.finalNorm, this.config.rmsNormEps); // [S, H]
+      sampled = true;
+      return await b.sample(b.linear(last, this.lmHead, 'f32')); // [S, vocab] fp32 → S tokens
     } finally {
-      this.backend.endStep();
+      if (!sampled) b.endStep();
       this.activeSlots.clear();
       this.running = false;
     }
@@ -212,11 +247,12 @@ export class JambaModel implements ModelRunner {
   }
 
   /** Checks the step's sequences and lays their tokens out as one ragged batch. */
-  private layout(seqs: StepSequence[]): { batch: RaggedBatch; ids: Int32Array; logitRows: Int32Array } {
+  private layout(seqs: StepSequence[]): StepInputs {
     const { blockSize, numBlocks, numStateSlots } = this.geometry;
     const segments: SequenceSegment[] = [];
     const slots = new Set<number>();
-    const logitRows: number[] = [];
+    const sampleRows: number[] = [];
+    const sampling: SamplingRow[] = [];
     let rows = 0;
     seqs.forEach((s, i) => {
       const where = `step: sequence ${i}`;
@@ -240,10 +276,14 @@ export class JambaModel implements ModelRunner {
       }
       segments.push({ rowStart: rows, numRows: s.tokens.length, cachedLen: s.cachedLen, stateSlot: s.stateSlot, blockTable: s.blockTable });
       rows += s.tokens.length;
-      if (s.wantLogits) logitRows.push(rows - 1);
+      if (s.sample) {
+        checkSampling(s.sample, `${where}: sampling`);
+        sampleRows.push(rows - 1);
+        sampling.push(s.sample);
+      }
     });
-    const ids = new Int32Array(rows);
-    segments.forEach((seg, i) => ids.set(seqs[i]!.tokens, seg.rowStart));
-    return { batch: { numRows: rows, segments }, ids, logitRows: Int32Array.from(logitRows) };
+    const tokenIds = new Int32Array(rows);
+    segments.forEach((seg, i) => tokenIds.set(seqs[i]!.tokens, seg.rowStart));
+    return { batch: { numRows: rows, segments }, tokenIds, sampleRows: Int32Array.from(sampleRows), sampling };
   }
 }

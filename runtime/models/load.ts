@@ -1,27 +1,32 @@
 // loadModel: a Hugging Face Jamba checkpoint directory → a ModelRunner on a backend.
+//   config → backend → weights (streamed, placed by the backend) → pools sized (on a GPU from the
+//   memory the weights left) → the model.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Backend } from '../backends/backend.js';
-import { CpuBackend } from '../backends/cpu/index.js';
+import { createBackend } from '../backends/create.js';
 import type { LoadedModel, LoadOptions } from '../engine/model-runner.js';
 import { openCheckpoint } from '../loader/checkpoint.js';
 import { loadWeights } from '../loader/load-weights.js';
-import { parseJambaConfig } from './config.js';
-import { cacheGeometry } from './geometry.js';
+import { parseJambaConfig, type JambaConfig } from './config.js';
+import { activationBytesBound, cacheGeometry, deviceCacheGeometry } from './geometry.js';
 import { JambaModel } from './jamba.js';
 import { ignorableTensors, jambaTensorSpecs } from './weights.js';
 import { WeightStore } from './weight-store.js';
 
-function createBackend(name: LoadOptions['backend']): Backend {
-  if (name === 'cpu') return new CpuBackend();
-  throw new Error(`load options: unknown backend ${JSON.stringify(name)} (supported: cpu)`);
+/** Without --max-model-len the CPU backend sizes its (fp32, host) pool for 4096 tokens; a GPU takes the model's own limit. */
+const CPU_DEFAULT_MAX_MODEL_LEN = 4096;
+/** Default step budget when the caller gives none (the engine's own default is the runtime's). */
+const DEFAULT_MAX_BATCHED_TOKENS = 512;
+
+function defaultMaxModelLen(cfg: JambaConfig, onDevice: boolean): number {
+  return onDevice ? cfg.maxPositionEmbeddings : Math.min(CPU_DEFAULT_MAX_MODEL_LEN, cfg.maxPositionEmbeddings);
 }
 
 /**
  * Weight memory: `weightBytes` counts a bf16/int8 deployment (bf16 tensors 2 bytes per parameter,
  * int8 tensors 1 byte per parameter + 4 per channel scale) and `weightBytesBf16` the same weights
- * all in bf16. The CPU backend actually holds non-quantized weights in fp32 (4 bytes per
- * parameter); that real figure is `residentWeightBytes`.
+ * all in bf16. What the backend really holds (the CPU backend keeps non-quantized weights in fp32)
+ * is `residentWeightBytes`.
  */
 export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedModel> {
   if (opts.quantization !== 'none' && opts.quantization !== 'expertsint8') {
@@ -32,28 +37,51 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedM
     throw new Error(`${configPath}: cannot read`, { cause });
   });
   const config = parseJambaConfig(configText, configPath);
-  const geometry = cacheGeometry(config, opts);
-  const backend = createBackend(opts.backend);
-  const store = new WeightStore(backend);
   const checkpoint = await openCheckpoint(dir);
+  const backend = await createBackend(opts.backend, { tensorParallelSize: opts.tensorParallelSize ?? 1 }).catch(async (error: unknown) => {
+    await checkpoint.close();
+    throw error;
+  });
   try {
-    const bytes = await loadWeights(
+    const store = new WeightStore(backend, opts.quantization === 'expertsint8');
+    await loadWeights(
       checkpoint,
       jambaTensorSpecs(config),
-      { quantizeExperts: opts.quantization === 'expertsint8', ignorable: ignorableTensors(config), onProgress: opts.onProgress },
-      (name, weight) => store.add(name, weight),
+      { ignorable: ignorableTensors(config), onProgress: opts.onProgress },
+      (name, tensor) => store.add(name, tensor),
     );
+    const memory = backend.deviceMemory();
+    const limits = {
+      maxModelLen: opts.maxModelLen ?? defaultMaxModelLen(config, memory !== undefined),
+      maxNumSeqs: opts.maxNumSeqs,
+      kvBlockSize: opts.kvBlockSize,
+      kvNumBlocks: opts.kvNumBlocks,
+    };
+    let geometry;
+    if (memory) {
+      const maxRows = opts.maxNumBatchedTokens ?? DEFAULT_MAX_BATCHED_TOKENS;
+      const reserved = backend.reserveActivations({
+        activationBytes: activationBytesBound(config, maxRows, opts.maxNumSeqs, backend.activationElementBytes),
+        maxRows,
+        maxSeqs: opts.maxNumSeqs,
+        maxBlocksPerSeq: Math.ceil(limits.maxModelLen / (limits.kvBlockSize ?? 16)),
+      });
+      geometry = deviceCacheGeometry(config, limits, backend.cacheElementBytes, memory, opts.gpuMemoryUtilization ?? 0.9, reserved);
+    } else {
+      geometry = cacheGeometry(config, limits, backend.cacheElementBytes);
+    }
     const runner = new JambaModel(config, backend, store, geometry);
     return {
       runner,
+      backendName: backend.name,
       info: {
         vocabSize: config.vocabSize,
         eosTokenIds: config.eosTokenIds,
         bosTokenId: config.bosTokenId,
         padTokenId: config.padTokenId,
       },
-      weightBytes: bytes.deployed,
-      weightBytesBf16: bytes.bf16,
+      weightBytes: store.bytes.deployed,
+      weightBytesBf16: store.bytes.bf16,
       residentWeightBytes: backend.residentBytes().weights,
     };
   } catch (err) {

@@ -1,31 +1,59 @@
-// The model's weights as backend tensors, by checkpoint name. Tensors are uploaded as the loader
-// streams them; a few are reshaped or precomputed on the way in (conv1d's [Di, 1, k] becomes
-// [Di, k]; A_log becomes -exp(A_log), as every step would otherwise recompute it).
+// The model's weights as backend tensors, by checkpoint name. Tensors are placed as the loader streams
+// them, each where the backend wants it:
+// - GEMM weights (projections, router, embedding, lm_head) go to the backend as raw checkpoint bytes
+//   (`uploadMatrix`: fp32 on the CPU, bf16 on a GPU, with no host-side widening);
+// - with ExpertsInt8, expert and dense-MLP weights are quantized by the backend (`uploadInt8Matrix`:
+//   on the device for a GPU backend);
+// - small parameters (norms, biases, conv taps, A, D) are decoded to fp32 on the host. A few are reshaped
+//   or precomputed on the way in (conv1d's [Di, 1, k] becomes [Di, k]; A_log becomes -exp(A_log), as
+//   every step would otherwise recompute it).
 import type { Backend, LinearWeight, Tensor } from '../backends/backend.js';
-import type { HostWeight } from '../loader/load-weights.js';
+import { toFloat32 } from '../loader/dtype.js';
+import type { RawTensor } from '../loader/load-weights.js';
+import { int8WeightBytes, isExpertsInt8Weight } from '../quant/expertsint8.js';
+
+const MATRIX = /(_proj\.weight|\.router\.weight|embed_tokens\.weight|^lm_head\.weight)$/;
 
 function negExp(logs: Float32Array): Float32Array {
-  const out = new Float32Array(logs.length);
-  for (let i = 0; i < logs.length; i++) out[i] = -Math.exp(logs[i]!);
-  return out;
+  return Float32Array.from(logs, (v) => -Math.exp(v));
+}
+
+export interface WeightBytes {
+  /** Bytes in a bf16 deployment: 2 per parameter. */
+  bf16: number;
+  /** Bytes as deployed: 2 per bf16 parameter, 1 per int8 parameter plus 4 per scale. */
+  deployed: number;
 }
 
 export class WeightStore {
   private readonly dense = new Map<string, Tensor>();
   private readonly int8 = new Map<string, { weight: Tensor; scale: Tensor }>();
+  readonly bytes: WeightBytes = { bf16: 0, deployed: 0 };
 
-  constructor(private readonly backend: Backend) {}
+  constructor(
+    private readonly backend: Backend,
+    private readonly quantizeExperts: boolean,
+  ) {}
 
-  add(name: string, w: HostWeight): void {
+  add(name: string, t: RawTensor): void {
     const b = this.backend;
-    if (w.kind === 'int8') {
-      this.int8.set(name, { weight: b.upload(w.q, w.shape), scale: b.upload(w.scale, [w.shape[0]!]) });
+    const count = t.shape.reduce((x, y) => x * y, 1);
+    this.bytes.bf16 += count * 2;
+    if (this.quantizeExperts && isExpertsInt8Weight(name)) {
+      const [rows, cols] = t.shape as [number, number];
+      this.int8.set(name, b.uploadInt8Matrix(t, [rows, cols]));
+      this.bytes.deployed += int8WeightBytes(rows, cols);
+      return;
+    }
+    this.bytes.deployed += count * 2;
+    if (MATRIX.test(name) && t.shape.length === 2) {
+      this.dense.set(name, b.uploadMatrix(t, t.shape as [number, number]));
     } else if (name.endsWith('.mamba.A_log')) {
-      this.dense.set(name, b.upload(negExp(w.data), w.shape));
+      this.dense.set(name, b.upload(negExp(toFloat32(t.bytes, t.dtype, count)), t.shape));
     } else if (name.endsWith('.mamba.conv1d.weight')) {
-      this.dense.set(name, b.upload(w.data, [w.shape[0]!, w.shape[2]!]));
+      this.dense.set(name, b.upload(toFloat32(t.bytes, t.dtype, count), [t.shape[0]!, t.shape[2]!]));
     } else {
-      this.dense.set(name, b.upload(w.data, w.shape));
+      this.dense.set(name, b.upload(toFloat32(t.bytes, t.dtype, count), t.shape));
     }
   }
 
@@ -35,7 +63,7 @@ export class WeightStore {
     return t;
   }
 
-  /** The linear layer `prefix` (prefix.weight, and prefix.bias when `withBias`), fp32 or int8. */
+  /** The linear layer `prefix` (prefix.weight, and prefix.bias when `withBias`), dense or int8. */
   linear(prefix: string, withBias = false): LinearWeight {
     const bias = withBias ? this.tensor(`${prefix}.bias`) : undefined;
     const q = this.int8.get(`${prefix}.weight`);

@@ -79,6 +79,7 @@ function sampling(body: Body, logprobs: number | undefined, maxTokens: number | 
   const temperature = num(body, 'temperature', { min: 0, max: 2 }) ?? 1;
   const topP = num(body, 'top_p', { min: 0, max: 1, minExclusive: true }) ?? 1;
   const topK = num(body, 'top_k', { min: -1, integer: true }) ?? 0;
+  const minP = num(body, 'min_p', { min: 0, max: 1 }) ?? 0;
   const seed = num(body, 'seed', { integer: true, min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER });
   let stop: string[] = [];
   if (present(body, 'stop')) {
@@ -97,6 +98,7 @@ function sampling(body: Body, logprobs: number | undefined, maxTokens: number | 
     temperature,
     topP,
     topK: topK === -1 ? 0 : topK,
+    minP,
     seed,
     maxTokens,
     stop,

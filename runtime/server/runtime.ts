@@ -2,7 +2,8 @@
 // the model loaded in the background with progress in the log and in /metrics, then the engine.
 import { basename, resolve } from 'node:path';
 import { Engine } from '../engine/engine.js';
-import type { LoadOptions, LoadProgress, LoadedModel, Quantization } from '../engine/model-runner.js';
+import { type FaultSpec, withFaults } from '../engine/fault-injection.js';
+import type { BackendChoice, LoadOptions, LoadProgress, LoadedModel, Quantization } from '../engine/model-runner.js';
 import { RuntimeMetrics } from '../metrics/metrics.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { jsonLogger, type Logger } from './log.js';
@@ -15,9 +16,14 @@ export interface RuntimeOptions {
   host: string;
   port: number;
   quantization: Quantization;
-  maxModelLen: number;
+  backend: BackendChoice;
+  tensorParallelSize: number;
+  gpuMemoryUtilization: number;
+  /** Default: the backend's (see models/load.ts). */
+  maxModelLen?: number;
   maxNumSeqs: number;
-  maxNumBatchedTokens: number;
+  /** Default: 512 on the CPU, 8192 on a GPU. */
+  maxNumBatchedTokens?: number;
   maxWaiting: number;
   /** Default: the checkpoint directory's name. */
   servedModelName?: string;
@@ -25,6 +31,10 @@ export interface RuntimeOptions {
   kvBlockSize?: number;
   kvNumBlocks?: number;
   log?: Logger;
+  /** A model step running longer than this makes the engine unhealthy (/health 503). */
+  stepStallSeconds?: number;
+  /** Testing only: make model steps fail or hang (liveness tests). */
+  faultInjection?: FaultSpec;
   /** The model loader; the real one unless a caller substitutes another. */
   loadModel?: LoadModelFn;
 }
@@ -33,12 +43,17 @@ export const RUNTIME_DEFAULTS = {
   host: '127.0.0.1',
   port: 8000,
   quantization: 'none' as Quantization,
+  backend: 'auto' as BackendChoice,
+  tensorParallelSize: 1,
+  gpuMemoryUtilization: 0.9,
   maxModelLen: 4096,
   maxNumSeqs: 16,
   maxNumBatchedTokens: 512,
+  maxNumBatchedTokensGpu: 8192,
   maxWaiting: 256,
   maxBodyBytes: 4 * 1024 * 1024,
   drainTimeoutSeconds: 30,
+  stepStallSeconds: 300,
 };
 
 export interface Runtime {
@@ -100,8 +115,11 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       TextTokenizer.fromDir(modelDir),
       (options.loadModel ?? defaultLoadModel)(modelDir, {
         quantization: options.quantization,
-        backend: 'cpu',
+        backend: options.backend,
+        tensorParallelSize: options.tensorParallelSize,
+        gpuMemoryUtilization: options.gpuMemoryUtilization,
         maxModelLen: options.maxModelLen,
+        maxNumBatchedTokens: options.maxNumBatchedTokens ?? RUNTIME_DEFAULTS.maxNumBatchedTokensGpu,
         maxNumSeqs: options.maxNumSeqs,
         kvBlockSize: options.kvBlockSize,
         kvNumBlocks: options.kvNumBlocks,
@@ -109,14 +127,23 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       }),
     ]);
     loaded = model;
+    const maxModelLen = model.runner.geometry.maxModelLen;
+    const onCpu = model.backendName === 'cpu';
+    const maxNumBatchedTokens =
+      options.maxNumBatchedTokens ?? (onCpu ? RUNTIME_DEFAULTS.maxNumBatchedTokens : RUNTIME_DEFAULTS.maxNumBatchedTokensGpu);
+    if (options.faultInjection) log('warn', 'fault injection is on', { ...options.faultInjection });
     const engine = new Engine(
-      model.runner,
+      options.faultInjection ? withFaults(model.runner, options.faultInjection) : model.runner,
       (ids) => tokenizer.decode(ids),
       { eosTokenIds: model.info.eosTokenIds },
-      { maxNumSeqs: options.maxNumSeqs, maxNumBatchedTokens: options.maxNumBatchedTokens, maxModelLen: options.maxModelLen, maxWaiting: options.maxWaiting },
+      { maxNumSeqs: options.maxNumSeqs, maxNumBatchedTokens, maxModelLen, maxWaiting: options.maxWaiting, stepStallSeconds: options.stepStallSeconds },
       {
         onPromptTokens: (n) => metrics.onPromptTokens(n),
         onGenerationTokens: (n) => metrics.onGenerationTokens(n),
+        onRequestFailed: (stats, error) => {
+          metrics.onRequestFailed(stats);
+          log('error', 'request failed', { request_id: stats.requestId, error: error.message });
+        },
         onRequestFinished: (stats) => {
           metrics.onRequestFinished(stats);
           log('info', 'request finished', {
@@ -133,16 +160,21 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     runtime.engine = engine;
     metrics.setLoadProgress(1);
     metrics.attachEngine(() => engine.stats());
-    server.attach({ engine, tokenizer, servedModelName, maxModelLen: options.maxModelLen, log });
+    server.attach({ engine, tokenizer, servedModelName, maxModelLen, log });
     const g = model.runner.geometry;
     log('info', 'model loaded', {
       model: servedModelName,
       seconds: Number(((performance.now() - started) / 1000).toFixed(3)),
       quantization: options.quantization,
+      backend: model.backendName,
+      max_model_len: maxModelLen,
+      max_num_batched_tokens: maxNumBatchedTokens,
       weight_bytes: model.weightBytes,
       weight_bytes_bf16: model.weightBytesBf16,
       resident_weight_bytes: model.residentWeightBytes ?? null,
       kv_blocks: g.numBlocks,
+      kv_cache_bytes: g.numBlocks * g.blockSize * g.kvBytesPerToken,
+      state_bytes: g.numStateSlots * g.stateBytesPerSlot,
       kv_block_size: g.blockSize,
       state_slots: g.numStateSlots,
       max_num_seqs: engine.maxNumSeqs,

@@ -157,9 +157,12 @@ export class RuntimeServer {
 
   private async handleGet(path: string, res: ServerResponse): Promise<void> {
     switch (path) {
-      case '/health':
-        sendJson(res, 200, { status: 'ok' });
+      case '/health': {
+        // Liveness: the process answers, and the engine (once there is one) still makes progress.
+        const health = this.serving?.engine.health() ?? { ok: true };
+        sendJson(res, health.ok ? 200 : 503, health.ok ? { status: 'ok' } : { status: 'unhealthy', reason: health.reason });
         return;
+      }
       case '/ready': {
         const p = this.progress;
         const load = p

@@ -46,7 +46,10 @@ export function loadReference(name: FixtureName): Reference {
 
 export type TestRuntimeOptions = Partial<RuntimeOptions> & { fixture?: FixtureName };
 
-/** A server on 127.0.0.1, any free port, over the real loader; resolves once the model is loaded. */
+/**
+ * A server on 127.0.0.1, any free port, over the real loader, on the CPU backend (the reference) unless
+ * JAMBA_TEST_BACKEND names another; resolves once the model is loaded.
+ */
 export async function startTestRuntime(opts: TestRuntimeOptions = {}): Promise<Runtime> {
   const { fixture = 'jamba-tiny', ...rest } = opts;
   const runtime = await startRuntime({
@@ -56,6 +59,7 @@ export async function startTestRuntime(opts: TestRuntimeOptions = {}): Promise<R
     port: 0,
     maxModelLen: 1024,
     maxNumSeqs: 8,
+    backend: (process.env['JAMBA_TEST_BACKEND'] as RuntimeOptions['backend'] | undefined) ?? 'cpu',
     log: silentLogger,
     loadModel,
     ...rest,

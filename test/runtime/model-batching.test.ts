@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel } from '../../runtime/models/index.js';
 import type { LoadedModel, StepSequence } from '../../runtime/models/index.js';
-import { greedy, type GreedyResult, logSoftmax } from '../../runtime/models/testing/greedy.js';
+import { greedy, greedyRow, type GreedyResult, topOf } from '../../runtime/models/testing/greedy.js';
 import { writeTinyCheckpoint } from '../../runtime/models/testing/tiny-checkpoint.js';
 
 const TOL = 1e-4;
@@ -22,12 +22,15 @@ function prompt(len: number, seed: number): number[] {
   return Array.from({ length: len }, (_, i) => (i * 31 + seed * 17 + 3) % model.info.vocabSize);
 }
 
-function expectClose(a: Float64Array, b: Float64Array): void {
-  expect(a.length).toBe(b.length);
+/** The same 20 most likely tokens, in the same order, with log-probabilities within TOL. */
+function expectClose(a: [number, number][], b: [number, number][]): void {
+  expect(a.map(([id]) => id)).toEqual(b.map(([id]) => id));
   let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+  a.forEach(([, lp], i) => (worst = Math.max(worst, Math.abs(lp - b[i]![1]))));
   expect(worst).toBeLessThan(TOL);
 }
+
+const TOP = 20;
 
 /** Blocks 4k+r for sequence r: interleaved, non-contiguous tables. */
 function blocks(seq: number, count = 40): Int32Array {
@@ -36,11 +39,11 @@ function blocks(seq: number, count = 40): Int32Array {
 
 test('prefill in chunks of 7 and 64 over several steps equals prefill at once', async () => {
   const p = prompt(130, 1);
-  const once = await greedy(model.runner, p, 4, { stateSlot: 0, blockTable: blocks(0) });
+  const once = await greedy(model.runner, p, 4, { stateSlot: 0, blockTable: blocks(0), topN: TOP });
   for (const chunk of [7, 64]) {
-    const chunked = await greedy(model.runner, p, 4, { stateSlot: 2, blockTable: blocks(2), chunk });
+    const chunked = await greedy(model.runner, p, 4, { stateSlot: 2, blockTable: blocks(2), chunk, topN: TOP });
     expect(chunked.tokens).toEqual(once.tokens);
-    once.logprobs.forEach((lp, i) => expectClose(chunked.logprobs[i]!, lp));
+    once.top.forEach((top, i) => expectClose(chunked.top[i]!, top));
   }
 });
 
@@ -50,14 +53,14 @@ test('a batch with mixed prefill and decode equals each sequence alone', async (
   const slots = [3, 1, 0];
   const alone: GreedyResult[] = [];
   for (let s = 0; s < prompts.length; s++) {
-    alone.push(await greedy(model.runner, prompts[s]!, newTokens, { stateSlot: slots[s]!, blockTable: blocks(s) }));
+    alone.push(await greedy(model.runner, prompts[s]!, newTokens, { stateSlot: slots[s]!, blockTable: blocks(s), topN: TOP }));
   }
 
   // The sequences really differ (a batching mix-up could not pass unnoticed).
-  expect(Math.abs(alone[0]!.logprobs[0]![0]! - alone[1]!.logprobs[0]![0]!)).toBeGreaterThan(1e-2);
+  expect(Math.abs(alone[0]!.top[0]![0]![1] - alone[1]!.top[0]![0]![1])).toBeGreaterThan(1e-2);
 
   // Sequence 0 prefills at once; 1 in chunks of 9; 2 joins two steps later in chunks of 16.
-  const state = prompts.map((p, s) => ({ s, fed: 0, generated: [] as number[], logprobs: [] as Float64Array[], prompt: p, chunk: [p.length, 9, 16][s]!, start: [0, 0, 2][s]! }));
+  const state = prompts.map((p, s) => ({ s, fed: 0, generated: [] as number[], tops: [] as [number, number][][], prompt: p, chunk: [p.length, 9, 16][s]!, start: [0, 0, 2][s]! }));
   for (const slot of slots) model.runner.resetStateSlot(slot);
   for (let stepNo = 0; state.some((q) => q.generated.length < newTokens); stepNo++) {
     const batch: StepSequence[] = [];
@@ -67,43 +70,45 @@ test('a batch with mixed prefill and decode equals each sequence alone', async (
       const inPrefill = q.fed < q.prompt.length;
       const tokens = inPrefill ? q.prompt.slice(q.fed, q.fed + q.chunk) : [q.generated.at(-1)!];
       const wantLogits = !inPrefill || q.fed + tokens.length === q.prompt.length;
-      batch.push({ stateSlot: slots[q.s]!, blockTable: blocks(q.s), cachedLen: q.fed, tokens: Int32Array.from(tokens), wantLogits });
+      const sample = wantLogits ? greedyRow(TOP, q.generated.length) : undefined;
+      batch.push({ stateSlot: slots[q.s]!, blockTable: blocks(q.s), cachedLen: q.fed, tokens: Int32Array.from(tokens), sample });
       q.fed += tokens.length;
       if (wantLogits) owners.push(q);
     }
     expect(batch.length).toBeGreaterThan(0);
-    const logits = await model.runner.step(batch);
-    expect(logits.length).toBe(owners.length * model.info.vocabSize);
+    const sampled = await model.runner.step(batch);
+    expect(sampled.tokenIds.length).toBe(owners.length);
     owners.forEach((q, i) => {
-      const lp = logSoftmax(logits.subarray(i * model.info.vocabSize, (i + 1) * model.info.vocabSize));
-      q.logprobs.push(lp);
+      q.tops.push(topOf(sampled, i));
       // Feed the token chosen alone, so both runs see the same inputs.
       q.generated.push(alone[q.s]!.tokens[q.generated.length]!);
     });
   }
   state.forEach((q) => {
-    expect(q.logprobs.length).toBe(newTokens);
-    q.logprobs.forEach((lp, i) => expectClose(lp, alone[q.s]!.logprobs[i]!));
+    expect(q.tops.length).toBe(newTokens);
+    q.tops.forEach((top, i) => expectClose(top, alone[q.s]!.top[i]!));
   });
 });
 
 test('steps must not overlap, and a slot in the running step cannot be reset', async () => {
-  const seq = { stateSlot: 2, blockTable: blocks(2), cachedLen: 0, tokens: Int32Array.of(1, 2, 3), wantLogits: true };
+  const seq = { stateSlot: 2, blockTable: blocks(2), cachedLen: 0, tokens: Int32Array.of(1, 2, 3), sample: greedyRow(0) };
   const running = model.runner.step([seq]);
   // The step yields to the event loop between layers; meanwhile:
   await new Promise<void>((resolve) => setImmediate(resolve));
   await expect(model.runner.step([{ ...seq, stateSlot: 3 }])).rejects.toThrow('a step is already running');
   expect(() => model.runner.resetStateSlot(2)).toThrow('slot 2 is in the step now running');
   model.runner.resetStateSlot(3); // not in the step: fine
-  expect((await running).length).toBe(model.info.vocabSize);
+  expect((await running).tokenIds.length).toBe(1);
   model.runner.resetStateSlot(2);
 });
 
 test('step rejects bad sequences with the reason', async () => {
-  const base = { stateSlot: 0, blockTable: blocks(0), cachedLen: 0, tokens: Int32Array.of(1, 2), wantLogits: true };
+  const base = { stateSlot: 0, blockTable: blocks(0), cachedLen: 0, tokens: Int32Array.of(1, 2), sample: greedyRow(0) };
   await expect(model.runner.step([{ ...base, stateSlot: 4 }])).rejects.toThrow('state slot 4 outside 0..3');
   await expect(model.runner.step([base, { ...base, blockTable: blocks(1) }])).rejects.toThrow('state slot 0 used twice');
   await expect(model.runner.step([{ ...base, tokens: Int32Array.of(97) }])).rejects.toThrow('token id 97 outside the vocabulary');
   await expect(model.runner.step([{ ...base, blockTable: Int32Array.of() }])).rejects.toThrow('0 KV blocks cover fewer than 2 positions');
   await expect(model.runner.step([{ ...base, blockTable: Int32Array.of(160) }])).rejects.toThrow('KV block 160 outside 0..159');
+  await expect(model.runner.step([{ ...base, sample: { ...greedyRow(0), topP: 0 } }])).rejects.toThrow('top_p 0');
+  await expect(model.runner.step([{ ...base, sample: { ...greedyRow(0), logprobs: 21 } }])).rejects.toThrow('logprobs 21');
 });

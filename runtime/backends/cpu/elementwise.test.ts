@@ -15,13 +15,28 @@ test('rmsNorm: x / sqrt(mean(x²) + eps) * weight, per row', () => {
   expect(data(b.rmsNorm(f([1], [1, 1]), f([1], [1]), 3))[0]).toBeCloseTo(0.5, 6);
 });
 
-test('embedding gathers rows and rejects ids outside the vocabulary', () => {
+/** Opens a step whose inputs are only token ids and sampled rows (what embedding and gatherSampleRows read). */
+function step(tokenIds: number[], sampleRows: number[] = []): void {
+  b.beginStep({
+    batch: { numRows: tokenIds.length, segments: [] },
+    tokenIds: Int32Array.from(tokenIds),
+    sampleRows: Int32Array.from(sampleRows),
+    sampling: [],
+  });
+}
+
+test('embedding gathers the step token ids\' rows and rejects ids outside the vocabulary', () => {
   const table = f([0, 1, 10, 11, 20, 21], [3, 2]);
-  expect(data(b.embedding(table, new Int32Array([2, 0, 2])))).toEqual([20, 21, 0, 1, 20, 21]);
-  expect(() => b.embedding(table, new Int32Array([3]))).toThrow('token id 3 outside vocabulary 0..2');
+  step([2, 0, 2]);
+  expect(data(b.embedding(table))).toEqual([20, 21, 0, 1, 20, 21]);
+  b.endStep();
+  step([3]);
+  expect(() => b.embedding(table)).toThrow('token id 3 outside vocabulary 0..2');
+  b.endStep();
+  expect(() => b.embedding(table)).toThrow('no step is open');
 });
 
-test('siluMul = x·sigmoid(x)·up; addInPlace; splitColumns; gatherRows', () => {
+test('siluMul = x·sigmoid(x)·up; addInPlace; splitColumns; gatherSampleRows', () => {
   const y = data(b.siluMul(f([0, 1, -2], [1, 3]), f([5, 2, 1], [1, 3])));
   expect(y[0]).toBe(0);
   expect(y[1]).toBeCloseTo(2 * (1 / (1 + Math.exp(-1))), 6);
@@ -36,5 +51,7 @@ test('siluMul = x·sigmoid(x)·up; addInPlace; splitColumns; gatherRows', () => 
   expect(data(c)).toEqual([2, 3, 5, 6]);
   expect(() => b.splitColumns(f([1, 2], [1, 2]), [1, 2])).toThrow('widths sum to 3');
 
-  expect(data(b.gatherRows(f([1, 2, 3, 4, 5, 6], [3, 2]), new Int32Array([2, 0])))).toEqual([5, 6, 1, 2]);
+  step([1, 1, 1], [2, 0]);
+  expect(data(b.gatherSampleRows(f([1, 2, 3, 4, 5, 6], [3, 2])))).toEqual([5, 6, 1, 2]);
+  b.endStep();
 });

@@ -3,20 +3,29 @@
 import type {
   AttentionShape,
   Backend,
+  CacheElementBytes,
+  DeviceMemory,
+  ExpertSet,
   KvCache,
   LinearWeight,
   MambaState,
   RaggedBatch,
+  RawTensorData,
   Routing,
+  SampleResult,
   SelectiveScanInputs,
+  StepInputs,
   SwiGluWeights,
   Tensor,
 } from '../backend.js';
+import { decodeInto } from '../../loader/dtype.js';
+import { quantizeRows } from '../../quant/expertsint8.js';
+import { sampleRow } from '../../sampling/sampler.js';
 import { pagedAttention } from './attention.js';
 import { addInPlace, embedding, gatherRows, siluMul, splitColumns } from './elementwise.js';
 import { mambaConv, selectiveScan } from './mamba.js';
 import { linear } from './matmul.js';
-import { moeExperts, routerTopK } from './moe.js';
+import { CpuExpertSet, moeExperts, routerTopK } from './moe.js';
 import { rmsNorm } from './norm.js';
 import { cpu, CpuKvCache, CpuMambaState, CpuTensor } from './tensor.js';
 
@@ -31,18 +40,53 @@ function allocating<T>(what: string, bytes: number, make: () => T): T {
   }
 }
 
+function rawToF32(data: RawTensorData, count: number): Float32Array {
+  const out = new Float32Array(count);
+  decodeInto(data.bytes, data.dtype, 0, count, out);
+  return out;
+}
+
 export class CpuBackend implements Backend {
   readonly name = 'cpu';
+  readonly computesOnCallingThread = true;
+  readonly cacheElementBytes: CacheElementBytes = { kv: 4, convState: 4, ssmState: 4 };
+  readonly tensorParallelSize = 1;
   private weightBytes = 0;
   private readonly caches = new Set<CpuKvCache | CpuMambaState>();
+  private step?: StepInputs;
 
   upload(data: Float32Array | Int8Array | Int32Array, shape: readonly number[]): Tensor {
     this.weightBytes += data.byteLength;
     return new CpuTensor(data, [...shape]);
   }
 
+  uploadMatrix(data: RawTensorData, shape: readonly [number, number]): Tensor {
+    return this.upload(rawToF32(data, shape[0] * shape[1]), shape);
+  }
+
+  uploadInt8Matrix(data: RawTensorData, shape: readonly [number, number]): { weight: Tensor; scale: Tensor } {
+    const [rows, cols] = shape;
+    const { q, scale } = quantizeRows(rows, cols, (r, out) => decodeInto(data.bytes, data.dtype, r * cols, cols, out));
+    return { weight: this.upload(q, shape), scale: this.upload(scale, [rows]) };
+  }
+
+  createExpertSet(experts: readonly SwiGluWeights[]): ExpertSet {
+    return new CpuExpertSet(experts);
+  }
+
   async download(t: Tensor): Promise<Float32Array> {
-    return (cpu(t, 'download').data as Float32Array).slice();
+    return Float32Array.from(cpu(t, 'download', t.dtype).data);
+  }
+
+  deviceMemory(): DeviceMemory | undefined {
+    return undefined;
+  }
+
+  readonly activationElementBytes = { act: 4, acc: 4 };
+
+  // Activations are garbage-collected host arrays: nothing to set aside.
+  reserveActivations(): number {
+    return 0;
   }
 
   createKvCache(numBlocks: number, blockSize: number, numKvHeads: number, headDim: number): KvCache {
@@ -64,9 +108,49 @@ export class CpuBackend implements Backend {
     state.resetSlot(slot);
   }
 
-  // Activations are ordinary typed arrays here: the GC frees them, so a step needs no bracketing.
-  beginStep(): void {}
-  endStep(): void {}
+  // Activations are ordinary typed arrays here: the GC frees them, so scopes need no bookkeeping.
+  beginStep(inputs: StepInputs): void {
+    if (this.step) throw new Error('cpu backend: beginStep while a step is open');
+    this.step = inputs;
+  }
+  beginScope(): void {}
+  endScope(): void {}
+  endStep(): void {
+    this.step = undefined;
+  }
+
+  async sample(logits: Tensor): Promise<SampleResult> {
+    const inputs = this.stepInputs('sample');
+    try {
+      const l = cpu(logits, 'sample');
+      const rows = inputs.sampling.length;
+      if (l.rows !== rows) throw new Error(`sample: ${l.rows} rows of logits for ${rows} sampled rows`);
+      const vocab = l.cols;
+      const topN = Math.max(0, ...inputs.sampling.map((r) => r.logprobs));
+      const out = {
+        tokenIds: new Int32Array(rows),
+        logprobs: new Float32Array(rows),
+        topN,
+        topIds: new Int32Array(rows * topN).fill(-1),
+        topLogprobs: new Float32Array(rows * topN).fill(NaN),
+      };
+      inputs.sampling.forEach((row, r) => {
+        const s = sampleRow((l.data as Float32Array).subarray(r * vocab, (r + 1) * vocab), row);
+        out.tokenIds[r] = s.tokenId;
+        out.logprobs[r] = s.logprob;
+        out.topIds.set(s.topIds, r * topN);
+        out.topLogprobs.set(s.topLogprobs, r * topN);
+      });
+      return out;
+    } finally {
+      this.endStep();
+    }
+  }
+
+  private stepInputs(op: string): StepInputs {
+    if (!this.step) throw new Error(`${op}: no step is open (beginStep first)`);
+    return this.step;
+  }
 
   residentBytes(): { weights: number; caches: number } {
     let caches = 0;
@@ -77,11 +161,12 @@ export class CpuBackend implements Backend {
   dispose(): void {
     this.caches.clear();
     this.weightBytes = 0;
+    this.step = undefined;
   }
 
   // --- ops: each lives in the file of its family ---------------------------------------------
-  embedding(table: Tensor, ids: Int32Array): Tensor {
-    return embedding(table, ids);
+  embedding(table: Tensor): Tensor {
+    return embedding(table, this.stepInputs('embedding').tokenIds);
   }
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
     return rmsNorm(x, weight, eps);
@@ -98,14 +183,15 @@ export class CpuBackend implements Backend {
   splitColumns(x: Tensor, widths: readonly number[]): Tensor[] {
     return splitColumns(x, widths);
   }
-  gatherRows(x: Tensor, rows: Int32Array): Tensor {
-    return gatherRows(x, rows);
+  gatherSampleRows(x: Tensor): Tensor {
+    return gatherRows(x, this.stepInputs('gatherSampleRows').sampleRows);
   }
   routerTopK(logits: Tensor, k: number): Routing {
     return routerTopK(logits, k);
   }
-  moeExperts(x: Tensor, routing: Routing, experts: readonly SwiGluWeights[]): Tensor {
-    return moeExperts(x, routing, experts);
+  moeExperts(x: Tensor, routing: Routing, experts: ExpertSet): Tensor {
+    if (!(experts instanceof CpuExpertSet)) throw new Error('moeExperts: expert set does not belong to the cpu backend');
+    return moeExperts(x, routing, experts.experts);
   }
   pagedAttention(q: Tensor, k: Tensor, v: Tensor, cache: KvCache, batch: RaggedBatch, shape: AttentionShape): Tensor {
     return pagedAttention(q, k, v, cache, batch, shape);

@@ -45,7 +45,7 @@ test('moeExperts equals, per row, the routing-weighted sum of the chosen SwiGLU 
   const x = normals(r, rows * hidden);
   const logits = normals(r, rows * numExperts, 2);
   const routing = b.routerTopK(b.upload(logits, [rows, numExperts]), 2);
-  const y = arr(b.moeExperts(b.upload(x, [rows, hidden]), routing, experts));
+  const y = arr(b.moeExperts(b.upload(x, [rows, hidden]), routing, b.createExpertSet(experts)));
 
   const ids = arr(routing.experts);
   const wts = arr(routing.weights);

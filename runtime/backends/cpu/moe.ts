@@ -1,8 +1,22 @@
 // Mixture of experts: the router's softmax + top-k, and the grouped expert dispatch.
-import type { Routing, SwiGluWeights, Tensor } from '../backend.js';
+import type { ExpertSet, Routing, SwiGluWeights, Tensor } from '../backend.js';
 import { siluMulInto } from './elementwise.js';
 import { linearInto, rawLinear, type RawLinear } from './matmul.js';
 import { cpu, CpuTensor, f32 } from './tensor.js';
+
+/** A MoE layer's experts as they are: the CPU kernel walks them one by one. */
+export class CpuExpertSet implements ExpertSet {
+  readonly numExperts: number;
+  readonly hidden: number;
+  readonly ffn: number;
+  constructor(readonly experts: readonly SwiGluWeights[]) {
+    if (experts.length === 0) throw new Error('expert set: no experts');
+    const gate = rawLinear(experts[0]!.gate, 'expert set');
+    this.numExperts = experts.length;
+    this.ffn = gate.outDim;
+    this.hidden = gate.inDim;
+  }
+}
 
 /** Softmax over all experts of each row, then the k largest (ties: lower expert id first). */
 export function routerTopK(logits: Tensor, k: number): Routing {

@@ -1,31 +1,13 @@
-// A minimal greedy driver over a ModelRunner, for tests: prefill (at once or in chunks), then
-// decode token by token, recording log_softmax of each step's logits.
-import type { ModelRunner } from '../../engine/model-runner.js';
-
-export function logSoftmax(logits: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const v of logits) max = Math.max(max, v);
-  let sum = 0;
-  for (const v of logits) sum += Math.exp(v - max);
-  const lse = max + Math.log(sum);
-  return Float64Array.from(logits, (v) => v - lse);
-}
-
-export function argmax(values: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
-  return best;
-}
-
-/** The k best (id, logprob) pairs, best first. */
-export function topK(logprobs: Float64Array, k: number): [number, number][] {
-  return [...logprobs.keys()].sort((a, b) => logprobs[b]! - logprobs[a]! || a - b).slice(0, k).map((id) => [id, logprobs[id]!]);
-}
+// A minimal greedy driver over a ModelRunner, for tests: prefill (at once or in chunks), then decode
+// token by token, recording each chosen token's log-probability and the top-N of every step.
+import type { ModelRunner, SampleResult, SamplingRow } from '../../engine/model-runner.js';
 
 export interface GreedyResult {
   tokens: number[];
-  /** log_softmax of the logits that chose each token. */
-  logprobs: Float64Array[];
+  /** log_softmax of the logits at each chosen token. */
+  tokenLogprobs: number[];
+  /** Each step's `topN` (id, logprob) pairs, best first. */
+  top: [number, number][][];
 }
 
 export interface GreedyOptions {
@@ -33,27 +15,45 @@ export interface GreedyOptions {
   blockTable: Int32Array;
   /** Prefill chunk size (default: the whole prompt in one step). */
   chunk?: number;
+  /** Top log-probabilities per step (default 5). */
+  topN?: number;
+}
+
+/** Greedy sampling with `topN` logprobs: what the parity tests compare against the reference. */
+export function greedyRow(topN: number, counter = 0): SamplingRow {
+  return { temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, counter, logprobs: topN };
+}
+
+/** Row `row` of a step's samples as (id, logprob) pairs. */
+export function topOf(result: SampleResult, row: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let j = 0; j < result.topN; j++) {
+    const id = result.topIds[row * result.topN + j]!;
+    if (id >= 0) out.push([id, result.topLogprobs[row * result.topN + j]!]);
+  }
+  return out;
 }
 
 export async function greedy(runner: ModelRunner, prompt: number[], newTokens: number, opts: GreedyOptions): Promise<GreedyResult> {
   runner.resetStateSlot(opts.stateSlot);
   const chunk = opts.chunk ?? prompt.length;
+  const row = greedyRow(opts.topN ?? 5);
   let cachedLen = 0;
-  let logits: Float32Array = new Float32Array(0);
+  let sampled: SampleResult | undefined;
   while (cachedLen < prompt.length) {
     const tokens = Int32Array.from(prompt.slice(cachedLen, cachedLen + chunk));
     const last = cachedLen + tokens.length === prompt.length;
-    logits = await runner.step([{ stateSlot: opts.stateSlot, blockTable: opts.blockTable, cachedLen, tokens, wantLogits: last }]);
+    sampled = await runner.step([{ stateSlot: opts.stateSlot, blockTable: opts.blockTable, cachedLen, tokens, sample: last ? row : undefined }]);
     cachedLen += tokens.length;
   }
-  const result: GreedyResult = { tokens: [], logprobs: [] };
+  const result: GreedyResult = { tokens: [], tokenLogprobs: [], top: [] };
   for (let i = 0; i < newTokens; i++) {
-    const lp = logSoftmax(logits);
-    const token = argmax(lp);
+    const token = sampled!.tokenIds[0]!;
     result.tokens.push(token);
-    result.logprobs.push(lp);
+    result.tokenLogprobs.push(sampled!.logprobs[0]!);
+    result.top.push(topOf(sampled!, 0));
     if (i + 1 === newTokens) break;
-    logits = await runner.step([{ stateSlot: opts.stateSlot, blockTable: opts.blockTable, cachedLen, tokens: Int32Array.of(token), wantLogits: true }]);
+    sampled = await runner.step([{ stateSlot: opts.stateSlot, blockTable: opts.blockTable, cachedLen, tokens: Int32Array.of(token), sample: greedyRow(opts.topN ?? 5, i + 1) }]);
     cachedLen += 1;
   }
   return result;

@@ -1,5 +1,30 @@
-// xoshiro128** (Blackman & Vigna), seeded through splitmix32: a small, fast PRNG with good
-// statistical quality. Each request owns one, so a seed reproduces its output whatever else runs.
+// Random numbers for sampling and test data.
+// - counterUniform(seed, counter): the sampler's draws. Counter-based (a hash of the request's seed and
+//   the index of the token being drawn), so any backend computes the same uniform without state, a seed
+//   reproduces its tokens whatever else runs, and a recomputed sequence draws the same tokens again.
+//   32-bit integer operations only, written identically in runtime/native/sampling.cu.
+// - Xoshiro128: xoshiro128** (Blackman & Vigna), seeded through splitmix32, for test and benchmark data.
+
+/** lowbias32 (Chris Wellons' hash prospector): a full-avalanche 32-bit mix. */
+export function mix32(v: number): number {
+  let x = v >>> 0;
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x7feb352d);
+  x ^= x >>> 15;
+  x = Math.imul(x, 0x846ca68b);
+  x ^= x >>> 16;
+  return x >>> 0;
+}
+
+/**
+ * Uniform in (0, 1) for draw number `counter` of the stream `seed` (both uint32). 23 random bits plus
+ * a half step, so the value is exact in fp32 and never 0 or 1.
+ */
+export function counterUniform(seed: number, counter: number): number {
+  const bits = mix32(mix32(seed ^ 0x9e3779b9) ^ Math.imul((counter + 1) >>> 0, 0x85ebca6b));
+  return ((bits >>> 9) + 0.5) / 8388608;
+}
+
 export class Xoshiro128 {
   private s0: number;
   private s1: number;
