@@ -203,6 +203,10 @@ export interface Backend {
    * the weight will live (on the GPU for a GPU backend).
    */
   uploadInt8Matrix(data: RawTensorData, shape: readonly [number, number]): { weight: Tensor; scale: Tensor };
+  /** A matrix [rows, cols] of N(0, std²)-like random values made where it lives (benchmarks' random weights). */
+  randomMatrix(shape: readonly [number, number], std: number, seed: number): Tensor;
+  /** A random matrix quantized by the ExpertsInt8 rule where it lives, as uploadInt8Matrix would. */
+  randomInt8Matrix(shape: readonly [number, number], std: number, seed: number): { weight: Tensor; scale: Tensor };
   /** Groups one MoE layer's experts for `moeExperts` (all dense or all int8, same shapes). */
   createExpertSet(experts: readonly SwiGluWeights[]): ExpertSet;
   /** Copies a tensor back to the host as fp32 (tests, debugging). Ends nothing. */

@@ -40,7 +40,7 @@ export interface Shapes {
 
 export const PROFILES: Record<'tiny' | 'mini', Shapes> = {
   tiny: {
-    hidden: 40, ffn: 72, experts: 5, topK: 2, heads: 6, kvHeads: 2, headDim: 8, dInner: 24, dState: 6, dConv: 4, dtRank: 3, vocab: 300,
+    hidden: 48, ffn: 80, experts: 5, topK: 2, heads: 6, kvHeads: 2, headDim: 8, dInner: 24, dState: 6, dConv: 4, dtRank: 3, vocab: 300,
     rows: 9, lens: [19, 6], splits: [17, 3], blockSize: 4,
   },
   mini: {

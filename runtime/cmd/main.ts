@@ -6,6 +6,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseServeArgs, serveUsage, type ServeConfig, UsageError } from './args.js';
+import { bench, benchUsage } from './bench.js';
 import { jsonLogger } from '../server/log.js';
 import { startRuntime } from '../server/runtime.js';
 
@@ -13,6 +14,7 @@ const TOP_USAGE = `Usage: jamba-runtime <command> [options]
 
 Commands:
   serve    Serve a Jamba checkpoint over the OpenAI API (see: jamba-runtime serve --help)
+  bench    Benchmark the model or single ops (see: jamba-runtime bench --help)
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -20,6 +22,15 @@ export async function main(argv: string[]): Promise<number> {
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(TOP_USAGE);
     return command === undefined ? 2 : 0;
+  }
+  if (command === 'bench') {
+    try {
+      return await bench(rest);
+    } catch (error) {
+      if (!(error instanceof UsageError) && (error as { code?: string }).code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw error;
+      process.stderr.write(`jamba-runtime bench: ${(error as Error).message}\n\n${benchUsage()}`);
+      return 2;
+    }
   }
   if (command !== 'serve') {
     process.stderr.write(`jamba-runtime: unknown command '${command}'\n\n${TOP_USAGE}`);

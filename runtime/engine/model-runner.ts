@@ -3,7 +3,7 @@
 // sequence scheduled this step through the whole network, so nothing crosses this boundary per
 // token per layer. The runner also samples (on the device where there is one), so only token ids and
 // the requested logprobs come back.
-import type { SampleResult, SamplingRow } from '../backends/backend.js';
+import type { Backend, SampleResult, SamplingRow } from '../backends/backend.js';
 
 export type { SampleResult, SamplingRow };
 
@@ -97,6 +97,8 @@ export interface LoadedModel {
   runner: ModelRunner;
   /** The backend that runs the model (`auto` resolved). */
   backendName: string;
+  /** That backend (benchmarks read its timings and memory). */
+  backend: Backend;
   /** Parsed config.json fields the engine and server need. */
   info: {
     vocabSize: number;

@@ -3,6 +3,7 @@
 //   memory the weights left) → the model.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Backend } from '../backends/backend.js';
 import { createBackend } from '../backends/create.js';
 import type { LoadedModel, LoadOptions } from '../engine/model-runner.js';
 import { openCheckpoint } from '../loader/checkpoint.js';
@@ -50,44 +51,69 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedM
       { ignorable: ignorableTensors(config), onProgress: opts.onProgress },
       (name, tensor) => store.add(name, tensor),
     );
-    const memory = backend.deviceMemory();
-    const limits = {
-      maxModelLen: opts.maxModelLen ?? defaultMaxModelLen(config, memory !== undefined),
-      maxNumSeqs: opts.maxNumSeqs,
-      kvBlockSize: opts.kvBlockSize,
-      kvNumBlocks: opts.kvNumBlocks,
-    };
-    let geometry;
-    if (memory) {
-      const maxRows = opts.maxNumBatchedTokens ?? DEFAULT_MAX_BATCHED_TOKENS;
-      const reserved = backend.reserveActivations({
-        activationBytes: activationBytesBound(config, maxRows, opts.maxNumSeqs, backend.activationElementBytes),
-        maxRows,
-        maxSeqs: opts.maxNumSeqs,
-        maxBlocksPerSeq: Math.ceil(limits.maxModelLen / (limits.kvBlockSize ?? 16)),
-      });
-      geometry = deviceCacheGeometry(config, limits, backend.cacheElementBytes, memory, opts.gpuMemoryUtilization ?? 0.9, reserved);
-    } else {
-      geometry = cacheGeometry(config, limits, backend.cacheElementBytes);
-    }
-    const runner = new JambaModel(config, backend, store, geometry);
-    return {
-      runner,
-      backendName: backend.name,
-      info: {
-        vocabSize: config.vocabSize,
-        eosTokenIds: config.eosTokenIds,
-        bosTokenId: config.bosTokenId,
-        padTokenId: config.padTokenId,
-      },
-      weightBytes: store.bytes.deployed,
-      weightBytesBf16: store.bytes.bf16,
-      residentWeightBytes: backend.residentBytes().weights,
-    };
+    return finishModel(config, backend, store, opts);
   } catch (err) {
     backend.dispose();
     throw err;
   } finally {
     await checkpoint.close();
+  }
+}
+
+/** Pools sized (on a GPU from what the weights left) and the model built over the placed weights. */
+function finishModel(config: JambaConfig, backend: Backend, store: WeightStore, opts: ModelLimits): LoadedModel {
+  const memory = backend.deviceMemory();
+  const limits = {
+    maxModelLen: opts.maxModelLen ?? defaultMaxModelLen(config, memory !== undefined),
+    maxNumSeqs: opts.maxNumSeqs,
+    kvBlockSize: opts.kvBlockSize,
+    kvNumBlocks: opts.kvNumBlocks,
+  };
+  let geometry;
+  if (memory) {
+    const maxRows = opts.maxNumBatchedTokens ?? DEFAULT_MAX_BATCHED_TOKENS;
+    const reserved = backend.reserveActivations({
+      activationBytes: activationBytesBound(config, maxRows, opts.maxNumSeqs, backend.activationElementBytes),
+      maxRows,
+      maxSeqs: opts.maxNumSeqs,
+      maxBlocksPerSeq: Math.ceil(limits.maxModelLen / (limits.kvBlockSize ?? 16)),
+    });
+    geometry = deviceCacheGeometry(config, limits, backend.cacheElementBytes, memory, opts.gpuMemoryUtilization ?? 0.9, reserved);
+  } else {
+    geometry = cacheGeometry(config, limits, backend.cacheElementBytes);
+  }
+  const runner = new JambaModel(config, backend, store, geometry);
+  return {
+    runner,
+    backendName: backend.name,
+    backend,
+    info: {
+      vocabSize: config.vocabSize,
+      eosTokenIds: config.eosTokenIds,
+      bosTokenId: config.bosTokenId,
+      padTokenId: config.padTokenId,
+    },
+    weightBytes: store.bytes.deployed,
+    weightBytesBf16: store.bytes.bf16,
+    residentWeightBytes: backend.residentBytes().weights,
+  };
+}
+
+type ModelLimits = Omit<LoadOptions, 'onProgress'>;
+
+/**
+ * A model of the given config.json fields with random weights made by the backend (benchmarks at
+ * real size: `jamba-runtime bench --preset`). Same placement and pools as a loaded checkpoint.
+ */
+export async function randomModel(configFields: Record<string, unknown>, opts: ModelLimits): Promise<LoadedModel> {
+  const config = parseJambaConfig(JSON.stringify(configFields), 'preset');
+  const backend = await createBackend(opts.backend, { tensorParallelSize: opts.tensorParallelSize ?? 1 });
+  try {
+    const store = new WeightStore(backend, opts.quantization === 'expertsint8');
+    jambaTensorSpecs(config).forEach((spec, i) => store.addRandom(spec.name, spec.shape, 0x5eed + i));
+    return finishModel(config, backend, store, opts);
+  } catch (err) {
+    backend.dispose();
+    throw err;
   }
 }

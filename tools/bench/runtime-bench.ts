@@ -10,7 +10,7 @@ import type { SamplingParams } from '../../runtime/engine/sequence.js';
 import { loadModel } from '../../runtime/models/index.js';
 import { silentLogger } from '../../runtime/server/log.js';
 import { RUNTIME_DEFAULTS, startRuntime } from '../../runtime/server/runtime.js';
-import { Xoshiro128 } from '../../runtime/engine/prng.js';
+import { Xoshiro128 } from '../../runtime/sampling/prng.js';
 
 const { values } = parseArgs({
   options: {

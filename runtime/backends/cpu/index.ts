@@ -21,6 +21,7 @@ import type {
 import { decodeInto } from '../../loader/dtype.js';
 import { quantizeRows } from '../../quant/expertsint8.js';
 import { sampleRow } from '../../sampling/sampler.js';
+import { normals, rng } from '../testing.js';
 import { pagedAttention } from './attention.js';
 import { addInPlace, embedding, gatherRows, siluMul, splitColumns } from './elementwise.js';
 import { mambaConv, selectiveScan } from './mamba.js';
@@ -68,6 +69,15 @@ export class CpuBackend implements Backend {
     const [rows, cols] = shape;
     const { q, scale } = quantizeRows(rows, cols, (r, out) => decodeInto(data.bytes, data.dtype, r * cols, cols, out));
     return { weight: this.upload(q, shape), scale: this.upload(scale, [rows]) };
+  }
+
+  randomMatrix(shape: readonly [number, number], std: number, seed: number): Tensor {
+    return this.upload(normals(rng(seed), shape[0] * shape[1], std), shape);
+  }
+
+  randomInt8Matrix(shape: readonly [number, number], std: number, seed: number): { weight: Tensor; scale: Tensor } {
+    const values = normals(rng(seed), shape[0] * shape[1], std);
+    return this.uploadInt8Matrix({ dtype: 'F32', bytes: new Uint8Array(values.buffer) }, shape);
   }
 
   createExpertSet(experts: readonly SwiGluWeights[]): ExpertSet {

@@ -151,16 +151,14 @@ export class CudaBackend implements Backend {
     return { weight: new CudaTensor(q, 'i8', [rows, cols]), scale: new CudaTensor(scale, 'f32', [rows]) };
   }
 
-  /** A bf16 [rows, cols] matrix of random N(0, std²) values made on the device (benchmarks). */
-  randomMatrix(rows: number, cols: number, std: number, seed: number): Tensor {
+  randomMatrix([rows, cols]: readonly [number, number], std: number, seed: number): Tensor {
     const ptr = this.malloc(rows * cols * 2, 'a random matrix');
     check(this.lib, this.lib.fillRandomBf16(ptr, rows * cols, std, seed >>> 0), 'filling a random matrix');
     this.weightBytes += rows * cols * 2;
     return new CudaTensor(ptr, 'bf16', [rows, cols]);
   }
 
-  /** ExpertsInt8 of a random matrix, quantized on the device like a loaded one (benchmarks). */
-  randomInt8Matrix(rows: number, cols: number, std: number, seed: number): { weight: Tensor; scale: Tensor } {
+  randomInt8Matrix([rows, cols]: readonly [number, number], std: number, seed: number): { weight: Tensor; scale: Tensor } {
     const staged = this.malloc(rows * cols * 2, 'a random matrix');
     check(this.lib, this.lib.fillRandomBf16(staged, rows * cols, std, seed >>> 0), 'filling a random matrix');
     const q = this.malloc(rows * cols, 'an int8 weight');
@@ -223,6 +221,8 @@ export class CudaBackend implements Backend {
     const v = this.malloc(bytes, `the V cache (${numBlocks} blocks)`);
     const cache = new CudaKvCache(k, v, numBlocks, blockSize, numKvHeads, headDim);
     this.cacheBytes += cache.bytes;
+    // Zeroed before first use: stale bits could be NaN, and a NaN key poisons attention even at weight 0.
+    this.pendingResets.push([k, bytes], [v, bytes]);
     return cache;
   }
 
@@ -231,7 +231,7 @@ export class CudaBackend implements Backend {
     const ssm = this.malloc(numSlots * dInner * dState * 4, 'the Mamba SSM state');
     const state = new CudaMambaState(conv, ssm, numSlots, dInner, dConv, dState);
     this.cacheBytes += state.bytes;
-    for (let slot = 0; slot < numSlots; slot++) this.resetMambaSlot(state, slot);
+    this.pendingResets.push([conv, numSlots * state.convSlotBytes], [ssm, numSlots * state.ssmSlotBytes]);
     return state;
   }
 
@@ -358,9 +358,7 @@ export class CudaBackend implements Backend {
       const rows = step.inputs.sampling.length;
       if (l.rows !== rows) throw new Error(`sample: ${l.rows} rows of logits for ${rows} sampled rows`);
       if (!l.contiguous) throw new Error('sample: logits must be contiguous');
-      const r = this.r;
-      const scratch = r.arena.alloc(rows * l.cols * 4 + rows * 64 * 4, 'sampling scratch');
-      this.program.emit(OP.SAMPLE, l.ptr, rows, l.cols, this.payloadAt(step.layout.sampling), r.resultDev, scratch);
+      this.program.emit(OP.SAMPLE, l.ptr, rows, l.cols, this.payloadAt(step.layout.sampling), this.r.resultDev);
       const resultBytes = rows * (2 + 2 * MAX_TOP) * 4;
       const graphKey = step.layout.pureDecode ? step.layout.numSeqs : -1;
       const raw = await this.execute(graphKey, resultBytes);
@@ -387,6 +385,19 @@ export class CudaBackend implements Backend {
   /** Milliseconds the device spent on the last step (benchmarks). */
   lastStepMs(): number {
     return this.lib.lastRunMs();
+  }
+
+  /** Benchmarks: runs what the open step recorded and returns the device milliseconds it took. */
+  async flush(): Promise<number> {
+    await this.execute(-1, 0);
+    return this.lib.lastRunMs();
+  }
+
+  /** Benchmarks: the measured copy bandwidth (GB/s, read + written) and bf16 GEMM rate (TFLOP/s). */
+  measureCeilings(): { copyGBps: number; gemmTflops: number } {
+    const out = new Float64Array(2);
+    check(this.lib, this.lib.measureCeilings(out), 'measuring the device ceilings');
+    return { copyGBps: out[0]!, gemmTflops: out[1]! };
   }
 
   // --- ops ------------------------------------------------------------------------------------------
@@ -510,9 +521,10 @@ export class CudaBackend implements Backend {
     const step = this.open('pagedAttention');
     if (batch !== step.inputs.batch) throw new Error('pagedAttention: the batch is not the step\'s');
     if (!(cache instanceof CudaKvCache)) throw new Error('pagedAttention: cache does not belong to the cuda backend');
-    const qs = cuda(q, 'pagedAttention', 'bf16', 'f32');
-    const ks = cuda(k, 'pagedAttention', 'bf16', 'f32');
-    const vs = cuda(v, 'pagedAttention', 'bf16', 'f32');
+    // bf16 inputs (the tensor-core kernels' type); the model's projections are bf16 already.
+    const qs = this.bf16(cuda(q, 'pagedAttention', 'bf16', 'f32'), 'pagedAttention');
+    const ks = this.bf16(cuda(k, 'pagedAttention', 'bf16', 'f32'), 'pagedAttention');
+    const vs = this.bf16(cuda(v, 'pagedAttention', 'bf16', 'f32'), 'pagedAttention');
     const { numHeads, numKvHeads, headDim } = shape;
     if (qs.cols !== numHeads * headDim || ks.cols !== numKvHeads * headDim || vs.cols !== numKvHeads * headDim) {
       throw new Error('pagedAttention: q, k, v widths do not match the heads');

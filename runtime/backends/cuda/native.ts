@@ -26,6 +26,7 @@ export interface NativeLib {
     resultBytes: number, resultDev: number, graphKey: number,
   ): Promise<number>;
   resetGraphs(): number;
+  measureCeilings(out: Float64Array): number;
   lastRunMs(): number;
 }
 
@@ -73,6 +74,7 @@ async function load(): Promise<NativeLib> {
         runFn.async(...args, (error: unknown, rc: number) => (error ? reject(error as Error) : resolveRun(rc)));
       }),
     resetGraphs: lib.func('int jb_reset_graphs(void)'),
+    measureCeilings: lib.func('int jb_measure_ceilings(double *out)'),
     lastRunMs: lib.func('double jb_last_run_ms(void)'),
   };
   return loaded;

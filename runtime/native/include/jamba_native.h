@@ -47,7 +47,7 @@ enum { JB_SAMPLE_PARAM_WORDS = 8, JB_MAX_TOP_LOGPROBS = 20 };
                    /* row-seq ptr, out ptr (bf16)                                                              */ \
   X(13, SCAN)      /* T x, T dt, negA ptr (f32), T b, T c, d ptr (f32), T z, state ptr (f32), d_state, meta,  */ \
                    /* seqs, out ptr (bf16)                                                                     */ \
-  X(14, SAMPLE)    /* logits ptr (f32 [rows, vocab]), rows, vocab, params ptr, out ptr, scratch ptr           */
+  X(14, SAMPLE)    /* logits ptr (f32 [rows, vocab]), rows, vocab, params ptr, out ptr                       */
 
 #define JB_OP_ENUM(code, name) JB_OP_##name = code,
 enum { JB_OPS(JB_OP_ENUM) JB_OP_COUNT };
@@ -80,6 +80,11 @@ int jb_fill_random_bf16(double dst, uint64_t count, double std, uint32_t seed);
  */
 int jb_run(const double* program, int length, const void* payload, uint64_t payload_bytes, double payload_dev, void* result,
            uint64_t result_bytes, double result_dev, int graph_key);
+/**
+ * The device's ceilings, measured: out[0] device-to-device copy GB/s (bytes read + written, a 4 GiB
+ * buffer), out[1] bf16 GEMM TFLOP/s (8192³ through cuBLASLt, random data). For benchmark reports.
+ */
+int jb_measure_ceilings(double* out);
 /** Drops every captured graph (after the pools they point into change). */
 int jb_reset_graphs(void);
 /** Optional timing of the last jb_run in milliseconds (device events), for benchmarks. */

@@ -1,0 +1,123 @@
+// `jamba-runtime bench`: the runtime's benchmark command (a command, not a test: figures go to
+// docs/BENCHMARKS.md with the command line, the machine and the date).
+import { writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { benchModel, type ModelBenchResult } from '../bench/model-bench.js';
+import type { OpBenchRow } from '../bench/op-bench.js';
+import { isBackendChoice } from '../engine/model-runner.js';
+import { UsageError } from './args.js';
+
+export function benchUsage(): string {
+  return `Usage: jamba-runtime bench --preset NAME --random-weights [options]
+       jamba-runtime bench --ops moe,attention,mamba [--json FILE]
+
+The whole model at a published size with random weights made on the device, or single ops at
+Jamba-1.5-Mini shapes (CUDA backend), timed; prints a table, and JSON with --json.
+
+Options:
+  --preset NAME                  jamba-1.5-mini | jamba-1.5-large
+  --random-weights               build the model from random weights (required with --preset)
+  --quantization MODE            none | expertsint8                         [default: expertsint8]
+  --backend NAME                 auto | cpu | cuda                          [default: auto]
+  --batches LIST                 decode batch sizes                         [default: 1,8,64,256]
+  --context N                    tokens already in each decoding sequence   [default: 1024]
+  --prefills LIST                prompt lengths for prefill throughput      [default: 4096,32768]
+  --long-prompt N                one prompt of N tokens (0: none)           [default: 262144]
+  --max-num-batched-tokens N     prefill chunk                              [default: 8192]
+  --steps N                      timed decode steps per batch size          [default: 20]
+  --ops LIST                     op benchmarks instead of the model: moe, attention, mamba
+  --json FILE                    write the results as JSON
+`;
+}
+
+function list(value: string | undefined, fallback: number[]): number[] {
+  if (value === undefined) return fallback;
+  const out = value.split(',').map((v) => Number(v));
+  if (out.some((v) => !Number.isInteger(v) || v < 1)) throw new UsageError(`expected a comma-separated list of positive integers, got '${value}'`);
+  return out;
+}
+
+function int(name: string, value: string | undefined, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  const v = Number(value);
+  if (!Number.isInteger(v) || v < min) throw new UsageError(`--${name} must be an integer >= ${min}, got '${value}'`);
+  return v;
+}
+
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+async function opBenches(ops: string[]): Promise<OpBenchRow[]> {
+  const { CudaBackend } = await import('../backends/cuda/index.js');
+  const { OpBench } = await import('../bench/op-bench.js');
+  const b = await CudaBackend.open();
+  try {
+    b.reserveActivations({ activationBytes: 8 * 2 ** 30, maxRows: 262144, maxSeqs: 256, maxBlocksPerSeq: 16400 });
+    const bench = new OpBench(b, log);
+    const rows: OpBenchRow[] = [];
+    for (const op of ops) {
+      if (op === 'moe') rows.push(...(await bench.moe([1, 8, 64, 256, 1024, 4096])));
+      else if (op === 'attention') rows.push(...(await bench.attention([4096, 32768, 131072, 262144], [[1, 262144], [64, 4096]])));
+      else if (op === 'mamba') rows.push(...(await bench.mamba([4096, 32768, 131072], [1, 8, 64, 256])));
+      else throw new UsageError(`unknown op '${op}' (moe, attention, mamba)`);
+    }
+    return rows;
+  } finally {
+    b.dispose();
+  }
+}
+
+export async function bench(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      preset: { type: 'string' },
+      'random-weights': { type: 'boolean' },
+      quantization: { type: 'string' },
+      backend: { type: 'string' },
+      batches: { type: 'string' },
+      context: { type: 'string' },
+      prefills: { type: 'string' },
+      'long-prompt': { type: 'string' },
+      'max-num-batched-tokens': { type: 'string' },
+      steps: { type: 'string' },
+      ops: { type: 'string' },
+      json: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(benchUsage());
+    return 0;
+  }
+  let output: { model?: ModelBenchResult; ops?: OpBenchRow[] } = {};
+  if (values.ops) {
+    output = { ops: await opBenches(values.ops.split(',')) };
+  } else {
+    if (!values.preset) throw new UsageError('--preset NAME or --ops LIST is required');
+    if (!values['random-weights']) throw new UsageError('--preset needs --random-weights (the preset has no checkpoint)');
+    const quantization = values.quantization ?? 'expertsint8';
+    if (quantization !== 'none' && quantization !== 'expertsint8') throw new UsageError(`--quantization must be 'none' or 'expertsint8'`);
+    const backend = values.backend ?? 'auto';
+    if (!isBackendChoice(backend)) throw new UsageError(`--backend must be 'auto', 'cpu' or 'cuda', got '${backend}'`);
+    output = {
+      model: await benchModel({
+        preset: values.preset,
+        quantization,
+        backend,
+        batches: list(values.batches, [1, 8, 64, 256]),
+        context: int('context', values.context, 1024),
+        prefills: list(values.prefills, [4096, 32768]),
+        longPrompt: int('long-prompt', values['long-prompt'], 262144, 0),
+        maxNumBatchedTokens: int('max-num-batched-tokens', values['max-num-batched-tokens'], 8192),
+        steps: int('steps', values.steps, 20),
+        log,
+      }),
+    };
+  }
+  const text = JSON.stringify(output, null, 2);
+  if (values.json) await writeFile(values.json, `${text}\n`);
+  process.stdout.write(`${text}\n`);
+  return 0;
+}

@@ -1,0 +1,462 @@
+// Causal GQA attention over the paged KV cache (bf16 [blocks, block size, kv heads, head dim]), no
+// positional embedding. Per step:
+//   1. kv_write: the new rows' K and V go to their positions through each sequence's block table;
+//   2. sequences with several rows (prefill chunks) run a flash-attention kernel over 64-row query
+//      tiles (online softmax; bf16 tensor cores for head dim 128, a CUDA-core kernel otherwise);
+//   3. sequences with one row (decode) run split-K: each block takes one KV head's GQA group over a
+//      slice of the context, then a combine kernel merges the slices' (max, sum, partial output).
+// The decode grid depends only on the batch size, so a decode step can be replayed as a CUDA graph
+// while contexts grow: slice sizes are computed on the device from each sequence's context length.
+#include "common.cuh"
+#include "mma.cuh"
+
+namespace jb {
+namespace {
+
+struct Paged {
+  const __nv_bfloat16* k;
+  const __nv_bfloat16* v;
+  int block_size, kv_heads, head_dim;
+  const int* meta;
+  const int* tables;
+  __device__ __forceinline__ size_t offset(int seq, int pos, int kvh) const {
+    const int* m = meta + seq * JB_META_INTS;
+    const int block = tables[m[JB_META_BLOCKS] + pos / block_size];
+    return (((size_t)block * block_size + pos % block_size) * kv_heads + kvh) * head_dim;
+  }
+};
+
+__global__ void kv_write_kernel(const void* k, int kdt, int kld, const void* v, int vdt, int vld, __nv_bfloat16* ck, __nv_bfloat16* cv, Paged pg,
+                                const int* row_seq) {
+  const int r = blockIdx.x;
+  const int seq = row_seq[r];
+  const int* m = pg.meta + seq * JB_META_INTS;
+  const int pos = m[JB_META_CACHED] + (r - m[JB_META_ROW_START]);
+  const int width = pg.kv_heads * pg.head_dim;
+  for (int c = threadIdx.x; c < width; c += blockDim.x) {
+    const size_t dst = pg.offset(seq, pos, c / pg.head_dim) + c % pg.head_dim;
+    ck[dst] = __float2bfloat16_rn(load_as_float(k, kdt, (size_t)r * kld + c));
+    cv[dst] = __float2bfloat16_rn(load_as_float(v, vdt, (size_t)r * vld + c));
+  }
+}
+
+/**
+ * Any head dim (a multiple of 8, up to 256): one warp per (query row, head), keys one at a time with an
+ * online softmax. Correct everywhere; the tensor-core kernels below are the fast paths.
+ */
+__global__ void attention_rows_kernel(const void* q, int qdt, int qld, Paged pg, int heads, float scale, const int* row_seq, const int* rows,
+                                      int num_rows, __nv_bfloat16* out, int out_ld) {
+  // rows: the step rows to compute (nullptr: rows 0..num_rows-1).
+  const int warp_global = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x & 31;
+  if (warp_global >= num_rows * heads) return;
+  const int r = rows ? rows[warp_global / heads] : warp_global / heads;
+  const int h = warp_global % heads;
+  const int kvh = h / (heads / pg.kv_heads);
+  const int seq = row_seq[r];
+  const int* m = pg.meta + seq * JB_META_INTS;
+  const int pos = m[JB_META_CACHED] + (r - m[JB_META_ROW_START]);
+  constexpr int kMax = 8;  // head dims up to 256
+  float qv[kMax], acc[kMax];
+#pragma unroll
+  for (int j = 0; j < kMax; j++) {
+    const int d = lane + 32 * j;
+    qv[j] = d < pg.head_dim ? load_as_float(q, qdt, (size_t)r * qld + h * pg.head_dim + d) * scale : 0.f;
+    acc[j] = 0.f;
+  }
+  float mx = -INFINITY, l = 0.f;
+  for (int key = 0; key <= pos; key++) {
+    const size_t off = pg.offset(seq, key, kvh);
+    float s = 0.f;
+#pragma unroll
+    for (int j = 0; j < kMax; j++) {
+      const int d = lane + 32 * j;
+      if (d < pg.head_dim) s += qv[j] * __bfloat162float(pg.k[off + d]);
+    }
+    s = warp_sum(s);
+    const float nm = fmaxf(mx, s);
+    const float corr = __expf(mx - nm), p = __expf(s - nm);
+    l = l * corr + p;
+#pragma unroll
+    for (int j = 0; j < kMax; j++) {
+      const int d = lane + 32 * j;
+      acc[j] = acc[j] * corr + (d < pg.head_dim ? p * __bfloat162float(pg.v[off + d]) : 0.f);
+    }
+    mx = nm;
+  }
+#pragma unroll
+  for (int j = 0; j < kMax; j++) {
+    const int d = lane + 32 * j;
+    if (d < pg.head_dim) out[(size_t)r * out_ld + h * pg.head_dim + d] = __float2bfloat16_rn(acc[j] / l);
+  }
+}
+
+// --- decode: split-K over the context ------------------------------------------------------------------
+
+constexpr int kDecodeThreads = 128;
+constexpr int kMinSplitKeys = 512;
+
+__device__ __forceinline__ int splits_for(int ctx, int max_splits) {
+  const int want = (ctx + kMinSplitKeys - 1) / kMinSplitKeys;
+  return want < max_splits ? (want > 0 ? want : 1) : max_splits;
+}
+
+/**
+ * Block (decode sequence, KV head, slice): the GQA group's queries against keys [lo, hi). Keys in
+ * chunks of 128: scores one key per thread (16-byte loads of its K row), then the weighted V sum one
+ * head dimension per thread (coalesced V rows). Writes per query head: max, sum of exp, partial output.
+ */
+template <int GROUP>
+__global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const void* q, int qdt, int qld, Paged pg, int heads, float scale, const int* decode_seqs,
+                                                                      int max_splits, float* partial) {
+  const int di = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
+  const int seq = decode_seqs[di];
+  const int* m = pg.meta + seq * JB_META_INTS;
+  const int ctx = m[JB_META_CTX];
+  const int splits = splits_for(ctx, max_splits);
+  if (split >= splits) return;
+  const int per = (ctx + splits - 1) / splits;
+  const int lo = split * per, hi = min(ctx, lo + per);
+  const int row = m[JB_META_ROW_START];
+  const int hd = pg.head_dim;
+
+  extern __shared__ float sm[];
+  float* qs = sm;                           // [GROUP][hd]
+  float* sc = qs + GROUP * hd;              // [GROUP][128] scores of the chunk
+  __shared__ float red[32];
+  for (int i = threadIdx.x; i < GROUP * hd; i += blockDim.x) {
+    const int g = i / hd, d = i % hd;
+    qs[i] = load_as_float(q, qdt, (size_t)row * qld + (kvh * GROUP + g) * hd + d) * scale;
+  }
+  float mx[GROUP], l[GROUP];
+  constexpr int kMaxD = 2;  // head dims up to 256 over 128 threads
+  float acc[GROUP][kMaxD];
+#pragma unroll
+  for (int g = 0; g < GROUP; g++) {
+    mx[g] = -INFINITY;
+    l[g] = 0.f;
+#pragma unroll
+    for (int j = 0; j < kMaxD; j++) acc[g][j] = 0.f;
+  }
+  __syncthreads();
+
+  for (int base = lo; base < hi; base += kDecodeThreads) {
+    const int key = base + threadIdx.x;
+    float s[GROUP];
+#pragma unroll
+    for (int g = 0; g < GROUP; g++) s[g] = -INFINITY;
+    if (key < hi) {
+#pragma unroll
+      for (int g = 0; g < GROUP; g++) s[g] = 0.f;
+      const __nv_bfloat16* kr = pg.k + pg.offset(seq, key, kvh);
+      for (int d = 0; d < hd; d += 8) {
+        const uint4 raw = *reinterpret_cast<const uint4*>(kr + d);
+        const __nv_bfloat16* kv8 = reinterpret_cast<const __nv_bfloat16*>(&raw);
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+          const float kf = __bfloat162float(kv8[e]);
+#pragma unroll
+          for (int g = 0; g < GROUP; g++) s[g] += qs[g * hd + d + e] * kf;
+        }
+      }
+    }
+    // Online softmax over the chunk, per query head.
+#pragma unroll
+    for (int g = 0; g < GROUP; g++) {
+      const float cm = block_max(s[g], red);
+      const float nm = fmaxf(mx[g], cm);
+      const float p = key < hi ? __expf(s[g] - nm) : 0.f;
+      sc[g * kDecodeThreads + threadIdx.x] = p;
+      const float ps = block_sum(p, red);
+      const float corr = __expf(mx[g] - nm);
+      l[g] = l[g] * corr + ps;
+#pragma unroll
+      for (int j = 0; j < kMaxD; j++) acc[g][j] *= corr;
+      mx[g] = nm;
+    }
+    __syncthreads();
+    const int n = min(kDecodeThreads, hi - base);
+#pragma unroll
+    for (int j = 0; j < kMaxD; j++) {
+      const int d = threadIdx.x + j * kDecodeThreads;
+      if (d >= hd) continue;
+      for (int i = 0; i < n; i++) {
+        const float vv = __bfloat162float(pg.v[pg.offset(seq, base + i, kvh) + d]);
+#pragma unroll
+        for (int g = 0; g < GROUP; g++) acc[g][j] += sc[g * kDecodeThreads + i] * vv;
+      }
+    }
+    __syncthreads();
+  }
+  // partial[di][head][split] = (max, sum, acc[hd])
+#pragma unroll
+  for (int g = 0; g < GROUP; g++) {
+    float* p = partial + (((size_t)di * heads + kvh * GROUP + g) * max_splits + split) * (hd + 2);
+    if (threadIdx.x == 0) {
+      p[0] = mx[g];
+      p[1] = l[g];
+    }
+#pragma unroll
+    for (int j = 0; j < kMaxD; j++) {
+      const int d = threadIdx.x + j * kDecodeThreads;
+      if (d < hd) p[2 + d] = acc[g][j];
+    }
+  }
+}
+
+/** Block (decode sequence, head): merges the slices. */
+__global__ void decode_combine_kernel(const float* partial, const int* decode_seqs, const int* meta, int heads, int hd, int max_splits, __nv_bfloat16* out,
+                                      int out_ld) {
+  const int di = blockIdx.x, h = blockIdx.y;
+  const int seq = decode_seqs[di];
+  const int* m = meta + seq * JB_META_INTS;
+  const int splits = splits_for(m[JB_META_CTX], max_splits);
+  const float* base = partial + ((size_t)di * heads + h) * max_splits * (hd + 2);
+  float gm = -INFINITY;
+  for (int s = 0; s < splits; s++) gm = fmaxf(gm, base[s * (hd + 2)]);
+  float total = 0.f;
+  for (int s = 0; s < splits; s++) total += base[s * (hd + 2) + 1] * __expf(base[s * (hd + 2)] - gm);
+  const int row = m[JB_META_ROW_START];
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    float o = 0.f;
+    for (int s = 0; s < splits; s++) o += base[s * (hd + 2) + 2 + d] * __expf(base[s * (hd + 2)] - gm);
+    out[(size_t)row * out_ld + h * hd + d] = __float2bfloat16_rn(o / total);
+  }
+}
+
+// --- prefill: flash attention with bf16 tensor cores (head dim 128) --------------------------------------
+
+constexpr int kTileQ = 64, kTileK = 64, kHd = 128, kStride = kHd + 8;
+
+/**
+ * Block (64-row query tile of one sequence, query head), 4 warps of 16 rows. K/V tiles of 64 keys come
+ * from the paged cache with cp.async (two stages); S = Q·Kᵀ and O += P·V on mma.m16n8k16; the causal
+ * mask applies on the tiles that cross the diagonal.
+ */
+__global__ void __launch_bounds__(128) prefill_fa_kernel(const __nv_bfloat16* q, int qld, Paged pg, int heads, float scale, const int* tiles,
+                                                         __nv_bfloat16* out, int out_ld) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  __nv_bfloat16* qs = reinterpret_cast<__nv_bfloat16*>(smem_raw);
+  __nv_bfloat16* ks = qs + kTileQ * kStride;  // [2][64][136]
+  __nv_bfloat16* vs = ks + 2 * kTileK * kStride;
+  const int seq = tiles[2 * blockIdx.x], row0 = tiles[2 * blockIdx.x + 1];
+  const int h = blockIdx.y, kvh = h / (heads / pg.kv_heads);
+  const int* m = pg.meta + seq * JB_META_INTS;
+  const int seg_start = m[JB_META_ROW_START], seg_rows = m[JB_META_NUM_ROWS], cached = m[JB_META_CACHED];
+  const int rows = min(kTileQ, seg_start + seg_rows - row0);
+  const int pos0 = cached + (row0 - seg_start);  // position of the tile's first row
+  const int last_key = pos0 + rows - 1;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t4 = lane & 3;
+
+  // Q tile (rows past the segment are zero).
+  for (int c = tid; c < kTileQ * (kHd / 8); c += 128) {
+    const int r = c / (kHd / 8), cc = c % (kHd / 8);
+    const bool valid = r < rows;
+    mma::cp_async16(qs + r * kStride + cc * 8, q + (size_t)(valid ? row0 + r : row0) * qld + h * kHd + cc * 8, valid);
+  }
+  auto load_kv = [&](int stage, int key0) {
+    for (int c = tid; c < kTileK * (kHd / 8); c += 128) {
+      const int r = c / (kHd / 8), cc = c % (kHd / 8);
+      const int key = key0 + r;
+      const bool valid = key <= last_key;
+      const size_t off = valid ? pg.offset(seq, key, kvh) : 0;
+      mma::cp_async16(ks + (stage * kTileK + r) * kStride + cc * 8, pg.k + off + cc * 8, valid);
+      mma::cp_async16(vs + (stage * kTileK + r) * kStride + cc * 8, pg.v + off + cc * 8, valid);
+    }
+  };
+  load_kv(0, 0);
+  mma::cp_async_commit();
+
+  const int n_tiles = last_key / kTileK + 1;
+  uint32_t qf[kHd / 16][4];
+  float o[kHd / 8][4];
+#pragma unroll
+  for (int j = 0; j < kHd / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+  const int my_row0 = warp * 16 + g;  // rows my_row0 and my_row0 + 8 of the tile
+  const float log2e_scale = scale * 1.4426950408889634f;
+
+  for (int kt = 0; kt < n_tiles; kt++) {
+    if (kt + 1 < n_tiles) load_kv((kt + 1) & 1, (kt + 1) * kTileK);
+    mma::cp_async_commit();
+    mma::cp_async_wait<1>();
+    __syncthreads();
+    if (kt == 0) {
+#pragma unroll
+      for (int kk = 0; kk < kHd / 16; kk++)
+        mma::ldmatrix_x4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], qs + (warp * 16 + (lane & 15)) * kStride + kk * 16 + (lane >> 4) * 8);
+    }
+    const __nv_bfloat16* kt_s = ks + (kt & 1) * kTileK * kStride;
+    const __nv_bfloat16* vt_s = vs + (kt & 1) * kTileK * kStride;
+    float s[kTileK / 8][4];
+#pragma unroll
+    for (int j = 0; j < kTileK / 8; j++) {
+      s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < kHd / 16; kk++) {
+        uint32_t b0, b1;
+        mma::ldmatrix_x2(b0, b1, kt_s + (j * 8 + (lane & 7)) * kStride + kk * 16 + ((lane >> 3) & 1) * 8);
+        mma::mma_bf16(s[j], qf[kk], b0, b1);
+      }
+    }
+    // Mask (causal, and keys past the context) and online softmax in base 2.
+    const int key0 = kt * kTileK;
+    float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int j = 0; j < kTileK / 8; j++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int key = key0 + j * 8 + 2 * t4 + (e & 1);
+        const int qpos = pos0 + my_row0 + (e >= 2 ? 8 : 0);
+        float v = s[j][e] * log2e_scale;
+        if (key > qpos) v = -INFINITY;
+        s[j][e] = v;
+        tile_max[e >> 1] = fmaxf(tile_max[e >> 1], v);
+      }
+    }
+    float corr[2];
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+      tile_max[hr] = fmaxf(tile_max[hr], __shfl_xor_sync(0xffffffffu, tile_max[hr], 1));
+      tile_max[hr] = fmaxf(tile_max[hr], __shfl_xor_sync(0xffffffffu, tile_max[hr], 2));
+      const float nm = fmaxf(mrow[hr], tile_max[hr]);
+      // A row that has seen no key yet keeps max -inf: use 0 so exp2 gives 0, not NaN.
+      const float safe = nm == -INFINITY ? 0.f : nm;
+      corr[hr] = exp2f(mrow[hr] - safe);
+      mrow[hr] = nm;
+      tile_max[hr] = safe;
+    }
+    float rsum[2] = {0.f, 0.f};
+    uint32_t pf[kTileK / 16][4];
+#pragma unroll
+    for (int j = 0; j < kTileK / 8; j++) {
+      const float p0 = exp2f(s[j][0] - tile_max[0]), p1 = exp2f(s[j][1] - tile_max[0]);
+      const float p2 = exp2f(s[j][2] - tile_max[1]), p3 = exp2f(s[j][3] - tile_max[1]);
+      rsum[0] += p0 + p1;
+      rsum[1] += p2 + p3;
+      pf[j / 2][(j & 1) * 2] = mma::pack_bf16x2(p0, p1);
+      pf[j / 2][(j & 1) * 2 + 1] = mma::pack_bf16x2(p2, p3);
+    }
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+      rsum[hr] += __shfl_xor_sync(0xffffffffu, rsum[hr], 1);
+      rsum[hr] += __shfl_xor_sync(0xffffffffu, rsum[hr], 2);
+      lrow[hr] = lrow[hr] * corr[hr] + rsum[hr];
+    }
+#pragma unroll
+    for (int j = 0; j < kHd / 8; j++) {
+      o[j][0] *= corr[0];
+      o[j][1] *= corr[0];
+      o[j][2] *= corr[1];
+      o[j][3] *= corr[1];
+    }
+    // O += P·V: P (16×64) as A fragments, V (64×128) through ldmatrix.trans.
+#pragma unroll
+    for (int kk = 0; kk < kTileK / 16; kk++) {
+      // pf[kk] holds (rows g, keys 16kk+2t), (g+8, ...), (g, 16kk+8+2t), (g+8, ...): reorder to a0..a3.
+      const uint32_t a[4] = {pf[kk][0], pf[kk][1], pf[kk][2], pf[kk][3]};
+#pragma unroll
+      for (int j = 0; j < kHd / 8; j++) {
+        uint32_t b0, b1;
+        mma::ldmatrix_x2_trans(b0, b1, vt_s + (kk * 16 + (lane & 15)) * kStride + j * 8);
+        mma::mma_bf16(o[j], a, b0, b1);
+      }
+    }
+    __syncthreads();
+  }
+  // Normalise and store rows of this tile.
+#pragma unroll
+  for (int hr = 0; hr < 2; hr++) {
+    const int r = my_row0 + hr * 8;
+    if (r >= rows) continue;
+    const float inv = 1.f / lrow[hr];
+#pragma unroll
+    for (int j = 0; j < kHd / 8; j++) {
+      const uint32_t packed = mma::pack_bf16x2(o[j][hr * 2] * inv, o[j][hr * 2 + 1] * inv);
+      *reinterpret_cast<uint32_t*>(out + (size_t)(row0 + r) * out_ld + h * kHd + j * 8 + 2 * t4) = packed;
+    }
+  }
+}
+
+int launch_decode(int group, const Mat& q, const Paged& pg, int heads, float scale, const int* decode_seqs, int num_decode, int max_splits, float* partial) {
+  dim3 grid(num_decode, pg.kv_heads, max_splits);
+  const size_t smem = (size_t)group * (pg.head_dim + kDecodeThreads) * sizeof(float);
+  const void* qp = as<void>(q.ptr);
+#define JB_DECODE(G)                                                                                                            \
+  case G:                                                                                                                       \
+    decode_split_kernel<G><<<grid, kDecodeThreads, smem, stream()>>>(qp, q.dtype, q.ld, pg, heads, scale, decode_seqs, max_splits, partial); \
+    break;
+  switch (group) {
+    JB_DECODE(1)
+    JB_DECODE(2)
+    JB_DECODE(3)
+    JB_DECODE(4)
+    JB_DECODE(6)
+    JB_DECODE(8)
+    default:
+      return fail("decode attention: unsupported GQA group " + std::to_string(group));
+  }
+#undef JB_DECODE
+  JB_LAUNCHED("decode attention");
+  return 0;
+}
+
+}  // namespace
+
+namespace ops {
+
+int attention(Args& a) {
+  const Mat q = a.mat(), k = a.mat(), v = a.mat();
+  const uint64_t cache_k = a.ptr(), cache_v = a.ptr();
+  const int block_size = a.i(), heads = a.i(), kv_heads = a.i(), head_dim = a.i();
+  const float scale = a.f();
+  const uint64_t meta = a.ptr();
+  const int seqs = a.i();
+  const uint64_t row_seq = a.ptr(), tables = a.ptr(), prefill_tiles = a.ptr();
+  const int num_tiles = a.i();
+  const uint64_t decode_seqs = a.ptr();
+  const int num_decode = a.i(), max_splits = a.i();
+  const uint64_t partial = a.ptr(), out = a.ptr();
+  (void)seqs;
+  if (q.rows == 0) return 0;
+  Paged pg{as<__nv_bfloat16>(cache_k), as<__nv_bfloat16>(cache_v), block_size, kv_heads, head_dim, as<int>(meta), as<int>(tables)};
+  const int out_ld = heads * head_dim;
+
+  kv_write_kernel<<<q.rows, 256, 0, stream()>>>(as<void>(k.ptr), k.dtype, k.ld, as<void>(v.ptr), v.dtype, v.ld, as<__nv_bfloat16>(cache_k),
+                                                as<__nv_bfloat16>(cache_v), pg, as<int>(row_seq));
+  JB_LAUNCHED("kv write");
+
+  const int group = heads / kv_heads;
+  const bool prefill_fast = num_tiles == 0 || (head_dim == kHd && q.dtype == JB_DTYPE_BF16 && q.ld % 8 == 0 && q.ptr % 16 == 0);
+  const bool decode_fast = num_decode == 0 || (head_dim % 8 == 0 && head_dim <= 256 && (group <= 4 || group == 6 || group == 8));
+  if (!prefill_fast || !decode_fast) {
+    // The general kernel over every row of the step (any head dim, any group).
+    const int warps = 4;
+    attention_rows_kernel<<<ceil_div(q.rows * heads, warps), 32 * warps, 0, stream()>>>(as<void>(q.ptr), q.dtype, q.ld, pg, heads, scale, as<int>(row_seq),
+                                                                                         nullptr, q.rows, as<__nv_bfloat16>(out), out_ld);
+    JB_LAUNCHED("attention (rows)");
+    return 0;
+  }
+  if (num_tiles > 0) {
+    static bool configured = false;
+    const int smem = (kTileQ + 4 * kTileK) * kStride * 2;
+    if (!configured) {
+      JB_CUDA(cudaFuncSetAttribute(prefill_fa_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+      configured = true;
+    }
+    prefill_fa_kernel<<<dim3(num_tiles, heads), 128, smem, stream()>>>(as<__nv_bfloat16>(q.ptr), q.ld, pg, heads, scale, as<int>(prefill_tiles),
+                                                                       as<__nv_bfloat16>(out), out_ld);
+    JB_LAUNCHED("prefill attention");
+  }
+  if (num_decode > 0) {
+    if (launch_decode(group, q, pg, heads, scale, as<int>(decode_seqs), num_decode, max_splits, as<float>(partial)) != 0) return -1;
+    decode_combine_kernel<<<dim3(num_decode, heads), 128, 0, stream()>>>(as<float>(partial), as<int>(decode_seqs), as<int>(meta), heads, head_dim, max_splits,
+                                                                         as<__nv_bfloat16>(out), out_ld);
+    JB_LAUNCHED("decode combine");
+  }
+  return 0;
+}
+
+}  // namespace ops
+}  // namespace jb

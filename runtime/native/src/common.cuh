@@ -1,0 +1,167 @@
+// Shared by the kernels: element access by dtype, warp/block reductions, launch checks, and the
+// decoding of program arguments (see include/jamba_native.h).
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include <string>
+
+#include "jamba_native.h"
+
+namespace jb {
+
+/** Records a failure message for jb_last_error(); returns -1. */
+int fail(const std::string& message);
+int fail_cuda(cudaError_t err, const char* what);
+
+#define JB_CUDA(call)                                                  \
+  do {                                                                 \
+    cudaError_t jb_err_ = (call);                                      \
+    if (jb_err_ != cudaSuccess) return ::jb::fail_cuda(jb_err_, #call); \
+  } while (0)
+
+/** After a kernel launch: launch-configuration errors surface here, not at the next sync. */
+#define JB_LAUNCHED(what)                                               \
+  do {                                                                  \
+    cudaError_t jb_err_ = cudaGetLastError();                           \
+    if (jb_err_ != cudaSuccess) return ::jb::fail_cuda(jb_err_, what);  \
+  } while (0)
+
+/** The backend's stream and library handles (context.cu). */
+cudaStream_t stream();
+int num_sms();
+
+// --- program arguments ----------------------------------------------------------------------------
+
+struct Mat {
+  uint64_t ptr;
+  int dtype;
+  int rows;
+  int cols;
+  int ld;
+};
+
+/** Reads a program's arguments in order. */
+struct Args {
+  const double* p;
+  int n;
+  int at = 0;
+  bool overflow = false;
+  double next() {
+    if (at >= n) {
+      overflow = true;
+      return 0;
+    }
+    return p[at++];
+  }
+  uint64_t ptr() { return static_cast<uint64_t>(next()); }
+  int i() { return static_cast<int>(next()); }
+  float f() { return static_cast<float>(next()); }
+  Mat mat() {
+    Mat m;
+    m.ptr = ptr();
+    m.dtype = i();
+    m.rows = i();
+    m.cols = i();
+    m.ld = i();
+    return m;
+  }
+};
+
+template <typename T>
+__host__ __device__ inline T* as(uint64_t ptr) {
+  return reinterpret_cast<T*>(static_cast<uintptr_t>(ptr));
+}
+
+// --- element access -------------------------------------------------------------------------------
+
+__device__ __forceinline__ float load_as_float(const void* base, int dtype, size_t index) {
+  switch (dtype) {
+    case JB_DTYPE_F32:
+      return static_cast<const float*>(base)[index];
+    case JB_DTYPE_BF16:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(base)[index]);
+    case JB_DTYPE_F16:
+      return __half2float(static_cast<const __half*>(base)[index]);
+    case JB_DTYPE_I8:
+      return static_cast<float>(static_cast<const int8_t*>(base)[index]);
+    default:
+      return static_cast<float>(static_cast<const int32_t*>(base)[index]);
+  }
+}
+
+__device__ __forceinline__ void store_from_float(void* base, int dtype, size_t index, float v) {
+  if (dtype == JB_DTYPE_F32) static_cast<float*>(base)[index] = v;
+  else static_cast<__nv_bfloat16*>(base)[index] = __float2bfloat16_rn(v);
+}
+
+// --- reductions -----------------------------------------------------------------------------------
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+/** Sum over the block; every thread gets the result. `scratch` holds >= 32 floats. */
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+  v = warp_sum(v);
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : 0.f;
+  return warp_sum(v);
+}
+
+__device__ __forceinline__ float block_max(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : -INFINITY;
+  return warp_max(v);
+}
+
+__device__ __forceinline__ float silu(float x) { return x / (1.f + __expf(-x)); }
+
+inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+}  // namespace jb
+
+// Op entry points (one per JB_OP_*), each reading its arguments and launching its kernels.
+namespace jb::ops {
+int memset(Args& a);
+int convert(Args& a);
+int embed(Args& a);
+int rmsnorm(Args& a);
+int gemm(Args& a);
+int add(Args& a);
+int silu_mul(Args& a);
+int gather(Args& a);
+int router(Args& a);
+int moe(Args& a);
+int int8_gemm(Args& a);
+int attention(Args& a);
+int conv(Args& a);
+int scan(Args& a);
+int sample(Args& a);
+}  // namespace jb::ops
+
+// Launchers used outside programs (context.cu entry points).
+namespace jb {
+int launch_convert(void* dst, int dst_dtype, const void* src, int src_dtype, size_t count);
+int launch_quantize_int8(int8_t* q, float* scale, const void* src, int src_dtype, int rows, int cols);
+int launch_fill_random_bf16(__nv_bfloat16* dst, size_t count, float std, uint32_t seed);
+int gemm_init();
+int time_gemm(int m, int n, int k, const void* x, const void* w, void* y, int reps, float* best_ms);
+}  // namespace jb

@@ -1,0 +1,219 @@
+// Memory-bound row and element ops: memset, dtype conversion, embedding gather, RMSNorm, residual
+// add, SiLU·mul, row gather; and the load-time helpers: the ExpertsInt8 quantizer and random weights.
+#include "common.cuh"
+
+namespace jb {
+namespace {
+
+__global__ void convert_kernel(void* dst, int dst_dtype, const void* src, int src_dtype, size_t count) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count; i += (size_t)gridDim.x * blockDim.x) {
+    store_from_float(dst, dst_dtype, i, load_as_float(src, src_dtype, i));
+  }
+}
+
+/** A strided [rows, cols] source to a contiguous destination. */
+__global__ void convert_2d_kernel(void* dst, int dst_dtype, const void* src, int src_dtype, int rows, int cols, int ld) {
+  const int r = blockIdx.x;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) store_from_float(dst, dst_dtype, (size_t)r * cols + c, load_as_float(src, src_dtype, (size_t)r * ld + c));
+}
+
+__global__ void embed_kernel(const void* table, int dtype, int vocab, int hidden, const int* ids, float* out) {
+  const int r = blockIdx.x;
+  int id = ids[r];
+  // Ids were checked on the host; clamp anyway so a bad id cannot read outside the table.
+  id = id < 0 ? 0 : (id >= vocab ? vocab - 1 : id);
+  for (int c = threadIdx.x; c < hidden; c += blockDim.x) out[(size_t)r * hidden + c] = load_as_float(table, dtype, (size_t)id * hidden + c);
+}
+
+/** One block per row; fp32 sum of squares (as the CPU reference and Hugging Face do). */
+__global__ void rmsnorm_kernel(const void* x, int dtype, int cols, int ld, const float* w, float eps, void* out, int out_dtype) {
+  __shared__ float scratch[32];
+  const int r = blockIdx.x;
+  float ss = 0.f;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    const float v = load_as_float(x, dtype, (size_t)r * ld + c);
+    ss += v * v;
+  }
+  const float inv = rsqrtf(block_sum(ss, scratch) / cols + eps);
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    store_from_float(out, out_dtype, (size_t)r * cols + c, load_as_float(x, dtype, (size_t)r * ld + c) * inv * w[c]);
+  }
+}
+
+__global__ void add_kernel(void* dst, int dst_dtype, int dst_ld, const void* src, int src_dtype, int src_ld, int cols) {
+  const int r = blockIdx.x;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    const size_t d = (size_t)r * dst_ld + c;
+    store_from_float(dst, dst_dtype, d, load_as_float(dst, dst_dtype, d) + load_as_float(src, src_dtype, (size_t)r * src_ld + c));
+  }
+}
+
+__global__ void silu_mul_kernel(const void* g, int gdt, int gld, const void* u, int udt, int uld, int cols, __nv_bfloat16* out) {
+  const int r = blockIdx.x;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    const float gv = load_as_float(g, gdt, (size_t)r * gld + c);
+    out[(size_t)r * cols + c] = __float2bfloat16_rn(silu(gv) * load_as_float(u, udt, (size_t)r * uld + c));
+  }
+}
+
+__global__ void gather_kernel(const void* x, int dtype, int cols, int ld, const int* rows, void* out) {
+  const int i = blockIdx.x;
+  const int r = rows[i];
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    if (dtype == JB_DTYPE_F32) static_cast<float*>(out)[(size_t)i * cols + c] = static_cast<const float*>(x)[(size_t)r * ld + c];
+    else if (dtype == JB_DTYPE_BF16) static_cast<__nv_bfloat16*>(out)[(size_t)i * cols + c] = static_cast<const __nv_bfloat16*>(x)[(size_t)r * ld + c];
+    else static_cast<int*>(out)[(size_t)i * cols + c] = static_cast<const int*>(x)[(size_t)r * ld + c];
+  }
+}
+
+/**
+ * ExpertsInt8, one block per row, in IEEE fp32 exactly as runtime/quant/expertsint8.ts:
+ * scale = max|W| / 127; q = clamp(round_half_even(W / scale), -127, 127); a zero row gets scale 0, q 0.
+ * __fdiv_rn and rintf keep it IEEE (no fast-math division).
+ */
+__global__ void quantize_kernel(int8_t* q, float* scale, const void* src, int src_dtype, int cols) {
+  __shared__ float scratch[32];
+  const size_t base = (size_t)blockIdx.x * cols;
+  float m = 0.f;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) m = fmaxf(m, fabsf(load_as_float(src, src_dtype, base + c)));
+  m = block_max(m, scratch);
+  const float s = __fdiv_rn(m, 127.f);
+  if (threadIdx.x == 0) scale[blockIdx.x] = s;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    float v = 0.f;
+    if (s != 0.f) v = fminf(fmaxf(rintf(__fdiv_rn(load_as_float(src, src_dtype, base + c), s)), -127.f), 127.f);
+    q[base + c] = static_cast<int8_t>(v);
+  }
+}
+
+__device__ __forceinline__ uint32_t mix32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+
+/** Approximately normal values from a hash of (seed, index): the sum of four uniforms, rescaled. */
+__global__ void random_bf16_kernel(__nv_bfloat16* dst, size_t count, float std, uint32_t seed) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count; i += (size_t)gridDim.x * blockDim.x) {
+    uint32_t h = mix32(seed ^ mix32(static_cast<uint32_t>(i) ^ mix32(static_cast<uint32_t>(i >> 32) + 0x9e3779b9u)));
+    float s = 0.f;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      h = mix32(h + 0x9e3779b9u);
+      s += (h >> 8) * (1.f / 16777216.f);
+    }
+    // Sum of 4 U(0,1): mean 2, variance 1/3.
+    dst[i] = __float2bfloat16_rn((s - 2.f) * 1.7320508f * std);
+  }
+}
+
+int grid_for(size_t count, int threads) {
+  const size_t blocks = (count + threads - 1) / threads;
+  const size_t cap = (size_t)num_sms() * 32;
+  return static_cast<int>(blocks < cap ? (blocks > 0 ? blocks : 1) : cap);
+}
+
+int row_threads(int cols) { return cols >= 1024 ? 1024 : ((cols + 31) / 32) * 32; }
+
+}  // namespace
+
+int launch_convert(void* dst, int dst_dtype, const void* src, int src_dtype, size_t count) {
+  if (count == 0) return 0;
+  convert_kernel<<<grid_for(count, 256), 256, 0, stream()>>>(dst, dst_dtype, src, src_dtype, count);
+  JB_LAUNCHED("convert");
+  return 0;
+}
+
+int launch_quantize_int8(int8_t* q, float* scale, const void* src, int src_dtype, int rows, int cols) {
+  if (rows == 0) return 0;
+  quantize_kernel<<<rows, row_threads(cols), 0, stream()>>>(q, scale, src, src_dtype, cols);
+  JB_LAUNCHED("quantize");
+  return 0;
+}
+
+int launch_fill_random_bf16(__nv_bfloat16* dst, size_t count, float std, uint32_t seed) {
+  if (count == 0) return 0;
+  random_bf16_kernel<<<grid_for(count, 256), 256, 0, stream()>>>(dst, count, std, seed);
+  JB_LAUNCHED("random weights");
+  return 0;
+}
+
+namespace ops {
+
+int memset(Args& a) {
+  const uint64_t ptr = a.ptr();
+  const uint64_t bytes = static_cast<uint64_t>(a.next());
+  const int value = a.i();
+  JB_CUDA(cudaMemsetAsync(as<void>(ptr), value, bytes, stream()));
+  return 0;
+}
+
+int convert(Args& a) {
+  const Mat src = a.mat();
+  const uint64_t dst = a.ptr();
+  const int dst_dtype = a.i();
+  if (src.rows == 0) return 0;
+  convert_2d_kernel<<<src.rows, row_threads(src.cols), 0, stream()>>>(as<void>(dst), dst_dtype, as<void>(src.ptr), src.dtype, src.rows, src.cols, src.ld);
+  JB_LAUNCHED("convert");
+  return 0;
+}
+
+int embed(Args& a) {
+  const uint64_t table = a.ptr();
+  const int dtype = a.i(), vocab = a.i(), hidden = a.i();
+  const uint64_t ids = a.ptr();
+  const int rows = a.i();
+  const uint64_t out = a.ptr();
+  if (rows == 0) return 0;
+  embed_kernel<<<rows, row_threads(hidden), 0, stream()>>>(as<void>(table), dtype, vocab, hidden, as<int>(ids), as<float>(out));
+  JB_LAUNCHED("embed");
+  return 0;
+}
+
+int rmsnorm(Args& a) {
+  const Mat x = a.mat();
+  const uint64_t w = a.ptr();
+  const float eps = a.f();
+  const uint64_t out = a.ptr();
+  const int out_dtype = a.i();
+  if (x.rows == 0) return 0;
+  rmsnorm_kernel<<<x.rows, row_threads(x.cols), 0, stream()>>>(as<void>(x.ptr), x.dtype, x.cols, x.ld, as<float>(w), eps, as<void>(out), out_dtype);
+  JB_LAUNCHED("rmsnorm");
+  return 0;
+}
+
+int add(Args& a) {
+  const Mat dst = a.mat();
+  const Mat src = a.mat();
+  if (dst.rows == 0) return 0;
+  add_kernel<<<dst.rows, row_threads(dst.cols), 0, stream()>>>(as<void>(dst.ptr), dst.dtype, dst.ld, as<void>(src.ptr), src.dtype, src.ld, dst.cols);
+  JB_LAUNCHED("add");
+  return 0;
+}
+
+int silu_mul(Args& a) {
+  const Mat g = a.mat();
+  const Mat u = a.mat();
+  const uint64_t out = a.ptr();
+  if (g.rows == 0) return 0;
+  silu_mul_kernel<<<g.rows, row_threads(g.cols), 0, stream()>>>(as<void>(g.ptr), g.dtype, g.ld, as<void>(u.ptr), u.dtype, u.ld, g.cols, as<__nv_bfloat16>(out));
+  JB_LAUNCHED("silu_mul");
+  return 0;
+}
+
+int gather(Args& a) {
+  const Mat x = a.mat();
+  const uint64_t rows = a.ptr();
+  const int count = a.i();
+  const uint64_t out = a.ptr();
+  if (count == 0) return 0;
+  gather_kernel<<<count, row_threads(x.cols), 0, stream()>>>(as<void>(x.ptr), x.dtype, x.cols, x.ld, as<int>(rows), as<void>(out));
+  JB_LAUNCHED("gather");
+  return 0;
+}
+
+}  // namespace ops
+}  // namespace jb

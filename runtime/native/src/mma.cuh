@@ -1,0 +1,61 @@
+// Tensor-core building blocks (sm_80+): cp.async tile loads with zero fill, ldmatrix, and the
+// m16n8k16 bf16 mma with fp32 accumulation. Fragment layouts are those of the PTX ISA's
+// "mma.m16n8k16" section: for a lane, g = lane / 4 and t = lane % 4;
+//   A (16×16, row-major): a0 = A[g][2t..2t+1], a1 = A[g+8][2t..], a2 = A[g][2t+8..], a3 = A[g+8][2t+8..]
+//   B (16×8, k-major per column n): b0 = B[2t..2t+1][g], b1 = B[2t+8..2t+9][g]
+//   C (16×8): c0,c1 = C[g][2t..2t+1], c2,c3 = C[g+8][2t..2t+1]
+#pragma once
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+namespace jb::mma {
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
+
+/** 16-byte async copy; `valid` false writes zeros (src-size 0). */
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+  const int size = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(smem)), "l"(gmem), "r"(size));
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+/** Four 8×8 bf16 matrices from shared memory (rows given by lanes 0-7, 8-15, 16-23, 24-31). */
+__device__ __forceinline__ void ldmatrix_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(smem_addr(p)));
+}
+
+__device__ __forceinline__ void ldmatrix_x2(uint32_t& r0, uint32_t& r1, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r0), "=r"(r1) : "r"(smem_addr(p)));
+}
+
+__device__ __forceinline__ void ldmatrix_x2_trans(uint32_t& r0, uint32_t& r1, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(r0), "=r"(r1) : "r"(smem_addr(p)));
+}
+
+__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/** Two int8 (low byte first) to a bf16 pair: exact, |q| <= 127 fits bf16's 8 significant bits. */
+__device__ __forceinline__ uint32_t i8x2_to_bf16x2(uint32_t two) {
+  const float lo = static_cast<float>(static_cast<int8_t>(two & 0xffu));
+  const float hi = static_cast<float>(static_cast<int8_t>((two >> 8) & 0xffu));
+  __nv_bfloat162 r = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&r);
+}
+
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+  __nv_bfloat162 r = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&r);
+}
+
+}  // namespace jb::mma

@@ -1,0 +1,447 @@
+// Mixture of experts with ExpertsInt8: the router (fp32 softmax over all experts, top-k, no
+// renormalisation), the routing books, and grouped GEMMs whose int8 weights are dequantized inside the
+// kernel: int8 → bf16 in registers (exact), bf16 tensor-core mma with fp32 accumulation, then the
+// per-output-channel scale. The same kernel runs bf16 weights (no scale) and dense int8 linears.
+//
+//   moe(x) = Σ_j w[t,j] · down_e(silu(gate_e(x)) ⊙ up_e(x)),  e = experts[t,j]
+//   1. align: count the (token, slot) pairs per expert, sort them by expert, cut each expert's run into
+//      BM-row tiles (the tile map lets one launch cover every expert without a host round trip);
+//   2. gated GEMM: per tile, gate and up in the same k-loop (two B operands share each A fragment),
+//      epilogue silu(gate)·up → h [pairs, ffn] bf16;
+//   3. down GEMM over h, epilogue × routing weight → partial [pairs, hidden] fp32 at the pair's index;
+//   4. reduce: out[t] = Σ_j partial[t·k + j] in slot order (deterministic, no atomics).
+#include <algorithm>
+
+#include "common.cuh"
+#include "mma.cuh"
+
+namespace jb {
+namespace {
+
+enum Mode { GATED = 0, DOWN = 1, DENSE = 2 };
+
+struct GemmParams {
+  const __nv_bfloat16* a;
+  int lda;
+  const int* a_rows;  // sorted row → row of a (nullptr: the same row)
+  int k, n;
+  const uint64_t* table;  // per expert: gate, up, down, gate scale, up scale, down scale (nullptr: w0/s0)
+  int slot;               // first weight slot used (gate 0 or down 2)
+  const void* w0;
+  const float* s0;
+  const int* tile_expert;
+  const int* tile_start;
+  const int* offsets;
+  const int* num_tiles;
+  int m;  // rows (dense)
+  __nv_bfloat16* h;
+  float* partial;
+  const int* pair_index;
+  const float* route_w;
+  void* out;
+  int out_dtype;
+  const float* bias;
+};
+
+template <bool INT8, int MODE, int BM, int BN, int BK, int WM, int WN, int STAGES>
+struct GemmConfig {
+  static constexpr int kThreads = 32 * WM * WN;
+  static constexpr int kMats = MODE == GATED ? 2 : 1;
+  static constexpr int kElem = INT8 ? 1 : 2;
+  static constexpr int kAStride = BK + 8;                    // bf16 elements per A row in smem (16 B pad)
+  static constexpr int kBStride = BK + 16 / kElem;           // elements per B row in smem (16 B pad)
+  static constexpr int kABytes = BM * kAStride * 2;
+  static constexpr int kBBytes = BN * kBStride * kElem;
+  static constexpr int kStageBytes = kABytes + kMats * kBBytes;
+  static constexpr int kSmem = STAGES * kStageBytes;
+  static constexpr int kWarpM = BM / WM, kWarpN = BN / WN;
+  static constexpr int kMT = kWarpM / 16, kNT = kWarpN / 8;
+  static_assert(kWarpM % 16 == 0 && kWarpN % 8 == 0 && BK % 16 == 0, "tile shape");
+};
+
+template <bool INT8, int MODE, int BM, int BN, int BK, int WM, int WN, int STAGES>
+__global__ void __launch_bounds__(32 * WM * WN) grouped_gemm(GemmParams p) {
+  using C = GemmConfig<INT8, MODE, BM, BN, BK, WM, WN, STAGES>;
+  extern __shared__ __align__(16) unsigned char smem[];
+
+  int expert = 0, row0, row_end;
+  if (p.tile_expert) {
+    const int tile = blockIdx.y;
+    if (tile >= *p.num_tiles) return;
+    expert = p.tile_expert[tile];
+    row0 = p.tile_start[tile];
+    row_end = min(row0 + BM, p.offsets[expert + 1]);
+  } else {
+    row0 = blockIdx.y * BM;
+    if (row0 >= p.m) return;
+    row_end = min(row0 + BM, p.m);
+  }
+  const int n0 = blockIdx.x * BN;
+  const void* w[2];
+  const float* s[2];
+#pragma unroll
+  for (int j = 0; j < C::kMats; j++) {
+    w[j] = p.table ? reinterpret_cast<const void*>(p.table[expert * 6 + p.slot + j]) : p.w0;
+    s[j] = p.table ? reinterpret_cast<const float*>(p.table[expert * 6 + 3 + p.slot + j]) : p.s0;
+  }
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int warp_m = warp / WN, warp_n = warp % WN;
+  const int K = p.k, N = p.n;
+  const int k_tiles = (K + BK - 1) / BK;
+
+  auto a_tile = [&](int stage) { return reinterpret_cast<__nv_bfloat16*>(smem + stage * C::kStageBytes); };
+  auto b_tile = [&](int stage, int mat) { return smem + stage * C::kStageBytes + C::kABytes + mat * C::kBBytes; };
+
+  auto load = [&](int stage, int kt) {
+    const int k0 = kt * BK;
+    constexpr int a_chunks_per_row = BK / 8;
+    __nv_bfloat16* as_ = a_tile(stage);
+    for (int c = tid; c < BM * a_chunks_per_row; c += C::kThreads) {
+      const int r = c / a_chunks_per_row, cc = c % a_chunks_per_row;
+      const int row = row0 + r, kk = k0 + cc * 8;
+      const bool valid = row < row_end && kk < K;
+      const int src_row = valid ? (p.a_rows ? p.a_rows[row] : row) : 0;
+      mma::cp_async16(as_ + r * C::kAStride + cc * 8, p.a + (size_t)src_row * p.lda + (valid ? kk : 0), valid);
+    }
+    constexpr int b_chunk_elems = 16 / C::kElem;
+    constexpr int b_chunks_per_row = BK / b_chunk_elems;
+#pragma unroll
+    for (int j = 0; j < C::kMats; j++) {
+      unsigned char* bs = b_tile(stage, j);
+      const unsigned char* wb = static_cast<const unsigned char*>(w[j]);
+      for (int c = tid; c < BN * b_chunks_per_row; c += C::kThreads) {
+        const int r = c / b_chunks_per_row, cc = c % b_chunks_per_row;
+        const int n = n0 + r, kk = k0 + cc * b_chunk_elems;
+        const bool valid = n < N && kk < K;
+        mma::cp_async16(bs + (r * C::kBStride + cc * b_chunk_elems) * C::kElem, wb + ((size_t)(valid ? n : 0) * K + (valid ? kk : 0)) * C::kElem, valid);
+      }
+    }
+  };
+
+  float acc[C::kMats][C::kMT][C::kNT][4];
+#pragma unroll
+  for (int j = 0; j < C::kMats; j++)
+#pragma unroll
+    for (int i = 0; i < C::kMT; i++)
+#pragma unroll
+      for (int t = 0; t < C::kNT; t++)
+#pragma unroll
+        for (int q = 0; q < 4; q++) acc[j][i][t][q] = 0.f;
+
+#pragma unroll
+  for (int st = 0; st < STAGES - 1; st++) {
+    if (st < k_tiles) load(st, st);
+    mma::cp_async_commit();
+  }
+
+  const int g = lane >> 2, t4 = lane & 3;
+  for (int kt = 0; kt < k_tiles; kt++) {
+    mma::cp_async_wait<STAGES - 2>();
+    __syncthreads();
+    const int pre = kt + STAGES - 1;
+    if (pre < k_tiles) load(pre % STAGES, pre);
+    mma::cp_async_commit();
+
+    const int stage = kt % STAGES;
+    const __nv_bfloat16* as_ = a_tile(stage);
+#pragma unroll
+    for (int kk = 0; kk < BK / 16; kk++) {
+      uint32_t af[C::kMT][4];
+#pragma unroll
+      for (int i = 0; i < C::kMT; i++) {
+        const int r = warp_m * C::kWarpM + i * 16 + (lane & 15);
+        mma::ldmatrix_x4(af[i][0], af[i][1], af[i][2], af[i][3], as_ + r * C::kAStride + kk * 16 + (lane >> 4) * 8);
+      }
+#pragma unroll
+      for (int j = 0; j < C::kMats; j++) {
+        const unsigned char* bs = b_tile(stage, j);
+#pragma unroll
+        for (int t = 0; t < C::kNT; t++) {
+          const int nrow = warp_n * C::kWarpN + t * 8;
+          uint32_t b0, b1;
+          if constexpr (INT8) {
+            const unsigned char* rowp = bs + (nrow + g) * C::kBStride + kk * 16 + 2 * t4;
+            b0 = mma::i8x2_to_bf16x2(*reinterpret_cast<const uint16_t*>(rowp));
+            b1 = mma::i8x2_to_bf16x2(*reinterpret_cast<const uint16_t*>(rowp + 8));
+          } else {
+            const __nv_bfloat16* bb = reinterpret_cast<const __nv_bfloat16*>(bs);
+            mma::ldmatrix_x2(b0, b1, bb + (nrow + (lane & 7)) * C::kBStride + kk * 16 + ((lane >> 3) & 1) * 8);
+          }
+#pragma unroll
+          for (int i = 0; i < C::kMT; i++) mma::mma_bf16(acc[j][i][t], af[i], b0, b1);
+        }
+      }
+    }
+  }
+  mma::cp_async_wait<0>();
+
+  // Epilogue.
+#pragma unroll
+  for (int i = 0; i < C::kMT; i++) {
+#pragma unroll
+    for (int t = 0; t < C::kNT; t++) {
+#pragma unroll
+      for (int q = 0; q < 4; q++) {
+        const int row = row0 + warp_m * C::kWarpM + i * 16 + g + (q >= 2 ? 8 : 0);
+        const int n = n0 + warp_n * C::kWarpN + t * 8 + 2 * t4 + (q & 1);
+        if (row >= row_end || n >= N) continue;
+        const float v0 = acc[0][i][t][q] * (s[0] ? s[0][n] : 1.f);
+        if constexpr (MODE == GATED) {
+          const float v1 = acc[C::kMats - 1][i][t][q] * (s[C::kMats - 1] ? s[C::kMats - 1][n] : 1.f);
+          p.h[(size_t)row * N + n] = __float2bfloat16_rn(silu(v0) * v1);
+        } else if constexpr (MODE == DOWN) {
+          const int pair = p.pair_index[row];
+          p.partial[(size_t)pair * N + n] = v0 * p.route_w[pair];
+        } else {
+          store_from_float(p.out, p.out_dtype, (size_t)row * N + n, v0 + (p.bias ? p.bias[n] : 0.f));
+        }
+      }
+    }
+  }
+}
+
+/** Small M (decode: a few rows per expert): memory-bound, deep k tiles and pipeline. */
+template <bool INT8, int MODE>
+using SmallGemm = GemmConfig<INT8, MODE, 16, 64, INT8 ? 128 : 64, 1, 4, INT8 ? 4 : 3>;
+/** Larger M (prefill): 64×64 tiles per matrix. */
+template <bool INT8, int MODE>
+using LargeGemm = GemmConfig<INT8, MODE, 64, 64, 64, 2, 2, 3>;
+
+template <bool INT8, int MODE, int BM, int BN, int BK, int WM, int WN, int STAGES>
+int launch_gemm(const GemmParams& p, int tiles, GemmConfig<INT8, MODE, BM, BN, BK, WM, WN, STAGES>) {
+  using C = GemmConfig<INT8, MODE, BM, BN, BK, WM, WN, STAGES>;
+  auto kernel = grouped_gemm<INT8, MODE, BM, BN, BK, WM, WN, STAGES>;
+  static bool configured = false;
+  if (!configured) {
+    JB_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem));
+    configured = true;
+  }
+  dim3 grid(ceil_div(p.n, BN), tiles);
+  kernel<<<grid, C::kThreads, C::kSmem, stream()>>>(p);
+  JB_LAUNCHED("grouped gemm");
+  return 0;
+}
+
+/** Rows per tile of the configuration chosen for `avg_rows` rows per group. */
+inline bool use_small(int avg_rows) { return avg_rows <= 16; }
+
+template <int MODE>
+int run_gemm(bool int8, bool small, const GemmParams& p, int tiles) {
+  if (int8) return small ? launch_gemm(p, tiles, SmallGemm<true, MODE>{}) : launch_gemm(p, tiles, LargeGemm<true, MODE>{});
+  return small ? launch_gemm(p, tiles, SmallGemm<false, MODE>{}) : launch_gemm(p, tiles, LargeGemm<false, MODE>{});
+}
+
+// --- router, books, reduce ---------------------------------------------------------------------------
+
+/** One warp per row: fp32 softmax over all experts, then k rounds of argmax (lowest id wins ties). */
+__global__ void router_kernel(const void* logits, int dtype, int ld, int rows, int experts, int k, int* out_ids, float* out_w) {
+  const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x & 31;
+  if (row >= rows) return;
+  constexpr int kMaxPerLane = 8;  // up to 256 experts
+  float prob[kMaxPerLane];
+  float m = -INFINITY;
+#pragma unroll
+  for (int j = 0; j < kMaxPerLane; j++) {
+    const int e = lane + 32 * j;
+    prob[j] = e < experts ? load_as_float(logits, dtype, (size_t)row * ld + e) : -INFINITY;
+    m = fmaxf(m, prob[j]);
+  }
+  m = warp_max(m);
+  float sum = 0.f;
+#pragma unroll
+  for (int j = 0; j < kMaxPerLane; j++) {
+    const int e = lane + 32 * j;
+    prob[j] = e < experts ? __expf(prob[j] - m) : 0.f;
+    sum += prob[j];
+  }
+  sum = warp_sum(sum);
+  for (int sel = 0; sel < k; sel++) {
+    float best = -1.f;
+    int best_e = 1 << 30;
+#pragma unroll
+    for (int j = 0; j < kMaxPerLane; j++) {
+      const int e = lane + 32 * j;
+      if (e < experts && (prob[j] > best || (prob[j] == best && e < best_e))) {
+        best = prob[j];
+        best_e = e;
+      }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+      const int oe = __shfl_xor_sync(0xffffffffu, best_e, o);
+      if (ob > best || (ob == best && oe < best_e)) {
+        best = ob;
+        best_e = oe;
+      }
+    }
+    if (lane == 0) {
+      out_ids[row * k + sel] = best_e;
+      out_w[row * k + sel] = best / sum;
+    }
+    // Take the winner out of the next round.
+#pragma unroll
+    for (int j = 0; j < kMaxPerLane; j++)
+      if (lane + 32 * j == best_e) prob[j] = -2.f;
+  }
+}
+
+struct Books {
+  int* counts;
+  int* offsets;
+  int* pair_token;
+  int* pair_index;
+  int* tile_expert;
+  int* tile_start;
+  int* num_tiles;
+};
+
+/** One block: counts pairs per expert, their offsets, the BM-row tile map, and the sorted pair lists. */
+__global__ void align_kernel(const int* ids, int pairs, int k, int experts, int bm, Books b) {
+  extern __shared__ int sh[];
+  int* cnt = sh;
+  int* fill = sh + experts;
+  for (int e = threadIdx.x; e < experts; e += blockDim.x) cnt[e] = fill[e] = 0;
+  __syncthreads();
+  for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
+    const int e = ids[i];
+    if (e >= 0 && e < experts) atomicAdd(&cnt[e], 1);
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int off = 0, tiles = 0;
+    for (int e = 0; e < experts; e++) {
+      b.counts[e] = cnt[e];
+      b.offsets[e] = off;
+      for (int s = 0; s < cnt[e]; s += bm) {
+        b.tile_expert[tiles] = e;
+        b.tile_start[tiles] = off + s;
+        tiles++;
+      }
+      fill[e] = off;
+      off += cnt[e];
+    }
+    b.offsets[experts] = off;
+    *b.num_tiles = tiles;
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
+    const int e = ids[i];
+    if (e < 0 || e >= experts) continue;
+    const int pos = atomicAdd(&fill[e], 1);
+    b.pair_token[pos] = i / k;
+    b.pair_index[pos] = i;
+  }
+}
+
+__global__ void reduce_kernel(const float* partial, int k, int hidden, float* out) {
+  const int t = blockIdx.x;
+  for (int c = threadIdx.x; c < hidden; c += blockDim.x) {
+    float s = 0.f;
+    for (int j = 0; j < k; j++) s += partial[((size_t)t * k + j) * hidden + c];
+    out[(size_t)t * hidden + c] = s;
+  }
+}
+
+bool aligned_rows(const Mat& x) { return x.ld % 8 == 0 && x.ptr % 16 == 0; }
+
+}  // namespace
+
+namespace ops {
+
+int router(Args& a) {
+  const Mat logits = a.mat();
+  const int k = a.i();
+  const uint64_t ids = a.ptr(), w = a.ptr();
+  if (logits.rows == 0) return 0;
+  if (logits.cols > 256) return fail("router: more than 256 experts");
+  const int warps = 8;
+  router_kernel<<<ceil_div(logits.rows, warps), 32 * warps, 0, stream()>>>(as<void>(logits.ptr), logits.dtype, logits.ld, logits.rows, logits.cols, k, as<int>(ids),
+                                                                           as<float>(w));
+  JB_LAUNCHED("router");
+  return 0;
+}
+
+int moe(Args& a) {
+  const Mat x = a.mat();
+  const uint64_t ids = a.ptr(), weights = a.ptr();
+  const int k = a.i();
+  const uint64_t table = a.ptr();
+  const int experts = a.i(), ffn = a.i(), wdtype = a.i();
+  const uint64_t align = a.ptr(), h = a.ptr(), partial = a.ptr(), out = a.ptr();
+  const int rows = x.rows, hidden = x.cols, pairs = rows * k;
+  if (rows == 0) return 0;
+  const bool int8 = wdtype == JB_DTYPE_I8;
+  if (x.dtype != JB_DTYPE_BF16 || !aligned_rows(x)) return fail("moe: x must be bf16 with rows aligned to 16 bytes");
+  if (hidden % 16 != 0 || ffn % 16 != 0) return fail("moe: hidden and ffn sizes must be multiples of 16");
+
+  const bool small = use_small(pairs / experts);
+  const int bm = small ? 16 : 64;
+  int* base = as<int>(align);
+  const int max_tiles = ceil_div(pairs, 16) + experts;
+  Books b{base, base + experts, base + 2 * experts + 1, base + 2 * experts + 1 + pairs, base + 2 * experts + 1 + 2 * pairs,
+          base + 2 * experts + 1 + 2 * pairs + max_tiles, base + 2 * experts + 1 + 2 * pairs + 2 * max_tiles};
+  align_kernel<<<1, 1024, 2 * experts * sizeof(int), stream()>>>(as<int>(ids), pairs, k, experts, bm, b);
+  JB_LAUNCHED("moe align");
+  const int tiles = ceil_div(pairs, bm) + experts;
+
+  GemmParams up{};
+  up.a = as<__nv_bfloat16>(x.ptr);
+  up.lda = x.ld;
+  up.a_rows = b.pair_token;
+  up.k = hidden;
+  up.n = ffn;
+  up.table = as<uint64_t>(table);
+  up.slot = 0;
+  up.tile_expert = b.tile_expert;
+  up.tile_start = b.tile_start;
+  up.offsets = b.offsets;
+  up.num_tiles = b.num_tiles;
+  up.h = as<__nv_bfloat16>(h);
+  if (run_gemm<GATED>(int8, small, up, tiles) != 0) return -1;
+
+  GemmParams down = up;
+  down.a = as<__nv_bfloat16>(h);
+  down.lda = ffn;
+  down.a_rows = nullptr;
+  down.k = ffn;
+  down.n = hidden;
+  down.slot = 2;
+  down.partial = as<float>(partial);
+  down.pair_index = b.pair_index;
+  down.route_w = as<float>(weights);
+  if (run_gemm<DOWN>(int8, small, down, tiles) != 0) return -1;
+
+  reduce_kernel<<<rows, std::min(1024, ((hidden + 31) / 32) * 32), 0, stream()>>>(as<float>(partial), k, hidden, as<float>(out));
+  JB_LAUNCHED("moe reduce");
+  return 0;
+}
+
+int int8_gemm(Args& a) {
+  const Mat x = a.mat();
+  const uint64_t q = a.ptr(), scale = a.ptr();
+  const int n = a.i();
+  const uint64_t bias = a.ptr(), out = a.ptr();
+  const int out_dtype = a.i();
+  if (x.rows == 0) return 0;
+  if (x.dtype != JB_DTYPE_BF16 || !aligned_rows(x)) return fail("int8 gemm: x must be bf16 with rows aligned to 16 bytes");
+  if (x.cols % 16 != 0) return fail("int8 gemm: the input size must be a multiple of 16");
+  GemmParams p{};
+  p.a = as<__nv_bfloat16>(x.ptr);
+  p.lda = x.ld;
+  p.k = x.cols;
+  p.n = n;
+  p.w0 = as<void>(q);
+  p.s0 = as<float>(scale);
+  p.m = x.rows;
+  p.out = as<void>(out);
+  p.out_dtype = out_dtype;
+  p.bias = bias ? as<float>(bias) : nullptr;
+  const bool small = use_small(x.rows);
+  return run_gemm<DENSE>(true, small, p, ceil_div(x.rows, small ? 16 : 64));
+}
+
+}  // namespace ops
+}  // namespace jb

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine, in a copy of the working tree carrying .gpu, dist and the native library
+# (tools/gpu/bundle.sh makes them): unpacks Node, then runs the parts asked for, each logging to $OUT.
+#   bash tools/gpu/run.sh check conformance,fixtures | ops moe,attention,mamba | model [bench flags...] | build
+set -uo pipefail
+OUT="${OUT:-/tmp/out}"
+mkdir -p "$OUT" /tmp/jamba-node
+if [[ ! -x /tmp/jamba-node/node ]]; then xz -dc .gpu/node.xz >/tmp/jamba-node/node && chmod +x /tmp/jamba-node/node; fi
+export PATH="/tmp/jamba-node:$PATH"
+[[ -e node_modules ]] || ln -s .gpu/node_modules node_modules
+# The library built on the development machine; rebuilt here with this machine's nvcc if it cannot load.
+if ! node -e "import('./dist/runtime/backends/cuda/native.js').then(async (m) => { const p = await m.probeCuda(); if (!p.ok) { console.error(p.reason); process.exit(1); } })"; then
+  echo "gpu run: rebuilding the native library with $(command -v nvcc)" >&2
+  rm -f runtime/native/build/.hash
+  bash runtime/native/build.sh || exit 1
+fi
+what="$1"
+shift
+case "$what" in
+  check) node dist/tools/gpu/check.js "$OUT/check.json" "${1:-conformance,fixtures}" 2>&1 | tee "$OUT/check.log" ;;
+  ops) node dist/runtime/cmd/main.js bench --ops "${1:-moe,attention,mamba}" --json "$OUT/ops.json" 2>&1 | tee "$OUT/ops.log" | grep -v '^ \|^{\|^}\|^\]' ;;
+  model) node dist/runtime/cmd/main.js bench --preset jamba-1.5-mini --random-weights --backend cuda --json "$OUT/model.json" "$@" 2>&1 | tee "$OUT/model.log" | grep -v '^ \|^{\|^}\|^\]' ;;
+  build) rm -f runtime/native/build/.hash; bash runtime/native/build.sh ;;
+  *) echo "gpu run: unknown part '$what'" >&2; exit 2 ;;
+esac
