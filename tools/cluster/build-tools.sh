@@ -26,6 +26,9 @@ TOOLS=(
   "kubectl                  kubernetes  k8s.io/kubernetes          v1.36.3  k8s.io/kubernetes/cmd/kubectl"
   "kwok                     kwok        sigs.k8s.io/kwok           v0.8.0   sigs.k8s.io/kwok/cmd/kwok"
   "helm                     helm        helm.sh/helm/v3            v3.22.0  helm.sh/helm/v3/cmd/helm"
+  "prometheus               prometheus  github.com/prometheus/prometheus  v0.316.0  github.com/prometheus/prometheus/cmd/prometheus"
+  "promtool                 prometheus  github.com/prometheus/prometheus  v0.316.0  github.com/prometheus/prometheus/cmd/promtool"
+  "otlp-sink                otlp        go.opentelemetry.io/proto/otlp    v1.11.1   jamba.dev/tools/otlp"
 )
 
 die() { echo "build-tools: ERROR: $*" >&2; exit 1; }
@@ -45,6 +48,17 @@ version_ldflags() {
       ;;
     sigs.k8s.io/kwok) printf -- '-X sigs.k8s.io/kwok/pkg/consts.Version=%s' "${version#v}" ;;
     helm.sh/helm/v3)  printf -- '-X helm.sh/helm/v3/internal/version.version=%s' "$version" ;;
+    # Module v0.3MM.P is Prometheus 3.MM.P.
+    github.com/prometheus/prometheus)
+      local v="${version#v0.}"
+      printf -- '-X github.com/prometheus/common/version.Version=3.%s.%s' "$((${v%%.*} - 300))" "${v#*.}" ;;
+  esac
+}
+
+# Build tags: Prometheus with only the service discoveries we use (Kubernetes; file and static are built in).
+build_tags() {
+  case "$1" in
+    github.com/prometheus/prometheus) printf -- 'remove_all_sd,enable_kubernetes_sd' ;;
   esac
 }
 
@@ -85,8 +99,9 @@ build_one() {
 
   local ldflags
   ldflags="-s -w $(version_ldflags "$module" "$version")"
-  local key
-  key="$( { cat "$moddir/go.mod" "$moddir/go.sum"; echo "$package|$ldflags|$GO_IDENTITY|build-tools-v1"; } \
+  local tags key
+  tags="$(build_tags "$module")"
+  key="$( { cat "$moddir/go.mod" "$moddir/go.sum"; echo "$package|$ldflags|$GO_IDENTITY|build-tools-v1"; [[ -z "$tags" ]] || echo "tags=$tags"; } \
           | sha256sum | cut -c1-16)"
   local entry="$CACHE/bin/$name-$version-$key"
 
@@ -96,7 +111,7 @@ build_one() {
     log "$name $version: building $package (this takes minutes on a cold Go cache)"
     local tmp="$entry.tmp.$$" start=$SECONDS
     rm -rf "$tmp"; mkdir -p "$tmp"
-    if ! (cd "$moddir" && go build -trimpath -ldflags="$ldflags" -o "$tmp/$name" "$package") >"$tmp/build.log" 2>&1; then
+    if ! (cd "$moddir" && go build -trimpath -tags="$tags" -ldflags="$ldflags" -o "$tmp/$name" "$package") >"$tmp/build.log" 2>&1; then
       cat "$tmp/build.log" >&2
       rm -rf "$tmp"
       die "$name: 'go build $package' failed in tools/go/$moddir_rel (log above)"
