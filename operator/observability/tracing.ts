@@ -1,28 +1,10 @@
-// OpenTelemetry tracing, off unless the standard OTEL_* variables ask for an exporter. The SDK reads
-// the exporter, endpoint, headers and service name from the environment itself.
+// Spans of the operator: one per reconcile. The SDK is started by common/tracing (OTEL_* environment).
 import { trace, SpanStatusCode, type Span } from '@opentelemetry/api';
-import { NodeSDK } from '@opentelemetry/sdk-node';
+import { startTracing as startSdk } from '../../common/tracing.js';
 
-let sdk: NodeSDK | undefined;
+export { stopTracing, tracingRequested } from '../../common/tracing.js';
 
-export function tracingRequested(env: NodeJS.ProcessEnv = process.env): boolean {
-  const exporter = env.OTEL_TRACES_EXPORTER;
-  if (exporter !== undefined) return exporter !== 'none';
-  return !!(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
-}
-
-export function startTracing(env: NodeJS.ProcessEnv = process.env): boolean {
-  if (sdk || !tracingRequested(env)) return false;
-  if (!env.OTEL_SERVICE_NAME) process.env.OTEL_SERVICE_NAME = 'jamba-operator';
-  sdk = new NodeSDK({ instrumentations: [] });
-  sdk.start();
-  return true;
-}
-
-export async function stopTracing(): Promise<void> {
-  await sdk?.shutdown();
-  sdk = undefined;
-}
+export const startTracing = (env: NodeJS.ProcessEnv = process.env): boolean => startSdk('jamba-operator', env);
 
 const tracer = () => trace.getTracer('jamba-operator');
 

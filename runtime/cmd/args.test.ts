@@ -22,6 +22,7 @@ test('defaults: loopback, port 8000, no quantization, the documented limits', ()
       maxBodyBytes: RUNTIME_DEFAULTS.maxBodyBytes,
       faultInjection: undefined,
       stepStallSeconds: RUNTIME_DEFAULTS.stepStallSeconds,
+      vllmMetrics: false,
     },
     drainTimeoutSeconds: 30,
   });
@@ -32,13 +33,14 @@ test('flags map onto runtime options', () => {
     '--model=/ckpt', '--host', '0.0.0.0', '--port', '0', '--quantization', 'expertsint8', '--backend', 'cpu',
     '--tensor-parallel-size', '8', '--gpu-memory-utilization', '0.85', '--fault-injection', 'step-hang:3', '--max-model-len', '8192', '--max-num-seqs', '4', '--served-model-name', 'ai21labs/AI21-Jamba-1.5-Mini',
     '--max-num-batched-tokens', '256', '--max-waiting', '0', '--kv-block-size', '32', '--drain-timeout', '5',
+    '--vllm-metrics',
   ]);
   expect(config).not.toBe('help');
   if (config === 'help') return;
   expect(config.runtime).toMatchObject({
     modelDir: '/ckpt', host: '0.0.0.0', port: 0, quantization: 'expertsint8', backend: 'cpu', tensorParallelSize: 8, gpuMemoryUtilization: 0.85,
     faultInjection: { kind: 'step-hang', after: 3 }, maxModelLen: 8192, maxNumSeqs: 4,
-    servedModelName: 'ai21labs/AI21-Jamba-1.5-Mini', maxNumBatchedTokens: 256, maxWaiting: 0, kvBlockSize: 32,
+    servedModelName: 'ai21labs/AI21-Jamba-1.5-Mini', maxNumBatchedTokens: 256, maxWaiting: 0, kvBlockSize: 32, vllmMetrics: true,
   });
   expect(config.drainTimeoutSeconds).toBe(5);
   expect(parseServeArgs(['--help'])).toBe('help');

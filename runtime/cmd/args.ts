@@ -38,6 +38,7 @@ Options:
   --drain-timeout SECONDS        on SIGTERM, how long in-flight requests may finish  [default: ${D.drainTimeoutSeconds}]
   --step-stall-timeout SECONDS   a model step running longer makes /health answer 503  [default: ${D.stepStallSeconds}]
   --fault-injection SPEC         testing only: step-error:N or step-hang:N makes model steps after the N-th fail or hang
+  --vllm-metrics                 also export vLLM's metric names (vllm:*) for routers, KEDA, the inference gateway
   -h, --help                     show this help
 `;
 }
@@ -98,6 +99,7 @@ export function parseServeArgs(argv: string[]): ServeConfig | 'help' {
         'drain-timeout': { type: 'string' },
         'fault-injection': { type: 'string' },
         'step-stall-timeout': { type: 'string' },
+        'vllm-metrics': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -144,6 +146,7 @@ export function parseServeArgs(argv: string[]): ServeConfig | 'help' {
       maxBodyBytes: positiveInt('max-body-bytes', str('max-body-bytes'), D.maxBodyBytes),
       faultInjection: faults(str('fault-injection')),
       stepStallSeconds: positiveInt('step-stall-timeout', str('step-stall-timeout'), D.stepStallSeconds),
+      vllmMetrics: values['vllm-metrics'] === true,
     },
     drainTimeoutSeconds: positiveInt('drain-timeout', str('drain-timeout'), D.drainTimeoutSeconds, 0),
   };

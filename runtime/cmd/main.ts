@@ -9,6 +9,7 @@ import { parseServeArgs, serveUsage, type ServeConfig, UsageError } from './args
 import { bench, benchUsage } from './bench.js';
 import { jsonLogger } from '../server/log.js';
 import { startRuntime } from '../server/runtime.js';
+import { startTracing, stopTracing } from '../../common/tracing.js';
 
 const TOP_USAGE = `Usage: jamba-runtime <command> [options]
 
@@ -53,6 +54,7 @@ export async function main(argv: string[]): Promise<number> {
 
 async function serve(config: ServeConfig): Promise<number> {
   const log = jsonLogger;
+  if (startTracing('jamba-runtime')) log('info', 'tracing on (OTEL_* environment)', {});
   const runtime = await startRuntime({ ...config.runtime, log });
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -62,6 +64,7 @@ async function serve(config: ServeConfig): Promise<number> {
       log('info', 'draining', { signal, timeout_seconds: config.drainTimeoutSeconds });
       const drained = await runtime.drain(config.drainTimeoutSeconds * 1000);
       await runtime.close();
+      await stopTracing();
       log('info', 'stopped', { drained });
       resolve(0);
     };

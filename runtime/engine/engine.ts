@@ -69,6 +69,16 @@ export interface RequestOutput {
   numOutputTokens: number;
 }
 
+/** When a request passed each phase, in seconds on the performance.now() clock (queue → prefill → decode). */
+export interface RequestTimeline {
+  arrival: number;
+  /** First admitted into a step; undefined if it never ran. */
+  scheduled?: number;
+  firstToken?: number;
+  lastToken?: number;
+  finished: number;
+}
+
 export interface FinishedRequestStats {
   requestId: string;
   finishReason: FinishReason;
@@ -79,12 +89,15 @@ export interface FinishedRequestStats {
   /** Mean time between output tokens after the first; undefined with fewer than two tokens. */
   timePerOutputTokenSeconds?: number;
   e2eSeconds: number;
+  timeline: RequestTimeline;
 }
 
 /** Hooks for metrics; the engine itself knows nothing of Prometheus. */
 export interface EngineObserver {
   onPromptTokens?(count: number): void;
   onGenerationTokens?(count: number): void;
+  /** Time since the same request's previous token, once per generated token after its first. */
+  onInterTokenLatency?(seconds: number): void;
   onRequestFinished?(stats: FinishedRequestStats): void;
   /** A request ended by an engine error (a failed model step), not by the client or a stop condition. */
   onRequestFailed?(stats: FinishedRequestStats, error: Error): void;
@@ -120,6 +133,7 @@ interface Tracked {
   seed: number;
   text: OutputText;
   outputs: AsyncQueue<RequestOutput>;
+  scheduledAt?: number;
   firstTokenAt?: number;
   lastTokenAt?: number;
 }
@@ -333,6 +347,8 @@ export class Engine {
       tokens: Int32Array.from(seq.tokenIds.slice(seq.numComputedTokens, seq.numComputedTokens + numTokens)),
       sample: samples ? this.samplingRow(this.tracked.get(seq)!) : undefined,
     }));
+    const stepStart = now();
+    for (const { seq } of batch) this.tracked.get(seq)!.scheduledAt ??= stepStart;
     this.inStep = true;
     this.stepStartedAt = now();
     let result: SampleResult;
@@ -392,6 +408,7 @@ export class Engine {
       const sample = sampleOf(result, sampled);
       seq.tokenIds.push(sample.tokenId);
       generated++;
+      if (t.lastTokenAt !== undefined) this.observer.onInterTokenLatency?.(time - t.lastTokenAt);
       t.firstTokenAt ??= time;
       t.lastTokenAt = time;
 
@@ -450,6 +467,7 @@ export class Engine {
 
   private statsOf(t: Tracked, reason: FinishReason): FinishedRequestStats {
     const { seq } = t;
+    const end = now();
     const ttft = t.firstTokenAt !== undefined ? t.firstTokenAt - seq.arrivalTime : undefined;
     const tpot =
       seq.numOutputTokens > 1 && t.firstTokenAt !== undefined && t.lastTokenAt !== undefined
@@ -462,7 +480,8 @@ export class Engine {
       numOutputTokens: seq.numOutputTokens,
       timeToFirstTokenSeconds: ttft,
       timePerOutputTokenSeconds: tpot,
-      e2eSeconds: now() - seq.arrivalTime,
+      e2eSeconds: end - seq.arrivalTime,
+      timeline: { arrival: seq.arrivalTime, scheduled: t.scheduledAt, firstToken: t.firstTokenAt, lastToken: t.lastTokenAt, finished: end },
     };
   }
 

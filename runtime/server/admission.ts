@@ -22,6 +22,7 @@ export function admit(ctx: ServingContext, requestId: string, promptTokenIds: nu
   } catch (error) {
     throw toApiError(error);
   }
+  ctx.tracing.admitted(requestId, params);
   const state = { disconnected: false };
   const onGone = (): void => {
     if (res.writableFinished || state.disconnected) return;

@@ -55,7 +55,9 @@ export class SseWriter {
   constructor(private readonly res: ServerResponse) {}
 
   open(): void {
-    this.res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    // Set (not passed to writeHead) so that what the response is stays readable (tracing records it).
+    this.res.setHeader('content-type', 'text/event-stream');
+    this.res.writeHead(200, { 'cache-control': 'no-cache', connection: 'keep-alive' });
     this.res.flushHeaders();
   }
 

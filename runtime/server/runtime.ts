@@ -6,6 +6,7 @@ import { type FaultSpec, withFaults } from '../engine/fault-injection.js';
 import type { BackendChoice, LoadOptions, LoadProgress, LoadedModel, Quantization } from '../engine/model-runner.js';
 import { RuntimeMetrics } from '../metrics/metrics.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
+import { RequestTracing } from '../tracing/request-tracing.js';
 import { jsonLogger, type Logger } from './log.js';
 import { RuntimeServer } from './server.js';
 
@@ -28,6 +29,8 @@ export interface RuntimeOptions {
   /** Default: the checkpoint directory's name. */
   servedModelName?: string;
   maxBodyBytes: number;
+  /** Also export vLLM's metric names (vllm:*). */
+  vllmMetrics?: boolean;
   kvBlockSize?: number;
   kvNumBlocks?: number;
   log?: Logger;
@@ -82,8 +85,9 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   const log = options.log ?? jsonLogger;
   const modelDir = resolve(options.modelDir);
   const servedModelName = options.servedModelName ?? basename(modelDir);
-  const metrics = new RuntimeMetrics(servedModelName);
-  const server = new RuntimeServer({ servedModelName, modelDir, maxBodyBytes: options.maxBodyBytes, metrics, log });
+  const metrics = new RuntimeMetrics(servedModelName, { vllmAliases: options.vllmMetrics });
+  const tracing = new RequestTracing(servedModelName);
+  const server = new RuntimeServer({ servedModelName, modelDir, maxBodyBytes: options.maxBodyBytes, metrics, tracing, log });
   const address = await server.listen(options.port, options.host);
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   log('info', 'listening', { host: address.address, port: address.port, url, model: servedModelName });
@@ -144,8 +148,10 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
           metrics.onRequestFailed(stats);
           log('error', 'request failed', { request_id: stats.requestId, error: error.message });
         },
+        onInterTokenLatency: (s) => metrics.onInterTokenLatency(s),
         onRequestFinished: (stats) => {
           metrics.onRequestFinished(stats);
+          tracing.finished(stats);
           log('info', 'request finished', {
             request_id: stats.requestId,
             finish_reason: stats.finishReason,
@@ -160,7 +166,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     runtime.engine = engine;
     metrics.setLoadProgress(1);
     metrics.attachEngine(() => engine.stats());
-    server.attach({ engine, tokenizer, servedModelName, maxModelLen, log });
+    server.attach({ engine, tokenizer, servedModelName, maxModelLen, log, tracing });
     const g = model.runner.geometry;
     log('info', 'model loaded', {
       model: servedModelName,

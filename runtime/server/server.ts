@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { LoadProgress } from '../engine/model-runner.js';
 import type { RuntimeMetrics } from '../metrics/metrics.js';
+import type { RequestTracing } from '../tracing/request-tracing.js';
 import { handleChat } from './chat.js';
 import { handleCompletion } from './completions.js';
 import type { ServingContext } from './context.js';
@@ -21,6 +22,7 @@ export interface RuntimeServerOptions {
   /** Largest request body accepted (413 beyond). */
   maxBodyBytes: number;
   metrics: RuntimeMetrics;
+  tracing: RequestTracing;
   log: Logger;
 }
 
@@ -109,7 +111,7 @@ export class RuntimeServer {
       const generation = GENERATION_ROUTES[path];
       if (generation) {
         if (req.method !== 'POST') throw methodNotAllowed(req.method, path, 'POST');
-        await this.generate(generation, req, res);
+        await this.opts.tracing.exchange(path, req, res, () => this.generate(generation, req, res));
       } else if (GET_ROUTES.has(path)) {
         if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed(req.method, path, 'GET');
         await this.handleGet(path, res);

@@ -1,7 +1,9 @@
 // Shared by the runtime's HTTP-level tests: fixture checkpoints, an in-process server on an
 // ephemeral loopback port, and small HTTP/SSE/metrics readers.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { loadModel } from '../../runtime/models/index.js';
 import { silentLogger } from '../../runtime/server/log.js';
 import { RUNTIME_DEFAULTS, startRuntime, type Runtime, type RuntimeOptions } from '../../runtime/server/runtime.js';
@@ -146,4 +148,32 @@ export function tokenIdsOf(tokens: string[]): number[] {
     if (!m) throw new Error(`token '${t}' is not written as token_id:N`);
     return Number(m[1]);
   });
+}
+
+/** The built CLI (`make test` builds dist/ before jest runs). */
+export const RUNTIME_MAIN = resolve('dist/runtime/cmd/main.js');
+
+export interface ServeProcess {
+  child: ChildProcess;
+  url: string;
+  exited: Promise<number | null>;
+}
+
+/** A real `jamba-runtime serve` process on a free loopback port; resolves once /ready answers 200. */
+export async function spawnServe(args: string[], opts: { fixture?: FixtureName; env?: NodeJS.ProcessEnv } = {}): Promise<ServeProcess> {
+  if (!existsSync(RUNTIME_MAIN)) throw new Error(`${RUNTIME_MAIN} is missing: run \`npm run build\` first (\`make test\` does)`);
+  const child = spawn(process.execPath, [RUNTIME_MAIN, 'serve', '--model', fixtureDir(opts.fixture ?? 'jamba-tiny'), '--port', '0', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...opts.env },
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      const entry = JSON.parse(line) as { msg: string; url?: string };
+      if (entry.msg === 'listening') resolveUrl(entry.url!);
+    });
+    child.once('exit', (code) => reject(new Error(`jamba-runtime exited with ${code} before listening`)));
+  });
+  for (let i = 0; i < 600 && (await fetch(`${url}/ready`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 100));
+  return { child, url, exited };
 }

@@ -1,18 +1,15 @@
 // The serving lifecycle: probes while loading, readiness, draining in-process, and SIGTERM on a
 // real `jamba-runtime serve` process (built to dist/ by `make test` before jest runs).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { LoadOptions } from '../../runtime/engine/model-runner.js';
 import { cudaAvailable } from '../../runtime/backends/create.js';
 import { loadModel } from '../../runtime/models/index.js';
 import { silentLogger } from '../../runtime/server/log.js';
 import { RUNTIME_DEFAULTS, startRuntime } from '../../runtime/server/runtime.js';
-import { fixtureDir, loadReference, metricValue, postJson, postSse, startTestRuntime } from './helpers.js';
+import { RUNTIME_MAIN as MAIN, fixtureDir, loadReference, metricValue, postJson, postSse, spawnServe, startTestRuntime } from './helpers.js';
 
 const c = loadReference('jamba-tiny').cases[0]!;
-const MAIN = resolve('dist/runtime/cmd/main.js');
 
 test('while loading: /health 200, /ready 503 with progress, generation 503 with Retry-After; then ready', async () => {
   let release!: () => void;
@@ -82,28 +79,6 @@ test('drain: /ready turns 503, new requests get 503, the request in flight finis
     await runtime.close();
   }
 }, 60000);
-
-interface ServeProcess {
-  child: ChildProcess;
-  url: string;
-  exited: Promise<number | null>;
-}
-
-async function spawnServe(args: string[]): Promise<ServeProcess> {
-  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` first (\`make test\` does)`);
-  const child = spawn(process.execPath, [MAIN, 'serve', '--model', fixtureDir('jamba-tiny'), '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  const url = await new Promise<string>((resolveUrl, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
-      const entry = JSON.parse(line) as { msg: string; url?: string };
-      if (entry.msg === 'listening') resolveUrl(entry.url!);
-    });
-    child.once('exit', (code) => reject(new Error(`jamba-runtime exited with ${code} before listening`)));
-  });
-  for (let i = 0; i < 600 && (await fetch(`${url}/ready`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 100));
-  return { child, url, exited };
-}
 
 test('SIGTERM on `jamba-runtime serve`: in-flight stream completes, /ready 503, exit 0', async () => {
   const serve = await spawnServe(['--drain-timeout', '30']);

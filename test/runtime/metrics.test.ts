@@ -58,3 +58,45 @@ test('a request moves the counters and histograms by what it did', async () => {
   expect(await metricValue(runtime, 'jamba_requests_running')).toBe(0);
   expect(await metricValue(runtime, 'jamba_kv_cache_usage_ratio')).toBe(0);
 });
+
+test('a request observes its inter-token intervals and its queue, prefill and decode phases', async () => {
+  const names = ['jamba_inter_token_latency_seconds_count', 'jamba_request_queue_time_seconds_count', 'jamba_request_prefill_time_seconds_count', 'jamba_request_decode_time_seconds_count'];
+  const before = await Promise.all(names.map((n) => metricValue(runtime, n)));
+  const reply = await postJson(runtime, '/v1/completions', { prompt: c.prompt, max_tokens: 6, temperature: 0, ignore_eos: true });
+  expect(reply.status).toBe(200);
+  const after = await Promise.all(names.map((n) => metricValue(runtime, n)));
+  // Six tokens: five intervals; one sample per phase.
+  expect(after.map((v, i) => v - before[i]!)).toEqual([5, 1, 1, 1]);
+});
+
+describe('with --vllm-metrics', () => {
+  let aliased: Runtime;
+  beforeAll(async () => {
+    aliased = await startTestRuntime({ fixture: 'jamba-tiny', maxNumSeqs: 4, vllmMetrics: true });
+  }, 120000);
+  afterAll(async () => {
+    await aliased?.close();
+  });
+
+  test('the vllm:* series count exactly what ours count', async () => {
+    for (let i = 0; i < 2; i++) {
+      expect((await postJson(aliased, '/v1/completions', { prompt: c.prompt, max_tokens: 4, temperature: 0, ignore_eos: true })).status).toBe(200);
+    }
+    const pairs: Array<[string, string, Record<string, string>?]> = [
+      ['jamba_prompt_tokens_total', 'vllm:prompt_tokens_total'],
+      ['jamba_generation_tokens_total', 'vllm:generation_tokens_total'],
+      ['jamba_time_to_first_token_seconds_count', 'vllm:time_to_first_token_seconds_count'],
+      ['jamba_inter_token_latency_seconds_count', 'vllm:inter_token_latency_seconds_count'],
+      ['jamba_e2e_request_latency_seconds_sum', 'vllm:e2e_request_latency_seconds_sum'],
+      ['jamba_request_decode_time_seconds_sum', 'vllm:request_decode_time_seconds_sum'],
+      ['jamba_requests_running', 'vllm:num_requests_running'],
+      ['jamba_kv_cache_usage_ratio', 'vllm:kv_cache_usage_perc'],
+    ];
+    for (const [ours, theirs] of pairs) {
+      expect({ theirs, value: await metricValue(aliased, theirs, { model_name: aliased.servedModelName, engine: '0' }) })
+        .toEqual({ theirs, value: await metricValue(aliased, ours) });
+    }
+    expect(await metricValue(aliased, 'vllm:request_success_total', { finished_reason: 'length' })).toBe(2);
+    expect(await metricValue(aliased, 'vllm:generation_tokens_total')).toBe(8);
+  });
+});
