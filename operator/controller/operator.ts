@@ -55,7 +55,7 @@ export class Operator {
   port?: number;
 
   constructor(private readonly o: OperatorOptions) {
-    this.metrics = new OperatorMetrics({ processMetrics: o.processMetrics });
+    this.metrics = new OperatorMetrics({ processMetrics: o.processMetrics, jambaDeployments: () => this.informers?.jambaDeployments.list() ?? [] });
     this.client = new KubeClient(o.kubeConfig);
     this.client.onRequest((verb, resource, code) => this.metrics.apiRequests.inc({ verb, resource, code: String(code) }));
     this.identity = o.identity ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
@@ -154,6 +154,8 @@ export class Operator {
     this.events = new EventRecorder(this.client, this.identity);
     const reconciler = new Reconciler({
       client: this.client, caches: informers, events: this.events, clock: this.clock, log: this.log,
+      onDesiredReplicasChanged: (namespace, name, from, to) =>
+        this.metrics.scalingDecisions.inc({ namespace, jambadeployment: name, direction: to > from ? 'up' : 'down' }),
     });
     // Children and pods first, so the first reconcile of each JambaDeployment sees them.
     await Promise.all([informers.deployments, informers.services, informers.podDisruptionBudgets, informers.pods].map((i) => i.start()));

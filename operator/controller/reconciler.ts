@@ -45,7 +45,11 @@ export function splitKey(key: string): { namespace: string; name: string } {
 export class Reconciler {
   private readonly recent = new RecentWrites();
 
-  constructor(private readonly d: { client: KubeClient; caches: Caches; events: EventRecorder; clock: Clock; log: Logger }) {}
+  constructor(private readonly d: {
+    client: KubeClient; caches: Caches; events: EventRecorder; clock: Clock; log: Logger;
+    /** The written status changed desiredReplicas (a scaling decision). */
+    onDesiredReplicasChanged?: (namespace: string, name: string, from: number, to: number) => void;
+  }) {}
 
   private observe(jd: JambaDeployment): { observed: Observed; foreign: string[] } {
     const { namespace, name } = { namespace: jd.metadata.namespace!, name: jd.metadata.name! };
@@ -117,6 +121,8 @@ export class Reconciler {
         body: { status: statusPlan.status }, contentType: 'application/merge-patch+json',
       });
       this.recent.remember(jdId, cachedJd, updated);
+      const [from, to] = [jd.status?.desiredReplicas, statusPlan.status.desiredReplicas];
+      if (from !== undefined && to !== undefined && from !== to) this.d.onDesiredReplicasChanged?.(namespace, name, from, to);
     }
     // Events are best effort and must not slow the reconcile; the recorder tracks them for shutdown.
     for (const event of [...childEvents(applied), ...statusPlan.events]) {

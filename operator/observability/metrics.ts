@@ -1,5 +1,7 @@
 // The operator's Prometheus metrics, in a registry of its own (two operators in one process stay apart).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { JambaDeployment } from '../api/jambadeployment.js';
+import { registerJambaDeploymentMetrics } from './jambadeployment-metrics.js';
 
 export class OperatorMetrics {
   readonly registry = new Registry();
@@ -16,8 +18,14 @@ export class OperatorMetrics {
     labelNames: ['verb', 'resource', 'code'] as const, registers: [this.registry],
   });
 
-  constructor(opts: { processMetrics?: boolean } = {}) {
+  readonly scalingDecisions = new Counter({
+    name: 'jamba_operator_scaling_decisions_total', help: 'Changes of a JambaDeployment\'s desired replicas, by direction (up, down).',
+    labelNames: ['namespace', 'jambadeployment', 'direction'] as const, registers: [this.registry],
+  });
+
+  constructor(opts: { processMetrics?: boolean; jambaDeployments?: () => readonly JambaDeployment[] } = {}) {
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry });
+    if (opts.jambaDeployments) registerJambaDeploymentMetrics(this.registry, opts.jambaDeployments);
   }
 
   /** Sum of API requests, optionally only some verbs and excluding some resources (e.g. leases). */

@@ -1,6 +1,7 @@
 // The runtime's Prometheus metrics. Each server gets its own registry, so several servers can live in
 // one process (tests) without clashing. Every observation goes to our set of names and, when asked,
 // to vLLM's too (series.ts); both read the same engine, so they never disagree.
+import type { ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EngineObserver, EngineStats, FinishedRequestStats } from '../engine/engine.js';
 import type { FinishReason } from '../engine/sequence.js';
@@ -132,6 +133,10 @@ export class RuntimeMetrics implements EngineObserver {
   readonly registry = new Registry();
   private readonly sets: SeriesSet[];
   private engineStats?: () => EngineStats;
+  private readonly httpResponses = new Counter({
+    name: 'jamba_http_requests_total', help: 'HTTP responses, by method, route and status code (the request error rate).',
+    labelNames: ['method', 'route', 'code'] as const, registers: [this.registry],
+  });
 
   constructor(readonly modelName: string, opts: RuntimeMetricsOptions = {}) {
     const stats = () => this.engineStats?.();
@@ -147,6 +152,14 @@ export class RuntimeMetrics implements EngineObserver {
 
   setLoadProgress(ratio: number): void {
     for (const s of this.sets) s.setLoadProgress(ratio);
+  }
+
+  /**
+   * Counts the response once its connection is done with it. `route` must be one of the server's
+   * routes (or 'other'), so the label stays bounded. A response cut before its headers counts as code 0.
+   */
+  countResponse(method: string | undefined, route: string, res: ServerResponse): void {
+    res.once('close', () => this.httpResponses.inc({ method: method ?? '', route, code: res.headersSent ? String(res.statusCode) : '0' }));
   }
 
   onPromptTokens(count: number): void {

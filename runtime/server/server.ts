@@ -107,6 +107,7 @@ export class RuntimeServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!;
+    this.opts.metrics.countResponse(req.method, GENERATION_ROUTES[path] || GET_ROUTES.has(path) ? path : 'other', res);
     try {
       const generation = GENERATION_ROUTES[path];
       if (generation) {

@@ -1,7 +1,7 @@
 // /metrics carries the names of DESIGN.md section 4 (an interface: dashboards, alerts and the
 // autoscaler read them) and counts what the engine did.
 import type { Runtime } from '../../runtime/server/runtime.js';
-import { loadReference, metricValue, postJson, startTestRuntime } from './helpers.js';
+import { loadReference, metricValue, postJson, startTestRuntime, waitFor } from './helpers.js';
 
 const DESIGN_METRICS: Array<[string, 'counter' | 'gauge' | 'histogram']> = [
   ['jamba_prompt_tokens_total', 'counter'],
@@ -99,4 +99,19 @@ describe('with --vllm-metrics', () => {
     expect(await metricValue(aliased, 'vllm:request_success_total', { finished_reason: 'length' })).toBe(2);
     expect(await metricValue(aliased, 'vllm:generation_tokens_total')).toBe(8);
   });
+});
+
+test('HTTP responses are counted by route and status code; unknown paths share one label', async () => {
+  const count = (labels: Record<string, string>) => metricValue(runtime, 'jamba_http_requests_total', labels).catch(() => 0);
+  const before = {
+    ok: await count({ route: '/v1/completions', code: '200' }),
+    bad: await count({ route: '/v1/completions', code: '400' }),
+    other: await count({ route: 'other', code: '404' }),
+  };
+  expect((await postJson(runtime, '/v1/completions', { prompt: c.prompt, max_tokens: 1 })).status).toBe(200);
+  expect((await postJson(runtime, '/v1/completions', { prompt: c.prompt, max_tokens: -1 })).status).toBe(400);
+  expect((await fetch(`${runtime.url}/no/such/${Math.random()}`)).status).toBe(404);
+  await waitFor('the counters', async () => (await count({ route: 'other', code: '404' })) === before.other + 1);
+  expect(await count({ route: '/v1/completions', code: '200', method: 'POST' })).toBe(before.ok + 1);
+  expect(await count({ route: '/v1/completions', code: '400' })).toBe(before.bad + 1);
 });
