@@ -14,6 +14,8 @@ export const PLURAL = 'jambadeployments';
 export const API_VERSION = `${GROUP}/${VERSION}`;
 export const MAX_CONTEXT_LENGTH = 262144;
 export const GPU_COUNTS = [1, 2, 4, 8] as const;
+/** The CRD's default runtime image; the operator's --default-runtime-image replaces it. */
+export const DEFAULT_RUNTIME_IMAGE = 'ghcr.io/jamba-serving/jamba-runtime:0.1.0';
 
 const localObjectName = () => string({ minLength: 1, maxLength: 253 });
 
@@ -106,7 +108,7 @@ const autoscaling = object(
 );
 
 const runtime = object({
-  image: withDefault(string({ minLength: 1, maxLength: 1024 }), 'ghcr.io/jamba-serving/jamba-runtime:0.1.0'),
+  image: withDefault(string({ minLength: 1, maxLength: 1024 }), DEFAULT_RUNTIME_IMAGE),
   imagePullPolicy: enumOf(['Always', 'IfNotPresent', 'Never'] as const),
   args: array(string({ maxLength: 4096 }), { maxItems: 64, description: 'Extra arguments appended to `jamba-runtime serve`.' }),
   env: embedded<V1EnvVar[]>('array'),

@@ -11,7 +11,8 @@ const USAGE = `usage: jamba-operator [options]
   --metrics-addr HOST:PORT     /metrics, /healthz, /readyz (default 127.0.0.1:8080; in a pod use 0.0.0.0:8080)
   --leader-elect=true|false    elect a leader on a Lease before reconciling (default true)
   --leader-elect-namespace NS  namespace of the Lease (default $POD_NAMESPACE, else --namespace, else default)
-  --namespace NS               watch one namespace only (default: all namespaces)
+  --namespace NS[,NS...]       watch only these namespaces (default: all namespaces)
+  --default-runtime-image IMG  run IMG where a JambaDeployment keeps the CRD's default runtime image
   --workers N                  concurrent reconciles (default 8)
   --log-level LEVEL            debug|info|warn|error (default info)
   -h, --help`;
@@ -30,6 +31,7 @@ function parse() {
         'leader-elect': { type: 'string', default: 'true' },
         'leader-elect-namespace': { type: 'string' },
         namespace: { type: 'string' },
+        'default-runtime-image': { type: 'string' },
         workers: { type: 'string', default: '8' },
         'log-level': { type: 'string', default: 'info' },
         help: { type: 'boolean', short: 'h' },
@@ -64,10 +66,16 @@ async function main(): Promise<void> {
   }
   if (startTracing()) log.info('tracing on (OTEL_* environment)');
 
-  const leaseNamespace = args['leader-elect-namespace'] ?? process.env.POD_NAMESPACE ?? args.namespace ?? 'default';
+  const namespaces = args.namespace?.split(',').map((ns) => ns.trim());
+  const badNamespace = namespaces?.find((ns) => !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(ns) || ns.length > 63);
+  if (badNamespace !== undefined) fail(`--namespace: ${JSON.stringify(badNamespace)} is not a namespace name`);
+  const defaultRuntimeImage = args['default-runtime-image'];
+  if (defaultRuntimeImage === '') fail('--default-runtime-image must not be empty');
+  const leaseNamespace = args['leader-elect-namespace'] ?? process.env.POD_NAMESPACE ?? namespaces?.[0] ?? 'default';
   const operator = new Operator({
     kubeConfig,
-    namespace: args.namespace,
+    namespace: namespaces,
+    defaults: { runtimeImage: defaultRuntimeImage },
     leaderElection: leaderElect === 'true' ? { namespace: leaseNamespace } : false,
     metricsAddress: args['metrics-addr'],
     workers,
@@ -92,7 +100,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 
   await operator.start();
-  log.info('jamba-operator started', { identity: operator.identity, leaderElection: leaderElect === 'true', namespace: args.namespace ?? '(all)' });
+  log.info('jamba-operator started', { identity: operator.identity, leaderElection: leaderElect === 'true', namespaces: namespaces ?? '(all)' });
 }
 
 main().catch((e: unknown) => {

@@ -88,3 +88,10 @@ describe('desired children', () => {
     expect(desiredPodDisruptionBudget(jd).spec).toMatchObject({ maxUnavailable: 1, unhealthyPodEvictionPolicy: 'AlwaysAllow' });
   });
 });
+
+test('the installation\'s runtime image replaces the CRD default, never an image the spec names', () => {
+  const image = (jd: ReturnType<typeof jambaDeployment>, runtimeImage?: string) => desiredDeployment(jd, { runtimeImage }).spec!.template.spec!.containers[0]!.image;
+  expect(image(jambaDeployment())).toBe('ghcr.io/jamba-serving/jamba-runtime:0.1.0');
+  expect(image(jambaDeployment(), 'registry.local/jamba-runtime:dev')).toBe('registry.local/jamba-runtime:dev');
+  expect(image(jambaDeployment({ runtime: { image: 'example.com/mine:1' } }), 'registry.local/jamba-runtime:dev')).toBe('example.com/mine:1');
+});

@@ -3,7 +3,7 @@ import type {
   V1Affinity, V1Container, V1Deployment, V1NodeSelectorRequirement, V1NodeSelectorTerm, V1PodDisruptionBudget,
   V1ResourceRequirements, V1Service, V1Toleration, V1Volume, V1VolumeMount,
 } from '@kubernetes/client-node';
-import type { JambaDeployment, JambaDeploymentSpec } from '../api/jambadeployment.js';
+import { DEFAULT_RUNTIME_IMAGE, type JambaDeployment, type JambaDeploymentSpec } from '../api/jambadeployment.js';
 import {
   CONTAINER_NAME, GPU_MEMORY_LABEL, GPU_PRODUCT_LABEL, MODEL_MOUNT, PORT_NAME, commonLabels, ownerReference, selectorLabels,
 } from './labels.js';
@@ -14,6 +14,16 @@ const STARTUP_PERIOD_SECONDS = 10;
 /** Image of the Hugging Face download init container (huggingface_hub's CLI). */
 export const HF_DOWNLOADER_IMAGE = 'python:3.12-slim';
 export const HF_HUB_VERSION = '0.26.5';
+
+/** Cluster-wide choices of the operator's installation (its flags), applied to every JambaDeployment. */
+export interface OperatorDefaults {
+  /** Replaces the CRD's default runtime image (a JambaDeployment that names another image keeps it). */
+  runtimeImage?: string;
+}
+
+export function runtimeImage(spec: JambaDeploymentSpec, defaults: OperatorDefaults = {}): string {
+  return spec.runtime.image === DEFAULT_RUNTIME_IMAGE && defaults.runtimeImage ? defaults.runtimeImage : spec.runtime.image;
+}
 
 /** Replicas the Deployment should run. With autoscaling on, spec.replicas is clamped to its bounds. */
 export function desiredReplicas(spec: JambaDeploymentSpec): number {
@@ -136,14 +146,14 @@ export function podTolerations(spec: JambaDeploymentSpec): V1Toleration[] {
   ];
 }
 
-export function desiredDeployment(jd: JambaDeployment): V1Deployment {
+export function desiredDeployment(jd: JambaDeployment, defaults: OperatorDefaults = {}): V1Deployment {
   const spec = jd.spec;
   const r = spec.runtime;
   const model = modelVolume(spec);
   const startupFailures = Math.ceil(r.startupTimeoutSeconds / STARTUP_PERIOD_SECONDS);
   const container: V1Container = {
     name: CONTAINER_NAME,
-    image: r.image,
+    image: runtimeImage(spec, defaults),
     ...(r.imagePullPolicy ? { imagePullPolicy: r.imagePullPolicy } : {}),
     command: ['jamba-runtime'],
     args: runtimeArgs(spec, model.modelPath),

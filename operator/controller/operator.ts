@@ -7,12 +7,14 @@ import { KubeClient } from '../kube/client.js';
 import { EventRecorder } from '../kube/events.js';
 import { ResilientInformer } from '../kube/informer.js';
 import { LeaderElector } from '../kube/leader-election.js';
+import { NamespacedInformers, type CacheInformer } from '../kube/namespaced-informers.js';
 import { RESOURCES, collectionPath, type Resource } from '../kube/resources.js';
 import { startProbeServer } from '../observability/http-server.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
 import { OperatorMetrics } from '../observability/metrics.js';
 import { withSpan } from '../observability/tracing.js';
 import { systemClock, type Clock } from './backoff.js';
+import type { OperatorDefaults } from './desired.js';
 import { FIELD_MANAGER, INSTANCE_LABEL, keyOf } from './labels.js';
 import { Reconciler, type Caches, type Lister } from './reconciler.js';
 import { WorkQueue } from './workqueue.js';
@@ -20,8 +22,8 @@ import type { Server } from 'node:http';
 
 export interface OperatorOptions {
   kubeConfig: KubeConfig;
-  /** Watch one namespace only; all namespaces when undefined. */
-  namespace?: string;
+  /** Watch one namespace, or an allowlist of namespaces; all namespaces when undefined. */
+  namespace?: string | readonly string[];
   leaderElection?: { namespace: string; name?: string; leaseDurationSeconds?: number; renewDeadlineSeconds?: number; retryPeriodSeconds?: number } | false;
   identity?: string;
   /** host:port for /metrics, /healthz, /readyz; no server when undefined. */
@@ -30,9 +32,11 @@ export interface OperatorOptions {
   logger?: Logger;
   clock?: Clock;
   processMetrics?: boolean;
+  /** Installation-wide defaults (--default-runtime-image). */
+  defaults?: OperatorDefaults;
 }
 
-type Informers = { [K in keyof Caches]: ResilientInformer<Caches[K] extends Lister<infer T extends KubernetesObject> ? T : never> };
+type Informers = { [K in keyof Caches]: CacheInformer<Caches[K] extends Lister<infer T extends KubernetesObject> ? T : never> };
 
 export const LEASE_NAME = 'jamba-operator-leader';
 
@@ -111,14 +115,18 @@ export class Operator {
     await this.controllersStarting;
   }
 
-  private informer<T extends KubernetesObject>(name: string, r: Resource, labelSelector: string | undefined, queue: WorkQueue, toKey: (o: T) => string | undefined): ResilientInformer<T> {
-    const path = collectionPath(r, this.o.namespace);
-    const informer = new ResilientInformer<T>({
-      name, kubeConfig: this.o.kubeConfig, path, labelSelector, clock: this.clock,
-      list: () => this.client.request<KubernetesListObject<T>>({ method: 'GET', path, verb: 'LIST', resource: r.name, query: { labelSelector } }),
-      onWatch: () => this.metrics.apiRequests.inc({ verb: 'WATCH', resource: r.name, code: '' }),
-      onError: (e, delayMs) => this.log.warn('watch failed; restarting', { informer: name, delayMs, error: e }),
-    });
+  /** The namespaces watched; [undefined] means all. */
+  private get namespaces(): Array<string | undefined> {
+    const ns = this.o.namespace;
+    if (ns === undefined) return [undefined];
+    return typeof ns === 'string' ? [ns] : [...ns];
+  }
+
+  private informer<T extends KubernetesObject>(name: string, r: Resource, labelSelector: string | undefined, queue: WorkQueue, toKey: (o: T) => string | undefined): CacheInformer<T> {
+    const namespaces = this.namespaces;
+    const informer: CacheInformer<T> = namespaces.length === 1
+      ? this.resilientInformer<T>(name, r, labelSelector, namespaces[0])
+      : new NamespacedInformers(name, new Map(namespaces.map((ns) => [ns!, this.resilientInformer<T>(name, r, labelSelector, ns)])));
     const enqueue = (verb: string) => (o: T) => {
       const key = toKey(o);
       this.log.debug('watch event', { informer: name, verb, object: keyOf(o.metadata?.namespace, o.metadata?.name), enqueued: key });
@@ -128,6 +136,16 @@ export class Operator {
     informer.on('update', enqueue('update'));
     informer.on('delete', enqueue('delete'));
     return informer;
+  }
+
+  private resilientInformer<T extends KubernetesObject>(name: string, r: Resource, labelSelector: string | undefined, namespace: string | undefined): ResilientInformer<T> {
+    const path = collectionPath(r, namespace);
+    return new ResilientInformer<T>({
+      name, kubeConfig: this.o.kubeConfig, path, labelSelector, clock: this.clock,
+      list: () => this.client.request<KubernetesListObject<T>>({ method: 'GET', path, verb: 'LIST', resource: r.name, query: { labelSelector } }),
+      onWatch: () => this.metrics.apiRequests.inc({ verb: 'WATCH', resource: r.name, code: '' }),
+      onError: (e, delayMs) => this.log.warn('watch failed; restarting', { informer: name, namespace, delayMs, error: e }),
+    });
   }
 
   private async startControllers(): Promise<void> {
@@ -153,7 +171,7 @@ export class Operator {
     this.informers = informers;
     this.events = new EventRecorder(this.client, this.identity);
     const reconciler = new Reconciler({
-      client: this.client, caches: informers, events: this.events, clock: this.clock, log: this.log,
+      client: this.client, caches: informers, events: this.events, clock: this.clock, log: this.log, defaults: this.o.defaults,
       onDesiredReplicasChanged: (namespace, name, from, to) =>
         this.metrics.scalingDecisions.inc({ namespace, jambadeployment: name, direction: to > from ? 'up' : 'down' }),
     });
@@ -162,7 +180,7 @@ export class Operator {
     await informers.jambaDeployments.start();
     const workers = this.o.workers ?? 8;
     this.workers = Array.from({ length: workers }, () => this.work(queue, reconciler));
-    this.log.info('controllers started', { namespace: this.o.namespace ?? '(all)', workers });
+    this.log.info('controllers started', { namespaces: this.namespaces.map((ns) => ns ?? '(all)'), workers });
   }
 
   private async work(queue: WorkQueue, reconciler: Reconciler): Promise<void> {

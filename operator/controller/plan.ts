@@ -5,7 +5,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { V1Deployment, V1PodDisruptionBudget, V1Pod, V1Service } from '@kubernetes/client-node';
 import type { Condition, JambaDeployment, JambaDeploymentStatus } from '../api/jambadeployment.js';
 import { checkFit, fitMessage, type FitInput } from '../api/sizing.js';
-import { desiredDeployment, desiredPodDisruptionBudget, desiredReplicas, desiredService } from './desired.js';
+import { desiredDeployment, desiredPodDisruptionBudget, desiredReplicas, desiredService, type OperatorDefaults } from './desired.js';
 import { firstDifference } from './drift.js';
 import { computeStatus, type Blocked } from './status.js';
 
@@ -47,13 +47,13 @@ function action(kind: ChildKind, desired: Child, observed: Child | undefined): C
   return field ? { kind, object: desired, reason: 'Updated', field } : undefined;
 }
 
-export function planChildren(jd: JambaDeployment, observed: Observed): ChildPlan {
+export function planChildren(jd: JambaDeployment, observed: Observed, defaults: OperatorDefaults = {}): ChildPlan {
   const replicas = desiredReplicas(jd.spec);
   // Defence in depth: the CRD's CEL rule refuses these, but an older CRD or a status-only edit could let one in.
   const fit = checkFit(fitInput(jd));
   if (!fit.fits) return { desiredReplicas: replicas, apply: [], blocked: { reason: 'InsufficientGPUMemory', message: fitMessage(fitInput(jd), fit) } };
   const actions = [
-    action('Deployment', desiredDeployment(jd), observed.deployment),
+    action('Deployment', desiredDeployment(jd, defaults), observed.deployment),
     action('Service', desiredService(jd), observed.service),
     action('PodDisruptionBudget', desiredPodDisruptionBudget(jd), observed.pdb),
   ];

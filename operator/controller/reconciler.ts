@@ -10,6 +10,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Clock } from './backoff.js';
 import { INSTANCE_LABEL } from './labels.js';
 import { RecentWrites } from './recent-writes.js';
+import type { OperatorDefaults } from './desired.js';
 import { childEvents, planChildren, planStatus, type ChildAction, type ChildKind, type Observed } from './plan.js';
 
 export interface Lister<T> {
@@ -47,6 +48,7 @@ export class Reconciler {
 
   constructor(private readonly d: {
     client: KubeClient; caches: Caches; events: EventRecorder; clock: Clock; log: Logger;
+    defaults?: OperatorDefaults;
     /** The written status changed desiredReplicas (a scaling decision). */
     onDesiredReplicasChanged?: (namespace: string, name: string, from: number, to: number) => void;
   }) {}
@@ -83,7 +85,7 @@ export class Reconciler {
     const jd = this.recent.fresher(jdId, cachedJd)!;
     const log = this.d.log.child({ jambaDeployment: key, generation: jd.metadata.generation });
     const { observed, foreign } = this.observe(jd);
-    const children = planChildren(jd, observed);
+    const children = planChildren(jd, observed, this.d.defaults);
 
     // The children are independent: apply them concurrently (one reconcile's latency, not three).
     const results = await Promise.allSettled(children.apply.map(async (action) => {

@@ -28,6 +28,7 @@ TOOLS=(
   "helm                     helm        helm.sh/helm/v3            v3.22.0  helm.sh/helm/v3/cmd/helm"
   "prometheus               prometheus  github.com/prometheus/prometheus  v0.316.0  github.com/prometheus/prometheus/cmd/prometheus"
   "promtool                 prometheus  github.com/prometheus/prometheus  v0.316.0  github.com/prometheus/prometheus/cmd/promtool"
+  "promql-operands          prometheus  github.com/prometheus/prometheus  v0.316.0  jamba.dev/tools/prometheus/promql-operands"
   "otlp-sink                otlp        go.opentelemetry.io/proto/otlp    v1.11.1   jamba.dev/tools/otlp"
 )
 
