@@ -2,7 +2,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { dashboardQueries } from '../../tools/monitoring/dashboards.js';
+import { dashboardQueries, grafanaToPromQL } from '../../tools/monitoring/dashboards.js';
 import { repoRoot, run, toolPath } from '../harness/exec.js';
 
 export const CHART_DIR = path.join(repoRoot, 'charts', 'jamba-operator');
@@ -63,17 +63,9 @@ export function committedDashboards(): Array<{ file: string; json: any }> { // e
   return readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((file) => ({ file, json: JSON.parse(readFileSync(path.join(dir, file), 'utf8')) }));
 }
 
-/** What Grafana sends for a dashboard query: variables at "All", $__rate_interval a minute, label_values() → its selector. */
-export function asPromQL(query: string, rateInterval = '1m'): string {
-  let q = query.replaceAll('$__rate_interval', rateInterval).replaceAll(/\$(namespace|jambadeployment)\b/g, '.*');
-  const lv = /^label_values\((.*),\s*[a-zA-Z_]+\)$/.exec(q);
-  if (lv) q = lv[1]!;
-  return q;
-}
-
 /** Every dashboard query as PromQL, with where it comes from. */
 export function dashboardPromQL(rateInterval?: string): Array<{ where: string; expr: string }> {
-  return committedDashboards().flatMap(({ file, json }) => dashboardQueries(json).map((q) => ({ where: file, expr: asPromQL(q, rateInterval) })));
+  return committedDashboards().flatMap(({ file, json }) => dashboardQueries(json).map((q) => ({ where: file, expr: grafanaToPromQL(q, rateInterval) })));
 }
 
 export interface Operands {

@@ -245,6 +245,16 @@ export function toGrafana(d: Dashboard): Record<string, unknown> {
   };
 }
 
+/**
+ * What Grafana sends Prometheus for a dashboard query: variables at "All" (.*), $__rate_interval as
+ * given, and label_values(selector, label) reduced to its selector.
+ */
+export function grafanaToPromQL(query: string, rateInterval = '1m'): string {
+  const q = query.replaceAll('$__rate_interval', rateInterval).replaceAll(/\$(namespace|jambadeployment)\b/g, '.*');
+  const labelValues = /^label_values\((.*),\s*[a-zA-Z_]+\)$/.exec(q);
+  return labelValues ? labelValues[1]! : q;
+}
+
 /** Every PromQL query a dashboard runs: panel targets and variable queries. */
 export function dashboardQueries(json: { panels?: Array<{ targets?: Array<{ expr: string }> }>; templating?: { list?: Array<{ type: string; definition?: string }> } }): string[] {
   const panels = (json.panels ?? []).flatMap((p) => (p.targets ?? []).map((t) => t.expr));
