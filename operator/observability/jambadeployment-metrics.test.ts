@@ -48,3 +48,14 @@ test('each scrape reflects the cache: a deleted JambaDeployment disappears', asy
   expect(e.samples.filter((s) => s.labels.jambadeployment === 'large')).toEqual([]);
   expect(e.types.get('jamba_jambadeployment_autoscaling_max_replicas')).toBe('gauge');
 });
+
+test('scaling decisions: both directions exist at 0 for every JambaDeployment before the first one', async () => {
+  const { OperatorMetrics } = await import('./metrics.js');
+  const m = new OperatorMetrics({ jambaDeployments: () => [jambaDeployment({}, { name: 'mini' })] });
+  let e = parseExposition(await m.registry.metrics());
+  expect(sampleSum(e, 'jamba_operator_scaling_decisions_total', { jambadeployment: 'mini', direction: 'up' })).toBe(0);
+  expect(sampleSum(e, 'jamba_operator_scaling_decisions_total', { jambadeployment: 'mini', direction: 'down' })).toBe(0);
+  m.scalingDecisions.inc({ namespace: 'ns', jambadeployment: 'mini', direction: 'down' });
+  e = parseExposition(await m.registry.metrics());
+  expect(sampleSum(e, 'jamba_operator_scaling_decisions_total', { jambadeployment: 'mini', direction: 'down' })).toBe(1);
+});

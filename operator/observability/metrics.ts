@@ -18,13 +18,21 @@ export class OperatorMetrics {
     labelNames: ['verb', 'resource', 'code'] as const, registers: [this.registry],
   });
 
-  readonly scalingDecisions = new Counter({
-    name: 'jamba_operator_scaling_decisions_total', help: 'Changes of a JambaDeployment\'s desired replicas, by direction (up, down).',
-    labelNames: ['namespace', 'jambadeployment', 'direction'] as const, registers: [this.registry],
-  });
+  readonly scalingDecisions: Counter<'namespace' | 'jambadeployment' | 'direction'>;
 
   constructor(opts: { processMetrics?: boolean; jambaDeployments?: () => readonly JambaDeployment[] } = {}) {
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry });
+    const list = opts.jambaDeployments ?? (() => []);
+    this.scalingDecisions = new Counter({
+      name: 'jamba_operator_scaling_decisions_total', help: 'Changes of a JambaDeployment\'s desired replicas, by direction (up, down).',
+      labelNames: ['namespace', 'jambadeployment', 'direction'] as const, registers: [this.registry],
+      // Every known JambaDeployment has both series from its first scrape (at 0), so increase() sees its first decision.
+      collect(this: Counter<'namespace' | 'jambadeployment' | 'direction'>) {
+        for (const jd of list()) {
+          for (const direction of ['up', 'down']) this.inc({ namespace: jd.metadata.namespace ?? '', jambadeployment: jd.metadata.name ?? '', direction }, 0);
+        }
+      },
+    });
     if (opts.jambaDeployments) registerJambaDeploymentMetrics(this.registry, opts.jambaDeployments);
   }
 

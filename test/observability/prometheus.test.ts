@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { renderDashboardPngs } from '../../tools/monitoring/render-panels.js';
-import { kubectl, kubectlJson, waitFor, withNamespace } from '../harness/cluster.js';
+import { addGpuNodes, kubectl, kubectlJson, waitFor, withNamespace } from '../harness/cluster.js';
 import { committedDashboards, dashboardPromQL, findObject, helmTemplate, promqlOperands, type K8sObject } from '../monitoring/chart.js';
 import { createJd, ensureOperatorBuilt, installCrd, spawnOperator, waitForCondition, type OperatorProcess } from '../operator/support.js';
 import { loadReference, spawnServe, type ServeProcess } from '../runtime/helpers.js';
@@ -29,6 +29,8 @@ let runtimes: ServeProcess[] = [];
 let prometheus: Prometheus | undefined;
 let sdDir: string;
 let loadStarted = 0;
+let node: string | undefined;
+const TAINT = 'jamba.dev/test=observability';
 
 async function post(url: string, body: Record<string, unknown>): Promise<number> {
   const res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -62,8 +64,18 @@ beforeAll(async () => {
   objects = await helmTemplate({ release: RELEASE, namespace: ns.name });
   // Two operators elect a leader (Lease in the namespace, as the chart's POD_NAMESPACE makes it).
   operators = [spawnOperator(ns.name), spawnOperator(ns.name)];
-  await createJd(ns.name, 'mini', { gpusPerReplica: 1, replicas: 2, autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 2, targetTokensPerSecondPerReplica: 50 } });
-  await waitForCondition(ns.name, 'mini', 'Ready', 'True', undefined, 90_000);
+  // A GPU node of its own (tainted for this test only), so other test files filling the GPU nodes cannot delay it.
+  [node] = await addGpuNodes(1, { prefix: `${ns.name}-gpu-` });
+  await kubectl(['taint', 'nodes', node!, `${TAINT}:NoSchedule`]);
+  await createJd(ns.name, 'mini', {
+    gpusPerReplica: 1, replicas: 2, autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 2, targetTokensPerSecondPerReplica: 50 },
+    scheduling: { nodeSelector: { 'kubernetes.io/hostname': node }, tolerations: [{ key: TAINT.split('=')[0], operator: 'Equal', value: TAINT.split('=')[1], effect: 'NoSchedule' }] },
+  });
+  await waitForCondition(ns.name, 'mini', 'Ready', 'True', undefined, 180_000).catch(async (e: Error) => {
+    // Say why: the JambaDeployment's status, its pods, and what the operators logged.
+    const [jd, pods] = await Promise.all([kubectl(['get', 'jd', 'mini', '-n', ns.name, '-o', 'yaml']), kubectl(['get', 'pods', '-n', ns.name, '-o', 'wide'])]);
+    throw new Error(`${e.message}\n${jd}\n${pods}\n${operators.map((o) => o.lines.slice(-15).join('\n')).join('\n---\n')}`);
+  });
   await waitFor(() => operators.every((o) => o.port() !== undefined), { description: 'both operators serving /metrics', timeoutMs: 30_000 });
   runtimes = await Promise.all([0, 1].map(() => spawnServe(['--max-num-seqs', '4', '--drain-timeout', '4'])));
 
@@ -96,19 +108,25 @@ beforeAll(async () => {
     ],
   }, { 'rules.yaml': stringify(rules) });
 
+  // Every target scraped at least once before anything happens, so rates and increases see it all.
+  await waitFor(async () => ((await prometheus!.query('up == 1')).length === 4 ? true : undefined), { description: 'all four targets up in Prometheus', timeoutMs: 30_000 });
+  await new Promise((r) => setTimeout(r, 2000));
+
   // Load on both replicas; a scale down and back up (two scaling decisions) on the way.
   loadStarted = Date.now() / 1000;
   const urls = runtimes.map((r) => r.url);
   const loading = load(urls, 40_000);
+  await new Promise((r) => setTimeout(r, 5000));
   await kubectl(['patch', 'jd', 'mini', '-n', ns.name, '--type=merge', '-p', '{"spec":{"replicas":1}}']);
   await waitFor(async () => (await kubectlJson<{ status?: { desiredReplicas?: number } }>(['get', 'jd', 'mini', '-n', ns.name])).status?.desiredReplicas === 1, { description: 'desired 1' });
-  await new Promise((r) => setTimeout(r, 3000));
+  await new Promise((r) => setTimeout(r, 8000));
   await kubectl(['patch', 'jd', 'mini', '-n', ns.name, '--type=merge', '-p', '{"spec":{"replicas":2}}']);
   expect(await loading).toBeGreaterThan(20);
 
-  // One replica shuts down: a long stream keeps it draining, requests meanwhile get 503, then it is gone.
+  // One replica shuts down: a stream far longer than its 4 s drain timeout keeps it draining (scraped
+  // every second meanwhile), requests meanwhile get 503, then the stream is cut and the process is gone.
   const leaving = runtimes[1]!;
-  const stream = fetch(`${leaving.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt, max_tokens: 900, ignore_eos: true, stream: true }) }).then((r) => r.arrayBuffer()).catch(() => undefined);
+  const stream = fetch(`${leaving.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt, max_tokens: 3000, ignore_eos: true, stream: true }) }).then((r) => r.arrayBuffer()).catch(() => undefined);
   await new Promise((r) => setTimeout(r, 300));
   leaving.child.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 200));
@@ -118,7 +136,7 @@ beforeAll(async () => {
   await stream;
   await leaving.exited;
   await new Promise((r) => setTimeout(r, 3000));
-}, 240_000);
+}, 330_000);
 
 afterAll(async () => {
   await prometheus?.stop();
@@ -126,6 +144,7 @@ afterAll(async () => {
   for (const o of operators) o.child.kill('SIGTERM');
   await Promise.all(operators.map((o) => o.exited));
   if (sdDir) rmSync(sdDir, { recursive: true, force: true });
+  if (node) await kubectl(['delete', 'node', node, '--wait=false']);
 });
 
 const nonEmpty = async (expr: string) => ({ expr, series: (await prometheus!.query(expr)).length > 0 });

@@ -148,9 +148,9 @@ export interface OperatorProcess {
 }
 
 /** The real CLI (`jamba-operator`) in a child process, leader election on, scoped to `namespace`. */
-export function spawnOperator(namespace: string): OperatorProcess {
+export function spawnOperator(namespace: string, env: NodeJS.ProcessEnv = {}): OperatorProcess {
   const child = spawn(process.execPath, [OPERATOR_MAIN, '--kubeconfig', kubeconfigPath(), '--namespace', namespace, '--metrics-addr', '127.0.0.1:0', '--leader-elect=true'], {
-    cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
   });
   const lines: string[] = [];
   let buffer = '';

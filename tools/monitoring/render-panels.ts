@@ -75,7 +75,9 @@ export function panelSvg(title: string, unit: string, bars: boolean, series: Ser
   const w = WIDTH - PLOT.left - PLOT.right;
   const h = HEIGHT - PLOT.top - PLOT.bottom;
   const values = series.flatMap((s) => s.points.map((p) => p[1])).filter(Number.isFinite);
-  const ticks = niceTicks(Math.min(0, ...values), Math.max(...values, unit === 'percentunit' ? 0.01 : 1e-9));
+  const top = Math.max(0, ...values);
+  // An all-zero panel still gets a readable axis.
+  const ticks = niceTicks(Math.min(0, ...values), top > 0 ? top : 1);
   const [lo, hi] = [ticks[0]!, ticks[ticks.length - 1]!];
   const x = (t: number) => PLOT.left + ((t - start) / (end - start)) * w;
   const y = (v: number) => PLOT.top + h - ((v - lo) / (hi - lo)) * h;
