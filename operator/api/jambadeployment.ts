@@ -127,6 +127,24 @@ const runtime = object({
   ),
 });
 
+const inferencePool = object(
+  {
+    endpointPicker: required(object(
+      {
+        name: required(string({ minLength: 1, maxLength: 253, description: 'Service of the endpoint picker (EPP) that routes to this pool.' })),
+        port: withDefault(integer({ minimum: 1, maximum: 65535, description: "The EPP's ext-proc port." }), 9002),
+        failureMode: withDefault(enumOf(['FailOpen', 'FailClose'] as const, { description: 'What the gateway does when the EPP does not answer.' }), 'FailClose'),
+      },
+      { description: 'The endpoint picker the pool names (deployed with the Gateway API Inference Extension).' },
+    )),
+  },
+  {
+    description:
+      'Expose the pods as a Gateway API Inference Extension InferencePool (inference.networking.k8s.io/v1) named after the JambaDeployment. ' +
+      "Its pods then also export vLLM's metric names, which the endpoint picker reads.",
+  },
+);
+
 const scheduling = object({
   nodeSelector: stringMap(),
   tolerations: embedded<V1Toleration[]>('array', { description: 'Added to the GPU taint toleration.' }),
@@ -151,6 +169,7 @@ export const specField = withRules(
     runtime: withDefault(runtime, {}),
     scheduling: scheduling,
     service: withDefault(service, {}),
+    inferencePool: inferencePool,
   }),
   [memoryFitRule()],
 );

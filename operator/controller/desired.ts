@@ -100,6 +100,8 @@ export function runtimeArgs(spec: JambaDeploymentSpec, modelPath: string): strin
     '--served-model-name', spec.model.name,
     '--drain-timeout', String(r.drainTimeoutSeconds),
     ...(r.maxNumSeqs !== undefined ? ['--max-num-seqs', String(r.maxNumSeqs)] : []),
+    // An InferencePool's endpoint picker reads vLLM's metric names.
+    ...(spec.inferencePool ? ['--vllm-metrics'] : []),
     ...(r.args ?? []),
   ];
 }

@@ -7,7 +7,9 @@ import { KubeClient } from '../kube/client.js';
 import { EventRecorder } from '../kube/events.js';
 import { ResilientInformer } from '../kube/informer.js';
 import { LeaderElector } from '../kube/leader-election.js';
-import { NamespacedInformers, type CacheInformer } from '../kube/namespaced-informers.js';
+import { NamespacedInformers, emptyInformer, type CacheInformer } from '../kube/namespaced-informers.js';
+import { isNotFound } from '../kube/client.js';
+import type { InferencePool } from './inference-pool.js';
 import { RESOURCES, collectionPath, type Resource } from '../kube/resources.js';
 import { startProbeServer } from '../observability/http-server.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
@@ -148,6 +150,25 @@ export class Operator {
     });
   }
 
+  /**
+   * Whether the cluster serves InferencePools (Gateway API Inference Extension CRDs installed). Only then
+   * are they watched; read once when controllers start (installing the CRDs later needs a restart).
+   */
+  private async servesInferencePools(): Promise<boolean> {
+    try {
+      const list = await this.client.request<{ resources?: Array<{ name: string }> }>({
+        method: 'GET', path: RESOURCES.inferencePools.prefix, verb: 'GET', resource: 'discovery',
+      });
+      const served = !!list.resources?.some((r) => r.name === RESOURCES.inferencePools.plural);
+      this.log.info(served ? 'watching InferencePools' : 'InferencePool API not served; JambaDeployments asking for one will be Degraded');
+      return served;
+    } catch (e) {
+      if (!isNotFound(e)) this.log.warn('discovering the InferencePool API failed; not watching InferencePools', { error: e });
+      else this.log.info('InferencePool API not served; JambaDeployments asking for one will be Degraded');
+      return false;
+    }
+  }
+
   private async startControllers(): Promise<void> {
     if (this.controllersRunning) return;
     this.controllersRunning = true;
@@ -157,7 +178,11 @@ export class Operator {
       return owner ? keyOf(o.metadata?.namespace, owner.name) : undefined;
     };
     const managed = `app.kubernetes.io/managed-by=${FIELD_MANAGER}`;
+    const poolsServed = await this.servesInferencePools();
     const informers: Informers = {
+      inferencePools: poolsServed
+        ? this.informer<InferencePool>('inferencepools', RESOURCES.inferencePools, managed, queue, ownerKey)
+        : emptyInformer<InferencePool>('inferencepools'),
       jambaDeployments: this.informer<JambaDeployment>('jambadeployments', RESOURCES.jambaDeployments, undefined, queue, (o) => keyOf(o.metadata?.namespace, o.metadata?.name)),
       deployments: this.informer<V1Deployment>('deployments', RESOURCES.deployments, managed, queue, ownerKey),
       services: this.informer<V1Service>('services', RESOURCES.services, managed, queue, ownerKey),
@@ -176,7 +201,7 @@ export class Operator {
         this.metrics.scalingDecisions.inc({ namespace, jambadeployment: name, direction: to > from ? 'up' : 'down' }),
     });
     // Children and pods first, so the first reconcile of each JambaDeployment sees them.
-    await Promise.all([informers.deployments, informers.services, informers.podDisruptionBudgets, informers.pods].map((i) => i.start()));
+    await Promise.all([informers.deployments, informers.services, informers.podDisruptionBudgets, informers.inferencePools, informers.pods].map((i) => i.start()));
     await informers.jambaDeployments.start();
     const workers = this.o.workers ?? 8;
     this.workers = Array.from({ length: workers }, () => this.work(queue, reconciler));

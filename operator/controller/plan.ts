@@ -6,16 +6,18 @@ import type { V1Deployment, V1PodDisruptionBudget, V1Pod, V1Service } from '@kub
 import type { Condition, JambaDeployment, JambaDeploymentStatus } from '../api/jambadeployment.js';
 import { checkFit, fitMessage, type FitInput } from '../api/sizing.js';
 import { desiredDeployment, desiredPodDisruptionBudget, desiredReplicas, desiredService, type OperatorDefaults } from './desired.js';
+import { desiredInferencePool, type InferencePool } from './inference-pool.js';
 import { firstDifference } from './drift.js';
 import { computeStatus, type Blocked } from './status.js';
 
-export type ChildKind = 'Deployment' | 'Service' | 'PodDisruptionBudget';
-export type Child = V1Deployment | V1Service | V1PodDisruptionBudget;
+export type ChildKind = 'Deployment' | 'Service' | 'PodDisruptionBudget' | 'InferencePool';
+export type Child = V1Deployment | V1Service | V1PodDisruptionBudget | InferencePool;
 
 export interface Observed {
   deployment?: V1Deployment;
   service?: V1Service;
   pdb?: V1PodDisruptionBudget;
+  inferencePool?: InferencePool;
   pods: V1Pod[];
 }
 
@@ -31,6 +33,8 @@ export interface ChildAction {
 export interface ChildPlan {
   desiredReplicas: number;
   apply: ChildAction[];
+  /** Children the spec no longer asks for (an InferencePool whose field was removed). */
+  remove: ChildKind[];
   blocked?: Blocked;
 }
 
@@ -51,13 +55,16 @@ export function planChildren(jd: JambaDeployment, observed: Observed, defaults: 
   const replicas = desiredReplicas(jd.spec);
   // Defence in depth: the CRD's CEL rule refuses these, but an older CRD or a status-only edit could let one in.
   const fit = checkFit(fitInput(jd));
-  if (!fit.fits) return { desiredReplicas: replicas, apply: [], blocked: { reason: 'InsufficientGPUMemory', message: fitMessage(fitInput(jd), fit) } };
+  if (!fit.fits) return { desiredReplicas: replicas, apply: [], remove: [], blocked: { reason: 'InsufficientGPUMemory', message: fitMessage(fitInput(jd), fit) } };
+  const pool = desiredInferencePool(jd);
   const actions = [
     action('Deployment', desiredDeployment(jd, defaults), observed.deployment),
     action('Service', desiredService(jd), observed.service),
     action('PodDisruptionBudget', desiredPodDisruptionBudget(jd), observed.pdb),
+    pool ? action('InferencePool', pool, observed.inferencePool) : undefined,
   ];
-  return { desiredReplicas: replicas, apply: actions.filter((a): a is ChildAction => a !== undefined) };
+  const remove: ChildKind[] = !pool && observed.inferencePool ? ['InferencePool'] : [];
+  return { desiredReplicas: replicas, apply: actions.filter((a): a is ChildAction => a !== undefined), remove };
 }
 
 export interface PlannedEvent {

@@ -3,7 +3,7 @@
 // transitions). Nothing is written when the world already matches, so a quiet cluster costs no calls.
 import type { KubernetesObject, V1Deployment, V1PodDisruptionBudget, V1Pod, V1Service } from '@kubernetes/client-node';
 import type { JambaDeployment } from '../api/jambadeployment.js';
-import type { KubeClient } from '../kube/client.js';
+import { isNotFound, type KubeClient } from '../kube/client.js';
 import type { EventRecorder } from '../kube/events.js';
 import { RESOURCES, objectPath, type Resource } from '../kube/resources.js';
 import type { Logger } from '../observability/logger.js';
@@ -11,6 +11,7 @@ import type { Clock } from './backoff.js';
 import { INSTANCE_LABEL } from './labels.js';
 import { RecentWrites } from './recent-writes.js';
 import type { OperatorDefaults } from './desired.js';
+import type { InferencePool } from './inference-pool.js';
 import { childEvents, planChildren, planStatus, type ChildAction, type ChildKind, type Observed } from './plan.js';
 
 export interface Lister<T> {
@@ -23,6 +24,8 @@ export interface Caches {
   deployments: Lister<V1Deployment>;
   services: Lister<V1Service>;
   podDisruptionBudgets: Lister<V1PodDisruptionBudget>;
+  /** Empty where the InferencePool API is not served. */
+  inferencePools: Lister<InferencePool>;
   pods: Lister<V1Pod>;
 }
 
@@ -32,6 +35,7 @@ const CHILD_RESOURCE: Record<ChildKind, Resource> = {
   Deployment: RESOURCES.deployments,
   Service: RESOURCES.services,
   PodDisruptionBudget: RESOURCES.podDisruptionBudgets,
+  InferencePool: RESOURCES.inferencePools,
 };
 
 function controlledBy(o: KubernetesObject | undefined, jd: JambaDeployment): boolean {
@@ -67,6 +71,7 @@ export class Reconciler {
         deployment: owned('Deployment', c.deployments.get(name, namespace)),
         service: owned('Service', c.services.get(name, namespace)),
         pdb: owned('PodDisruptionBudget', c.podDisruptionBudgets.get(name, namespace)),
+        inferencePool: owned('InferencePool', c.inferencePools.get(name, namespace)),
         pods: c.pods.list(namespace).filter((p) => p.metadata?.labels?.[INSTANCE_LABEL] === name),
       },
       foreign,
@@ -102,11 +107,16 @@ export class Reconciler {
       Deployment: cache.deployments.get(name, namespace),
       Service: cache.services.get(name, namespace),
       PodDisruptionBudget: cache.podDisruptionBudgets.get(name, namespace),
+      InferencePool: cache.inferencePools.get(name, namespace),
     };
     results.forEach((r, i) => {
       const action = children.apply[i]!;
       if (r.status === 'rejected') {
-        applyError ??= new Error(`applying ${action.kind} ${key}: ${(r.reason as Error).message}`, { cause: r.reason });
+        const missingApi = action.kind === 'InferencePool' && isNotFound(r.reason);
+        const why = missingApi
+          ? 'the InferencePool API (inference.networking.k8s.io/v1) is not served: install the Gateway API Inference Extension CRDs, then restart the operator'
+          : (r.reason as Error).message;
+        applyError ??= new Error(`applying ${action.kind} ${key}: ${why}`, { cause: r.reason });
         return;
       }
       if (action.kind === 'Deployment') deployment = r.value as V1Deployment;
@@ -114,6 +124,16 @@ export class Reconciler {
       applied.push(action);
       log.info(`${action.reason.toLowerCase()} ${action.kind}`, { field: action.field });
     });
+
+    // Children the spec no longer asks for; one already gone (a stale cache) is fine.
+    for (const kind of children.remove) {
+      const r = CHILD_RESOURCE[kind];
+      await this.d.client.request({ method: 'DELETE', path: objectPath(r, namespace, name), verb: 'DELETE', resource: r.name })
+        .catch((e: unknown) => {
+          if (!isNotFound(e)) throw e;
+        });
+      log.info(`deleted ${kind}`, { reason: 'no longer in the spec' });
+    }
 
     const now = new Date(this.d.clock.now());
     const statusPlan = planStatus(jd, children, deployment, observed.pods, now, applyError);

@@ -13,6 +13,11 @@ export interface CacheInformer<T extends KubernetesObject> {
   stop(): Promise<void>;
 }
 
+/** Stands in for an informer on an API the cluster does not serve: always synced, always empty. */
+export function emptyInformer<T extends KubernetesObject>(name: string): CacheInformer<T> {
+  return { name, synced: true, on: () => {}, get: () => undefined, list: () => [], start: async () => {}, stop: async () => {} };
+}
+
 export class NamespacedInformers<T extends KubernetesObject> implements CacheInformer<T> {
   constructor(
     readonly name: string,

@@ -17,6 +17,7 @@ export const RESOURCES = {
   pods: { name: 'pods', prefix: '/api/v1', plural: 'pods' },
   events: { name: 'events', prefix: '/api/v1', plural: 'events' },
   leases: { name: 'leases', prefix: '/apis/coordination.k8s.io/v1', plural: 'leases' },
+  inferencePools: { name: 'inferencepools', prefix: '/apis/inference.networking.k8s.io/v1', plural: 'inferencepools' },
 } as const satisfies Record<string, Resource>;
 
 /** Collection path; without a namespace, across all namespaces. */
