@@ -156,13 +156,14 @@ test('the serving dashboard has the panels users asked for', () => {
   expect(operator.panels.map((p: { title: string }) => p.title)).toEqual(expect.arrayContaining(['Reconciles/s by result', 'Reconcile latency']));
 });
 
-test('API server access: a kubeconfig from a Secret, and the node\'s network with metrics and probes on loopback', async () => {
+test('API server access: a kubeconfig from a Secret, and the node\'s network listening on the pod (node) address only', async () => {
   const o = await helmTemplate({ set: { 'apiServerAccess.kubeconfigSecret': 'operator-kubeconfig', 'apiServerAccess.hostNetwork': true } });
   const pod = findObject(o, 'Deployment').spec.template.spec;
   const c = pod.containers[0];
   expect(pod.hostNetwork).toBe(true);
-  expect(c.args).toEqual(expect.arrayContaining(['--kubeconfig=/etc/jamba-operator/kubeconfig', '--metrics-addr=127.0.0.1:8080']));
-  expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics', host: '127.0.0.1' });
+  expect(c.args).toEqual(expect.arrayContaining(['--kubeconfig=/etc/jamba-operator/kubeconfig', '--metrics-addr=$(POD_IP):8080']));
+  expect(c.env).toContainEqual({ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
+  expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
   expect(pod.volumes).toContainEqual({ name: 'kubeconfig', secret: { secretName: 'operator-kubeconfig' } });
   expect(c.volumeMounts).toContainEqual({ name: 'kubeconfig', mountPath: '/etc/jamba-operator', readOnly: true });
   const inCluster = findObject(objects, 'Deployment').spec.template.spec;
