@@ -49,23 +49,26 @@ test('helm template, every object, passes the API server\'s server-side dry run 
 
 test('install, upgrade, uninstall: the release\'s objects come, change and go, leaving nothing', async () => {
   // The CRD is already installed (and shared by every test file); the release does not own it here.
-  const install = await helm(['install', release, CHART_DIR, '-n', ns.name, '--set', 'crds.install=false', '--wait', '--timeout', '120s']);
+  // Scoped to this namespace, so that wherever its pods run they touch no other test's JambaDeployments;
+  // no --wait: this is about the release's objects, wherever (and whether) its pods can run.
+  const install = await helm(['install', release, CHART_DIR, '-n', ns.name, '--set', 'crds.install=false',
+    '--set', 'watch.scope=namespaces', '--set', `watch.namespaces={${ns.name}}`]);
   expect(install).toContain(`Lease ${ns.name}/jamba-operator-leader`);
   expect(install).toContain('kubectl get jd -n <namespace> -w');
   const deployment = await kubectlJson<{ spec: { replicas: number } }>(['get', 'deployment', fullname, '-n', ns.name]);
   expect(deployment.spec.replicas).toBe(2);
   const before = await leftovers();
-  for (const kind of ['servicemonitor', 'podmonitor', 'prometheusrule', 'clusterrole', 'clusterrolebinding', 'serviceaccount']) {
+  for (const kind of ['servicemonitor', 'podmonitor', 'prometheusrule', 'clusterrole', 'rolebinding', 'serviceaccount']) {
     expect({ kind, present: before.some((o) => o.startsWith(`${kind}.`) || o.startsWith(`${kind}/`)) }).toEqual({ kind, present: true });
   }
 
-  await helm(['upgrade', release, CHART_DIR, '-n', ns.name, '--reuse-values', '--set', 'replicaCount=3', '--set', 'monitoring.labels.release=prom-b', '--wait', '--timeout', '120s']);
+  await helm(['upgrade', release, CHART_DIR, '-n', ns.name, '--reuse-values', '--set', 'replicaCount=3', '--set', 'monitoring.labels.release=prom-b']);
   expect((await kubectlJson<{ spec: { replicas: number } }>(['get', 'deployment', fullname, '-n', ns.name])).spec.replicas).toBe(3);
   const sm = await kubectlJson<{ metadata: { labels: Record<string, string> } }>(['get', 'servicemonitor', fullname, '-n', ns.name]);
   expect(sm.metadata.labels.release).toBe('prom-b');
 
   // Turning monitoring off removes its objects.
-  await helm(['upgrade', release, CHART_DIR, '-n', ns.name, '--reuse-values', '--set', 'monitoring.enabled=false', '--wait', '--timeout', '120s']);
+  await helm(['upgrade', release, CHART_DIR, '-n', ns.name, '--reuse-values', '--set', 'monitoring.enabled=false']);
   const after = await leftovers();
   expect(after.filter((o) => /^(servicemonitor|podmonitor|prometheusrule|configmap)/.test(o))).toEqual([]);
 
