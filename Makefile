@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export JAMBA_TOOLS_CACHE ?= $(HOME)/.cache/jamba-serving
 KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: all deps build typecheck tools cluster-up cluster-down test test-unit demo run fixtures bench-runtime bench-operator clean
+.PHONY: all deps build typecheck tools native gpu-bundle cluster-up cluster-down test test-unit demo run fixtures bench-runtime bench-operator clean
 
 all: build
 
@@ -21,6 +21,15 @@ build: deps
 typecheck: deps
 	npm run typecheck
 
+# The CUDA backend's native library (sm_90a + sm_80), with the pinned CUDA 13.0 toolchain from PyPI
+# when no nvcc is installed; cached by source hash, so CI compiles it (it cannot rot) but only once.
+native:
+	bash runtime/native/build.sh
+
+# What the GPU machine needs beside the working tree (tools/gpu/README.md).
+gpu-bundle: build native
+	bash tools/gpu/bundle.sh
+
 # kubectl, helm, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (built from Go modules).
 tools:
 	bash tools/cluster/build-tools.sh
@@ -33,7 +42,7 @@ cluster-down:
 
 # The whole suite: jest's global setup starts the local control plane (or reuses one that is up)
 # and its teardown stops what it started.
-test: deps tools typecheck build
+test: deps tools typecheck build native
 	npm test
 
 # Main job on the embedded default: the local GPU cluster, the operator and a runtime serving the

@@ -7,8 +7,9 @@
 // - Activations are 2-D row-major [rows, cols]: one row per token of the step, all sequences of the
 //   step concatenated (a "ragged batch"). Every op runs over all rows of the step at once, so nothing
 //   crosses the interface per element, per token or per sequence.
-// - A step is bracketed by `beginStep(inputs)` … `sample(logits, …)` (or `endStep()`): the backend
-//   sees the step's layout and host inputs once, at the start (a GPU backend uploads them in one copy).
+// - A step is bracketed by `beginStep(inputs)` … `sample(logits)` or `completeStep()` (or `endStep()`
+//   to discard it): the backend sees the step's layout and host inputs once, at the start (a GPU
+//   backend uploads them in one copy).
 //   Ops may only record work: a GPU backend runs the whole step when `sample` is awaited, so a step
 //   crosses to the native side once.
 // - Ops return fresh tensors, except `addInPlace`, which updates the residual stream. Returned tensors
@@ -239,7 +240,9 @@ export interface Backend {
    * The only await of a step.
    */
   sample(logits: Tensor): Promise<SampleResult>;
-  /** Ends a step without sampling (no row wanted logits, or the step failed). */
+  /** Runs what the step recorded and ends it, when no row is sampled (a prefill chunk). */
+  completeStep(): Promise<void>;
+  /** Ends a step and discards what it recorded (a step that failed or is abandoned). */
   endStep(): void;
 
   // --- ops over the step's rows --------------------------------------------------------------

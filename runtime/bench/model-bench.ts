@@ -28,7 +28,7 @@ export interface ModelBenchResult {
   backend: string;
   weightBytes: number;
   loadSeconds: number;
-  decode: { batch: number; context: number; stepMsMedian: number; deviceMsMedian?: number; tokensPerSecond: number }[];
+  decode: { batch: number; context: number; stepMsMedian: number; deviceMsMedian?: number; tokensPerSecond: number; opProfile?: OpProfile }[];
   prefill: { tokens: number; seconds: number; tokensPerSecond: number }[];
   longPrompt?: { tokens: number; seconds: number; tokensPerSecond: number };
   peakDeviceBytes?: number;
@@ -46,6 +46,21 @@ export function median(values: number[]): number {
 interface Timed {
   deviceMs?: number;
   wallMs: number;
+}
+
+type OpProfile = Record<string, { ms: number; calls: number }>;
+
+/** Per-op device time since the last read, when the backend profiles ops (JAMBA_PROFILE_OPS=1). */
+function opProfileOf(backend: Backend): OpProfile | undefined {
+  return (backend as Backend & { opProfile?: () => OpProfile | undefined }).opProfile?.();
+}
+
+function describeProfile(profile: OpProfile, steps: number): string {
+  const total = Object.values(profile).reduce((a, p) => a + p.ms, 0);
+  return Object.entries(profile)
+    .sort((a, b) => b[1].ms - a[1].ms)
+    .map(([op, p]) => `${op} ${(p.ms / steps).toFixed(3)} ms (${((100 * p.ms) / total).toFixed(0)}%)`)
+    .join(', ');
 }
 
 function deviceMsOf(backend: Backend): number | undefined {
@@ -117,14 +132,17 @@ export async function benchModel(opts: ModelBenchOptions): Promise<ModelBenchRes
         tokens: Int32Array.of(token()),
         sample: { ...GREEDY, counter: s },
       }));
+      if (s === 3) opProfileOf(backend); // drop the warm-up steps' profile
       const t = await timedStep(model, backend, seqs);
       if (s >= 3) times.push(t); // the first steps capture the graph
     }
+    const profile = opProfileOf(backend);
     notePeak();
     const wall = median(times.map((t) => t.wallMs));
     const device = times[0]!.deviceMs !== undefined ? median(times.map((t) => t.deviceMs!)) : undefined;
-    result.decode.push({ batch, context: opts.context, stepMsMedian: wall, deviceMsMedian: device, tokensPerSecond: (batch * 1000) / wall });
+    result.decode.push({ batch, context: opts.context, stepMsMedian: wall, deviceMsMedian: device, tokensPerSecond: (batch * 1000) / wall, opProfile: profile });
     opts.log(`decode batch ${batch} over ${opts.context}: ${wall.toFixed(2)} ms/step (device ${device?.toFixed(2) ?? '-'} ms), ${((batch * 1000) / wall).toFixed(0)} tok/s`);
+    if (profile) opts.log(`  per step: ${describeProfile(profile, times.length)}`);
   }
 
   const prefill = async (tokens: number): Promise<{ tokens: number; seconds: number; tokensPerSecond: number }> => {
@@ -147,7 +165,10 @@ export async function benchModel(opts: ModelBenchOptions): Promise<ModelBenchRes
   };
   for (const tokens of opts.prefills) {
     await prefill(Math.min(tokens, 512)); // warm-up: plans and kernels of this shape family
+    opProfileOf(backend);
     const r = await prefill(tokens);
+    const profile = opProfileOf(backend);
+    if (profile) opts.log(`  prefill ${tokens}: ${describeProfile(profile, 1)}`);
     result.prefill.push(r);
     opts.log(`prefill ${tokens}: ${r.seconds.toFixed(3)} s, ${r.tokensPerSecond.toFixed(0)} tok/s`);
   }

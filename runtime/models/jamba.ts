@@ -214,22 +214,25 @@ export class JambaModel implements ModelRunner {
     if (inputs.batch.numRows === 0) return NO_SAMPLES;
     this.running = true;
     this.activeSlots = new Set(inputs.batch.segments.map((s) => s.stateSlot));
-    let sampled = false;
+    let ended = false;
     b.beginStep(inputs);
     try {
       const x = b.embedding(this.embedTokens); // [T, H]
       for (const layer of this.layers) {
         this.decoderLayer(layer, x, inputs.batch);
         // On the CPU, let the event loop breathe between layers (health probes, new requests) during
-        // long prefills. A GPU backend only records here and runs the step at `sample`.
+        // long prefills. A GPU backend only records here and runs the step at its end.
         if (b.computesOnCallingThread) await new Promise<void>((resolve) => setImmediate(resolve));
       }
-      if (inputs.sampleRows.length === 0) return NO_SAMPLES;
+      ended = true;
+      if (inputs.sampleRows.length === 0) {
+        await b.completeStep(); // a prefill chunk: its KV and state updates must run
+        return NO_SAMPLES;
+      }
       const last = b.rmsNorm(b.gatherSampleRows(x), this.finalNorm, this.config.rmsNormEps); // [S, H]
-      sampled = true;
       return await b.sample(b.linear(last, this.lmHead, 'f32')); // [S, vocab] fp32 → S tokens
     } finally {
-      if (!sampled) b.endStep();
+      if (!ended) b.endStep();
       this.activeSlots.clear();
       this.running = false;
     }

@@ -25,6 +25,14 @@ if [[ -f "$OUT/.hash" && "$(cat "$OUT/.hash")" == "$hash" && -f "$OUT/libjamba_c
   echo "native: libjamba_cuda.so is up to date" >&2
   exit 0
 fi
+# Built before from the same sources (another clone, CI): reuse it.
+CACHE="${JAMBA_TOOLS_CACHE:-$HOME/.cache/jamba-serving}/native/$hash"
+if [[ -f "$CACHE/libjamba_cuda.so" ]]; then
+  cp "$CACHE/libjamba_cuda.so" "$OUT/libjamba_cuda.so"
+  echo "$hash" >"$OUT/.hash"
+  echo "native: libjamba_cuda.so from the cache ($CACHE)" >&2
+  exit 0
+fi
 echo "native: compiling ${#srcs[@]} CUDA sources with $nvcc" >&2
 objs=()
 pids=()
@@ -40,4 +48,5 @@ done
 for pid in "${pids[@]}"; do wait "$pid"; done
 "$nvcc" -shared "${objs[@]}" -o "$OUT/libjamba_cuda.so" "${libdirs[@]}" -l:libcublasLt.so.13
 echo "$hash" >"$OUT/.hash"
+mkdir -p "$CACHE" && cp "$OUT/libjamba_cuda.so" "$CACHE/libjamba_cuda.so.partial" && mv "$CACHE/libjamba_cuda.so.partial" "$CACHE/libjamba_cuda.so"
 echo "native: built $OUT/libjamba_cuda.so" >&2

@@ -26,7 +26,7 @@ import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 
 import { join } from 'node:path';
 const walk = (dir) => readdirSync(dir).flatMap((f) => (statSync(join(dir, f)).isDirectory() ? walk(join(dir, f)) : f.endsWith('.js') ? [join(dir, f)] : []));
 const roots = new Set(['@koromix/koffi-linux-x64']);
-for (const file of [...walk('dist/runtime'), ...walk('dist/tools/gpu')]) {
+for (const file of [...walk('dist/runtime'), ...walk('dist/common'), ...walk('dist/tools/gpu')]) {
   for (const m of readFileSync(file, 'utf8').matchAll(/(?:from |import\()'([^.'/][^']*)'/g)) {
     if (m[1].startsWith('node:')) continue;
     roots.add(m[1].startsWith('@') ? m[1].split('/').slice(0, 2).join('/') : m[1].split('/')[0]);
@@ -44,4 +44,7 @@ rmSync('.gpu/node_modules', { recursive: true, force: true });
 for (const name of seen) cpSync(join('node_modules', name), join('.gpu/node_modules', name), { recursive: true, dereference: true });
 console.log(`gpu bundle: ${seen.size} packages: ${[...seen].sort().join(' ')}`);
 JS
+# Packed: the device's working-tree copy is limited to 64 MiB, and JavaScript compresses well.
+tar -C .gpu -cf - node_modules | xz -T2 -6 >.gpu/node_modules.tar.xz
+rm -rf .gpu/node_modules
 du -sh .gpu dist runtime/native/build | sed 's/^/gpu bundle: /'

@@ -165,9 +165,9 @@ async function fixtures(): Promise<void> {
 
 async function main(): Promise<void> {
   const out = process.argv[2];
-  const parts = (process.argv[3] ?? 'conformance,fixtures').split(',');
-  if (parts.includes('conformance')) await conformance();
+  const parts = (process.argv[3] ?? 'fixtures,conformance').split(',');
   if (parts.includes('fixtures')) await fixtures();
+  if (parts.includes('conformance')) await conformance();
   report['summary'] = { failures, lines };
   if (out) writeFileSync(out, JSON.stringify(report, null, 2));
   process.stdout.write(`${failures === 0 ? 'ALL PASSED' : `${failures} FAILED`}\n`);

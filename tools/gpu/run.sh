@@ -7,7 +7,7 @@ OUT="${OUT:-/tmp/out}"
 mkdir -p "$OUT" /tmp/jamba-node
 if [[ ! -x /tmp/jamba-node/node ]]; then xz -dc .gpu/node.xz >/tmp/jamba-node/node && chmod +x /tmp/jamba-node/node; fi
 export PATH="/tmp/jamba-node:$PATH"
-[[ -e node_modules ]] || ln -s .gpu/node_modules node_modules
+if [[ ! -e node_modules ]]; then mkdir -p /tmp/jamba-modules && xz -dc .gpu/node_modules.tar.xz | tar -C /tmp/jamba-modules -xf - && ln -s /tmp/jamba-modules/node_modules node_modules; fi
 # The library built on the development machine; rebuilt here with this machine's nvcc if it cannot load.
 if ! node -e "import('./dist/runtime/backends/cuda/native.js').then(async (m) => { const p = await m.probeCuda(); if (!p.ok) { console.error(p.reason); process.exit(1); } })"; then
   echo "gpu run: rebuilding the native library with $(command -v nvcc)" >&2

@@ -128,6 +128,9 @@ export class CpuBackend implements Backend {
   endStep(): void {
     this.step = undefined;
   }
+  async completeStep(): Promise<void> {
+    this.endStep(); // the ops already ran as they were called
+  }
 
   async sample(logits: Tensor): Promise<SampleResult> {
     const inputs = this.stepInputs('sample');

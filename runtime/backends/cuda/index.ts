@@ -35,8 +35,12 @@ import { cuda, CudaExpertSet, CudaKvCache, CudaMambaState, CudaTensor } from './
 
 /** Most top log-probabilities per sampled row (the sampling kernel's fixed output width). */
 const MAX_TOP = 20;
-/** Longest split-K decode attention: the kernel's fixed grid depth. */
-const MAX_DECODE_SPLITS = 32;
+/**
+ * Split-K decode attention: blocks (sequence, KV head, slice) up to this many in all, so one long
+ * sequence is cut into many slices and a large batch into few (the grid depends on the batch size only).
+ */
+const DECODE_ATTENTION_BLOCKS = 4096;
+const MAX_DECODE_SPLITS = 128;
 /** Arena, payload and result sizes for a backend used without reserveActivations (tests). */
 const DEFAULT_PLAN: ActivationPlan = { activationBytes: 2 * 2 ** 30, maxRows: 8192, maxSeqs: 256, maxBlocksPerSeq: 4096 };
 const SOURCE_DTYPE = { BF16: DTYPE.bf16, F16: DTYPE.f16, F32: DTYPE.f32 } as const;
@@ -255,7 +259,7 @@ export class CudaBackend implements Backend {
       check(this.lib, this.lib.resetGraphs(), 'dropping CUDA graphs');
     }
     // Slack for alignment and the attention split-K partials, which the bound leaves to the backend.
-    const partials = plan.maxSeqs * MAX_DECODE_SPLITS * 64 * (256 + 2) * 4;
+    const partials = DECODE_ATTENTION_BLOCKS * 8 * (256 + 2) * 4; // ≤ 4096 (sequence, KV head, slice) blocks × GQA 8 × head dim 256
     const arenaBytes = Math.ceil(plan.activationBytes * 1.1) + partials + 64 * 2 ** 20;
     const payloadBytes = payloadBound(plan.maxRows, plan.maxSeqs, plan.maxBlocksPerSeq);
     const resultBytes = plan.maxSeqs * (2 + 2 * MAX_TOP) * 4;
@@ -315,6 +319,14 @@ export class CudaBackend implements Backend {
     this.step = undefined;
     this.program.reset();
     this.regions?.arena.reset();
+  }
+
+  async completeStep(): Promise<void> {
+    try {
+      await this.execute(-1, 0);
+    } finally {
+      this.endStep();
+    }
   }
 
   private open(op: string): OpenStep {
@@ -391,6 +403,15 @@ export class CudaBackend implements Backend {
   async flush(): Promise<number> {
     await this.execute(-1, 0);
     return this.lib.lastRunMs();
+  }
+
+  /** With JAMBA_PROFILE_OPS=1: device ms and calls per op since the last read (undefined when off). */
+  opProfile(): Record<string, { ms: number; calls: number }> | undefined {
+    const out = new Float64Array(2 * Object.keys(OP).length);
+    if (this.lib.opProfile(out) !== 0) return undefined;
+    const profile: Record<string, { ms: number; calls: number }> = {};
+    for (const [name, code] of Object.entries(OP)) if (out[2 * code + 1]! > 0) profile[name] = { ms: out[2 * code]!, calls: out[2 * code + 1]! };
+    return profile;
   }
 
   /** Benchmarks: the measured copy bandwidth (GB/s, read + written) and bf16 GEMM rate (TFLOP/s). */
@@ -508,12 +529,14 @@ export class CudaBackend implements Backend {
     const pairs = rows * k;
     const e = experts.numExperts;
     // Routing books (counts, offsets, pair lists, the tile map of the grouped GEMM), see moe.cu.
-    const alignInts = 2 * e + 2 + 2 * pairs + 2 * (Math.ceil(pairs / 16) + e) + 4;
+    const alignInts = 2 * e + 2 + 2 * pairs + 2 * (Math.ceil(pairs / 8) + e) + 4;
     const align = this.r.arena.alloc(alignInts * 4, 'moe routing');
     const h = this.r.arena.alloc(pairs * experts.ffn * 2, 'moe intermediate');
-    const partial = this.r.arena.alloc(pairs * experts.hidden * 4, 'moe partial sums');
+    // Small batches split the down projection's K over up to 8 slices (moe.cu), each its own partial.
+    const maxSplits = pairs <= 64 ? 8 : 1;
+    const partial = this.r.arena.alloc(maxSplits * pairs * experts.hidden * 4, 'moe partial sums');
     const out = this.activation('f32', rows, experts.hidden, 'moeExperts');
-    this.program.emit(OP.MOE, xs, ids.ptr, wts.ptr, k, experts.table, e, experts.ffn, DTYPE[experts.weightDtype], align, h, partial, out.ptr);
+    this.program.emit(OP.MOE, xs, ids.ptr, wts.ptr, k, experts.table, e, experts.ffn, DTYPE[experts.weightDtype], align, h, partial, maxSplits, out.ptr);
     return out;
   }
 
@@ -533,12 +556,13 @@ export class CudaBackend implements Backend {
     if (numHeads % numKvHeads !== 0) throw new Error(`pagedAttention: ${numHeads} heads over ${numKvHeads} KV heads`);
     if (headDim > 256 || headDim % 8 !== 0) throw new Error(`pagedAttention: head dim ${headDim} (a multiple of 8 up to 256)`);
     const L = step.layout;
-    const partial = L.numDecode > 0 ? this.r.arena.alloc(L.numDecode * numHeads * MAX_DECODE_SPLITS * (headDim + 2) * 4, 'attention partials') : 0;
+    const maxSplits = Math.min(MAX_DECODE_SPLITS, Math.max(1, Math.floor(DECODE_ATTENTION_BLOCKS / Math.max(1, L.numDecode * numKvHeads))));
+    const partial = L.numDecode > 0 ? this.r.arena.alloc(L.numDecode * numHeads * maxSplits * (headDim + 2) * 4, 'attention partials') : 0;
     const out = this.activation('bf16', qs.rows, numHeads * headDim, 'pagedAttention');
     this.program.emit(
       OP.ATTENTION, qs, ks, vs, cache.k, cache.v, cache.blockSize, numHeads, numKvHeads, headDim, shape.scale,
       this.payloadAt(L.meta), L.numSeqs, this.payloadAt(L.rowSeq), this.payloadAt(L.blockTables),
-      this.payloadAt(L.prefillTiles), L.numPrefillTiles, this.payloadAt(L.decodeSeqs), L.numDecode, MAX_DECODE_SPLITS, partial, out.ptr,
+      this.payloadAt(L.prefillTiles), L.numPrefillTiles, this.payloadAt(L.decodeSeqs), L.numDecode, maxSplits, partial, out.ptr,
     );
     return out;
   }
@@ -570,7 +594,7 @@ export class CudaBackend implements Backend {
     const out = this.activation('bf16', x.rows, state.dInner, 'selectiveScan');
     this.program.emit(
       OP.SCAN, x, t(inputs.dtRaw, 'dt'), negA.ptr, t(inputs.b, 'b'), t(inputs.c, 'c'), d.ptr, t(inputs.z, 'z'), state.ssm, state.dState,
-      this.payloadAt(L.meta), L.numSeqs, out.ptr,
+      this.payloadAt(L.meta), L.numSeqs, this.payloadAt(L.decodeSeqs), L.numDecode, out.ptr,
     );
     return out;
   }

@@ -27,6 +27,7 @@ export interface NativeLib {
   ): Promise<number>;
   resetGraphs(): number;
   measureCeilings(out: Float64Array): number;
+  opProfile(out: Float64Array): number;
   lastRunMs(): number;
 }
 
@@ -75,6 +76,7 @@ async function load(): Promise<NativeLib> {
       }),
     resetGraphs: lib.func('int jb_reset_graphs(void)'),
     measureCeilings: lib.func('int jb_measure_ceilings(double *out)'),
+    opProfile: lib.func('int jb_op_profile(double *out)'),
     lastRunMs: lib.func('double jb_last_run_ms(void)'),
   };
   return loaded;

@@ -38,7 +38,7 @@ enum { JB_SAMPLE_PARAM_WORDS = 8, JB_MAX_TOP_LOGPROBS = 20 };
   X(7, GATHER)     /* T x, rows ptr (i32), count, out ptr                                                     */ \
   X(8, ROUTER)     /* T logits (f32), k, experts out ptr (i32), weights out ptr (f32)                        */ \
   X(9, MOE)        /* T x (bf16), experts ptr, weights ptr, k, table ptr, experts, ffn, weight dtype,         */ \
-                   /* align ptr, h ptr, partial ptr, out ptr (f32 [rows, hidden])                            */ \
+                   /* align ptr, h ptr, partial ptr, max split-K slices, out ptr (f32 [rows, hidden])        */ \
   X(10, INT8_GEMM) /* T x (bf16), q ptr (i8 [n,k]), scale ptr (f32), n, bias ptr|0, out ptr, out dtype        */ \
   X(11, ATTENTION) /* T q, T k, T v, cache k, cache v, block size, heads, kv heads, head dim, scale, meta,    */ \
                    /* seqs, row-seq ptr, block tables ptr, prefill tiles ptr, prefill tiles, decode seqs ptr, */ \
@@ -46,7 +46,7 @@ enum { JB_SAMPLE_PARAM_WORDS = 8, JB_MAX_TOP_LOGPROBS = 20 };
   X(12, CONV)      /* T x, weight ptr (f32 [di,k]), bias ptr|0, state ptr (bf16), d_conv, meta, seqs,         */ \
                    /* row-seq ptr, out ptr (bf16)                                                              */ \
   X(13, SCAN)      /* T x, T dt, negA ptr (f32), T b, T c, d ptr (f32), T z, state ptr (f32), d_state, meta,  */ \
-                   /* seqs, out ptr (bf16)                                                                     */ \
+                   /* seqs, decode seqs ptr, decode seqs, out ptr (bf16)                                        */ \
   X(14, SAMPLE)    /* logits ptr (f32 [rows, vocab]), rows, vocab, params ptr, out ptr                       */
 
 #define JB_OP_ENUM(code, name) JB_OP_##name = code,
@@ -89,6 +89,11 @@ int jb_measure_ceilings(double* out);
 int jb_reset_graphs(void);
 /** Optional timing of the last jb_run in milliseconds (device events), for benchmarks. */
 double jb_last_run_ms(void);
+/**
+ * With JAMBA_PROFILE_OPS=1 in the environment (graphs then stay off): out[2i], out[2i+1] = device ms and
+ * calls of op code i since the last call, for every op code; resets the counts.
+ */
+int jb_op_profile(double* out);
 
 #ifdef __cplusplus
 }

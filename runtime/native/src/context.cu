@@ -1,10 +1,12 @@
 // The library's state (device, stream, events, CUDA graphs), the C ABI's memory functions, and the
 // program interpreter that runs one step per call.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "common.cuh"
 
@@ -23,6 +25,11 @@ float g_last_ms = 0.f;
 std::unordered_map<int, cudaGraphExec_t> g_graphs;
 std::unordered_map<int, int> g_runs;
 std::mutex g_mutex;
+// Per-op device time (JAMBA_PROFILE_OPS=1): events around each op of eager runs; graphs are off then.
+bool g_profile = false;
+double g_op_ms[JB_OP_COUNT] = {};
+double g_op_calls[JB_OP_COUNT] = {};
+std::vector<cudaEvent_t> g_op_events;
 
 using OpFn = int (*)(Args&);
 OpFn op_table(int code) {
@@ -55,8 +62,9 @@ const char* op_name(int code) {
 }
 
 /** Launches every op of a program on the stream. */
-int interpret(const double* program, int length) {
+int interpret(const double* program, int length, bool profile) {
   int at = 0;
+  std::vector<int> codes;
   while (at < length) {
     if (at + 2 > length) return fail("program: truncated op header");
     const int code = static_cast<int>(program[at]);
@@ -65,6 +73,16 @@ int interpret(const double* program, int length) {
     OpFn fn = op_table(code);
     if (!fn) return fail("program: unknown op code " + std::to_string(code));
     Args args{program + at + 2, argc};
+    if (profile) {
+      if (g_op_events.size() < 2 * codes.size() + 2) {
+        cudaEvent_t e[2];
+        JB_CUDA(cudaEventCreate(&e[0]));
+        JB_CUDA(cudaEventCreate(&e[1]));
+        g_op_events.push_back(e[0]);
+        g_op_events.push_back(e[1]);
+      }
+      JB_CUDA(cudaEventRecord(g_op_events[2 * codes.size()], g_stream));
+    }
     if (fn(args) != 0) {
       g_error = std::string(op_name(code)) + ": " + g_error;
       return -1;
@@ -72,7 +90,20 @@ int interpret(const double* program, int length) {
     if (args.overflow || args.at != argc) {
       return fail(std::string(op_name(code)) + ": expected " + std::to_string(args.at) + " arguments, got " + std::to_string(argc));
     }
+    if (profile) {
+      JB_CUDA(cudaEventRecord(g_op_events[2 * codes.size() + 1], g_stream));
+      codes.push_back(code);
+    }
     at += 2 + argc;
+  }
+  if (profile) {
+    JB_CUDA(cudaStreamSynchronize(g_stream));
+    for (size_t i = 0; i < codes.size(); i++) {
+      float ms = 0.f;
+      JB_CUDA(cudaEventElapsedTime(&ms, g_op_events[2 * i], g_op_events[2 * i + 1]));
+      g_op_ms[codes[i]] += ms;
+      g_op_calls[codes[i]] += 1;
+    }
   }
   return 0;
 }
@@ -123,6 +154,8 @@ int jb_init(int device) {
   JB_CUDA(cudaEventCreate(&g_start));
   JB_CUDA(cudaEventCreate(&g_stop));
   if (gemm_init() != 0) return -1;  // cuBLASLt handle and workspace: never allocated inside a capture
+  const char* profile = std::getenv("JAMBA_PROFILE_OPS");
+  g_profile = profile && std::strcmp(profile, "1") == 0;
   g_device = device;
   return 0;
 }
@@ -202,13 +235,13 @@ int jb_run(const double* program, int length, const void* payload, uint64_t payl
   if (g_device < 0) return fail("jb_run before jb_init");
   if (payload_bytes > 0) JB_CUDA(cudaMemcpyAsync(as<void>(static_cast<uint64_t>(payload_dev)), payload, payload_bytes, cudaMemcpyHostToDevice, g_stream));
   JB_CUDA(cudaEventRecord(g_start, g_stream));
-  const bool eager = graph_key < 0 || g_runs[graph_key]++ == 0;
+  const bool eager = graph_key < 0 || g_profile || g_runs[graph_key]++ == 0;
   if (!eager) {
     auto found = g_graphs.find(graph_key);
     if (found == g_graphs.end()) {
       cudaGraph_t graph;
       JB_CUDA(cudaStreamBeginCapture(g_stream, cudaStreamCaptureModeThreadLocal));
-      const int rc = interpret(program, length);
+      const int rc = interpret(program, length, false);
       cudaError_t end = cudaStreamEndCapture(g_stream, &graph);
       if (rc != 0) return -1;
       if (end != cudaSuccess) return fail_cuda(end, "capturing a step graph");
@@ -219,7 +252,7 @@ int jb_run(const double* program, int length, const void* payload, uint64_t payl
       found = g_graphs.emplace(graph_key, exec).first;
     }
     JB_CUDA(cudaGraphLaunch(found->second, g_stream));
-  } else if (interpret(program, length) != 0) {
+  } else if (interpret(program, length, g_profile) != 0) {
     if (graph_key >= 0) g_runs.erase(graph_key);
     cudaStreamSynchronize(g_stream);  // leave nothing running behind the error
     return -1;
@@ -276,5 +309,14 @@ int jb_reset_graphs(void) {
 }
 
 double jb_last_run_ms(void) { return g_last_ms; }
+
+int jb_op_profile(double* out) {
+  for (int i = 0; i < JB_OP_COUNT; i++) {
+    out[2 * i] = g_op_ms[i];
+    out[2 * i + 1] = g_op_calls[i];
+    g_op_ms[i] = g_op_calls[i] = 0;
+  }
+  return g_profile ? 0 : fail("op profiling is off (set JAMBA_PROFILE_OPS=1)");
+}
 
 }  // extern "C"

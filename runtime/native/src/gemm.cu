@@ -23,7 +23,7 @@ struct Plan {
 
 cublasLtHandle_t g_lt = nullptr;
 void* g_workspace = nullptr;
-std::map<std::tuple<int, int, int, int, int, bool>, Plan> g_plans;
+std::map<std::tuple<int, int, int, int, int>, Plan> g_plans;
 
 int lt_fail(cublasStatus_t st, const char* what) { return fail(std::string(what) + ": cuBLASLt status " + std::to_string(static_cast<int>(st))); }
 
@@ -40,18 +40,20 @@ int ensure_handle() {
   return 0;
 }
 
-int make_plan(int m, int n, int k, int ldb, int out_dtype, bool bias, Plan& plan) {
+__global__ void add_bias_kernel(void* out, int dtype, int n, const float* bias) {
+  const size_t row = blockIdx.x;
+  for (int c = threadIdx.x; c < n; c += blockDim.x) {
+    const size_t i = row * n + c;
+    store_from_float(out, dtype, i, load_as_float(out, dtype, i) + bias[c]);
+  }
+}
+
+int make_plan(int m, int n, int k, int ldb, int out_dtype, Plan& plan) {
   const cudaDataType_t dt = out_dtype == JB_DTYPE_F32 ? CUDA_R_32F : CUDA_R_16BF;
   JB_LT(cublasLtMatmulDescCreate(&plan.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t trans = CUBLAS_OP_T, none = CUBLAS_OP_N;
   JB_LT(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof(trans)));
   JB_LT(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof(none)));
-  if (bias) {
-    const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
-    const cudaDataType_t bias_type = CUDA_R_32F;
-    JB_LT(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
-    JB_LT(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
-  }
   JB_LT(cublasLtMatrixLayoutCreate(&plan.a, CUDA_R_16BF, k, n, k));
   JB_LT(cublasLtMatrixLayoutCreate(&plan.b, CUDA_R_16BF, k, m, ldb));
   JB_LT(cublasLtMatrixLayoutCreate(&plan.d, dt, n, m, n));
@@ -83,21 +85,21 @@ int gemm(Args& a) {
   if (x.rows == 0) return 0;
   if (x.dtype != JB_DTYPE_BF16) return fail("gemm: x must be bf16");
   if (ensure_handle() != 0) return -1;
-  const auto key = std::make_tuple(x.rows, n, x.cols, x.ld, out_dtype, bias != 0);
+  const auto key = std::make_tuple(x.rows, n, x.cols, x.ld, out_dtype);
   auto it = g_plans.find(key);
   if (it == g_plans.end()) {
     Plan plan;
-    if (make_plan(x.rows, n, x.cols, x.ld, out_dtype, bias != 0, plan) != 0) return -1;
+    if (make_plan(x.rows, n, x.cols, x.ld, out_dtype, plan) != 0) return -1;
     it = g_plans.emplace(key, plan).first;
   }
   Plan& p = it->second;
-  if (bias) {
-    const void* bias_ptr = as<void>(bias);
-    JB_LT(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr)));
-  }
   const float one = 1.f, zero = 0.f;
   JB_LT(cublasLtMatmul(g_lt, p.op, &one, as<void>(w), p.a, as<void>(x.ptr), p.b, &zero, as<void>(out), p.d, as<void>(out), p.d, &p.algo, g_workspace,
                        kWorkspaceBytes, stream()));
+  if (bias) {
+    add_bias_kernel<<<x.rows, n >= 1024 ? 1024 : ((n + 31) / 32) * 32, 0, stream()>>>(as<void>(out), out_dtype, n, as<float>(bias));
+    JB_LAUNCHED("gemm bias");
+  }
   return 0;
 }
 
@@ -109,7 +111,7 @@ int gemm_init() { return ensure_handle(); }
 int time_gemm(int m, int n, int k, const void* x, const void* w, void* y, int reps, float* best_ms) {
   if (ensure_handle() != 0) return -1;
   Plan plan;
-  if (make_plan(m, n, k, k, JB_DTYPE_BF16, false, plan) != 0) return -1;
+  if (make_plan(m, n, k, k, JB_DTYPE_BF16, plan) != 0) return -1;
   cudaEvent_t a, b;
   JB_CUDA(cudaEventCreate(&a));
   JB_CUDA(cudaEventCreate(&b));

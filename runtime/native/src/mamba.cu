@@ -3,9 +3,9 @@
 //         dConv-1 inputs (bf16, the inputs' own type, so nothing is rounded twice);
 //   scan: delta = softplus(dt); h = exp(delta·A)·h + delta·B·x; y = h·C + D·x; out = y·silu(z), with the
 //         fp32 SSM state read once and written once per sequence.
-// The scan gives one thread to each (channel, state) pair, so a channel's dState threads reduce h·C with
-// shuffles; the recurrence is one dependent FMA per step (exp(delta·A) and delta·B·x do not depend on h),
-// which keeps the sequential loop over a prefill short per token. Decode is the same kernel with one row.
+// The scan gives one thread to each (channel, state) pair; the recurrence is one dependent FMA per row
+// (exp(delta·A) and delta·B·x do not depend on h), fed from shared memory, so the sequential loop over a
+// prefill costs a few instructions per row. Decode is the same kernel with one row per sequence.
 #include "common.cuh"
 
 namespace jb {
@@ -15,8 +15,8 @@ __device__ __forceinline__ float softplus(float v) { return v > 20.f ? v : log1p
 
 __global__ void conv_kernel(const void* x, int xdt, int xld, const float* w, const float* bias, const __nv_bfloat16* state, int di, int dconv, const int* meta,
                             const int* row_seq, int rows, __nv_bfloat16* out) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  const int r = blockIdx.y;
+  const int c = blockIdx.y * blockDim.x + threadIdx.x;
+  const int r = blockIdx.x;  // rows on x: a prefill can have more than 65535
   if (c >= di || r >= rows) return;
   const int seq = row_seq[r];
   const int* m = meta + seq * JB_META_INTS;
@@ -57,50 +57,121 @@ struct ScanArgs {
   int di, dstate;
   const int* meta;
   __nv_bfloat16* out;
+  bool decodes_done;
 };
 
-/** Block (sequence, channel group): GROUP threads per channel (GROUP = dState rounded up to a power of two ≤ 32). */
+constexpr int kScanThreads = 128;
+
+/**
+ * Block (channel group, sequence): GROUP threads per channel (dState rounded up to a power of two),
+ * 128 / GROUP channels. The sequence's rows pass in chunks of 64: all threads first stage the chunk's
+ * delta (softplus once per channel and row), delta·x, B and C in shared memory with coalesced loads;
+ * then each thread runs its (channel, state) recurrence over the chunk from shared memory, leaving
+ * h·C per row; then the rows' y = Σ h·C + D·x, gated by silu(z), are summed and written.
+ */
 template <int GROUP>
-__global__ void scan_kernel(ScanArgs a) {
-  // Threads past the last channel stay in the loop (the shuffles need the whole warp) but touch nothing.
-  const int ch_raw = blockIdx.x * (blockDim.x / GROUP) + threadIdx.x / GROUP;
-  const bool ch_ok = ch_raw < a.di;
-  const int ch = ch_ok ? ch_raw : a.di - 1;
-  const int n = threadIdx.x % GROUP;
+__global__ void __launch_bounds__(kScanThreads) scan_kernel(ScanArgs a) {
+  constexpr int CH = kScanThreads / GROUP;
+  // Rows per chunk: at most 64, and fewer when the staging would pass 46 KB of shared memory.
+  constexpr int kFit = 11776 / (2 * CH + 2 * GROUP + kScanThreads);
+  constexpr int L = kFit >= 64 ? 64 : kFit >= 32 ? 32 : kFit >= 16 ? 16 : 8;
+  __shared__ float s_delta[L][CH];
+  __shared__ float s_du[L][CH];
+  __shared__ float s_b[L][GROUP];
+  __shared__ float s_c[L][GROUP];
+  __shared__ float s_p[L][kScanThreads];
+  const int c_local = threadIdx.x / GROUP, n = threadIdx.x % GROUP;
+  const int ch0 = blockIdx.x * CH;
+  const int ch = ch0 + c_local;
   const int seq = blockIdx.y;
   const int* m = a.meta + seq * JB_META_INTS;
   const int row0 = m[JB_META_ROW_START], rows = m[JB_META_NUM_ROWS];
-  const bool live = ch_ok && n < a.dstate;
+  if (rows == 1 && a.decodes_done) return;  // scan_decode_kernel took it
+  const bool live = ch < a.di && n < a.dstate;
   float* hp = a.state + ((size_t)m[JB_META_SLOT] * a.di + ch) * a.dstate + n;
   float h = live ? *hp : 0.f;
   const float A = live ? a.neg_a[(size_t)ch * a.dstate + n] : 0.f;
-  const float D = a.d[ch];
-  for (int t = 0; t < rows; t++) {
-    const int r = row0 + t;
-    const float u = load_as_float(as<void>(a.x.ptr), a.x.dtype, (size_t)r * a.x.ld + ch);
-    const float delta = softplus(load_as_float(as<void>(a.dt.ptr), a.dt.dtype, (size_t)r * a.dt.ld + ch));
-    float bn = 0.f, cn = 0.f;
-    if (live) {
-      bn = load_as_float(as<void>(a.b.ptr), a.b.dtype, (size_t)r * a.b.ld + n);
-      cn = load_as_float(as<void>(a.c.ptr), a.c.dtype, (size_t)r * a.c.ld + n);
+  const void* xp = as<void>(a.x.ptr);
+  const void* dtp = as<void>(a.dt.ptr);
+  for (int t0 = 0; t0 < rows; t0 += L) {
+    const int len = min(L, rows - t0);
+    for (int i = threadIdx.x; i < len * CH; i += kScanThreads) {
+      const int t = i / CH, c = i % CH, r = row0 + t0 + t, cc = min(ch0 + c, a.di - 1);
+      const float delta = softplus(load_as_float(dtp, a.dt.dtype, (size_t)r * a.dt.ld + cc));
+      s_delta[t][c] = delta;
+      s_du[t][c] = delta * load_as_float(xp, a.x.dtype, (size_t)r * a.x.ld + cc);
     }
-    h = __expf(delta * A) * h + delta * u * bn;
-    float y = h * cn;
+    for (int i = threadIdx.x; i < len * GROUP; i += kScanThreads) {
+      const int t = i / GROUP, k = i % GROUP, r = row0 + t0 + t;
+      const bool ok = k < a.dstate;
+      s_b[t][k] = ok ? load_as_float(as<void>(a.b.ptr), a.b.dtype, (size_t)r * a.b.ld + k) : 0.f;
+      s_c[t][k] = ok ? load_as_float(as<void>(a.c.ptr), a.c.dtype, (size_t)r * a.c.ld + k) : 0.f;
+    }
+    __syncthreads();
+#pragma unroll 4
+    for (int t = 0; t < len; t++) {
+      h = __expf(s_delta[t][c_local] * A) * h + s_du[t][c_local] * s_b[t][n];
+      s_p[t][threadIdx.x] = h * s_c[t][n];
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < len * CH; i += kScanThreads) {
+      const int t = i / CH, c = i % CH, r = row0 + t0 + t;
+      if (ch0 + c >= a.di) continue;
+      float y = 0.f;
 #pragma unroll
-    for (int o = GROUP / 2; o > 0; o >>= 1) y += __shfl_xor_sync(0xffffffffu, y, o, GROUP);
-    if (n == 0 && ch_ok) {
-      const float zv = load_as_float(as<void>(a.z.ptr), a.z.dtype, (size_t)r * a.z.ld + ch);
-      a.out[(size_t)r * a.di + ch] = __float2bfloat16_rn((y + D * u) * silu(zv));
+      for (int k = 0; k < GROUP; k++) y += s_p[t][c * GROUP + k];
+      const float u = load_as_float(xp, a.x.dtype, (size_t)r * a.x.ld + ch0 + c);
+      const float zv = load_as_float(as<void>(a.z.ptr), a.z.dtype, (size_t)r * a.z.ld + ch0 + c);
+      a.out[(size_t)r * a.di + ch0 + c] = __float2bfloat16_rn((y + a.d[ch0 + c] * u) * silu(zv));
     }
+    __syncthreads();
   }
   if (live) *hp = h;
 }
 
+/**
+ * Sequences with one row (decode): one thread per (sequence, channel, state), the state read and
+ * written once, coalesced (a channel's states are contiguous); y summed with shuffles.
+ */
 template <int GROUP>
-int launch_scan(const ScanArgs& a, int seqs) {
-  constexpr int threads = 128;
-  dim3 grid(ceil_div(a.di, threads / GROUP), seqs);
-  scan_kernel<GROUP><<<grid, threads, 0, stream()>>>(a);
+__global__ void __launch_bounds__(256) scan_decode_kernel(ScanArgs a, const int* decode_seqs) {
+  constexpr int CH = 256 / GROUP;
+  const int c_local = threadIdx.x / GROUP, n = threadIdx.x % GROUP;
+  const int ch_raw = blockIdx.x * CH + c_local;
+  const bool ch_ok = ch_raw < a.di;
+  const int ch = ch_ok ? ch_raw : a.di - 1;
+  const int seq = decode_seqs[blockIdx.y];
+  const int* m = a.meta + seq * JB_META_INTS;
+  const int r = m[JB_META_ROW_START];
+  const bool live = ch_ok && n < a.dstate;
+  float* hp = a.state + ((size_t)m[JB_META_SLOT] * a.di + ch) * a.dstate + n;
+  const float u = load_as_float(as<void>(a.x.ptr), a.x.dtype, (size_t)r * a.x.ld + ch);
+  const float delta = softplus(load_as_float(as<void>(a.dt.ptr), a.dt.dtype, (size_t)r * a.dt.ld + ch));
+  float h = 0.f, cn = 0.f;
+  if (live) {
+    const float bn = load_as_float(as<void>(a.b.ptr), a.b.dtype, (size_t)r * a.b.ld + n);
+    cn = load_as_float(as<void>(a.c.ptr), a.c.dtype, (size_t)r * a.c.ld + n);
+    h = __expf(delta * a.neg_a[(size_t)ch * a.dstate + n]) * *hp + delta * u * bn;
+    *hp = h;
+  }
+  float y = h * cn;
+#pragma unroll
+  for (int o = GROUP / 2; o > 0; o >>= 1) y += __shfl_xor_sync(0xffffffffu, y, o, GROUP);
+  if (n == 0 && ch_ok) {
+    const float zv = load_as_float(as<void>(a.z.ptr), a.z.dtype, (size_t)r * a.z.ld + ch);
+    a.out[(size_t)r * a.di + ch] = __float2bfloat16_rn((y + a.d[ch] * u) * silu(zv));
+  }
+}
+
+template <int GROUP>
+int launch_scan(const ScanArgs& a, int seqs, const int* decode_seqs, int decodes) {
+  if (decodes > 0) {
+    scan_decode_kernel<GROUP><<<dim3(ceil_div(a.di, 256 / GROUP), decodes), 256, 0, stream()>>>(a, decode_seqs);
+    JB_LAUNCHED("selective scan (decode)");
+    if (decodes == seqs) return 0;
+  }
+  dim3 grid(ceil_div(a.di, kScanThreads / GROUP), seqs);
+  scan_kernel<GROUP><<<grid, kScanThreads, 0, stream()>>>(a);
   JB_LAUNCHED("selective scan");
   return 0;
 }
@@ -119,7 +190,7 @@ int conv(Args& a) {
   if (x.rows == 0) return 0;
   if (dconv < 1 || dconv > 9) return fail("conv: d_conv must be 1..9");
   const int di = x.cols, threads = 128;
-  conv_kernel<<<dim3(ceil_div(di, threads), x.rows), threads, 0, stream()>>>(as<void>(x.ptr), x.dtype, x.ld, as<float>(w), bias ? as<float>(bias) : nullptr,
+  conv_kernel<<<dim3(x.rows, ceil_div(di, threads)), threads, 0, stream()>>>(as<void>(x.ptr), x.dtype, x.ld, as<float>(w), bias ? as<float>(bias) : nullptr,
                                                                               as<__nv_bfloat16>(state), di, dconv, as<int>(meta), as<int>(row_seq), x.rows,
                                                                               as<__nv_bfloat16>(out));
   JB_LAUNCHED("conv");
@@ -144,15 +215,18 @@ int scan(Args& a) {
   s.dstate = a.i();
   s.meta = as<int>(a.ptr());
   const int seqs = a.i();
+  const int* decode_seqs = as<int>(a.ptr());
+  const int decodes = a.i();
   s.out = as<__nv_bfloat16>(a.ptr());
   s.di = s.x.cols;
+  s.decodes_done = decodes > 0;
   if (s.x.rows == 0) return 0;
-  if (s.dstate <= 1) return launch_scan<1>(s, seqs);
-  if (s.dstate <= 2) return launch_scan<2>(s, seqs);
-  if (s.dstate <= 4) return launch_scan<4>(s, seqs);
-  if (s.dstate <= 8) return launch_scan<8>(s, seqs);
-  if (s.dstate <= 16) return launch_scan<16>(s, seqs);
-  if (s.dstate <= 32) return launch_scan<32>(s, seqs);
+  if (s.dstate <= 1) return launch_scan<1>(s, seqs, decode_seqs, decodes);
+  if (s.dstate <= 2) return launch_scan<2>(s, seqs, decode_seqs, decodes);
+  if (s.dstate <= 4) return launch_scan<4>(s, seqs, decode_seqs, decodes);
+  if (s.dstate <= 8) return launch_scan<8>(s, seqs, decode_seqs, decodes);
+  if (s.dstate <= 16) return launch_scan<16>(s, seqs, decode_seqs, decodes);
+  if (s.dstate <= 32) return launch_scan<32>(s, seqs, decode_seqs, decodes);
   return fail("scan: d_state above 32");
 }
 

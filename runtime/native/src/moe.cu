@@ -41,6 +41,7 @@ struct GemmParams {
   void* out;
   int out_dtype;
   const float* bias;
+  int pairs;  // rows of one partial slice (split-K of the down projection)
 };
 
 template <bool INT8, int MODE, int BM, int BN, int BK, int WM, int WN, int STAGES>
@@ -53,7 +54,11 @@ struct GemmConfig {
   static constexpr int kABytes = BM * kAStride * 2;
   static constexpr int kBBytes = BN * kBStride * kElem;
   static constexpr int kStageBytes = kABytes + kMats * kBBytes;
-  static constexpr int kSmem = STAGES * kStageBytes;
+  // int8 weights are dequantized once per k tile into this bf16 tile, which the warps then read
+  // with ldmatrix: each weight is converted once per block, not once per warp that uses it.
+  static constexpr int kQStride = BK + 8;
+  static constexpr int kQBytes = INT8 ? kMats * BN * kQStride * 2 : 0;
+  static constexpr int kSmem = STAGES * kStageBytes + kQBytes;
   static constexpr int kWarpM = BM / WM, kWarpN = BN / WN;
   static constexpr int kMT = kWarpM / 16, kNT = kWarpN / 8;
   static_assert(kWarpM % 16 == 0 && kWarpN % 8 == 0 && BK % 16 == 0, "tile shape");
@@ -145,6 +150,33 @@ __global__ void __launch_bounds__(32 * WM * WN) grouped_gemm(GemmParams p) {
 
     const int stage = kt % STAGES;
     const __nv_bfloat16* as_ = a_tile(stage);
+    if constexpr (INT8) {
+      __nv_bfloat16* bq = reinterpret_cast<__nv_bfloat16*>(smem + STAGES * C::kStageBytes);
+      constexpr int chunks = BN * BK / 16;  // 16 int8 per chunk
+#pragma unroll
+      for (int j = 0; j < C::kMats; j++) {
+        const unsigned char* bs = b_tile(stage, j);
+        for (int c = tid; c < chunks; c += C::kThreads) {
+          const int r = c / (BK / 16), cc = c % (BK / 16);
+          const uint4 raw = *reinterpret_cast<const uint4*>(bs + r * C::kBStride + cc * 16);
+          const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+          uint4 lo, hi;
+          uint32_t* out = reinterpret_cast<uint32_t*>(&lo);
+          uint32_t* out2 = reinterpret_cast<uint32_t*>(&hi);
+#pragma unroll
+          for (int w4 = 0; w4 < 2; w4++) {
+            out[2 * w4] = mma::i8x2_to_bf16x2(words[w4] & 0xffffu);
+            out[2 * w4 + 1] = mma::i8x2_to_bf16x2(words[w4] >> 16);
+            out2[2 * w4] = mma::i8x2_to_bf16x2(words[w4 + 2] & 0xffffu);
+            out2[2 * w4 + 1] = mma::i8x2_to_bf16x2(words[w4 + 2] >> 16);
+          }
+          __nv_bfloat16* dst = bq + (j * BN + r) * C::kQStride + cc * 16;
+          *reinterpret_cast<uint4*>(dst) = lo;
+          *reinterpret_cast<uint4*>(dst + 8) = hi;
+        }
+      }
+      __syncthreads();
+    }
 #pragma unroll
     for (int kk = 0; kk < BK / 16; kk++) {
       uint32_t af[C::kMT][4];
@@ -155,24 +187,26 @@ __global__ void __launch_bounds__(32 * WM * WN) grouped_gemm(GemmParams p) {
       }
 #pragma unroll
       for (int j = 0; j < C::kMats; j++) {
-        const unsigned char* bs = b_tile(stage, j);
+        const __nv_bfloat16* bb;
+        int stride;
+        if constexpr (INT8) {
+          bb = reinterpret_cast<const __nv_bfloat16*>(smem + STAGES * C::kStageBytes) + j * BN * C::kQStride;
+          stride = C::kQStride;
+        } else {
+          bb = reinterpret_cast<const __nv_bfloat16*>(b_tile(stage, j));
+          stride = C::kBStride;
+        }
 #pragma unroll
         for (int t = 0; t < C::kNT; t++) {
           const int nrow = warp_n * C::kWarpN + t * 8;
           uint32_t b0, b1;
-          if constexpr (INT8) {
-            const unsigned char* rowp = bs + (nrow + g) * C::kBStride + kk * 16 + 2 * t4;
-            b0 = mma::i8x2_to_bf16x2(*reinterpret_cast<const uint16_t*>(rowp));
-            b1 = mma::i8x2_to_bf16x2(*reinterpret_cast<const uint16_t*>(rowp + 8));
-          } else {
-            const __nv_bfloat16* bb = reinterpret_cast<const __nv_bfloat16*>(bs);
-            mma::ldmatrix_x2(b0, b1, bb + (nrow + (lane & 7)) * C::kBStride + kk * 16 + ((lane >> 3) & 1) * 8);
-          }
+          mma::ldmatrix_x2(b0, b1, bb + (nrow + (lane & 7)) * stride + kk * 16 + ((lane >> 3) & 1) * 8);
 #pragma unroll
           for (int i = 0; i < C::kMT; i++) mma::mma_bf16(acc[j][i][t], af[i], b0, b1);
         }
       }
     }
+    if constexpr (INT8) __syncthreads();  // the bf16 tile is rewritten next iteration
   }
   mma::cp_async_wait<0>();
 
@@ -201,12 +235,167 @@ __global__ void __launch_bounds__(32 * WM * WN) grouped_gemm(GemmParams p) {
   }
 }
 
-/** Small M (decode: a few rows per expert): memory-bound, deep k tiles and pipeline. */
+/**
+ * Few rows per group (decode, small batches): the weights are the mma's A operand (16 output channels
+ * per warp, dequantized from int8 in registers) and the tokens its B operand (TN per tile, in n8 steps),
+ * computing outᵀ = W·xᵀ. Every weight byte read feeds TN tokens and no mma lane is wasted on padding
+ * rows of weights; a block covers 64 output channels (per matrix) over the whole K with a deep cp.async
+ * pipeline, since this regime is bound by weight bytes.
+ */
+template <bool INT8, int MODE, int TN>
+struct SwapConfig {
+  static constexpr int kWarps = 4, kThreads = 128, kRows = 16 * kWarps;
+  static constexpr int kMats = MODE == GATED ? 2 : 1;
+  static constexpr int kElem = INT8 ? 1 : 2;
+  static constexpr int BK = INT8 ? 128 : 64;
+  static constexpr int kStages = 4;
+  static constexpr int kWStride = BK + 16 / kElem;  // elements
+  static constexpr int kXStride = BK + 8;           // bf16 elements
+  static constexpr int kWBytes = kRows * kWStride * kElem;
+  static constexpr int kXBytes = TN * kXStride * 2;
+  static constexpr int kStageBytes = kMats * kWBytes + kXBytes;
+  static constexpr int kSmem = kStages * kStageBytes;
+};
+
+template <bool INT8, int MODE, int TN>
+__global__ void __launch_bounds__(128) swapped_gemm(GemmParams p) {
+  using C = SwapConfig<INT8, MODE, TN>;
+  constexpr int BK = C::BK;
+  extern __shared__ __align__(16) unsigned char smem[];
+  int expert = 0, row0, row_end;
+  if (p.tile_expert) {
+    const int tile = blockIdx.y;
+    if (tile >= *p.num_tiles) return;
+    expert = p.tile_expert[tile];
+    row0 = p.tile_start[tile];
+    row_end = min(row0 + TN, p.offsets[expert + 1]);
+  } else {
+    row0 = blockIdx.y * TN;
+    if (row0 >= p.m) return;
+    row_end = min(row0 + TN, p.m);
+  }
+  const int n0 = blockIdx.x * C::kRows;
+  const void* w[2];
+  const float* s[2];
+#pragma unroll
+  for (int j = 0; j < C::kMats; j++) {
+    w[j] = p.table ? reinterpret_cast<const void*>(p.table[expert * 6 + p.slot + j]) : p.w0;
+    s[j] = p.table ? reinterpret_cast<const float*>(p.table[expert * 6 + 3 + p.slot + j]) : p.s0;
+  }
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+  const int K = p.k, N = p.n;
+  // Split-K (blockIdx.z of gridDim.z): this block's slice of the k tiles.
+  const int all_tiles = (K + BK - 1) / BK, per = (all_tiles + gridDim.z - 1) / gridDim.z;
+  const int kt0 = blockIdx.z * per, k_tiles = max(0, min(all_tiles, kt0 + per) - kt0);
+  auto w_tile = [&](int stage, int mat) { return smem + stage * C::kStageBytes + mat * C::kWBytes; };
+  auto x_tile = [&](int stage) { return reinterpret_cast<__nv_bfloat16*>(smem + stage * C::kStageBytes + C::kMats * C::kWBytes); };
+
+  auto load = [&](int stage, int kt) {
+    const int k0 = (kt0 + kt) * BK;
+    constexpr int w_chunk = 16 / C::kElem, w_chunks = BK / w_chunk;
+#pragma unroll
+    for (int j = 0; j < C::kMats; j++) {
+      unsigned char* ws = w_tile(stage, j);
+      const unsigned char* wg = static_cast<const unsigned char*>(w[j]);
+      for (int c = tid; c < C::kRows * w_chunks; c += C::kThreads) {
+        const int r = c / w_chunks, cc = c % w_chunks, n = n0 + r, kk = k0 + cc * w_chunk;
+        const bool valid = n < N && kk < K;
+        mma::cp_async16(ws + (r * C::kWStride + cc * w_chunk) * C::kElem, wg + ((size_t)(valid ? n : 0) * K + (valid ? kk : 0)) * C::kElem, valid);
+      }
+    }
+    __nv_bfloat16* xs = x_tile(stage);
+    constexpr int x_chunks = BK / 8;
+    for (int c = tid; c < TN * x_chunks; c += C::kThreads) {
+      const int r = c / x_chunks, cc = c % x_chunks, row = row0 + r, kk = k0 + cc * 8;
+      const bool valid = row < row_end && kk < K;
+      const int src = valid ? (p.a_rows ? p.a_rows[row] : row) : 0;
+      mma::cp_async16(xs + r * C::kXStride + cc * 8, p.a + (size_t)src * p.lda + (valid ? kk : 0), valid);
+    }
+  };
+
+  float acc[C::kMats][TN / 8][4];
+#pragma unroll
+  for (int j = 0; j < C::kMats; j++)
+#pragma unroll
+    for (int t = 0; t < TN / 8; t++) acc[j][t][0] = acc[j][t][1] = acc[j][t][2] = acc[j][t][3] = 0.f;
+
+#pragma unroll
+  for (int st = 0; st < C::kStages - 1; st++) {
+    if (st < k_tiles) load(st, st);
+    mma::cp_async_commit();
+  }
+  for (int kt = 0; kt < k_tiles; kt++) {
+    mma::cp_async_wait<C::kStages - 2>();
+    __syncthreads();
+    const int pre = kt + C::kStages - 1;
+    if (pre < k_tiles) load(pre % C::kStages, pre);
+    mma::cp_async_commit();
+    const int stage = kt % C::kStages;
+    const __nv_bfloat16* xs = x_tile(stage);
+#pragma unroll
+    for (int kk = 0; kk < BK / 16; kk++) {
+      uint32_t xb[TN / 8][2];
+#pragma unroll
+      for (int t = 0; t < TN / 8; t++) mma::ldmatrix_x2(xb[t][0], xb[t][1], xs + (t * 8 + (lane & 7)) * C::kXStride + kk * 16 + ((lane >> 3) & 1) * 8);
+#pragma unroll
+      for (int j = 0; j < C::kMats; j++) {
+        uint32_t a[4];
+        if constexpr (INT8) {
+          const unsigned char* base = w_tile(stage, j) + (warp * 16 + g) * C::kWStride + kk * 16 + 2 * t4;
+          a[0] = mma::i8x2_to_bf16x2(*reinterpret_cast<const uint16_t*>(base));
+          a[1] = mma::i8x2_to_bf16x2(*reinterpret_cast<const uint16_t*>(base + 8 * C::kWStride));
+          a[2] = mma::i8x2_to_bf16x2(*reinterpret_cast<const uint16_t*>(base + 8));
+          a[3] = mma::i8x2_to_bf16x2(*reinterpret_cast<const uint16_t*>(base + 8 * C::kWStride + 8));
+        } else {
+          const __nv_bfloat16* ws = reinterpret_cast<const __nv_bfloat16*>(w_tile(stage, j));
+          mma::ldmatrix_x4(a[0], a[1], a[2], a[3], ws + (warp * 16 + (lane & 15)) * C::kWStride + kk * 16 + (lane >> 4) * 8);
+        }
+#pragma unroll
+        for (int t = 0; t < TN / 8; t++) mma::mma_bf16(acc[j][t], a, xb[t][0], xb[t][1]);
+      }
+    }
+  }
+  mma::cp_async_wait<0>();
+
+  // acc[j][t]: rows (output channels) warp*16 + g (+8 for q >= 2), tokens t*8 + 2*t4 (+1 for odd q).
+#pragma unroll
+  for (int t = 0; t < TN / 8; t++) {
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+      const int n = n0 + warp * 16 + g + (q >= 2 ? 8 : 0);
+      const int row = row0 + t * 8 + 2 * t4 + (q & 1);
+      if (row >= row_end || n >= N) continue;
+      const float v0 = acc[0][t][q] * (s[0] ? s[0][n] : 1.f);
+      if constexpr (MODE == GATED) {
+        const float v1 = acc[C::kMats - 1][t][q] * (s[C::kMats - 1] ? s[C::kMats - 1][n] : 1.f);
+        p.h[(size_t)row * N + n] = __float2bfloat16_rn(silu(v0) * v1);
+      } else if constexpr (MODE == DOWN) {
+        const int pair = p.pair_index[row];
+        p.partial[((size_t)blockIdx.z * p.pairs + pair) * N + n] = v0 * p.route_w[pair];
+      } else {
+        store_from_float(p.out, p.out_dtype, (size_t)row * N + n, v0 + (p.bias ? p.bias[n] : 0.f));
+      }
+    }
+  }
+}
+
+template <bool INT8, int MODE, int TN>
+int launch_swapped(const GemmParams& p, int tiles, int splits) {
+  using C = SwapConfig<INT8, MODE, TN>;
+  auto kernel = swapped_gemm<INT8, MODE, TN>;
+  static bool configured = false;
+  if (!configured) {
+    JB_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem));
+    configured = true;
+  }
+  kernel<<<dim3(ceil_div(p.n, C::kRows), tiles, splits), C::kThreads, C::kSmem, stream()>>>(p);
+  JB_LAUNCHED("grouped gemm (swapped)");
+  return 0;
+}
+
+/** Larger M (prefill): 128 rows × 64 outputs per matrix, 8 warps, activations as the mma's A operand. */
 template <bool INT8, int MODE>
-using SmallGemm = GemmConfig<INT8, MODE, 16, 64, INT8 ? 128 : 64, 1, 4, INT8 ? 4 : 3>;
-/** Larger M (prefill): 64×64 tiles per matrix. */
-template <bool INT8, int MODE>
-using LargeGemm = GemmConfig<INT8, MODE, 64, 64, 64, 2, 2, 3>;
+using LargeGemm = GemmConfig<INT8, MODE, 128, 64, 64, 4, 2, 3>;
 
 template <bool INT8, int MODE, int BM, int BN, int BK, int WM, int WN, int STAGES>
 int launch_gemm(const GemmParams& p, int tiles, GemmConfig<INT8, MODE, BM, BN, BK, WM, WN, STAGES>) {
@@ -223,13 +412,28 @@ int launch_gemm(const GemmParams& p, int tiles, GemmConfig<INT8, MODE, BM, BN, B
   return 0;
 }
 
-/** Rows per tile of the configuration chosen for `avg_rows` rows per group. */
-inline bool use_small(int avg_rows) { return avg_rows <= 16; }
+/** Rows per tile for `avg_rows` rows per group: the swapped kernel's token tile, or 64 for the large kernel. */
+inline int tile_rows(int avg_rows) {
+  if (avg_rows <= 8) return 8;
+  if (avg_rows <= 16) return 16;
+  if (avg_rows <= 32) return 32;
+  return 128;
+}
 
+template <int MODE, bool INT8>
+int run_gemm_typed(int bm, const GemmParams& p, int tiles, int splits) {
+  switch (bm) {
+    case 8: return launch_swapped<INT8, MODE, 8>(p, tiles, splits);
+    case 16: return launch_swapped<INT8, MODE, 16>(p, tiles, splits);
+    case 32: return launch_swapped<INT8, MODE, 32>(p, tiles, splits);
+    default: return launch_gemm(p, tiles, LargeGemm<INT8, MODE>{});
+  }
+}
+
+/** `splits` > 1 (down projection, swapped kernel only) cuts K into slices written to separate partials. */
 template <int MODE>
-int run_gemm(bool int8, bool small, const GemmParams& p, int tiles) {
-  if (int8) return small ? launch_gemm(p, tiles, SmallGemm<true, MODE>{}) : launch_gemm(p, tiles, LargeGemm<true, MODE>{});
-  return small ? launch_gemm(p, tiles, SmallGemm<false, MODE>{}) : launch_gemm(p, tiles, LargeGemm<false, MODE>{});
+int run_gemm(bool int8, int bm, const GemmParams& p, int tiles, int splits = 1) {
+  return int8 ? run_gemm_typed<MODE, true>(bm, p, tiles, splits) : run_gemm_typed<MODE, false>(bm, p, tiles, splits);
 }
 
 // --- router, books, reduce ---------------------------------------------------------------------------
@@ -336,11 +540,13 @@ __global__ void align_kernel(const int* ids, int pairs, int k, int experts, int 
   }
 }
 
-__global__ void reduce_kernel(const float* partial, int k, int hidden, float* out) {
+/** out[t] = Σ over split-K slices and the token's k slots, in a fixed order (deterministic). */
+__global__ void reduce_kernel(const float* partial, int k, int hidden, int splits, int pairs, float* out) {
   const int t = blockIdx.x;
   for (int c = threadIdx.x; c < hidden; c += blockDim.x) {
     float s = 0.f;
-    for (int j = 0; j < k; j++) s += partial[((size_t)t * k + j) * hidden + c];
+    for (int j = 0; j < k; j++)
+      for (int z = 0; z < splits; z++) s += partial[((size_t)z * pairs + (size_t)t * k + j) * hidden + c];
     out[(size_t)t * hidden + c] = s;
   }
 }
@@ -370,17 +576,18 @@ int moe(Args& a) {
   const int k = a.i();
   const uint64_t table = a.ptr();
   const int experts = a.i(), ffn = a.i(), wdtype = a.i();
-  const uint64_t align = a.ptr(), h = a.ptr(), partial = a.ptr(), out = a.ptr();
+  const uint64_t align = a.ptr(), h = a.ptr(), partial = a.ptr();
+  const int max_splits = a.i();
+  const uint64_t out = a.ptr();
   const int rows = x.rows, hidden = x.cols, pairs = rows * k;
   if (rows == 0) return 0;
   const bool int8 = wdtype == JB_DTYPE_I8;
   if (x.dtype != JB_DTYPE_BF16 || !aligned_rows(x)) return fail("moe: x must be bf16 with rows aligned to 16 bytes");
   if (hidden % 16 != 0 || ffn % 16 != 0) return fail("moe: hidden and ffn sizes must be multiples of 16");
 
-  const bool small = use_small(pairs / experts);
-  const int bm = small ? 16 : 64;
+  const int bm = tile_rows(pairs / experts);
   int* base = as<int>(align);
-  const int max_tiles = ceil_div(pairs, 16) + experts;
+  const int max_tiles = ceil_div(pairs, 8) + experts;
   Books b{base, base + experts, base + 2 * experts + 1, base + 2 * experts + 1 + pairs, base + 2 * experts + 1 + 2 * pairs,
           base + 2 * experts + 1 + 2 * pairs + max_tiles, base + 2 * experts + 1 + 2 * pairs + 2 * max_tiles};
   align_kernel<<<1, 1024, 2 * experts * sizeof(int), stream()>>>(as<int>(ids), pairs, k, experts, bm, b);
@@ -400,7 +607,7 @@ int moe(Args& a) {
   up.offsets = b.offsets;
   up.num_tiles = b.num_tiles;
   up.h = as<__nv_bfloat16>(h);
-  if (run_gemm<GATED>(int8, small, up, tiles) != 0) return -1;
+  if (run_gemm<GATED>(int8, bm, up, tiles) != 0) return -1;
 
   GemmParams down = up;
   down.a = as<__nv_bfloat16>(h);
@@ -412,9 +619,16 @@ int moe(Args& a) {
   down.partial = as<float>(partial);
   down.pair_index = b.pair_index;
   down.route_w = as<float>(weights);
-  if (run_gemm<DOWN>(int8, small, down, tiles) != 0) return -1;
+  down.pairs = pairs;
+  // Few tiles of the down projection cannot fill the GPU: split K until about four blocks per SM.
+  int splits = 1;
+  if (bm < 64) {
+    const int blocks = ceil_div(hidden, 64) * std::min(pairs, experts);
+    while (splits < max_splits && blocks * splits < 4 * num_sms()) splits *= 2;
+  }
+  if (run_gemm<DOWN>(int8, bm, down, tiles, splits) != 0) return -1;
 
-  reduce_kernel<<<rows, std::min(1024, ((hidden + 31) / 32) * 32), 0, stream()>>>(as<float>(partial), k, hidden, as<float>(out));
+  reduce_kernel<<<rows, std::min(1024, ((hidden + 31) / 32) * 32), 0, stream()>>>(as<float>(partial), k, hidden, splits, pairs, as<float>(out));
   JB_LAUNCHED("moe reduce");
   return 0;
 }
@@ -439,8 +653,9 @@ int int8_gemm(Args& a) {
   p.out = as<void>(out);
   p.out_dtype = out_dtype;
   p.bias = bias ? as<float>(bias) : nullptr;
-  const bool small = use_small(x.rows);
-  return run_gemm<DENSE>(true, small, p, ceil_div(x.rows, small ? 16 : 64));
+  const int bm = tile_rows(x.rows);
+  p.pairs = x.rows;
+  return run_gemm<DENSE>(true, bm, p, ceil_div(x.rows, bm));
 }
 
 }  // namespace ops
