@@ -64,31 +64,39 @@ struct GemmConfig {
   static_assert(kWarpM % 16 == 0 && kWarpN % 8 == 0 && BK % 16 == 0, "tile shape");
 };
 
+/** This block's rows (a tile of one expert's run, or of all rows) and that expert's weights; false: no tile. */
+template <int MATS>
+__device__ __forceinline__ bool block_tile(const GemmParams& p, int rows_per_tile, int& row0, int& row_end, const void* (&w)[2], const float* (&s)[2]) {
+  int expert = 0;
+  if (p.tile_expert) {
+    const int tile = blockIdx.y;
+    if (tile >= *p.num_tiles) return false;
+    expert = p.tile_expert[tile];
+    row0 = p.tile_start[tile];
+    row_end = min(row0 + rows_per_tile, p.offsets[expert + 1]);
+  } else {
+    row0 = blockIdx.y * rows_per_tile;
+    if (row0 >= p.m) return false;
+    row_end = min(row0 + rows_per_tile, p.m);
+  }
+#pragma unroll
+  for (int j = 0; j < MATS; j++) {
+    w[j] = p.table ? reinterpret_cast<const void*>(p.table[expert * 6 + p.slot + j]) : p.w0;
+    s[j] = p.table ? reinterpret_cast<const float*>(p.table[expert * 6 + 3 + p.slot + j]) : p.s0;
+  }
+  return true;
+}
+
 template <bool INT8, int MODE, int BM, int BN, int BK, int WM, int WN, int STAGES>
 __global__ void __launch_bounds__(32 * WM * WN) grouped_gemm(GemmParams p) {
   using C = GemmConfig<INT8, MODE, BM, BN, BK, WM, WN, STAGES>;
   extern __shared__ __align__(16) unsigned char smem[];
 
-  int expert = 0, row0, row_end;
-  if (p.tile_expert) {
-    const int tile = blockIdx.y;
-    if (tile >= *p.num_tiles) return;
-    expert = p.tile_expert[tile];
-    row0 = p.tile_start[tile];
-    row_end = min(row0 + BM, p.offsets[expert + 1]);
-  } else {
-    row0 = blockIdx.y * BM;
-    if (row0 >= p.m) return;
-    row_end = min(row0 + BM, p.m);
-  }
-  const int n0 = blockIdx.x * BN;
+  int row0, row_end;
   const void* w[2];
   const float* s[2];
-#pragma unroll
-  for (int j = 0; j < C::kMats; j++) {
-    w[j] = p.table ? reinterpret_cast<const void*>(p.table[expert * 6 + p.slot + j]) : p.w0;
-    s[j] = p.table ? reinterpret_cast<const float*>(p.table[expert * 6 + 3 + p.slot + j]) : p.s0;
-  }
+  if (!block_tile<C::kMats>(p, BM, row0, row_end, w, s)) return;
+  const int n0 = blockIdx.x * BN;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int warp_m = warp / WN, warp_n = warp % WN;
@@ -262,26 +270,11 @@ __global__ void __launch_bounds__(128) swapped_gemm(GemmParams p) {
   using C = SwapConfig<INT8, MODE, TN>;
   constexpr int BK = C::BK;
   extern __shared__ __align__(16) unsigned char smem[];
-  int expert = 0, row0, row_end;
-  if (p.tile_expert) {
-    const int tile = blockIdx.y;
-    if (tile >= *p.num_tiles) return;
-    expert = p.tile_expert[tile];
-    row0 = p.tile_start[tile];
-    row_end = min(row0 + TN, p.offsets[expert + 1]);
-  } else {
-    row0 = blockIdx.y * TN;
-    if (row0 >= p.m) return;
-    row_end = min(row0 + TN, p.m);
-  }
-  const int n0 = blockIdx.x * C::kRows;
+  int row0, row_end;
   const void* w[2];
   const float* s[2];
-#pragma unroll
-  for (int j = 0; j < C::kMats; j++) {
-    w[j] = p.table ? reinterpret_cast<const void*>(p.table[expert * 6 + p.slot + j]) : p.w0;
-    s[j] = p.table ? reinterpret_cast<const float*>(p.table[expert * 6 + 3 + p.slot + j]) : p.s0;
-  }
+  if (!block_tile<C::kMats>(p, TN, row0, row_end, w, s)) return;
+  const int n0 = blockIdx.x * C::kRows;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
   const int K = p.k, N = p.n;
   // Split-K (blockIdx.z of gridDim.z): this block's slice of the k tiles.
