@@ -272,6 +272,8 @@ export interface Backend {
    * Grouped: each expert runs once over all rows routed to it.
    */
   moeExperts(x: Tensor, routing: Routing, experts: ExpertSet): Tensor;
+  /** A dense SwiGLU MLP given as a one-expert set: every row through expert 0 with weight 1 → [rows, hidden]. */
+  denseMlp(x: Tensor, mlp: ExpertSet): Tensor;
 
   // --- attention -----------------------------------------------------------------------------
   /**

@@ -47,7 +47,7 @@ class ForgetsScanState extends CpuBackend {
 }
 
 test.each([
-  ['int8 scale ignored', new IgnoresInt8Scale(), 'linear (int8'],
+  ['int8 scale ignored', new IgnoresInt8Scale(), ['linear (int8', 'denseMlp']],
   ['attention without 1/sqrt(d)', new UnscaledAttention(), 'pagedAttention'],
   ['router renormalises top-k', new RenormalisingRouter(), ['routerTopK', 'moeExperts']],
   ['scan state reset every step', new ForgetsScanState(), 'mambaConv + selectiveScan'],

@@ -238,6 +238,22 @@ export const OP_CASES: OpCase[] = [
     },
   },
   {
+    name: 'denseMlp (one-expert sets, bf16 and int8)',
+    tolerance: BF16_TOL,
+    async run(b, s) {
+      const r = rng(10);
+      const outs: Float32Array[] = [];
+      for (const make of [dense, int8]) {
+        const mlp = b.createExpertSet([{ gate: make(b, r, s.ffn, s.hidden), up: make(b, r, s.ffn, s.hidden), down: make(b, r, s.hidden, s.ffn) }]);
+        for (const rows of [1, s.rows]) {
+          const x = act(b, r, [rows, s.hidden]);
+          outs.push(...(await inStep(b, flatStep(rows), async () => [await b.download(b.denseMlp(x, mlp))])));
+        }
+      }
+      return outs;
+    },
+  },
+  {
     name: 'pagedAttention (GQA, two sequences, two steps over scattered blocks)',
     tolerance: BF16_TOL,
     async run(b, s) {

@@ -142,7 +142,7 @@ export async function benchModel(opts: ModelBenchOptions): Promise<ModelBenchRes
     const device = times[0]!.deviceMs !== undefined ? median(times.map((t) => t.deviceMs!)) : undefined;
     result.decode.push({ batch, context: opts.context, stepMsMedian: wall, deviceMsMedian: device, tokensPerSecond: (batch * 1000) / wall, opProfile: profile });
     opts.log(`decode batch ${batch} over ${opts.context}: ${wall.toFixed(2)} ms/step (device ${device?.toFixed(2) ?? '-'} ms), ${((batch * 1000) / wall).toFixed(0)} tok/s`);
-    if (profile) opts.log(`  per step: ${describeProfile(profile, times.length)}`);
+    if (profile) opts.log(`profile per step: ${describeProfile(profile, times.length)}`);
   }
 
   const prefill = async (tokens: number): Promise<{ tokens: number; seconds: number; tokensPerSecond: number }> => {
@@ -168,7 +168,7 @@ export async function benchModel(opts: ModelBenchOptions): Promise<ModelBenchRes
     opProfileOf(backend);
     const r = await prefill(tokens);
     const profile = opProfileOf(backend);
-    if (profile) opts.log(`  prefill ${tokens}: ${describeProfile(profile, 1)}`);
+    if (profile) opts.log(`profile prefill ${tokens}: ${describeProfile(profile, 1)}`);
     result.prefill.push(r);
     opts.log(`prefill ${tokens}: ${r.seconds.toFixed(3)} s, ${r.tokensPerSecond.toFixed(0)} tok/s`);
   }

@@ -45,7 +45,8 @@ interface MoeBlock {
 
 interface DenseMlp {
   kind: 'mlp';
-  mlp: SwiGluWeights;
+  /** A one-expert set: the backend runs it with its MoE kernels (gate and up fused, no routing). */
+  mlp: ExpertSet;
 }
 
 interface DecoderLayer {
@@ -101,7 +102,7 @@ function buildLayer(cfg: JambaConfig, w: WeightStore, backend: Backend, geometry
           router: w.linear(`${p}feed_forward.router`),
           experts: backend.createExpertSet(Array.from({ length: cfg.numExperts }, (_, j) => swiGlu(w, `${p}feed_forward.experts.${j}.`))),
         }
-      : { kind: 'mlp', mlp: swiGlu(w, `${p}feed_forward.`) };
+      : { kind: 'mlp', mlp: backend.createExpertSet([swiGlu(w, `${p}feed_forward.`)]) };
   return { inputNorm: w.tensor(`${p}input_layernorm.weight`), mixer, preFfNorm: w.tensor(`${p}pre_ff_layernorm.weight`), feedForward };
 }
 
@@ -179,10 +180,6 @@ export class JambaModel implements ModelRunner {
     return b.linear(y, m.outProj); // [T, H]
   }
 
-  private mlp(w: SwiGluWeights, x: Tensor): Tensor {
-    const b = this.backend;
-    return b.linear(b.siluMul(b.linear(x, w.gate), b.linear(x, w.up)), w.down); // [T, ffn] → [T, H]
-  }
 
   private moe(m: MoeBlock, x: Tensor): Tensor {
     const b = this.backend;
@@ -201,7 +198,7 @@ export class JambaModel implements ModelRunner {
     b.beginScope();
     const f = b.rmsNorm(x, layer.preFfNorm, eps);
     const ff = layer.feedForward;
-    b.addInPlace(x, ff.kind === 'moe' ? this.moe(ff, f) : this.mlp(ff.mlp, f));
+    b.addInPlace(x, ff.kind === 'moe' ? this.moe(ff, f) : b.denseMlp(f, ff.mlp)); // down(silu(gate(f)) · up(f))
     b.endScope();
   }
 

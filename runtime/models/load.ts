@@ -30,33 +30,37 @@ function defaultMaxModelLen(cfg: JambaConfig, onDevice: boolean): number {
  * is `residentWeightBytes`.
  */
 export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedModel> {
-  if (opts.quantization !== 'none' && opts.quantization !== 'expertsint8') {
-    throw new Error(`load options: unknown quantization ${JSON.stringify(opts.quantization)} (supported: none, expertsint8)`);
-  }
-  const configPath = join(dir, 'config.json');
-  const configText = await readFile(configPath, 'utf8').catch((cause: unknown) => {
-    throw new Error(`${configPath}: cannot read`, { cause });
-  });
-  const config = parseJambaConfig(configText, configPath);
-  const checkpoint = await openCheckpoint(dir);
-  const backend = await createBackend(opts.backend, { tensorParallelSize: opts.tensorParallelSize ?? 1 }).catch(async (error: unknown) => {
-    await checkpoint.close();
-    throw error;
-  });
+  const backend = await createBackend(opts.backend, { tensorParallelSize: opts.tensorParallelSize ?? 1 });
+  return loadModelOn(backend, dir, opts);
+}
+
+/** loadModel onto a backend the caller made (tests run other backends, or instrumented ones, this way). */
+export async function loadModelOn(backend: Backend, dir: string, opts: LoadOptions): Promise<LoadedModel> {
   try {
-    const store = new WeightStore(backend, opts.quantization === 'expertsint8');
-    await loadWeights(
-      checkpoint,
-      jambaTensorSpecs(config),
-      { ignorable: ignorableTensors(config), onProgress: opts.onProgress },
-      (name, tensor) => store.add(name, tensor),
-    );
-    return finishModel(config, backend, store, opts);
+    if (opts.quantization !== 'none' && opts.quantization !== 'expertsint8') {
+      throw new Error(`load options: unknown quantization ${JSON.stringify(opts.quantization)} (supported: none, expertsint8)`);
+    }
+    const configPath = join(dir, 'config.json');
+    const configText = await readFile(configPath, 'utf8').catch((cause: unknown) => {
+      throw new Error(`${configPath}: cannot read`, { cause });
+    });
+    const config = parseJambaConfig(configText, configPath);
+    const checkpoint = await openCheckpoint(dir);
+    try {
+      const store = new WeightStore(backend, opts.quantization === 'expertsint8');
+      await loadWeights(
+        checkpoint,
+        jambaTensorSpecs(config),
+        { ignorable: ignorableTensors(config), onProgress: opts.onProgress },
+        (name, tensor) => store.add(name, tensor),
+      );
+      return finishModel(config, backend, store, opts);
+    } finally {
+      await checkpoint.close();
+    }
   } catch (err) {
     backend.dispose();
     throw err;
-  } finally {
-    await checkpoint.close();
   }
 }
 

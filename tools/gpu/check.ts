@@ -138,7 +138,7 @@ async function fixtures(): Promise<void> {
           const got = await complete(rt, c);
           serial.push(got);
           const r = compare(got, c[key]);
-          results.push({ fixture, quantization, case: c.name, ...r });
+          results.push({ fixture, quantization, case: c.name, ...r, got });
           say(r.ok, `fixture ${fixture} ${quantization} ${c.name}: ${r.note}, worst |Δlogprob| ${r.worst.toFixed(4)} over ${r.steps} steps`);
         }
         // Continuous batching: everything at once, compared with the serial runs by the same rule.
@@ -151,6 +151,7 @@ async function fixtures(): Promise<void> {
             top_logprobs: alone.top.map((t) => Object.entries(t).map(([id, lp]) => [Number(id.replace('token_id:', '')), lp] as [number, number]).sort((a, b) => b[1] - a[1])),
           };
           const r = compare(got, asRef);
+          results.push({ fixture, quantization, case: cases[i]!.name, batched: true, ...r, got });
           say(r.ok, `batched == serial ${fixture} ${quantization} ${cases[i]!.name}: ${r.note}, worst |Δ| ${r.worst.toFixed(5)}`);
         });
       } catch (error) {

@@ -17,9 +17,9 @@ fi
 what="$1"
 shift
 case "$what" in
-  check) node dist/tools/gpu/check.js "$OUT/check.json" "${1:-conformance,fixtures}" 2>&1 | tee "$OUT/check.log" ;;
-  ops) node dist/runtime/cmd/main.js bench --ops "${1:-moe,attention,mamba}" --json "$OUT/ops.json" 2>&1 | tee "$OUT/ops.log" | grep -v '^ \|^{\|^}\|^\]' ;;
-  model) node dist/runtime/cmd/main.js bench --preset jamba-1.5-mini --random-weights --backend cuda --json "$OUT/model.json" "$@" 2>&1 | tee "$OUT/model.log" | grep -v '^ \|^{\|^}\|^\]' ;;
+  check) part="${1:-fixtures,conformance}"; node dist/tools/gpu/check.js "$OUT/check-${part//,/-}.json" "$part" 2>&1 | tee "$OUT/check-${part//,/-}.log" ;;
+  ops) node dist/runtime/cmd/main.js bench --ops "${1:-moe,attention,mamba}" --json "$OUT/ops.json" 2>&1 | tee "$OUT/ops.log" | grep -v '^  \|^{\|^}\|^\]' ;;
+  model) tag="${JAMBA_BENCH_TAG:-model}"; node dist/runtime/cmd/main.js bench --preset jamba-1.5-mini --random-weights --backend cuda --json "$OUT/$tag.json" "$@" 2>&1 | tee "$OUT/$tag.log" | grep -v '^    \|^{\|^}\|^\]' ;;
   build) rm -f runtime/native/build/.hash; bash runtime/native/build.sh ;;
   *) echo "gpu run: unknown part '$what'" >&2; exit 2 ;;
 esac

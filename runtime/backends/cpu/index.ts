@@ -202,6 +202,11 @@ export class CpuBackend implements Backend {
   routerTopK(logits: Tensor, k: number): Routing {
     return routerTopK(logits, k);
   }
+  denseMlp(x: Tensor, mlp: ExpertSet): Tensor {
+    if (!(mlp instanceof CpuExpertSet) || mlp.numExperts !== 1) throw new Error('denseMlp: expects a one-expert set of the cpu backend');
+    const w = mlp.experts[0]!;
+    return this.linear(this.siluMul(this.linear(x, w.gate), this.linear(x, w.up)), w.down);
+  }
   moeExperts(x: Tensor, routing: Routing, experts: ExpertSet): Tensor {
     if (!(experts instanceof CpuExpertSet)) throw new Error('moeExperts: expert set does not belong to the cpu backend');
     return moeExperts(x, routing, experts.experts);

@@ -518,14 +518,24 @@ export class CudaBackend implements Backend {
   }
 
   moeExperts(x: Tensor, routing: Routing, experts: ExpertSet): Tensor {
-    this.open('moeExperts');
-    if (!(experts instanceof CudaExpertSet)) throw new Error('moeExperts: expert set does not belong to the cuda backend');
-    const xs = this.bf16(cuda(x, 'moeExperts', 'f32', 'bf16'), 'moeExperts');
     const ids = cuda(routing.experts, 'moeExperts', 'i32');
     const wts = cuda(routing.weights, 'moeExperts', 'f32');
+    return this.experts(x, ids, wts, experts, 'moeExperts');
+  }
+
+  denseMlp(x: Tensor, mlp: ExpertSet): Tensor {
+    if (mlp.numExperts !== 1) throw new Error('denseMlp: expects a one-expert set');
+    return this.experts(x, undefined, undefined, mlp, 'denseMlp');
+  }
+
+  /** The MoE op; without routing every row goes to expert 0 with weight 1 (a dense MLP). */
+  private experts(x: Tensor, ids: CudaTensor | undefined, wts: CudaTensor | undefined, experts: ExpertSet, op: string): Tensor {
+    this.open(op);
+    if (!(experts instanceof CudaExpertSet)) throw new Error(`${op}: expert set does not belong to the cuda backend`);
+    const xs = this.bf16(cuda(x, op, 'f32', 'bf16'), op);
     const rows = xs.rows;
-    const k = ids.cols;
-    if (xs.cols !== experts.hidden || ids.rows !== rows) throw new Error(`moeExperts: x [${xs.shape.join(', ')}] with routing [${ids.shape.join(', ')}] and hidden ${experts.hidden}`);
+    const k = ids ? ids.cols : 1;
+    if (xs.cols !== experts.hidden || (ids && ids.rows !== rows)) throw new Error(`${op}: x [${xs.shape.join(', ')}] does not match the experts' hidden ${experts.hidden}`);
     const pairs = rows * k;
     const e = experts.numExperts;
     // Routing books (counts, offsets, pair lists, the tile map of the grouped GEMM), see moe.cu.
@@ -535,8 +545,8 @@ export class CudaBackend implements Backend {
     // Small batches split the down projection's K over up to 8 slices (moe.cu), each its own partial.
     const maxSplits = pairs <= 64 ? 8 : 1;
     const partial = this.r.arena.alloc(maxSplits * pairs * experts.hidden * 4, 'moe partial sums');
-    const out = this.activation('f32', rows, experts.hidden, 'moeExperts');
-    this.program.emit(OP.MOE, xs, ids.ptr, wts.ptr, k, experts.table, e, experts.ffn, DTYPE[experts.weightDtype], align, h, partial, maxSplits, out.ptr);
+    const out = this.activation('f32', rows, experts.hidden, op);
+    this.program.emit(OP.MOE, xs, ids?.ptr ?? 0, wts?.ptr ?? 0, k, experts.table, e, experts.ffn, DTYPE[experts.weightDtype], align, h, partial, maxSplits, out.ptr);
     return out;
   }
 

@@ -130,43 +130,56 @@ __global__ void __launch_bounds__(kScanThreads) scan_kernel(ScanArgs a) {
 }
 
 /**
- * Sequences with one row (decode): one thread per (sequence, channel, state), the state read and
- * written once, coalesced (a channel's states are contiguous); y summed with shuffles.
+ * Sequences with one row (decode): block = 256 / GROUP channels × GROUP states, looping over up to 8
+ * sequences so A stays in a register; per sequence, the channel's first lane computes softplus(dt) and
+ * delta·x once and shares them; the fp32 state is read and written once, coalesced (a channel's
+ * states are contiguous).
  */
+constexpr int kDecodeSeqsPerBlock = 8;
+
 template <int GROUP>
-__global__ void __launch_bounds__(256) scan_decode_kernel(ScanArgs a, const int* decode_seqs) {
+__global__ void __launch_bounds__(256) scan_decode_kernel(ScanArgs a, const int* decode_seqs, int decodes) {
   constexpr int CH = 256 / GROUP;
   const int c_local = threadIdx.x / GROUP, n = threadIdx.x % GROUP;
   const int ch_raw = blockIdx.x * CH + c_local;
   const bool ch_ok = ch_raw < a.di;
   const int ch = ch_ok ? ch_raw : a.di - 1;
-  const int seq = decode_seqs[blockIdx.y];
-  const int* m = a.meta + seq * JB_META_INTS;
-  const int r = m[JB_META_ROW_START];
   const bool live = ch_ok && n < a.dstate;
-  float* hp = a.state + ((size_t)m[JB_META_SLOT] * a.di + ch) * a.dstate + n;
-  const float u = load_as_float(as<void>(a.x.ptr), a.x.dtype, (size_t)r * a.x.ld + ch);
-  const float delta = softplus(load_as_float(as<void>(a.dt.ptr), a.dt.dtype, (size_t)r * a.dt.ld + ch));
-  float h = 0.f, cn = 0.f;
-  if (live) {
-    const float bn = load_as_float(as<void>(a.b.ptr), a.b.dtype, (size_t)r * a.b.ld + n);
-    cn = load_as_float(as<void>(a.c.ptr), a.c.dtype, (size_t)r * a.c.ld + n);
-    h = __expf(delta * a.neg_a[(size_t)ch * a.dstate + n]) * *hp + delta * u * bn;
-    *hp = h;
-  }
-  float y = h * cn;
+  const float A = live ? a.neg_a[(size_t)ch * a.dstate + n] : 0.f;
+  const float D = a.d[ch];
+  const int first = blockIdx.y * kDecodeSeqsPerBlock, last = min(decodes, first + kDecodeSeqsPerBlock);
+  for (int i = first; i < last; i++) {
+    const int* m = a.meta + decode_seqs[i] * JB_META_INTS;
+    const int r = m[JB_META_ROW_START];
+    float u = 0.f, delta = 0.f;
+    if (n == 0) {
+      u = load_as_float(as<void>(a.x.ptr), a.x.dtype, (size_t)r * a.x.ld + ch);
+      delta = softplus(load_as_float(as<void>(a.dt.ptr), a.dt.dtype, (size_t)r * a.dt.ld + ch));
+    }
+    u = __shfl_sync(0xffffffffu, u, 0, GROUP);
+    delta = __shfl_sync(0xffffffffu, delta, 0, GROUP);
+    float h = 0.f, cn = 0.f;
+    if (live) {
+      float* hp = a.state + ((size_t)m[JB_META_SLOT] * a.di + ch) * a.dstate + n;
+      const float bn = load_as_float(as<void>(a.b.ptr), a.b.dtype, (size_t)r * a.b.ld + n);
+      cn = load_as_float(as<void>(a.c.ptr), a.c.dtype, (size_t)r * a.c.ld + n);
+      h = __expf(delta * A) * *hp + delta * u * bn;
+      *hp = h;
+    }
+    float y = h * cn;
 #pragma unroll
-  for (int o = GROUP / 2; o > 0; o >>= 1) y += __shfl_xor_sync(0xffffffffu, y, o, GROUP);
-  if (n == 0 && ch_ok) {
-    const float zv = load_as_float(as<void>(a.z.ptr), a.z.dtype, (size_t)r * a.z.ld + ch);
-    a.out[(size_t)r * a.di + ch] = __float2bfloat16_rn((y + a.d[ch] * u) * silu(zv));
+    for (int o = GROUP / 2; o > 0; o >>= 1) y += __shfl_xor_sync(0xffffffffu, y, o, GROUP);
+    if (n == 0 && ch_ok) {
+      const float zv = load_as_float(as<void>(a.z.ptr), a.z.dtype, (size_t)r * a.z.ld + ch);
+      a.out[(size_t)r * a.di + ch] = __float2bfloat16_rn((y + D * u) * silu(zv));
+    }
   }
 }
 
 template <int GROUP>
 int launch_scan(const ScanArgs& a, int seqs, const int* decode_seqs, int decodes) {
   if (decodes > 0) {
-    scan_decode_kernel<GROUP><<<dim3(ceil_div(a.di, 256 / GROUP), decodes), 256, 0, stream()>>>(a, decode_seqs);
+    scan_decode_kernel<GROUP><<<dim3(ceil_div(a.di, 256 / GROUP), ceil_div(decodes, kDecodeSeqsPerBlock)), 256, 0, stream()>>>(a, decode_seqs, decodes);
     JB_LAUNCHED("selective scan (decode)");
     if (decodes == seqs) return 0;
   }

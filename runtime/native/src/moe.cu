@@ -234,7 +234,7 @@ __global__ void __launch_bounds__(32 * WM * WN) grouped_gemm(GemmParams p) {
           p.h[(size_t)row * N + n] = __float2bfloat16_rn(silu(v0) * v1);
         } else if constexpr (MODE == DOWN) {
           const int pair = p.pair_index[row];
-          p.partial[(size_t)pair * N + n] = v0 * p.route_w[pair];
+          p.partial[(size_t)pair * N + n] = p.route_w ? v0 * p.route_w[pair] : v0;
         } else {
           store_from_float(p.out, p.out_dtype, (size_t)row * N + n, v0 + (p.bias ? p.bias[n] : 0.f));
         }
@@ -364,7 +364,7 @@ __global__ void __launch_bounds__(128) swapped_gemm(GemmParams p) {
         p.h[(size_t)row * N + n] = __float2bfloat16_rn(silu(v0) * v1);
       } else if constexpr (MODE == DOWN) {
         const int pair = p.pair_index[row];
-        p.partial[((size_t)blockIdx.z * p.pairs + pair) * N + n] = v0 * p.route_w[pair];
+        p.partial[((size_t)blockIdx.z * p.pairs + pair) * N + n] = p.route_w ? v0 * p.route_w[pair] : v0;
       } else {
         store_from_float(p.out, p.out_dtype, (size_t)row * N + n, v0 + (p.bias ? p.bias[n] : 0.f));
       }
@@ -503,7 +503,7 @@ __global__ void align_kernel(const int* ids, int pairs, int k, int experts, int 
   for (int e = threadIdx.x; e < experts; e += blockDim.x) cnt[e] = fill[e] = 0;
   __syncthreads();
   for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
-    const int e = ids[i];
+    const int e = ids ? ids[i] : 0;  // no routing: a dense MLP, every row to expert 0
     if (e >= 0 && e < experts) atomicAdd(&cnt[e], 1);
   }
   __syncthreads();
@@ -525,7 +525,7 @@ __global__ void align_kernel(const int* ids, int pairs, int k, int experts, int 
   }
   __syncthreads();
   for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
-    const int e = ids[i];
+    const int e = ids ? ids[i] : 0;
     if (e < 0 || e >= experts) continue;
     const int pos = atomicAdd(&fill[e], 1);
     b.pair_token[pos] = i / k;
@@ -583,7 +583,7 @@ int moe(Args& a) {
   const int max_tiles = ceil_div(pairs, 8) + experts;
   Books b{base, base + experts, base + 2 * experts + 1, base + 2 * experts + 1 + pairs, base + 2 * experts + 1 + 2 * pairs,
           base + 2 * experts + 1 + 2 * pairs + max_tiles, base + 2 * experts + 1 + 2 * pairs + 2 * max_tiles};
-  align_kernel<<<1, 1024, 2 * experts * sizeof(int), stream()>>>(as<int>(ids), pairs, k, experts, bm, b);
+  align_kernel<<<1, 1024, 2 * experts * sizeof(int), stream()>>>(ids ? as<int>(ids) : nullptr, pairs, k, experts, bm, b);
   JB_LAUNCHED("moe align");
   const int tiles = ceil_div(pairs, bm) + experts;
 
@@ -611,7 +611,7 @@ int moe(Args& a) {
   down.slot = 2;
   down.partial = as<float>(partial);
   down.pair_index = b.pair_index;
-  down.route_w = as<float>(weights);
+  down.route_w = weights ? as<float>(weights) : nullptr;  // no routing: weight 1
   down.pairs = pairs;
   // Few tiles of the down projection cannot fill the GPU: split K until about four blocks per SM.
   int splits = 1;
