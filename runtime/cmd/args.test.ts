@@ -6,6 +6,7 @@ test('defaults: loopback, port 8000, no quantization, the documented limits', ()
   expect(config).toEqual({
     runtime: {
       modelDir: 'm',
+      randomPreset: undefined,
       host: '127.0.0.1',
       port: 8000,
       quantization: 'none',
@@ -58,6 +59,9 @@ test.each([
   [['--model', 'm', '--gpu-memory-utilization', '0'], /--gpu-memory-utilization must be a number in \(0, 1\]/],
   [['--model', 'm', '--fault-injection', 'boom'], /--fault injection must be 'step-error:N' or 'step-hang:N'/],
   [['--model', 'm', '--nope'], /nope/],
+  [['--preset', 'jamba-1.5-mini'], /--preset needs --random-weights/],
+  [['--random-weights'], /--random-weights needs --preset NAME/],
+  [['--model', 'm', '--preset', 'jamba-tiny', '--random-weights'], /--model and --preset exclude each other/],
   [['--model', 'm', 'extra'], /extra/],
 ])('%j is refused: %s', (argv, message) => {
   expect(() => parseServeArgs(argv)).toThrow(UsageError);

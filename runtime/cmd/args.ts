@@ -15,12 +15,15 @@ const D = RUNTIME_DEFAULTS;
 
 export function serveUsage(): string {
   return `Usage: jamba-runtime serve --model DIR [options]
+       jamba-runtime serve --preset NAME --random-weights [options]
 
 Serves a Hugging Face Jamba checkpoint over the OpenAI API (/v1/completions, /v1/chat/completions,
 /v1/models), with /health, /ready and /metrics.
 
 Options:
-  --model DIR                    checkpoint directory (config.json, safetensors, tokenizer files)   [required]
+  --model DIR                    checkpoint directory (config.json, safetensors, tokenizer files)
+  --preset NAME --random-weights instead of a checkpoint: a published shape (jamba-1.5-mini, jamba-1.5-large)
+                                 with random weights and a synthetic tokenizer ("t0" … "t65535"), for benchmarks
   --host HOST                    address to bind                                  [default: ${D.host}]
   --port N                       port to listen on (0: any free port)             [default: ${D.port}]
   --quantization MODE            none | expertsint8                               [default: ${D.quantization}]
@@ -82,6 +85,8 @@ export function parseServeArgs(argv: string[]): ServeConfig | 'help' {
       allowPositionals: false,
       options: {
         model: { type: 'string' },
+        preset: { type: 'string' },
+        'random-weights': { type: 'boolean' },
         host: { type: 'string' },
         port: { type: 'string' },
         quantization: { type: 'string' },
@@ -110,7 +115,11 @@ export function parseServeArgs(argv: string[]): ServeConfig | 'help' {
   const str = (k: string): string | undefined => values[k] as string | undefined;
 
   const model = str('model');
-  if (!model) throw new UsageError('--model DIR is required');
+  const preset = str('preset');
+  if (preset !== undefined && model !== undefined) throw new UsageError('--model and --preset exclude each other');
+  if (preset !== undefined && !values['random-weights']) throw new UsageError('--preset needs --random-weights (a preset has no checkpoint)');
+  if (values['random-weights'] && preset === undefined) throw new UsageError('--random-weights needs --preset NAME');
+  if (!model && preset === undefined) throw new UsageError('--model DIR is required');
   const quantization = str('quantization') ?? D.quantization;
   if (quantization !== 'none' && quantization !== 'expertsint8') {
     throw new UsageError(`--quantization must be 'none' or 'expertsint8', got '${quantization}'`);
@@ -129,7 +138,8 @@ export function parseServeArgs(argv: string[]): ServeConfig | 'help' {
   const maxNumBatchedTokens = batchedFlag !== undefined ? positiveInt('max-num-batched-tokens', batchedFlag, 1) : undefined;
   return {
     runtime: {
-      modelDir: model,
+      modelDir: model ?? '',
+      randomPreset: preset,
       host: str('host') ?? D.host,
       port: port(str('port')),
       quantization: quantization as Quantization,

@@ -4,12 +4,14 @@ import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { benchModel, type ModelBenchResult } from '../bench/model-bench.js';
 import type { OpBenchRow } from '../bench/op-bench.js';
+import { runLoad, type LoadResult } from '../bench/serve-load.js';
 import { isBackendChoice } from '../engine/model-runner.js';
 import { UsageError } from './args.js';
 
 export function benchUsage(): string {
   return `Usage: jamba-runtime bench --preset NAME --random-weights [options]
        jamba-runtime bench --ops moe,attention,mamba [--json FILE]
+       jamba-runtime bench --serve URL --served-model NAME [--concurrency 64 --requests 256 --prompt-tokens 1024 --max-tokens 128]
 
 The whole model at a published size with random weights made on the device, or single ops at
 Jamba-1.5-Mini shapes (CUDA backend), timed; prints a table, and JSON with --json.
@@ -26,6 +28,13 @@ Options:
   --max-num-batched-tokens N     prefill chunk                              [default: 8192]
   --steps N                      timed decode steps per batch size          [default: 20]
   --ops LIST                     op benchmarks instead of the model: moe, attention, mamba
+  --serve URL                    a streaming load against a running server instead (output tok/s, TTFT, ITL)
+  --served-model NAME            the model id the server serves                     [with --serve]
+  --concurrency N                streams at once                                   [default: 64]
+  --requests N                   requests in all                                   [default: 256]
+  --prompt-tokens N              random token ids per prompt                       [default: 1024]
+  --max-tokens N                 tokens generated per request (ignore_eos)         [default: 128]
+  --vocab-size N                 prompt ids are drawn below this                   [default: 65536]
   --json FILE                    write the results as JSON
 `;
 }
@@ -83,6 +92,13 @@ export async function bench(argv: string[]): Promise<number> {
       'max-num-batched-tokens': { type: 'string' },
       steps: { type: 'string' },
       ops: { type: 'string' },
+      serve: { type: 'string' },
+      'served-model': { type: 'string' },
+      concurrency: { type: 'string' },
+      requests: { type: 'string' },
+      'prompt-tokens': { type: 'string' },
+      'max-tokens': { type: 'string' },
+      'vocab-size': { type: 'string' },
       json: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -91,8 +107,23 @@ export async function bench(argv: string[]): Promise<number> {
     process.stdout.write(benchUsage());
     return 0;
   }
-  let output: { model?: ModelBenchResult; ops?: OpBenchRow[] } = {};
-  if (values.ops) {
+  let output: { model?: ModelBenchResult; ops?: OpBenchRow[]; serve?: LoadResult } = {};
+  if (values.serve) {
+    if (!values['served-model']) throw new UsageError('--serve needs --served-model NAME');
+    output = {
+      serve: await runLoad({
+        url: values.serve.replace(/\/$/, ''),
+        model: values['served-model'],
+        concurrency: int('concurrency', values.concurrency, 64),
+        requests: int('requests', values.requests, 256),
+        promptTokens: int('prompt-tokens', values['prompt-tokens'], 1024),
+        maxTokens: int('max-tokens', values['max-tokens'], 128),
+        vocabSize: int('vocab-size', values['vocab-size'], 65536, 2),
+      }),
+    };
+    const s = output.serve!;
+    log(`serve: ${s.requests} requests (${s.failed} failed, ${s.truncated} cut) in ${s.seconds.toFixed(1)} s: ${s.outputTokensPerSecond.toFixed(0)} output tok/s, TTFT p50 ${s.ttftMs.p50.toFixed(0)} / p99 ${s.ttftMs.p99.toFixed(0)} ms, ITL p50 ${s.itlMs.p50.toFixed(1)} / p99 ${s.itlMs.p99.toFixed(1)} ms`);
+  } else if (values.ops) {
     output = { ops: await opBenches(values.ops.split(',')) };
   } else {
     if (!values.preset) throw new UsageError('--preset NAME or --ops LIST is required');

@@ -115,5 +115,7 @@ export interface LoadedModel {
    * fp32, so this exceeds weightBytes there). Optional: added by the model loader.
    */
   residentWeightBytes?: number;
+  /** How loading the checkpoint went (absent for random weights). */
+  loadStats?: { bytes: number; seconds: number; readWaitSeconds: number; placeSeconds: number };
 }
 // Implemented by runtime/models/load.ts: `loadModel(dir: string, opts: LoadOptions): Promise<LoadedModel>`.

@@ -18,6 +18,16 @@ export interface RawTensor {
   shape: number[];
 }
 
+/** Where the load's time went (the loading benchmark's breakdown). */
+export interface LoadStats {
+  bytes: number;
+  seconds: number;
+  /** Time spent waiting for the file system (reads not hidden behind placing the previous tensor). */
+  readWaitSeconds: number;
+  /** Time spent placing tensors: conversion, upload to the device, quantization. */
+  placeSeconds: number;
+}
+
 export interface LoadWeightsOptions {
   /** Checkpoint tensors that may be present and are skipped. */
   ignorable?: ReadonlySet<string>;
@@ -57,7 +67,7 @@ export async function loadWeights(
   expected: ExpectedTensor[],
   opts: LoadWeightsOptions,
   onTensor: (name: string, tensor: RawTensor) => void,
-): Promise<void> {
+): Promise<LoadStats> {
   checkTensors(ckpt, expected, opts.ignorable);
   const now = opts.now ?? Date.now;
   // Read in file order so each shard is streamed front to back.
@@ -79,11 +89,19 @@ export async function loadWeights(
   // One tensor of read-ahead: the file system reads the next tensor while this one is placed
   // (converted, uploaded or quantized), so disk and device work overlap.
   let next = read(0);
+  const clock = (): number => performance.now() / 1000;
+  const t0 = clock();
+  let readWaitSeconds = 0;
+  let placeSeconds = 0;
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i]!;
+    const waitStart = clock();
     const raw = await next!;
+    readWaitSeconds += clock() - waitStart;
     next = read(i + 1);
+    const placeStart = clock();
     onTensor(entry.name, { dtype: entry.dtype, bytes: raw, shape: entry.shape });
+    placeSeconds += clock() - placeStart;
     bytesLoaded += entry.byteLength;
     if (opts.onProgress) {
       const elapsed = (now() - started) / 1000;
@@ -92,4 +110,5 @@ export async function loadWeights(
       opts.onProgress({ bytesLoaded, bytesTotal, ratio, etaSeconds, tensorName: entry.name });
     }
   }
+  return { bytes: bytesTotal, seconds: clock() - t0, readWaitSeconds, placeSeconds };
 }

@@ -48,13 +48,13 @@ export async function loadModelOn(backend: Backend, dir: string, opts: LoadOptio
     const checkpoint = await openCheckpoint(dir);
     try {
       const store = new WeightStore(backend, opts.quantization === 'expertsint8');
-      await loadWeights(
+      const loadStats = await loadWeights(
         checkpoint,
         jambaTensorSpecs(config),
         { ignorable: ignorableTensors(config), onProgress: opts.onProgress },
         (name, tensor) => store.add(name, tensor),
       );
-      return finishModel(config, backend, store, opts);
+      return { ...finishModel(config, backend, store, opts), loadStats };
     } finally {
       await checkpoint.close();
     }

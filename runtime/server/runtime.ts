@@ -5,6 +5,8 @@ import { Engine } from '../engine/engine.js';
 import { type FaultSpec, withFaults } from '../engine/fault-injection.js';
 import type { BackendChoice, LoadOptions, LoadProgress, LoadedModel, Quantization } from '../engine/model-runner.js';
 import { RuntimeMetrics } from '../metrics/metrics.js';
+import { PRESETS } from '../models/presets.js';
+import { syntheticTokenizer } from '../tokenizer/synthetic.js';
 import { TextTokenizer } from '../tokenizer/tokenizer.js';
 import { RequestTracing } from '../tracing/request-tracing.js';
 import { jsonLogger, type Logger } from './log.js';
@@ -13,7 +15,13 @@ import { RuntimeServer } from './server.js';
 export type LoadModelFn = (dir: string, opts: LoadOptions) => Promise<LoadedModel>;
 
 export interface RuntimeOptions {
+  /** The checkpoint directory (ignored with randomPreset). */
   modelDir: string;
+  /**
+   * Serve a published shape with random weights made by the backend and a synthetic tokenizer ("t0" …
+   * "t{V-1}"), instead of a checkpoint: serving benchmarks at real size (models/presets.ts).
+   */
+  randomPreset?: string;
   host: string;
   port: number;
   quantization: Quantization;
@@ -76,6 +84,16 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
+async function syntheticTextTokenizer(preset: string): Promise<TextTokenizer> {
+  const { tokenizer, config } = syntheticTokenizer(PRESETS[preset]!['vocab_size'] as number);
+  return TextTokenizer.fromJson(tokenizer, config, `the synthetic tokenizer of preset ${preset}`);
+}
+
+async function randomPresetModel(preset: string, opts: LoadOptions): Promise<LoadedModel> {
+  const { randomModel } = await import('../models/load.js');
+  return randomModel(PRESETS[preset]!, opts);
+}
+
 async function defaultLoadModel(dir: string, opts: LoadOptions): Promise<LoadedModel> {
   const { loadModel } = await import('../models/index.js');
   return loadModel(dir, opts);
@@ -83,8 +101,10 @@ async function defaultLoadModel(dir: string, opts: LoadOptions): Promise<LoadedM
 
 export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   const log = options.log ?? jsonLogger;
-  const modelDir = resolve(options.modelDir);
-  const servedModelName = options.servedModelName ?? basename(modelDir);
+  const preset = options.randomPreset;
+  if (preset !== undefined && !PRESETS[preset]) throw new Error(`unknown preset '${preset}' (known: ${Object.keys(PRESETS).join(', ')})`);
+  const modelDir = preset !== undefined ? `preset:${preset}` : resolve(options.modelDir);
+  const servedModelName = options.servedModelName ?? (preset ?? basename(modelDir));
   const metrics = new RuntimeMetrics(servedModelName, { vllmAliases: options.vllmMetrics });
   const tracing = new RequestTracing(servedModelName);
   const server = new RuntimeServer({ servedModelName, modelDir, maxBodyBytes: options.maxBodyBytes, metrics, tracing, log });
@@ -115,21 +135,24 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       server.setLoadProgress(p);
       metrics.setLoadProgress(p.ratio);
     });
-    const [tokenizer, model] = await Promise.all([
-      TextTokenizer.fromDir(modelDir),
-      (options.loadModel ?? defaultLoadModel)(modelDir, {
-        quantization: options.quantization,
-        backend: options.backend,
-        tensorParallelSize: options.tensorParallelSize,
-        gpuMemoryUtilization: options.gpuMemoryUtilization,
-        maxModelLen: options.maxModelLen,
-        maxNumBatchedTokens: options.maxNumBatchedTokens ?? RUNTIME_DEFAULTS.maxNumBatchedTokensGpu,
-        maxNumSeqs: options.maxNumSeqs,
-        kvBlockSize: options.kvBlockSize,
-        kvNumBlocks: options.kvNumBlocks,
-        onProgress,
-      }),
-    ]);
+    const loadOptions = {
+      quantization: options.quantization,
+      backend: options.backend,
+      tensorParallelSize: options.tensorParallelSize,
+      gpuMemoryUtilization: options.gpuMemoryUtilization,
+      maxModelLen: options.maxModelLen,
+      maxNumBatchedTokens: options.maxNumBatchedTokens ?? RUNTIME_DEFAULTS.maxNumBatchedTokensGpu,
+      maxNumSeqs: options.maxNumSeqs,
+      kvBlockSize: options.kvBlockSize,
+      kvNumBlocks: options.kvNumBlocks,
+      onProgress,
+    };
+    const [tokenizer, model] = await Promise.all(
+      preset !== undefined
+        ? [syntheticTextTokenizer(preset), randomPresetModel(preset, loadOptions)]
+        : [TextTokenizer.fromDir(modelDir), (options.loadModel ?? defaultLoadModel)(modelDir, loadOptions)],
+    );
+
     loaded = model;
     const maxModelLen = model.runner.geometry.maxModelLen;
     const onCpu = model.backendName === 'cpu';
@@ -178,6 +201,10 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       weight_bytes: model.weightBytes,
       weight_bytes_bf16: model.weightBytesBf16,
       resident_weight_bytes: model.residentWeightBytes ?? null,
+      // Where the load's time went: GB/s from disk to placed weights, reads not hidden behind placing.
+      load_gb_per_second: model.loadStats ? Number((model.loadStats.bytes / 1e9 / model.loadStats.seconds).toFixed(3)) : null,
+      load_read_wait_seconds: model.loadStats ? Number(model.loadStats.readWaitSeconds.toFixed(3)) : null,
+      load_place_seconds: model.loadStats ? Number(model.loadStats.placeSeconds.toFixed(3)) : null,
       kv_blocks: g.numBlocks,
       kv_cache_bytes: g.numBlocks * g.blockSize * g.kvBytesPerToken,
       state_bytes: g.numStateSlots * g.stateBytesPerSlot,

@@ -56,11 +56,16 @@ export class TextTokenizer {
   static async fromDir(dir: string): Promise<TextTokenizer> {
     const tokenizerJson = await readJson(join(dir, 'tokenizer.json'));
     const config = await readJson(join(dir, 'tokenizer_config.json'));
+    return TextTokenizer.fromJson(tokenizerJson, config, join(dir, 'tokenizer.json'));
+  }
+
+  /** From the parsed tokenizer.json and tokenizer_config.json; `source` names them in errors. */
+  static fromJson(tokenizerJson: Record<string, unknown>, config: Record<string, unknown>, source: string): TextTokenizer {
     let tokenizer: Tokenizer;
     try {
       tokenizer = new Tokenizer(tokenizerJson, config);
     } catch (cause) {
-      throw new Error(`building tokenizer from ${join(dir, 'tokenizer.json')}: ${(cause as Error).message}`, { cause });
+      throw new Error(`building tokenizer from ${source}: ${(cause as Error).message}`, { cause });
     }
     let maxId = -1;
     for (const id of tokenizer.get_vocab(true).values()) if (id > maxId) maxId = id;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, in a copy of the working tree carrying .gpu, dist and the native library
 # (tools/gpu/bundle.sh makes them): unpacks Node, then runs the parts asked for, each logging to $OUT.
-#   bash tools/gpu/run.sh check conformance,fixtures | ops moe,attention,mamba | model [bench flags...] | build
+#   bash tools/gpu/run.sh check fixtures|conformance | ops moe,attention,mamba | model [bench flags...] | load | build
 set -uo pipefail
 OUT="${OUT:-/tmp/out}"
 mkdir -p "$OUT" /tmp/jamba-node
@@ -20,6 +20,13 @@ case "$what" in
   check) part="${1:-fixtures,conformance}"; node dist/tools/gpu/check.js "$OUT/check-${part//,/-}.json" "$part" 2>&1 | tee "$OUT/check-${part//,/-}.log" ;;
   ops) node dist/runtime/cmd/main.js bench --ops "${1:-moe,attention,mamba}" --json "$OUT/ops.json" 2>&1 | tee "$OUT/ops.log" | grep -v '^  \|^{\|^}\|^\]' ;;
   model) tag="${JAMBA_BENCH_TAG:-model}"; node dist/runtime/cmd/main.js bench --preset jamba-1.5-mini --random-weights --backend cuda --json "$OUT/$tag.json" "$@" 2>&1 | tee "$OUT/$tag.log" | grep -v '^    \|^{\|^}\|^\]' ;;
+  load)
+    # The loading benchmark: a Mini-shaped checkpoint of its first 8 layers (~26 GB, written once), then a
+    # real load with ExpertsInt8 on the GPU; the "model loaded" log line has GB/s and where the time went.
+    ckpt="${CKPT:-/tmp/jamba-mini-8l}"
+    [[ -f "$ckpt/config.json" ]] || node dist/tools/gpu/write-checkpoint.js --preset jamba-1.5-mini --layers 8 --dir "$ckpt" 2>&1 | tee "$OUT/write-checkpoint.log"
+    timeout "${LOAD_TIMEOUT:-300}" node dist/runtime/cmd/main.js serve --model "$ckpt" --backend cuda --quantization expertsint8 --port 0 --max-model-len 32768 2>&1 \
+      | tee "$OUT/load.log" | grep -m1 '"model loaded"\|"model load failed"' ;;
   build) rm -f runtime/native/build/.hash; bash runtime/native/build.sh ;;
   *) echo "gpu run: unknown part '$what'" >&2; exit 2 ;;
 esac
