@@ -11,6 +11,9 @@ const USAGE = `usage: jamba-operator [options]
   --metrics-addr HOST:PORT     /metrics, /healthz, /readyz (default 127.0.0.1:8080; in a pod use 0.0.0.0:8080)
   --leader-elect=true|false    elect a leader on a Lease before reconciling (default true)
   --leader-elect-namespace NS  namespace of the Lease (default $POD_NAMESPACE, else --namespace, else default)
+  --leader-elect-lease-duration SECONDS   how long a standby waits before taking an unrenewed lease (default 10)
+  --leader-elect-renew-deadline SECONDS   the leader stops acting (and exits) if it cannot renew within this (default 7)
+  --leader-elect-retry-period SECONDS     between acquire/renew attempts (default 2)
   --namespace NS[,NS...]       watch only these namespaces (default: all namespaces)
   --default-runtime-image IMG  run IMG where a JambaDeployment keeps the CRD's default runtime image
   --workers N                  concurrent reconciles (default 8)
@@ -30,6 +33,9 @@ function parse() {
         'metrics-addr': { type: 'string', default: '127.0.0.1:8080' },
         'leader-elect': { type: 'string', default: 'true' },
         'leader-elect-namespace': { type: 'string' },
+        'leader-elect-lease-duration': { type: 'string', default: '10' },
+        'leader-elect-renew-deadline': { type: 'string', default: '7' },
+        'leader-elect-retry-period': { type: 'string', default: '2' },
         namespace: { type: 'string' },
         'default-runtime-image': { type: 'string' },
         workers: { type: 'string', default: '8' },
@@ -55,6 +61,15 @@ async function main(): Promise<void> {
   if (leaderElect !== 'true' && leaderElect !== 'false') fail(`--leader-elect must be true or false, not ${JSON.stringify(leaderElect)}`);
   const workers = Number(args.workers);
   if (!Number.isInteger(workers) || workers < 1) fail(`--workers must be a positive integer, not ${JSON.stringify(args.workers)}`);
+  const seconds = (flag: 'leader-elect-lease-duration' | 'leader-elect-renew-deadline' | 'leader-elect-retry-period'): number => {
+    const v = Number(args[flag]);
+    if (!Number.isFinite(v) || v <= 0) fail(`--${flag} must be a positive number of seconds, not ${JSON.stringify(args[flag])}`);
+    return v;
+  };
+  const lease = { leaseDurationSeconds: seconds('leader-elect-lease-duration'), renewDeadlineSeconds: seconds('leader-elect-renew-deadline'), retryPeriodSeconds: seconds('leader-elect-retry-period') };
+  if (!(lease.retryPeriodSeconds < lease.renewDeadlineSeconds && lease.renewDeadlineSeconds < lease.leaseDurationSeconds)) {
+    fail('leader election needs retry period < renew deadline < lease duration');
+  }
   const log = createLogger({ level });
 
   const kubeConfig = new KubeConfig();
@@ -76,11 +91,16 @@ async function main(): Promise<void> {
     kubeConfig,
     namespace: namespaces,
     defaults: { runtimeImage: defaultRuntimeImage },
-    leaderElection: leaderElect === 'true' ? { namespace: leaseNamespace } : false,
+    leaderElection: leaderElect === 'true' ? { namespace: leaseNamespace, ...lease } : false,
     metricsAddress: args['metrics-addr'],
     workers,
     logger: log,
     processMetrics: true,
+    // client-go's convention: a process that lost the lease exits and is restarted as a fresh candidate.
+    onLostLeadership: () => {
+      log.error('exiting: leadership lost');
+      process.exit(1);
+    },
   });
 
   let stopping = false;

@@ -36,6 +36,11 @@ export interface OperatorOptions {
   processMetrics?: boolean;
   /** Installation-wide defaults (--default-runtime-image). */
   defaults?: OperatorDefaults;
+  /**
+   * Leadership was lost (not handed back by stop()). The CLI exits, as client-go's OnStoppedLeading
+   * does by convention; called once the controllers have stopped. Without it, this instance campaigns again.
+   */
+  onLostLeadership?: () => void;
 }
 
 type Informers = { [K in keyof Caches]: CacheInformer<Caches[K] extends Lister<infer T extends KubernetesObject> ? T : never> };
@@ -56,6 +61,8 @@ export class Operator {
   private server?: Server;
   private controllersStarting?: Promise<void>;
   private controllersRunning = false;
+  /** Starts and stops of the controllers, one after another: a stop never interleaves with a start. */
+  private lifecycle: Promise<void> = Promise.resolve();
   private stopping = false;
   /** Port of the probe server once started (useful with port 0). */
   port?: number;
@@ -75,21 +82,30 @@ export class Operator {
         onStartedLeading: () => {
           this.metrics.isLeader.set(1);
           this.log.info('became leader', { lease: `${le.namespace}/${le.name ?? LEASE_NAME}` });
-          this.controllersStarting = this.startControllers();
+          this.controllersStarting = this.serially(() => this.startControllers());
         },
-        onStoppedLeading: () => {
+        onStoppedLeading: async (how) => {
           this.metrics.isLeader.set(0);
-          if (this.stopping) this.log.info('stepping down; stopping controllers');
-          else this.log.warn('lost leadership; stopping controllers');
-          void this.stopControllers();
+          if (how === 'stopped') this.log.info('stepping down; stopping controllers');
+          else this.log.error('lost leadership (the lease could not be renewed in time); stopping controllers', { renewDeadlineSeconds: le.renewDeadlineSeconds ?? 7 });
+          await this.serially(() => this.stopControllers());
+          if (how === 'lost' && !this.stopping) this.o.onLostLeadership?.();
         },
         onError: (e) => this.log.warn('leader election round failed', { error: e }),
       });
+      // No write leaves this process once its term may have ended.
+      this.client.setWriteGate(this.elector);
     }
   }
 
   get isLeader(): boolean {
     return this.elector ? this.elector.isLeader : this.controllersRunning;
+  }
+
+  private serially(step: () => Promise<void>): Promise<void> {
+    const next = this.lifecycle.then(step);
+    this.lifecycle = next.catch((e: unknown) => this.log.error('starting or stopping the controllers failed', { error: e }));
+    return next;
   }
 
   /** Ready: a standby is ready; a leader is ready once its caches are filled. */
@@ -108,7 +124,8 @@ export class Operator {
     if (this.elector) this.elector.start();
     else {
       this.metrics.isLeader.set(1);
-      await this.startControllers();
+      this.controllersStarting = this.serially(() => this.startControllers());
+      await this.controllersStarting;
     }
   }
 
@@ -235,7 +252,6 @@ export class Operator {
 
   private async stopControllers(): Promise<void> {
     if (!this.controllersRunning) return;
-    await this.controllersStarting?.catch(() => undefined);
     this.controllersRunning = false;
     this.queue?.shutDown();
     await Promise.all(Object.values(this.informers ?? {}).map((i) => i.stop()));
@@ -251,7 +267,7 @@ export class Operator {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.elector) await this.elector.stop();
-    await this.stopControllers();
+    await this.serially(() => this.stopControllers());
     this.metrics.isLeader.set(0);
     const server = this.server;
     if (server) {

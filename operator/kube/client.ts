@@ -32,15 +32,42 @@ interface RequestSpec {
   body?: unknown;
   contentType?: string;
   query?: Record<string, string | undefined>;
+  /** Aborts the request (leader election bounds each renew by its deadline). */
+  signal?: AbortSignal;
+  /** Lease requests are exempt from the write gate: they are how leadership is kept. */
+  ungated?: boolean;
 }
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
+/**
+ * Decides whether this process may write now, and until when. Leader election installs one so that a
+ * leader whose lease may lapse sends no write (and aborts the ones in flight) before another candidate
+ * could acquire the lease.
+ */
+export interface WriteGate {
+  /** Milliseconds this process may still act for; 0 or less: it must not write. */
+  remainingMs(): number;
+}
+
+export class NotLeaderError extends Error {
+  constructor(what: string) {
+    super(`${what}: not sent, this process no longer holds the leader lease`);
+    this.name = 'NotLeaderError';
+  }
+}
+
 export class KubeClient {
   private agent?: HttpsAgent | HttpAgent;
   private readonly observers: RequestObserver[] = [];
+  private gate?: WriteGate;
 
   constructor(readonly kubeConfig: KubeConfig) {}
+
+  /** From now on every write (apart from `ungated` ones) must pass `gate`; see WriteGate. */
+  setWriteGate(gate: WriteGate | undefined): void {
+    this.gate = gate;
+  }
 
   onRequest(observer: RequestObserver): void {
     this.observers.push(observer);
@@ -72,8 +99,16 @@ export class KubeClient {
     }
     const send = secure ? httpsRequest : httpRequest;
     const what = `${r.method} ${r.path}`;
+    // A gated write is not sent once the lease may lapse, and is aborted when it does: the time it
+    // may take is what is left of the leader's term, not the usual 30 s.
+    let timeoutMs = REQUEST_TIMEOUT_MS;
+    if (this.gate && r.method !== 'GET' && !r.ungated) {
+      const remaining = this.gate.remainingMs();
+      if (remaining <= 0) throw new NotLeaderError(what);
+      timeoutMs = Math.min(timeoutMs, remaining);
+    }
     return new Promise<T>((resolve, reject) => {
-      const req = send(url, { method: r.method, headers, agent: this.agent, auth: opts.auth, timeout: REQUEST_TIMEOUT_MS }, (res) => {
+      const req = send(url, { method: r.method, headers, agent: this.agent, auth: opts.auth, signal: r.signal }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', (e) => reject(new Error(`${what}: reading response`, { cause: e })));
@@ -92,7 +127,9 @@ export class KubeClient {
           reject(new ApiError(`${what}: ${status} ${message}`, status, parsed));
         });
       });
-      req.on('timeout', () => req.destroy(new Error(`${what}: no answer within ${REQUEST_TIMEOUT_MS} ms`)));
+      // A deadline for the whole exchange (node's `timeout` option is only socket idleness).
+      const timer = setTimeout(() => req.destroy(new Error(`${what}: no answer within ${timeoutMs} ms`)), timeoutMs);
+      req.on('close', () => clearTimeout(timer));
       req.on('error', (e) => {
         for (const o of this.observers) o(r.verb, r.resource, 0);
         reject(new Error(`${what}: ${e.message}`, { cause: e }));
