@@ -3,7 +3,7 @@
 import { hostname } from 'node:os';
 import type { KubeConfig, KubernetesListObject, KubernetesObject, V1Deployment, V1OwnerReference, V1Pod, V1PodDisruptionBudget, V1Service } from '@kubernetes/client-node';
 import { KIND, type JambaDeployment } from '../api/jambadeployment.js';
-import { KubeClient } from '../kube/client.js';
+import { KubeClient, isConflict } from '../kube/client.js';
 import { EventRecorder } from '../kube/events.js';
 import { ResilientInformer } from '../kube/informer.js';
 import { LeaderElector } from '../kube/leader-election.js';
@@ -239,10 +239,16 @@ export class Operator {
         this.metrics.reconciles.inc({ result });
         queue.forget(key);
       } catch (e) {
-        this.metrics.reconciles.inc({ result: 'error' });
-        this.metrics.reconcileErrors.inc();
         const delayMs = queue.addRateLimited(key);
-        this.log.error('reconcile failed; retrying', { jambaDeployment: key, delayMs, attempt: queue.retries(key), error: e });
+        if (isConflict(e)) {
+          // Our cache was behind the object: not a failure, the retry sees the newer version.
+          this.metrics.reconciles.inc({ result: 'conflict' });
+          this.log.debug('object changed since cached; retrying', { jambaDeployment: key, delayMs });
+        } else {
+          this.metrics.reconciles.inc({ result: 'error' });
+          this.metrics.reconcileErrors.inc();
+          this.log.error('reconcile failed; retrying', { jambaDeployment: key, delayMs, attempt: queue.retries(key), error: e });
+        }
       } finally {
         this.metrics.reconcileDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
         queue.done(key);

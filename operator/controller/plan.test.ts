@@ -1,17 +1,13 @@
 import { desiredDeployment, desiredPodDisruptionBudget, desiredService } from './desired.js';
 import { childEvents, planChildren, planStatus, transitionEvents } from './plan.js';
 import { deploymentStatus, jambaDeployment, pod } from './testing/fixtures.js';
+import { asApplied } from './testing/managed-fields.js';
 import type { Condition } from '../api/jambadeployment.js';
 
 const now = new Date('2026-11-29T01:00:00Z');
 
-/** What the server returns: our fields plus defaults and status. */
-function asServerReturns<T extends object>(o: T): T {
-  const copy = structuredClone(o) as Record<string, unknown>;
-  (copy.metadata as Record<string, unknown>).resourceVersion = '42';
-  (copy.metadata as Record<string, unknown>).managedFields = [{ manager: 'jamba-operator' }];
-  return copy as T;
-}
+/** What the server returns: our fields, our apply recorded in managedFields. */
+const asServerReturns = asApplied;
 
 describe('planChildren', () => {
   const jd = jambaDeployment();
@@ -60,9 +56,9 @@ test('childEvents: one event for what was created, one per drift repair', () => 
   const jd = jambaDeployment();
   const created = planChildren(jd, { pods: [] }).apply;
   expect(childEvents(created)).toEqual([{ type: 'Normal', reason: 'Created', message: 'created Deployment mini, Service mini, PodDisruptionBudget mini' }]);
-  const dep = structuredClone(desiredDeployment(jd)) as any;
+  const dep = asApplied(desiredDeployment(jd)) as any;
   dep.spec.replicas = 7;
-  const drift = planChildren(jd, { deployment: dep, service: desiredService(jd), pdb: desiredPodDisruptionBudget(jd), pods: [] }).apply;
+  const drift = planChildren(jd, { deployment: dep, service: asApplied(desiredService(jd)), pdb: asApplied(desiredPodDisruptionBudget(jd)), pods: [] }).apply;
   expect(childEvents(drift)).toEqual([{ type: 'Normal', reason: 'Updated', message: 'updated Deployment mini (spec.replicas differed from the spec)' }]);
 });
 

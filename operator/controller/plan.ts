@@ -7,7 +7,8 @@ import type { Condition, JambaDeployment, JambaDeploymentStatus } from '../api/j
 import { checkFit, fitMessage, type FitInput } from '../api/sizing.js';
 import { desiredDeployment, desiredPodDisruptionBudget, desiredReplicas, desiredService, type OperatorDefaults } from './desired.js';
 import { desiredInferencePool, type InferencePool } from './inference-pool.js';
-import { firstDifference } from './drift.js';
+import { firstDrift } from './drift.js';
+import { FIELD_MANAGER } from './labels.js';
 import { computeStatus, type Blocked } from './status.js';
 
 export type ChildKind = 'Deployment' | 'Service' | 'PodDisruptionBudget' | 'InferencePool';
@@ -45,9 +46,7 @@ export function fitInput(jd: JambaDeployment): FitInput {
 
 function action(kind: ChildKind, desired: Child, observed: Child | undefined): ChildAction | undefined {
   if (!observed) return { kind, object: desired, reason: 'Created' };
-  // Items of a LIST carry no apiVersion/kind (watch events do): compare content, not type meta.
-  const { apiVersion: _v, kind: _k, ...content } = desired;
-  const field = firstDifference(observed, content);
+  const field = firstDrift(observed, desired, FIELD_MANAGER);
   return field ? { kind, object: desired, reason: 'Updated', field } : undefined;
 }
 

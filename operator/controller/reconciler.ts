@@ -138,9 +138,11 @@ export class Reconciler {
     const now = new Date(this.d.clock.now());
     const statusPlan = planStatus(jd, children, deployment, observed.pods, now, applyError);
     if (statusPlan.status) {
+      // Conditional on the version the status was computed from: a stale cache gets 409 (and a retry
+      // once it catches up) instead of overwriting a newer status.
       const updated = await this.d.client.request<JambaDeployment>({
         method: 'PATCH', path: objectPath(RESOURCES.jambaDeployments, namespace, name, 'status'), verb: 'PATCH', resource: 'jambadeployments/status',
-        body: { status: statusPlan.status }, contentType: 'application/merge-patch+json',
+        body: { metadata: { resourceVersion: jd.metadata.resourceVersion }, status: statusPlan.status }, contentType: 'application/merge-patch+json',
       });
       this.recent.remember(jdId, cachedJd, updated);
       const [from, to] = [jd.status?.desiredReplicas, statusPlan.status.desiredReplicas];
