@@ -35,25 +35,25 @@ export async function handleChat(ctx: ServingContext, body: Record<string, unkno
     const envelope = { id, object: 'chat.completion.chunk', created, model: ctx.servedModelName };
     const sse = new SseWriter(res);
     sse.open();
-    sse.send({ ...envelope, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
+    await sse.send({ ...envelope, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
     let last = { prompt: promptTokenIds.length, completion: 0 };
     try {
       for await (const out of admitted.outputs) {
         last = { prompt: out.numPromptTokens, completion: out.numOutputTokens };
         const lp = out.tokens.length > 0 ? logprobsOf(out.tokens) : null;
         if (out.text === '' && lp === null && !out.finished) continue;
-        sse.send({
+        await sse.send({
           ...envelope,
           choices: [{ index: 0, delta: out.text === '' ? {} : { content: out.text }, logprobs: lp, finish_reason: out.finishReason ?? null, stop_reason: out.finished ? (out.stopReason ?? null) : null }],
         });
       }
     } catch (error) {
-      sse.sendError(toApiError(error));
+      await sse.sendError(toApiError(error));
     }
     if (request.stream.includeUsage) {
-      sse.send({ ...envelope, choices: [], usage: { prompt_tokens: last.prompt, completion_tokens: last.completion, total_tokens: last.prompt + last.completion } });
+      await sse.send({ ...envelope, choices: [], usage: { prompt_tokens: last.prompt, completion_tokens: last.completion, total_tokens: last.prompt + last.completion } });
     }
-    sse.done();
+    await sse.done();
     return;
   }
 

@@ -48,13 +48,13 @@ export async function handleCompletion(ctx: ServingContext, body: Record<string,
         pendingEcho = '';
         const lp = logprobs && out.tokens.length > 0 ? logprobs.build(out.tokens) : null;
         if (text === '' && lp === null && !out.finished) continue;
-        sse.send({ ...envelope, choices: [choice(text, lp, out.finishReason ?? null, out.finished ? (out.stopReason ?? null) : null)] });
+        await sse.send({ ...envelope, choices: [choice(text, lp, out.finishReason ?? null, out.finished ? (out.stopReason ?? null) : null)] });
       }
     } catch (error) {
-      sse.sendError(toApiError(error));
+      await sse.sendError(toApiError(error));
     }
-    if (request.stream.includeUsage) sse.send({ ...envelope, choices: [], usage: usage(last.prompt, last.completion) });
-    sse.done();
+    if (request.stream.includeUsage) await sse.send({ ...envelope, choices: [], usage: usage(last.prompt, last.completion) });
+    await sse.done();
     return;
   }
 

@@ -50,9 +50,21 @@ export function sendError(res: ServerResponse, error: ApiError, headers: Record<
   sendJson(res, error.status, error.body(), extra);
 }
 
-/** Server-sent events as OpenAI streams them: `data: {json}\n\n`, ending with `data: [DONE]`. */
+/** How long a streaming client may leave sent data unread before its request is cancelled. */
+export const SSE_STALL_TIMEOUT_MS = 30_000;
+
+/**
+ * Server-sent events as OpenAI streams them: `data: {json}\n\n`, ending with `data: [DONE]`.
+ * Writes respect backpressure: `send` resolves once the socket has taken the event, so a slow reader
+ * holds at most one event beyond the stream's buffer here, and the generator feeding the loop waits.
+ * A reader that takes nothing for `stallTimeoutMs` is cut off (its request is cancelled, which frees
+ * its KV blocks and state slot) rather than left to pile up output.
+ */
 export class SseWriter {
-  constructor(private readonly res: ServerResponse) {}
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly stallTimeoutMs = SSE_STALL_TIMEOUT_MS,
+  ) {}
 
   open(): void {
     // Set (not passed to writeHead) so that what the response is stays readable (tracing records it).
@@ -65,18 +77,40 @@ export class SseWriter {
     return this.res.destroyed || this.res.writableEnded;
   }
 
-  send(data: unknown): void {
-    if (!this.closed) this.res.write(`data: ${JSON.stringify(data)}\n\n`);
+  send(data: unknown): Promise<void> {
+    return this.write(`data: ${JSON.stringify(data)}\n\n`);
   }
 
   /** An error after the stream began (the status is already 200): an error event, then the end. */
-  sendError(error: ApiError): void {
-    this.send(error.body());
+  sendError(error: ApiError): Promise<void> {
+    return this.send(error.body());
   }
 
-  done(): void {
+  async done(): Promise<void> {
     if (this.closed) return;
-    this.res.write('data: [DONE]\n\n');
+    await this.write('data: [DONE]\n\n');
     this.res.end();
+  }
+
+  private async write(chunk: string): Promise<void> {
+    if (this.closed || this.res.write(chunk)) return;
+    await this.drained();
+  }
+
+  private drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.res.off('drain', finish);
+        this.res.off('close', finish);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.res.destroy(); // the client read nothing for stallTimeoutMs
+        finish();
+      }, this.stallTimeoutMs);
+      this.res.on('drain', finish);
+      this.res.on('close', finish);
+    });
   }
 }
