@@ -2,27 +2,50 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError } from './errors.js';
 
-/** Reads the whole body; 413 beyond `limitBytes` (checked on Content-Length first, then while reading). */
-export async function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
-  const tooLarge = (): ApiError =>
-    new ApiError(413, `the request body is larger than ${limitBytes} bytes`, 'invalid_request_error', null, 'request_too_large');
+/** How long a client may take to send its whole request body (a slow-loris upload gets 408). */
+export const BODY_TIMEOUT_MS = 30_000;
+
+/**
+ * Reads the whole body; 413 beyond `limitBytes` (checked on Content-Length first, then while
+ * reading), 408 when it has not all arrived within `timeoutMs`.
+ */
+export function readBody(req: IncomingMessage, limitBytes: number, timeoutMs = BODY_TIMEOUT_MS): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limitBytes) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of req as AsyncIterable<Buffer>) {
+  if (Number.isFinite(declared) && declared > limitBytes) return Promise.reject(tooLarge(limitBytes));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = (error?: ApiError): void => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onGone);
+      req.off('close', onGone);
+      if (error) {
+        req.pause();
+        reject(error);
+      } else resolve(Buffer.concat(chunks));
+    };
+    const onData = (chunk: Buffer): void => {
       size += chunk.length;
-      if (size > limitBytes) throw tooLarge();
+      if (size > limitBytes) return settle(tooLarge(limitBytes));
       chunks.push(chunk);
-    }
-  } catch (cause) {
-    if (cause instanceof ApiError) throw cause;
+    };
+    const onEnd = (): void => settle();
     // The client went away mid-upload: nobody will read the answer, but it is their error, not ours.
-    throw new ApiError(400, `the request body could not be read: ${(cause as Error).message}`, 'invalid_request_error', null, 'incomplete_body');
-  }
-  return Buffer.concat(chunks);
+    const onGone = (): void => {
+      if (!req.complete) settle(new ApiError(400, 'the request body could not be read: the client closed the connection', 'invalid_request_error', null, 'incomplete_body'));
+    };
+    const timer = setTimeout(() => settle(new ApiError(408, `the request body did not arrive within ${timeoutMs / 1000} s`, 'invalid_request_error', null, 'request_timeout')), timeoutMs);
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onGone);
+    req.on('close', onGone);
+  });
 }
+
+const tooLarge = (limitBytes: number): ApiError =>
+  new ApiError(413, `the request body is larger than ${limitBytes} bytes`, 'invalid_request_error', null, 'request_too_large');
 
 export function parseJsonObject(body: Buffer): Record<string, unknown> {
   let value: unknown;
@@ -68,8 +91,10 @@ export class SseWriter {
 
   open(): void {
     // Set (not passed to writeHead) so that what the response is stays readable (tracing records it).
+    // No explicit 'connection: keep-alive': it would override a client's 'connection: close', leaving
+    // the socket open after the stream until the keep-alive timeout.
     this.res.setHeader('content-type', 'text/event-stream');
-    this.res.writeHead(200, { 'cache-control': 'no-cache', connection: 'keep-alive' });
+    this.res.writeHead(200, { 'cache-control': 'no-cache' });
     this.res.flushHeaders();
   }
 

@@ -129,8 +129,8 @@ export class RuntimeServer {
       }
       const headers: Record<string, string> = {};
       if (apiError instanceof MethodNotAllowedError) headers['allow'] = apiError.allow;
-      // After a refused body the rest of the upload is not read: close the connection.
-      if (apiError.status === 413) headers['connection'] = 'close';
+      // After a refused or timed-out body the rest of the upload is not read: close the connection.
+      if (apiError.status === 413 || apiError.status === 408) headers['connection'] = 'close';
       sendError(res, apiError, headers);
     }
   }
