@@ -12,7 +12,7 @@ beforeAll(async () => {
   ensureOperatorBuilt();
   await installCrd();
   sink = await OtlpSink.start();
-  operator = spawnOperator(ns.name, { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_BSP_SCHEDULE_DELAY: '50', OTEL_SERVICE_NAME: undefined, OTEL_TRACES_EXPORTER: undefined });
+  operator = spawnOperator(ns.name, { env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_BSP_SCHEDULE_DELAY: '50', OTEL_SERVICE_NAME: undefined, OTEL_TRACES_EXPORTER: undefined } });
 }, 60_000);
 afterAll(async () => {
   operator?.child.kill('SIGKILL');

@@ -3,7 +3,7 @@
 import type { V1Lease } from '@kubernetes/client-node';
 import { kubectlJson, waitFor, withNamespace } from '../harness/cluster.js';
 import { LEASE_NAME } from '../../operator/controller/operator.js';
-import { createJd, ensureOperatorBuilt, installCrd, metricValue, scrape, spawnOperator, waitForCondition, type OperatorProcess } from './support.js';
+import { createJd, ensureOperatorBuilt, installCrd, isLeader, killAll, metricValue, scrape, spawnOperator, waitForCondition, type OperatorProcess } from './support.js';
 
 const ns = withNamespace('op-leader');
 const running: OperatorProcess[] = [];
@@ -13,9 +13,7 @@ beforeAll(async () => {
   await installCrd();
 }, 300_000);
 
-afterAll(async () => {
-  for (const p of running) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-});
+afterAll(() => killAll(running));
 
 function start(): OperatorProcess {
   const p = spawnOperator(ns.name);
@@ -23,11 +21,6 @@ function start(): OperatorProcess {
   return p;
 }
 
-async function isLeader(p: OperatorProcess): Promise<boolean> {
-  const port = p.port();
-  if (port === undefined) return false;
-  return metricValue((await scrape(port)).body, 'jamba_operator_is_leader') === 1;
-}
 
 function lease(): Promise<V1Lease> {
   return kubectlJson<V1Lease>(['get', 'lease', '-n', ns.name, LEASE_NAME]);

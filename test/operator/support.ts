@@ -147,10 +147,13 @@ export interface OperatorProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** The real CLI (`jamba-operator`) in a child process, leader election on, scoped to `namespace`. */
-export function spawnOperator(namespace: string, env: NodeJS.ProcessEnv = {}): OperatorProcess {
-  const child = spawn(process.execPath, [OPERATOR_MAIN, '--kubeconfig', kubeconfigPath(), '--namespace', namespace, '--metrics-addr', '127.0.0.1:0', '--leader-elect=true'], {
-    cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
+/**
+ * The real CLI (`jamba-operator`) in a child process, leader election on, scoped to `namespace`;
+ * `kubeconfig` reaches the API server another way (through a proxy), `args` are added, `env` is merged.
+ */
+export function spawnOperator(namespace: string, o: { kubeconfig?: string; args?: string[]; env?: NodeJS.ProcessEnv } = {}): OperatorProcess {
+  const child = spawn(process.execPath, [OPERATOR_MAIN, '--kubeconfig', o.kubeconfig ?? kubeconfigPath(), '--namespace', namespace, '--metrics-addr', '127.0.0.1:0', '--leader-elect=true', ...(o.args ?? [])], {
+    cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env },
   });
   const lines: string[] = [];
   let buffer = '';
@@ -189,4 +192,33 @@ export async function scrape(port: number, path = '/metrics'): Promise<{ status:
 export function metricValue(body: string, name: string): number | undefined {
   const line = body.split('\n').find((l) => l.startsWith(`${name} `));
   return line === undefined ? undefined : Number(line.split(' ')[1]);
+}
+
+/** Whether the operator process says it leads (its jamba_operator_is_leader gauge). */
+export async function isLeader(p: OperatorProcess): Promise<boolean> {
+  const port = p.port();
+  if (port === undefined || p.child.exitCode !== null || p.child.signalCode !== null) return false;
+  try {
+    return metricValue((await scrape(port)).body, 'jamba_operator_is_leader') === 1;
+  } catch {
+    return false;
+  }
+}
+
+/** When the process logged `msg` first (its JSON `time`), in ms since the epoch. */
+export function loggedAt(p: OperatorProcess, msg: string): number | undefined {
+  for (const l of p.lines) {
+    try {
+      const j = JSON.parse(l) as { msg?: string; time?: string };
+      if (j.msg === msg && j.time) return Date.parse(j.time);
+    } catch {
+      // not a JSON line
+    }
+  }
+  return undefined;
+}
+
+/** Kills what is still running of `processes` (SIGKILL), for afterAll. */
+export function killAll(processes: OperatorProcess[]): void {
+  for (const p of processes) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
 }
