@@ -24,14 +24,19 @@ function listKeys(field: string, path: string): string[] | undefined {
   }
 }
 
+/** Structs and maps the API marks atomic (owned as a whole): label selectors, node selectors, owner references. */
+const ATOMIC = new Set(['selector', 'requiredDuringSchedulingIgnoredDuringExecution']);
+const ATOMIC_ENTRIES = new Set(['ownerReferences']);
+
 function fieldSet(value: unknown, field: string, path: string): FieldSet {
+  if (ATOMIC.has(field)) return {};
   if (Array.isArray(value)) {
     const keys = listKeys(field, path);
     if (!keys) return {};
     const out: FieldSet = {};
     for (const item of value as Record<string, unknown>[]) {
       const id = Object.fromEntries(keys.map((k) => [k, item[k]]));
-      out[`k:${JSON.stringify(id)}`] = { '.': {}, ...fieldSet(item, '', `${path}[]`) };
+      out[`k:${JSON.stringify(id)}`] = ATOMIC_ENTRIES.has(field) ? {} : { '.': {}, ...fieldSet(item, '', `${path}[]`) };
     }
     return out;
   }
