@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export JAMBA_TOOLS_CACHE ?= $(HOME)/.cache/jamba-serving
 KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: all deps build typecheck tools native gpu-bundle cluster-up cluster-down test test-unit demo run fixtures bench-runtime bench-operator clean
+.PHONY: all deps build typecheck tools native gpu-bundle cluster-up cluster-down test test-unit demo run fixtures bench-runtime bench-operator bench-fuzz bench-soak clean
 
 all: build
 
@@ -63,6 +63,14 @@ bench-runtime: build
 
 bench-operator: build tools
 	node dist/tools/bench/operator-bench.js
+
+# The HTTP fuzzer against the runtime CLI: thousands of cases (the test runs hundreds).
+bench-fuzz: build
+	node dist/tools/bench/fuzz-bench.js
+
+# The runtime CLI under mixed load with disconnects for 10 minutes: heap, KV blocks, state slots.
+bench-soak: build
+	node dist/tools/bench/soak.js
 
 clean:
 	rm -rf dist .tools .cluster

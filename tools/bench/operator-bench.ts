@@ -1,17 +1,21 @@
 // Operator benchmark (`make bench-operator`): on the local control plane, create N JambaDeployments at
 // once (8 GPUs, 1 replica each, on N added KWOK GPU nodes), measure create → Ready (p50/p99), then
 // count the operator's API requests over a quiet minute (should be ~0 per reconcile).
+// The baseline (on by default): first, on the same nodes, N plain Deployments of the same pods created
+// at once, create → Deployment ready; the ratio of the two is what the operator adds.
 //
-//   node dist/tools/bench/operator-bench.js [--count 100] [--quiet-seconds 60] [--kubeconfig .cluster/kubeconfig] [--keep]
+//   node dist/tools/bench/operator-bench.js [--count 100] [--quiet-seconds 60] [--baseline=false] [--kubeconfig .cluster/kubeconfig] [--keep]
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { KubeConfig, makeInformer, type KubernetesListObject } from '@kubernetes/client-node';
+import { KubeConfig, makeInformer, type KubernetesListObject, type V1Deployment } from '@kubernetes/client-node';
 import { API_VERSION, KIND, type JambaDeployment } from '../../operator/api/jambadeployment.js';
 import { CRD_FILE } from '../../operator/api/crd.js';
+import { withSpecDefaults } from '../../operator/api/defaults.js';
+import { desiredDeployment } from '../../operator/controller/desired.js';
 import { Operator } from '../../operator/controller/operator.js';
 import { KubeClient } from '../../operator/kube/client.js';
 import { RESOURCES, collectionPath } from '../../operator/kube/resources.js';
@@ -19,6 +23,7 @@ import { createLogger } from '../../operator/observability/logger.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const NODE_PREFIX = 'bench-gpu-node-';
+const LARGE_SPEC = { model: { name: 'ai21labs/AI21-Jamba-1.5-Large', source: { hostPath: { path: '/var/lib/jamba/large' } } }, gpusPerReplica: 8, replicas: 1 };
 
 function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): string {
   const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -64,6 +69,46 @@ function breakdown(kubectl: (...a: string[]) => string, ns: string, createdAt: M
   return { createToDeploymentApplied: p50(toOperator), deploymentToPodReady: p50(toPodReady), podReadyToStatusReady: p50(toStatus) };
 }
 
+/**
+ * The baseline: `count` plain Deployments with the pods the operator would make (its own builder, no
+ * owner), created at once in a namespace of their own; create → Deployment ready (its ready replica
+ * seen by a watch). The namespace is deleted, and its pods gone, before this returns.
+ */
+async function plainDeployments(kubeConfig: KubeConfig, kubectl: (...a: string[]) => string, count: number) {
+  const ns = `jamba-bench-plain-${randomBytes(3).toString('hex')}`;
+  kubectl('create', 'namespace', ns);
+  const client = new KubeClient(kubeConfig);
+  const path = collectionPath(RESOURCES.deployments, ns);
+  const createdAt = new Map<string, number>();
+  const readyAt = new Map<string, number>();
+  const watch = makeInformer<V1Deployment>(kubeConfig, path, () => client.request<KubernetesListObject<V1Deployment>>({ method: 'GET', path, verb: 'LIST', resource: 'deployments' }));
+  const onChange = (d: V1Deployment) => {
+    const name = d.metadata!.name!;
+    if (!readyAt.has(name) && (d.status?.readyReplicas ?? 0) >= 1 && d.status?.observedGeneration === d.metadata?.generation) readyAt.set(name, Date.now());
+  };
+  watch.on('add', onChange);
+  watch.on('update', onChange);
+  await watch.start();
+  const t0 = Date.now();
+  await Promise.all(Array.from({ length: count }, async (_, i) => {
+    const name = `plain-${String(i).padStart(3, '0')}`;
+    const jd = { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: ns, uid: 'none' }, spec: withSpecDefaults(LARGE_SPEC as never) } as JambaDeployment;
+    const body = desiredDeployment(jd);
+    delete body.metadata!.ownerReferences;
+    createdAt.set(name, Date.now());
+    await client.request({ method: 'POST', path, verb: 'CREATE', resource: 'deployments', body });
+  }));
+  const deadline = Date.now() + 10 * 60_000;
+  while (readyAt.size < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  const allReadyMs = Date.now() - t0;
+  const latencies = [...readyAt].map(([name, t]) => (t - createdAt.get(name)!) / 1000).sort((a, b) => a - b);
+  await watch.stop();
+  client.close();
+  console.error(`bench: baseline done (${readyAt.size}/${count} ready); deleting its namespace`);
+  kubectl('delete', 'namespace', ns, '--wait=true', '--timeout=300s');
+  return { deployments: count, ready: readyAt.size, createToReadySeconds: { p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99), max: latencies.at(-1) }, allReadySeconds: allReadyMs / 1000 };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -71,6 +116,7 @@ async function main(): Promise<void> {
       'quiet-seconds': { type: 'string', default: '60' },
       kubeconfig: { type: 'string', default: path.join(root, '.cluster', 'kubeconfig') },
       keep: { type: 'boolean', default: false },
+      baseline: { type: 'string', default: 'true' },
     },
   });
   const count = Number(values.count);
@@ -83,11 +129,12 @@ async function main(): Promise<void> {
   sh('bash', ['tools/cluster/add-nodes.sh', String(count)], { GPU_NODE_PREFIX: NODE_PREFIX });
   kubectl('apply', '--server-side', '--force-conflicts', '-f', path.join(root, CRD_FILE));
   kubectl('wait', '--for=condition=Established', 'crd/jambadeployments.serving.jamba.dev');
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(values.kubeconfig!);
+  const baseline = values.baseline === 'true' ? await plainDeployments(kubeConfig, kubectl, count) : undefined;
   const ns = `jamba-bench-${randomBytes(3).toString('hex')}`;
   kubectl('create', 'namespace', ns);
 
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(values.kubeconfig!);
   const operator = new Operator({
     kubeConfig, namespace: ns, leaderElection: { namespace: ns },
     logger: createLogger({ level: 'warn', write: (l) => process.stderr.write(l + '\n') }),
@@ -119,10 +166,7 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   await Promise.all(Array.from({ length: count }, async (_, i) => {
     const name = `jd-${String(i).padStart(3, '0')}`;
-    const body = {
-      apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: ns },
-      spec: { model: { name: 'ai21labs/AI21-Jamba-1.5-Large', source: { hostPath: { path: '/var/lib/jamba/large' } } }, gpusPerReplica: 8, replicas: 1 },
-    };
+    const body = { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: ns }, spec: LARGE_SPEC };
     createdAt.set(name, Date.now());
     await client.request({ method: 'POST', path: jdPath, verb: 'CREATE', resource: 'jambadeployments', body });
   }));
@@ -150,6 +194,11 @@ async function main(): Promise<void> {
     ready: readyAt.size,
     createToReadySeconds: { p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99), max: latencies.at(-1) },
     allReadySeconds: allReadyMs / 1000,
+    // The same pods as plain Deployments, on the same nodes, just before: what the operator adds.
+    ...(baseline ? {
+      baselinePlainDeployments: baseline,
+      ratioToBaseline: { p50: percentile(latencies, 50) / baseline.createToReadySeconds.p50, p99: percentile(latencies, 99) / baseline.createToReadySeconds.p99 },
+    } : {}),
     // Where the time goes (p50 over the JambaDeployments; API timestamps have 1 s resolution).
     phasesP50Seconds: phases,
     rampUp: {
