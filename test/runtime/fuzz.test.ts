@@ -63,14 +63,15 @@ function expectClean(report: FuzzReport, minCases: number): void {
   expect(report.cases).toBeGreaterThanOrEqual(minCases);
 }
 
-const opts = { seed: SEED, runs: 100, deadlineMs: 20_000, timeBudgetMs: 25_000 };
+// Bounded by count; the time budget only guards against a machine so slow the count cannot be reached.
+const opts = { seed: SEED, runs: 80, deadlineMs: 20_000, timeBudgetMs: 240_000 };
 
 test('fuzzed JSON bodies of both endpoints: 200s of the right shape or OpenAI errors', async () => {
   const report = newReport();
   await fuzzJsonBodies(target, opts, report);
   expectClean(report, 2 * opts.runs);
   await expectHealthyAndIdle();
-}, 120_000);
+}, 300_000);
 
 test('raw bodies (bytes, invalid UTF-8, cut JSON, deep nesting), wrong methods, paths and content types', async () => {
   const report = newReport();
