@@ -44,6 +44,21 @@ export function readBody(req: IncomingMessage, limitBytes: number, timeoutMs = B
   });
 }
 
+/**
+ * Reads and drops what is left of a body the server answers without using (an error, a GET route), so
+ * the answer is not lost: closing a socket with unread data resets it, and the client may never see a
+ * response that was sent. False when the rest is too large or too slow; then close the connection.
+ */
+export async function discardBody(req: IncomingMessage, limitBytes: number, timeoutMs = BODY_TIMEOUT_MS): Promise<boolean> {
+  if (req.complete) return true;
+  try {
+    await readBody(req, limitBytes, timeoutMs);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const tooLarge = (limitBytes: number): ApiError =>
   new ApiError(413, `the request body is larger than ${limitBytes} bytes`, 'invalid_request_error', null, 'request_too_large');
 

@@ -10,7 +10,7 @@ import { handleChat } from './chat.js';
 import { handleCompletion } from './completions.js';
 import type { ServingContext } from './context.js';
 import { ApiError } from './errors.js';
-import { parseJsonObject, readBody, sendError, sendJson } from './http-io.js';
+import { discardBody, parseJsonObject, readBody, sendError, sendJson } from './http-io.js';
 import type { Logger } from './log.js';
 import { modelList } from './models.js';
 
@@ -115,6 +115,7 @@ export class RuntimeServer {
         await this.opts.tracing.exchange(path, req, res, () => this.generate(generation, req, res));
       } else if (GET_ROUTES.has(path)) {
         if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed(req.method, path, 'GET');
+        if (!(await discardBody(req, this.opts.maxBodyBytes))) res.shouldKeepAlive = false;
         await this.handleGet(path, res);
       } else {
         throw new ApiError(404, `no route for ${req.method} ${path}`, 'invalid_request_error', null, 'not_found');
@@ -129,8 +130,10 @@ export class RuntimeServer {
       }
       const headers: Record<string, string> = {};
       if (apiError instanceof MethodNotAllowedError) headers['allow'] = apiError.allow;
-      // After a refused or timed-out body the rest of the upload is not read: close the connection.
-      if (apiError.status === 413 || apiError.status === 408) headers['connection'] = 'close';
+      // The rest of the body is read first, or the answer could be lost to a reset; after a refused or
+      // timed-out body it is not read: close the connection.
+      const drained = apiError.status !== 413 && apiError.status !== 408 && (await discardBody(req, this.opts.maxBodyBytes));
+      if (!drained) headers['connection'] = 'close';
       sendError(res, apiError, headers);
     }
   }
