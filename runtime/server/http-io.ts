@@ -33,14 +33,17 @@ export function readBody(req: IncomingMessage, limitBytes: number, timeoutMs = B
     };
     const onEnd = (): void => settle();
     // The client went away mid-upload: nobody will read the answer, but it is their error, not ours.
+    const gone = (): void => settle(new ApiError(400, 'the request body could not be read: the client closed the connection', 'invalid_request_error', null, 'incomplete_body'));
     const onGone = (): void => {
-      if (!req.complete) settle(new ApiError(400, 'the request body could not be read: the client closed the connection', 'invalid_request_error', null, 'incomplete_body'));
+      if (!req.complete) gone();
     };
     const timer = setTimeout(() => settle(new ApiError(408, `the request body did not arrive within ${timeoutMs / 1000} s`, 'invalid_request_error', null, 'request_timeout')), timeoutMs);
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onGone);
     req.on('close', onGone);
+    // Gone before we started listening: 'close' will not come again.
+    if (req.destroyed) gone();
   });
 }
 
@@ -51,6 +54,7 @@ export function readBody(req: IncomingMessage, limitBytes: number, timeoutMs = B
  */
 export async function discardBody(req: IncomingMessage, limitBytes: number, timeoutMs = BODY_TIMEOUT_MS): Promise<boolean> {
   if (req.complete) return true;
+  if (req.destroyed) return false; // the client is gone: nothing to read, nobody to answer
   try {
     await readBody(req, limitBytes, timeoutMs);
     return true;

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { KubernetesListObject, KubernetesObject, V1Deployment, V1Pod } from '@kubernetes/client-node';
 import type { JambaDeployment } from '../../operator/api/jambadeployment.js';
 import { clusterDir } from '../harness/exec.js';
-import { kubectlJson, waitFor } from '../harness/cluster.js';
+import { kubectl, kubectlJson, waitFor } from '../harness/cluster.js';
 
 const ownerUid = (o: KubernetesObject) => o.metadata?.ownerReferences?.find((r) => r.controller)?.uid;
 
@@ -16,13 +16,18 @@ export async function expectAllConverged(namespace: string, timeoutMs = 120_000)
   return waitFor(async () => {
     const jds = (await kubectlJson<KubernetesListObject<JambaDeployment>>(['get', 'jambadeployments', '-n', namespace])).items;
     const deps = (await kubectlJson<KubernetesListObject<V1Deployment>>(['get', 'deployments', '-n', namespace])).items;
-    const ok = jds.every((jd) => {
+    const behind = jds.filter((jd) => {
       const d = deps.find((x) => ownerUid(x) === jd.metadata.uid);
       const ready = jd.status?.conditions?.find((c) => c.type === 'Ready');
-      return ready?.status === 'True' && jd.status?.observedGeneration === jd.metadata.generation && jd.status?.readyReplicas === jd.spec.replicas &&
-        d?.status?.observedGeneration === d?.metadata?.generation && d?.status?.updatedReplicas === jd.spec.replicas && d?.status?.readyReplicas === jd.spec.replicas;
+      return !(ready?.status === 'True' && jd.status?.observedGeneration === jd.metadata.generation && jd.status?.readyReplicas === jd.spec.replicas &&
+        d?.status?.observedGeneration === d?.metadata?.generation && d?.status?.updatedReplicas === jd.spec.replicas && d?.status?.readyReplicas === jd.spec.replicas);
     });
-    return ok ? jds : undefined;
+    if (behind.length === 0) return jds;
+    // Said on timeout: which ones, and what their status says.
+    throw new Error(`${behind.length} not converged, e.g. ${behind.slice(0, 3).map((jd) => {
+      const c = jd.status?.conditions?.filter((x) => x.status === 'True' || x.type === 'Ready').map((x) => `${x.type}=${x.status}/${x.reason}: ${x.message}`).join('; ');
+      return `${jd.metadata.name} (generation ${jd.metadata.generation}, observed ${jd.status?.observedGeneration}): ${c}`;
+    }).join(' | ')}`);
   }, { description: `every JambaDeployment in ${namespace} to converge`, timeoutMs, intervalMs: 1000 });
 }
 
@@ -65,4 +70,14 @@ export async function compactEtcd(): Promise<number> {
   const { header } = await etcd<{ header: { revision: string } }>('/v3/kv/range', { key: Buffer.from('/').toString('base64') });
   await etcd('/v3/kv/compaction', { revision: header.revision, physical: true });
   return Number(header.revision);
+}
+
+/**
+ * Deletes every JambaDeployment in `namespace` and waits until their pods are gone, so the GPUs they
+ * held on the shared KWOK nodes are free for the test files that follow.
+ */
+export async function deleteAllAndWait(namespace: string): Promise<void> {
+  await kubectl(['delete', 'jambadeployments', '--all', '-n', namespace, '--wait=true', '--timeout=120s']);
+  await waitFor(async () => (await kubectlJson<KubernetesListObject<V1Pod>>(['get', 'pods', '-n', namespace])).items.length === 0,
+    { description: `the pods in ${namespace} to be gone`, timeoutMs: 120_000, intervalMs: 1000 });
 }

@@ -5,7 +5,7 @@
 import { KubeClient } from '../../operator/kube/client.js';
 import { RESOURCES, objectPath } from '../../operator/kube/resources.js';
 import { addGpuNodes, kubectl, makeKubeConfig, restartApiServer, waitFor, withNamespace } from '../harness/cluster.js';
-import { compactEtcd, expectAllConverged, expectNoDuplicates } from './chaos-support.js';
+import { compactEtcd, deleteAllAndWait, expectAllConverged, expectNoDuplicates } from './chaos-support.js';
 import { createJd, getJd, useInProcessOperator, waitForCondition } from './support.js';
 
 const ns = withNamespace('op-chaos');
@@ -18,8 +18,10 @@ beforeAll(() => {
 });
 afterAll(async () => {
   client.close();
+  // Free the GPUs before the namespace goes (its deletion is asynchronous): later files need them.
+  await deleteAllAndWait(ns.name);
   if (addedNodes.length > 0) await kubectl(['delete', 'node', ...addedNodes, '--wait=false']);
-});
+}, 240_000);
 
 function patchJd(name: string, body: unknown, subresource?: string): Promise<unknown> {
   return client.request({
@@ -71,10 +73,12 @@ test('watches forced to expire (etcd compacted, API server restarted): the infor
 }, 240_000);
 
 test('100 JambaDeployments created, then all edited at once: each converges on its edit, nothing duplicated', async () => {
-  // 100 one-GPU pods, replaced one at a time by the edit: capacity of their own.
+  // 100 one-GPU pods, replaced one at a time by the edit, on nodes of their own (pinned there, so
+  // whatever other files left on the shared nodes cannot starve them).
   addedNodes.push(...await addGpuNodes(13, { prefix: 'chaos-gpu-node-' }));
+  const onOwnNodes = { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: addedNodes }] }] } } } };
   const names = Array.from({ length: 100 }, (_, i) => `many-${String(i).padStart(3, '0')}`);
-  await Promise.all(names.map((name) => createJd(ns.name, name, { gpusPerReplica: 1 })));
+  await Promise.all(names.map((name) => createJd(ns.name, name, { gpusPerReplica: 1, scheduling: onOwnNodes })));
   await expectAllConverged(ns.name, 180_000);
 
   await Promise.all(names.map((name, i) => patchJd(name, { spec: { maxContextLength: 65536 + i } })));

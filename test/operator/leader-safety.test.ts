@@ -9,7 +9,7 @@ import { KubeClient } from '../../operator/kube/client.js';
 import { RESOURCES, objectPath } from '../../operator/kube/resources.js';
 import { makeKubeConfig, waitFor, withNamespace } from '../harness/cluster.js';
 import { startApiProxy, type ApiProxy, type LeaseMode } from './api-proxy.js';
-import { expectAllConverged, expectNoDuplicates } from './chaos-support.js';
+import { deleteAllAndWait, expectAllConverged, expectNoDuplicates } from './chaos-support.js';
 import {
   createJd, ensureOperatorBuilt, getJd, installCrd, isLeader, killAll, loggedAt, spawnOperator, waitForCondition, type OperatorProcess,
 } from './support.js';
@@ -29,7 +29,9 @@ afterAll(async () => {
   if (process.env.OPERATOR_TEST_LOG) for (const p of running) process.stdout.write(p.lines.join('\n') + '\n');
   killAll(running);
   await Promise.all(proxies.map((p) => p.close()));
-});
+  // Free the GPUs before the namespace goes (its deletion is asynchronous): later files need them.
+  await deleteAllAndWait(ns.name);
+}, 240_000);
 
 async function candidate(name: string): Promise<{ p: OperatorProcess; proxy: ApiProxy }> {
   const proxy = await startApiProxy(name);

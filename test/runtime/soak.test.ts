@@ -41,8 +41,9 @@ test('mixed load with disconnects: no errors, no growth in heap, KV blocks or st
     await idle();
   }
   const after = heapAfterGc();
-  const total = rounds.reduce((s, r) => ({ requests: s.requests + r.requests, completed: s.completed + r.completed, disconnected: s.disconnected + r.disconnected, errors: s.errors + r.errors }), { requests: 0, completed: 0, disconnected: 0, errors: 0 });
+  const total = rounds.reduce((s, r) => ({ requests: s.requests + r.requests, completed: s.completed + r.completed, disconnected: s.disconnected + r.disconnected, errors: s.errors + r.errors, errorSamples: [...s.errorSamples, ...r.errorSamples] }), { requests: 0, completed: 0, disconnected: 0, errors: 0, errorSamples: [] as string[] });
   process.stdout.write(`soak: ${JSON.stringify(total)}, heap ${(before / 2 ** 20).toFixed(1)} → ${(after / 2 ** 20).toFixed(1)} MiB\n`);
+  expect(total.errorSamples).toEqual([]);
   expect(total.errors).toBe(0);
   expect(total.completed).toBeGreaterThan(20);
   expect(total.disconnected).toBeGreaterThan(3);

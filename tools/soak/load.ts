@@ -2,6 +2,7 @@
 // `concurrency` clients on loopback, each sending, until the time is up, completions or chat requests,
 // streamed or not, and abandoning one in five midway (the client disconnects after a random delay).
 // Counts what came back; any 5xx other than 503 counts as an error.
+import { Agent, fetch } from 'undici';
 import { Xoshiro128 } from '../../runtime/sampling/prng.js';
 
 export interface LoadOptions {
@@ -21,12 +22,21 @@ export interface LoadStats {
   errors: number;
   byStatus: Record<string, number>;
   completionTokens: number;
+  /** The first few errors, for the report. */
+  errorSamples: string[];
 }
 
 export async function runMixedLoad(o: LoadOptions): Promise<LoadStats> {
-  const stats: LoadStats = { requests: 0, completed: 0, disconnected: 0, errors: 0, byStatus: {}, completionTokens: 0 };
+  const stats: LoadStats = { requests: 0, completed: 0, disconnected: 0, errors: 0, byStatus: {}, completionTokens: 0, errorSamples: [] };
+  const error = (what: string) => {
+    stats.errors++;
+    if (stats.errorSamples.length < 5) stats.errorSamples.push(what.slice(0, 300));
+  };
   const end = Date.now() + o.durationMs;
   const rng = new Xoshiro128(o.seed ?? 1);
+  // Idle connections are dropped well before the server's 5 s keep-alive timeout, so a request never
+  // races the server closing the connection it was about to reuse (a client-side error, not the server's).
+  const dispatcher = new Agent({ keepAliveTimeout: 1000, keepAliveTimeoutThreshold: 500 });
   const client = async () => {
     while (Date.now() < end) {
       const stream = rng.nextFloat() < 0.5;
@@ -41,24 +51,25 @@ export async function runMixedLoad(o: LoadOptions): Promise<LoadStats> {
       stats.requests++;
       try {
         const res = await fetch(`${o.url}${chat ? '/v1/chat/completions' : '/v1/completions'}`, {
-          method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: controller.signal,
+          method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: controller.signal, dispatcher,
         });
         const text = await res.text();
         stats.byStatus[res.status] = (stats.byStatus[res.status] ?? 0) + 1;
-        if (res.status >= 500 && res.status !== 503) stats.errors++;
+        if (res.status >= 500 && res.status !== 503) error(`${res.status} ${text}`);
         if (res.status === 200) {
           stats.completed++;
           stats.completionTokens += usageOf(text, stream);
         }
       } catch (e) {
         if (controller.signal.aborted) stats.disconnected++;
-        else stats.errors++;
+        else error(`${(e as Error).message}: ${((e as Error).cause as Error | undefined)?.message ?? ''}`);
       } finally {
         clearTimeout(timer);
       }
     }
   };
   await Promise.all(Array.from({ length: o.concurrency }, client));
+  await dispatcher.close();
   return stats;
 }
 
