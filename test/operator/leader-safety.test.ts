@@ -7,7 +7,7 @@
 // leader is killed (SIGKILL) in the middle of reconciling new JambaDeployments.
 import { KubeClient } from '../../operator/kube/client.js';
 import { RESOURCES, objectPath } from '../../operator/kube/resources.js';
-import { makeKubeConfig, waitFor, withNamespace } from '../harness/cluster.js';
+import { addGpuNodes, kubectl, makeKubeConfig, waitFor, withNamespace } from '../harness/cluster.js';
 import { startApiProxy, type ApiProxy, type LeaseMode } from './api-proxy.js';
 import { deleteAllAndWait, expectAllConverged, expectNoDuplicates } from './chaos-support.js';
 import {
@@ -18,6 +18,7 @@ const ns = withNamespace('op-leader-safety');
 const running: OperatorProcess[] = [];
 const proxies: ApiProxy[] = [];
 const NAMES = ['e0', 'e1', 'e2', 'e3'];
+const addedNodes: string[] = [];
 
 beforeAll(async () => {
   ensureOperatorBuilt();
@@ -31,6 +32,7 @@ afterAll(async () => {
   await Promise.all(proxies.map((p) => p.close()));
   // Free the GPUs before the namespace goes (its deletion is asynchronous): later files need them.
   await deleteAllAndWait(ns.name);
+  if (addedNodes.length > 0) await kubectl(['delete', 'node', ...addedNodes, '--wait=false']);
 }, 240_000);
 
 async function candidate(name: string): Promise<{ p: OperatorProcess; proxy: ApiProxy }> {
@@ -128,8 +130,11 @@ test('a leader killed in the middle of reconciling 20 new JambaDeployments: the 
   const leader = current!;
   const standby = await candidate('d');
   const writesBefore = leader.proxy.writes.length;
+  // GPUs of their own (pinned there), so whatever other files left on the shared nodes cannot starve them.
+  addedNodes.push(...await addGpuNodes(3, { prefix: 'safety-gpu-node-' }));
+  const onOwnNodes = { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: addedNodes }] }] } } } };
   const names = Array.from({ length: 20 }, (_, i) => `k${String(i).padStart(2, '0')}`);
-  const created = Promise.all(names.map((name) => createJd(ns.name, name, { gpusPerReplica: 1 })));
+  const created = Promise.all(names.map((name) => createJd(ns.name, name, { gpusPerReplica: 1, scheduling: onOwnNodes })));
   // Kill it once it has started writing children for the new ones, well before it is done.
   await waitFor(() => leader.proxy.writes.slice(writesBefore).filter((w) => w.method === 'PATCH').length >= 3, { description: 'the leader to start applying', timeoutMs: 30_000, intervalMs: 20 });
   leader.p.child.kill('SIGKILL');
