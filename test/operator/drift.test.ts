@@ -143,7 +143,7 @@ test('the reconciler writing status from a stale cache gets 409 instead of overw
   const one = <T>(o: T): Lister<T> => ({ get: () => o, list: () => [o] });
   const caches: Caches = {
     jambaDeployments: one(cachedJd), deployments: one(live.deployments), services: one(live.services), podDisruptionBudgets: one(live.pdbs),
-    pods: { get: () => undefined, list: () => [] },
+    inferencePools: { get: () => undefined, list: () => [] }, pods: { get: () => undefined, list: () => [] },
   };
   const reconciler = new Reconciler({ client, caches, events: new EventRecorder(client, 'test'), clock: systemClock, log: silentLogger });
   await expect(reconciler.reconcile(`${ns.name}/${NAME}`)).rejects.toMatchObject({ statusCode: 409 });
