@@ -20,9 +20,14 @@ const proxies: ApiProxy[] = [];
 const NAMES = ['e0', 'e1', 'e2', 'e3'];
 const addedNodes: string[] = [];
 
+/** Pins pods to the GPU nodes this file adds, so whatever other files left on the shared nodes cannot starve them. */
+let onOwnNodes: Record<string, unknown> = {};
+
 beforeAll(async () => {
   ensureOperatorBuilt();
   await installCrd();
+  addedNodes.push(...await addGpuNodes(4, { prefix: 'safety-gpu-node-' }));
+  onOwnNodes = { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: addedNodes }] }] } } } };
 }, 300_000);
 
 afterAll(async () => {
@@ -99,8 +104,9 @@ test('leader with stalled, then dropped, lease requests: it stops writing and ex
   const a = await candidate('a');
   await waitFor(() => isLeader(a.p), { description: 'operator a to lead', timeoutMs: 30_000 });
   const b = await candidate('b');
-  for (const name of NAMES) await createJd(ns.name, name, { gpusPerReplica: 1 });
-  for (const name of NAMES) await waitForCondition(ns.name, name, 'Ready', 'True');
+  for (const name of NAMES) await createJd(ns.name, name, { gpusPerReplica: 1, scheduling: onOwnNodes });
+  // Generous: a file that restarted control-plane components just before leaves their watches in backoff.
+  for (const name of NAMES) await waitForCondition(ns.name, name, 'Ready', 'True', undefined, 120_000);
 
   const edits = churn();
   try {
@@ -130,9 +136,6 @@ test('a leader killed in the middle of reconciling 20 new JambaDeployments: the 
   const leader = current!;
   const standby = await candidate('d');
   const writesBefore = leader.proxy.writes.length;
-  // GPUs of their own (pinned there), so whatever other files left on the shared nodes cannot starve them.
-  addedNodes.push(...await addGpuNodes(3, { prefix: 'safety-gpu-node-' }));
-  const onOwnNodes = { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: addedNodes }] }] } } } };
   const names = Array.from({ length: 20 }, (_, i) => `k${String(i).padStart(2, '0')}`);
   const created = Promise.all(names.map((name) => createJd(ns.name, name, { gpusPerReplica: 1, scheduling: onOwnNodes })));
   // Kill it once it has started writing children for the new ones, well before it is done.
