@@ -190,8 +190,8 @@ export interface Backend {
    */
   readonly computesOnCallingThread: boolean;
   readonly cacheElementBytes: CacheElementBytes;
-  /** Tensor-parallel ranks this backend splits the model over. */
-  readonly tensorParallelSize: number;
+  /** This backend's place in a tensor-parallel group (rank 0 of 1 when it runs the model alone). */
+  readonly shard: { readonly rank: number; readonly size: number };
 
   // --- memory -------------------------------------------------------------------------------
   /** A tensor from exact host data (small parameters, test inputs): kept in fp32 / int8 / int32. */
@@ -246,8 +246,11 @@ export interface Backend {
   endStep(): void;
 
   // --- ops over the step's rows --------------------------------------------------------------
-  /** out[r] = table[ids[r]] for the step's token ids. table [vocab, hidden] → [rows, hidden]. */
-  embedding(table: Tensor): Tensor;
+  /**
+   * out[r] = table[ids[r] − firstId] for the step's token ids; rows whose id is outside
+   * [firstId, firstId + table rows) are zero (a vocabulary-parallel slice). table [vocab, hidden] → [rows, hidden].
+   */
+  embedding(table: Tensor, firstId?: number): Tensor;
   /** out[r] = x[r] / sqrt(mean(x[r]²) + eps) * weight. x [rows, n], weight [n]. */
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor;
   /**
@@ -263,6 +266,12 @@ export interface Backend {
   splitColumns(x: Tensor, widths: readonly number[]): Tensor[];
   /** The step's sampled rows of x (inputs.sampleRows), in that order. */
   gatherSampleRows(x: Tensor): Tensor;
+
+  // --- tensor parallelism ----------------------------------------------------------------------
+  /** x ← Σ over the group's ranks of their x (same shape everywhere), in place. Alone: nothing. */
+  allReduce(x: Tensor): void;
+  /** The ranks' x [rows, cols] side by side in rank order → [rows, size·cols]. Alone: x. */
+  allGatherColumns(x: Tensor): Tensor;
 
   // --- mixture of experts --------------------------------------------------------------------
   /** Softmax (fp32) over all experts of each row of logits [rows, numExperts], then top-k; no renormalisation. */

@@ -23,11 +23,11 @@ export async function createBackend(choice: BackendChoice, opts: BackendOptions)
   let name = choice;
   if (choice === 'auto') name = (await cudaAvailable()).ok ? 'cuda' : 'cpu';
   const backend = name === 'cuda' ? await cudaBackend() : new CpuBackend();
-  if (opts.tensorParallelSize !== backend.tensorParallelSize) {
+  if (opts.tensorParallelSize !== 1 && backend.name !== 'cpu') {
     backend.dispose();
     throw new Error(
       `tensor parallel size ${opts.tensorParallelSize} is not supported by the ${backend.name} backend yet ` +
-        `(it runs the model on ${backend.tensorParallelSize} device); use --tensor-parallel-size ${backend.tensorParallelSize}`,
+        '(it runs the model on one device); use --tensor-parallel-size 1',
     );
   }
   return backend;

@@ -92,7 +92,7 @@ export async function benchModel(opts: ModelBenchOptions): Promise<ModelBenchRes
     maxNumSeqs: maxBatch,
     maxNumBatchedTokens: opts.maxNumBatchedTokens,
   });
-  const backend = model.backend;
+  const backend = model.backend!; // randomModel runs on one backend
   const loadSeconds = (performance.now() - t0) / 1000;
   const g = model.runner.geometry;
   opts.log(`model: ${opts.preset} ${opts.quantization} on ${model.backendName}, ${(model.weightBytes / 1e9).toFixed(1)} GB of weights, built in ${loadSeconds.toFixed(1)} s; ` +

@@ -97,8 +97,8 @@ export interface LoadedModel {
   runner: ModelRunner;
   /** The backend that runs the model (`auto` resolved). */
   backendName: string;
-  /** That backend (benchmarks read its timings and memory). */
-  backend: Backend;
+  /** That backend (benchmarks read its timings and memory); absent when ranks in workers own theirs. */
+  backend?: Backend;
   /** Parsed config.json fields the engine and server need. */
   info: {
     vocabSize: number;

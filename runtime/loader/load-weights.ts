@@ -3,8 +3,9 @@
 // against the expected tensor specs before reading any data. No fp32 copy is made here: a GPU backend
 // receives bf16 bytes straight from the file.
 import type { LoadProgress } from '../engine/model-runner.js';
+import type { Selection } from '../models/sharding.js';
 import type { Checkpoint } from './checkpoint.js';
-import type { FloatDType } from './dtype.js';
+import { BYTES_PER_ELEMENT, type FloatDType } from './dtype.js';
 
 export interface ExpectedTensor {
   name: string;
@@ -28,7 +29,12 @@ export interface LoadStats {
   placeSeconds: number;
 }
 
+/** What to read of a tensor (a tensor-parallel rank's shard); undefined: all of it. */
+export type SelectTensor = (name: string, shape: number[], bytesPerElement: number) => Selection | undefined;
+
 export interface LoadWeightsOptions {
+  /** Read only part of each tensor (see models/sharding.ts). */
+  select?: SelectTensor;
   /** Checkpoint tensors that may be present and are skipped. */
   ignorable?: ReadonlySet<string>;
   onProgress?: (p: LoadProgress) => void;
@@ -74,13 +80,17 @@ export async function loadWeights(
   const entries = expected
     .map((spec) => ckpt.tensors.get(spec.name)!)
     .sort((a, b) => (a.file === b.file ? a.offset - b.offset : a.file < b.file ? -1 : 1));
-  const bytesTotal = entries.reduce((sum, e) => sum + e.byteLength, 0);
+  const selections = entries.map((e) => opts.select?.(e.name, e.shape, BYTES_PER_ELEMENT[e.dtype]));
+  const bytesOf = (i: number): number => selections[i]?.parts.reduce((a, [, n]) => a + n, 0) ?? entries[i]!.byteLength;
+  const bytesTotal = entries.reduce((sum, _, i) => sum + bytesOf(i), 0);
   const started = now();
   let bytesLoaded = 0;
   const read = (i: number): Promise<Buffer> | undefined => {
     const entry = entries[i];
     if (!entry) return undefined;
-    const pending = ckpt.read(entry).catch((cause: unknown) => {
+    const sel = selections[i];
+    const reading = !sel ? ckpt.read(entry) : sel.zeros ? Promise.resolve(Buffer.alloc(sel.shape.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[entry.dtype])) : ckpt.readParts(entry, sel.parts);
+    const pending = reading.catch((cause: unknown) => {
       throw new Error(`${entry.file}: reading tensor ${entry.name}`, { cause });
     });
     pending.catch(() => {}); // awaited below; this only keeps an early rejection from being "unhandled"
@@ -100,9 +110,9 @@ export async function loadWeights(
     readWaitSeconds += clock() - waitStart;
     next = read(i + 1);
     const placeStart = clock();
-    onTensor(entry.name, { dtype: entry.dtype, bytes: raw, shape: entry.shape });
+    onTensor(entry.name, { dtype: entry.dtype, bytes: raw, shape: selections[i]?.shape ?? entry.shape });
     placeSeconds += clock() - placeStart;
-    bytesLoaded += entry.byteLength;
+    bytesLoaded += bytesOf(i);
     if (opts.onProgress) {
       const elapsed = (now() - started) / 1000;
       const ratio = bytesTotal === 0 ? 1 : bytesLoaded / bytesTotal;

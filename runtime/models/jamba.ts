@@ -9,6 +9,7 @@ import type {
 } from '../backends/backend.js';
 import type { CacheGeometry, ModelRunner, StepSequence } from '../engine/model-runner.js';
 import { type JambaConfig, layerFeedForward, layerMixer } from './config.js';
+import { localConfig, localSizes } from './sharding.js';
 import type { WeightStore } from './weight-store.js';
 
 interface AttentionMixer {
@@ -140,6 +141,11 @@ export class JambaModel implements ModelRunner {
   /** State slots of the step in flight: resetting one of them would corrupt that step. */
   private activeSlots = new Set<number>();
 
+  /** This rank's share of the model (the whole model at tensor parallel size 1): see sharding.ts. */
+  private readonly local: JambaConfig;
+  private readonly parallel: boolean;
+  private readonly vocabStart: number;
+
   constructor(
     readonly config: JambaConfig,
     private readonly backend: Backend,
@@ -147,10 +153,19 @@ export class JambaModel implements ModelRunner {
     readonly geometry: CacheGeometry,
   ) {
     this.vocabSize = config.vocabSize;
+    this.parallel = backend.shard.size > 1;
+    this.local = localConfig(config, backend.shard);
+    this.vocabStart = localSizes(config, backend.shard).vocabStart;
     this.embedTokens = weights.tensor('model.embed_tokens.weight');
     this.finalNorm = weights.tensor('model.final_layernorm.weight');
     this.lmHead = config.tieWordEmbeddings ? { kind: 'dense', weight: this.embedTokens } : weights.linear('lm_head');
-    this.layers = Array.from({ length: config.numHiddenLayers }, (_, i) => buildLayer(config, weights, backend, geometry, i));
+    this.layers = Array.from({ length: config.numHiddenLayers }, (_, i) => buildLayer(this.local, weights, backend, geometry, i));
+  }
+
+  /** Sums a row-parallel layer's partial result over the ranks (nothing when the model is whole). */
+  private reduced(t: Tensor): Tensor {
+    if (this.parallel) this.backend.allReduce(t);
+    return t;
   }
 
   // --- blocks ----------------------------------------------------------------------------------
@@ -161,15 +176,16 @@ export class JambaModel implements ModelRunner {
     const k = b.linear(x, m.k); // [T, kvHeads·headDim]
     const v = b.linear(x, m.v); // [T, kvHeads·headDim]
     const attn = b.pagedAttention(q, k, v, m.cache, batch, m.shape); // [T, heads·headDim]
-    return b.linear(attn, m.o); // [T, H]
+    return this.reduced(b.linear(attn, m.o)); // [T, H]
   }
 
   private mamba(m: MambaMixer, x: Tensor, batch: RaggedBatch): Tensor {
     const b = this.backend;
-    const c = this.config;
+    const c = this.local; // Di is this rank's share of the channels
     const [xIn, z] = b.splitColumns(b.linear(x, m.inProj), [c.mambaDInner, c.mambaDInner]) as [Tensor, Tensor]; // [T, Di] each
     const xc = b.mambaConv(xIn, m.convWeight, m.convBias, m.state, batch); // [T, Di], SiLU applied
-    const [dt, bRaw, cRaw] = b.splitColumns(b.linear(xc, m.xProj), [c.mambaDtRank, c.mambaDState, c.mambaDState]) as [Tensor, Tensor, Tensor];
+    const dtbc = this.reduced(b.linear(xc, m.xProj)); // [T, dtRank + 2·dState], summed over the channel shards
+    const [dt, bRaw, cRaw] = b.splitColumns(dtbc, [c.mambaDtRank, c.mambaDState, c.mambaDState]) as [Tensor, Tensor, Tensor];
     const eps = c.rmsNormEps;
     const dtRaw = b.linear(b.rmsNorm(dt, m.dtNorm, eps), m.dtProj); // [T, Di], softplus inside the scan
     const y = b.selectiveScan(
@@ -177,14 +193,14 @@ export class JambaModel implements ModelRunner {
       m.state,
       batch,
     ); // [T, Di], gated by silu(z)
-    return b.linear(y, m.outProj); // [T, H]
+    return this.reduced(b.linear(y, m.outProj)); // [T, H]
   }
 
 
   private moe(m: MoeBlock, x: Tensor): Tensor {
     const b = this.backend;
     const routing = b.routerTopK(b.linear(x, m.router, 'f32'), this.config.numExpertsPerTok); // [T, k]
-    return b.moeExperts(x, routing, m.experts); // [T, H]
+    return this.reduced(b.moeExperts(x, routing, m.experts)); // [T, H], each rank's experts hold an ffn slice
   }
 
   /** One decoder layer; its activations are scoped to it (only the residual stream x outlives it). */
@@ -198,7 +214,7 @@ export class JambaModel implements ModelRunner {
     b.beginScope();
     const f = b.rmsNorm(x, layer.preFfNorm, eps);
     const ff = layer.feedForward;
-    b.addInPlace(x, ff.kind === 'moe' ? this.moe(ff, f) : b.denseMlp(f, ff.mlp)); // down(silu(gate(f)) · up(f))
+    b.addInPlace(x, ff.kind === 'moe' ? this.moe(ff, f) : this.reduced(b.denseMlp(f, ff.mlp))); // down(silu(gate(f)) · up(f))
     b.endScope();
   }
 
@@ -214,7 +230,7 @@ export class JambaModel implements ModelRunner {
     let ended = false;
     b.beginStep(inputs);
     try {
-      const x = b.embedding(this.embedTokens); // [T, H]
+      const x = this.reduced(b.embedding(this.embedTokens, this.vocabStart)); // [T, H]: each rank holds a vocabulary slice
       for (const layer of this.layers) {
         this.decoderLayer(layer, x, inputs.batch);
         // On the CPU, let the event loop breathe between layers (health probes, new requests) during
@@ -227,7 +243,8 @@ export class JambaModel implements ModelRunner {
         return NO_SAMPLES;
       }
       const last = b.rmsNorm(b.gatherSampleRows(x), this.finalNorm, this.config.rmsNormEps); // [S, H]
-      return await b.sample(b.linear(last, this.lmHead, 'f32')); // [S, vocab] fp32 → S tokens
+      const logits = b.linear(last, this.lmHead, 'f32'); // [S, vocab / ranks] fp32
+      return await b.sample(this.parallel ? b.allGatherColumns(logits) : logits); // [S, vocab] → S tokens
     } finally {
       if (!ended) b.endStep();
       this.activeSlots.clear();

@@ -4,13 +4,14 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Backend } from '../backends/backend.js';
-import { createBackend } from '../backends/create.js';
+import { createBackend, cudaAvailable } from '../backends/create.js';
 import type { LoadedModel, LoadOptions } from '../engine/model-runner.js';
 import { openCheckpoint } from '../loader/checkpoint.js';
-import { loadWeights } from '../loader/load-weights.js';
+import { loadWeights, type SelectTensor } from '../loader/load-weights.js';
 import { parseJambaConfig, type JambaConfig } from './config.js';
 import { activationBytesBound, cacheGeometry, deviceCacheGeometry } from './geometry.js';
 import { JambaModel } from './jamba.js';
+import { checkShardable, localConfig, selection, tensorSlice } from './sharding.js';
 import { ignorableTensors, jambaTensorSpecs } from './weights.js';
 import { WeightStore } from './weight-store.js';
 
@@ -30,8 +31,24 @@ function defaultMaxModelLen(cfg: JambaConfig, onDevice: boolean): number {
  * is `residentWeightBytes`.
  */
 export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedModel> {
-  const backend = await createBackend(opts.backend, { tensorParallelSize: opts.tensorParallelSize ?? 1 });
+  const size = opts.tensorParallelSize ?? 1;
+  if (size > 1 && (opts.backend === 'cpu' || (opts.backend === 'auto' && !(await cudaAvailable()).ok))) {
+    // Ranks as worker threads sharing memory (runtime/parallel/cpu-group.ts).
+    const config = await readConfig(dir);
+    checkShardable(config, size);
+    const { loadCpuGroup } = await import('../parallel/cpu-group.js');
+    return loadCpuGroup(dir, config, opts);
+  }
+  const backend = await createBackend(opts.backend, { tensorParallelSize: size });
   return loadModelOn(backend, dir, opts);
+}
+
+async function readConfig(dir: string): Promise<JambaConfig> {
+  const configPath = join(dir, 'config.json');
+  const configText = await readFile(configPath, 'utf8').catch((cause: unknown) => {
+    throw new Error(`${configPath}: cannot read`, { cause });
+  });
+  return parseJambaConfig(configText, configPath);
 }
 
 /** loadModel onto a backend the caller made (tests run other backends, or instrumented ones, this way). */
@@ -40,18 +57,19 @@ export async function loadModelOn(backend: Backend, dir: string, opts: LoadOptio
     if (opts.quantization !== 'none' && opts.quantization !== 'expertsint8') {
       throw new Error(`load options: unknown quantization ${JSON.stringify(opts.quantization)} (supported: none, expertsint8)`);
     }
-    const configPath = join(dir, 'config.json');
-    const configText = await readFile(configPath, 'utf8').catch((cause: unknown) => {
-      throw new Error(`${configPath}: cannot read`, { cause });
-    });
-    const config = parseJambaConfig(configText, configPath);
+    const config = await readConfig(dir);
+    const shard = backend.shard;
+    checkShardable(config, shard.size);
     const checkpoint = await openCheckpoint(dir);
     try {
       const store = new WeightStore(backend, opts.quantization === 'expertsint8');
+      // A tensor-parallel rank reads only its shard of each tensor.
+      const select: SelectTensor | undefined =
+        shard.size > 1 ? (name, shape, bytesPerElement) => selection(shape, bytesPerElement, tensorSlice(name, config, shard), shard.rank) : undefined;
       const loadStats = await loadWeights(
         checkpoint,
         jambaTensorSpecs(config),
-        { ignorable: ignorableTensors(config), onProgress: opts.onProgress },
+        { ignorable: ignorableTensors(config), onProgress: opts.onProgress, select },
         (name, tensor) => store.add(name, tensor),
       );
       return { ...finishModel(config, backend, store, opts), loadStats };
@@ -67,6 +85,7 @@ export async function loadModelOn(backend: Backend, dir: string, opts: LoadOptio
 /** Pools sized (on a GPU from what the weights left) and the model built over the placed weights. */
 function finishModel(config: JambaConfig, backend: Backend, store: WeightStore, opts: ModelLimits): LoadedModel {
   const memory = backend.deviceMemory();
+  const local = localConfig(config, backend.shard); // a rank's pools hold its share of the heads and channels
   const limits = {
     maxModelLen: opts.maxModelLen ?? defaultMaxModelLen(config, memory !== undefined),
     maxNumSeqs: opts.maxNumSeqs,
@@ -77,14 +96,14 @@ function finishModel(config: JambaConfig, backend: Backend, store: WeightStore, 
   if (memory) {
     const maxRows = opts.maxNumBatchedTokens ?? DEFAULT_MAX_BATCHED_TOKENS;
     const reserved = backend.reserveActivations({
-      activationBytes: activationBytesBound(config, maxRows, opts.maxNumSeqs, backend.activationElementBytes),
+      activationBytes: activationBytesBound(local, maxRows, opts.maxNumSeqs, backend.activationElementBytes),
       maxRows,
       maxSeqs: opts.maxNumSeqs,
       maxBlocksPerSeq: Math.ceil(limits.maxModelLen / (limits.kvBlockSize ?? 16)),
     });
-    geometry = deviceCacheGeometry(config, limits, backend.cacheElementBytes, memory, opts.gpuMemoryUtilization ?? 0.9, reserved);
+    geometry = deviceCacheGeometry(local, limits, backend.cacheElementBytes, memory, opts.gpuMemoryUtilization ?? 0.9, reserved);
   } else {
-    geometry = cacheGeometry(config, limits, backend.cacheElementBytes);
+    geometry = cacheGeometry(local, limits, backend.cacheElementBytes);
   }
   const runner = new JambaModel(config, backend, store, geometry);
   return {

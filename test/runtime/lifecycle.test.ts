@@ -151,7 +151,7 @@ test('the CLI explains bad flags and unavailable backends', async () => {
   const model = fixtureDir('jamba-tiny');
   const tp = await run(['serve', '--model', model, '--port', '0', '--backend', 'cpu', '--tensor-parallel-size', '8']);
   expect(tp.code).toBe(1);
-  expect(tp.out).toContain('tensor parallel size 8 is not supported by the cpu backend yet');
+  expect(tp.out).toContain("tensor parallel size 8 does not divide the model's attention heads (4)");
   if (!(await cudaAvailable()).ok) {
     const cuda = await run(['serve', '--model', model, '--port', '0', '--backend', 'cuda']);
     expect(cuda.code).toBe(1);

@@ -7,16 +7,23 @@ export function silu(v: number): number {
   return v / (1 + Math.exp(-v));
 }
 
-export function embedding(table: Tensor, ids: Int32Array): CpuTensor {
+/**
+ * Rows of `table` for the token ids. With `slice`, the table holds ids [slice.first, slice.first + rows) of
+ * a vocabulary of slice.vocab (a tensor-parallel shard): other ids give zero rows.
+ */
+export function embedding(table: Tensor, ids: Int32Array, slice?: { first: number; vocab: number }): CpuTensor {
   const t = cpu(table, 'embedding');
-  const [vocab, hidden] = t.shape as [number, number];
+  const [rows, hidden] = t.shape as [number, number];
+  const first = slice?.first ?? 0;
+  const vocab = slice?.vocab ?? rows;
   const src = t.data as Float32Array;
   const out = f32(ids.length, hidden);
   const dst = out.data as Float32Array;
   for (let r = 0; r < ids.length; r++) {
     const id = ids[r]!;
     if (id < 0 || id >= vocab) throw new Error(`embedding: token id ${id} outside vocabulary 0..${vocab - 1}`);
-    dst.set(src.subarray(id * hidden, (id + 1) * hidden), r * hidden);
+    const local = id - first;
+    if (local >= 0 && local < rows) dst.set(src.subarray(local * hidden, (local + 1) * hidden), r * hidden);
   }
   return out;
 }

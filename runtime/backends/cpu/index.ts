@@ -28,7 +28,8 @@ import { mambaConv, selectiveScan } from './mamba.js';
 import { linear } from './matmul.js';
 import { CpuExpertSet, moeExperts, routerTopK } from './moe.js';
 import { rmsNorm } from './norm.js';
-import { cpu, CpuKvCache, CpuMambaState, CpuTensor } from './tensor.js';
+import { cpu, CpuKvCache, CpuMambaState, CpuTensor, f32Data } from './tensor.js';
+import type { SharedMemoryCollective } from '../../parallel/collective.js';
 
 /** Runs an allocation, turning V8's bare RangeError into one that says what was too big. */
 function allocating<T>(what: string, bytes: number, make: () => T): T {
@@ -51,10 +52,15 @@ export class CpuBackend implements Backend {
   readonly name = 'cpu';
   readonly computesOnCallingThread = true;
   readonly cacheElementBytes: CacheElementBytes = { kv: 4, convState: 4, ssmState: 4 };
-  readonly tensorParallelSize = 1;
+  readonly shard: { readonly rank: number; readonly size: number };
   private weightBytes = 0;
   private readonly caches = new Set<CpuKvCache | CpuMambaState>();
   private step?: StepInputs;
+
+  /** Alone, or rank `collective.rank` of a tensor-parallel group whose ranks exchange through `collective`. */
+  constructor(private readonly collective?: SharedMemoryCollective) {
+    this.shard = { rank: collective?.rank ?? 0, size: collective?.size ?? 1 };
+  }
 
   upload(data: Float32Array | Int8Array | Int32Array, shape: readonly number[]): Tensor {
     this.weightBytes += data.byteLength;
@@ -178,8 +184,18 @@ export class CpuBackend implements Backend {
   }
 
   // --- ops: each lives in the file of its family ---------------------------------------------
-  embedding(table: Tensor): Tensor {
-    return embedding(table, this.stepInputs('embedding').tokenIds);
+  embedding(table: Tensor, firstId = 0): Tensor {
+    const ids = this.stepInputs('embedding').tokenIds;
+    if (this.shard.size === 1 && firstId === 0) return embedding(table, ids);
+    return embedding(table, ids, { first: firstId, vocab: table.shape[0]! * this.shard.size });
+  }
+  allReduce(x: Tensor): void {
+    if (this.collective) this.collective.allReduce(f32Data(x, 'allReduce'));
+  }
+  allGatherColumns(x: Tensor): Tensor {
+    if (!this.collective) return x;
+    const t = cpu(x, 'allGatherColumns');
+    return new CpuTensor(this.collective.allGatherColumns(t.data as Float32Array, t.rows, t.cols), [t.rows, t.cols * this.shard.size]);
   }
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
     return rmsNorm(x, weight, eps);

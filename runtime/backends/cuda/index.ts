@@ -74,7 +74,7 @@ export class CudaBackend implements Backend {
   readonly computesOnCallingThread = false;
   readonly cacheElementBytes: CacheElementBytes = { kv: 2, convState: 2, ssmState: 4 };
   readonly activationElementBytes = { act: 2, acc: 4 };
-  readonly tensorParallelSize = 1;
+  readonly shard = { rank: 0, size: 1 };
   private readonly program = new Program();
   private readonly owned = new Set<number>();
   private weightBytes = 0;
@@ -431,7 +431,16 @@ export class CudaBackend implements Backend {
     return out;
   }
 
-  embedding(table: Tensor): Tensor {
+  allReduce(): void {
+    // One device: the group is this backend alone (multi-GPU groups come with NCCL, not yet built).
+  }
+
+  allGatherColumns(x: Tensor): Tensor {
+    return x;
+  }
+
+  embedding(table: Tensor, firstId = 0): Tensor {
+    if (firstId !== 0) throw new Error('embedding: vocabulary slices need a tensor-parallel group (not on one device)');
     const step = this.open('embedding');
     const t = cuda(table, 'embedding', 'bf16', 'f32');
     const [vocab, hidden] = t.shape as [number, number];
