@@ -113,6 +113,8 @@ export interface EngineStats {
   stateSlotsTotal: number;
   /** Sequences preempted (state dropped, recomputed later) for lack of KV blocks, since start. */
   preemptions: number;
+  /** Running sequences not scheduled because their readers are behind. */
+  pausedForReaders: number;
 }
 
 /** A request the engine will not take; `reason` tells the server which HTTP status fits. */
@@ -139,6 +141,13 @@ interface Tracked {
 }
 
 const now = (): number => performance.now() / 1000;
+
+/**
+ * Outputs queued for a reader before its sequence stops being scheduled, and the level at which it
+ * resumes: a client that stops reading holds its KV blocks and state slot, not a growing queue.
+ */
+const PAUSE_AT_QUEUED = 32;
+const RESUME_AT_QUEUED = 8;
 
 export class Engine {
   private readonly scheduler: Scheduler;
@@ -204,6 +213,7 @@ export class Engine {
       stateSlotsInUse: this.slots.numInUse,
       stateSlotsTotal: this.slots.numSlots,
       preemptions: this.scheduler.numPreemptions,
+      pausedForReaders: this.scheduler.running.filter((s) => s.paused).length,
     };
   }
 
@@ -270,6 +280,12 @@ export class Engine {
       seed,
       text: new OutputText(this.decode, seq.tokenIds, seq.numPromptTokens, request.params.stop),
       outputs: new AsyncQueue(),
+    };
+    t.outputs.onTake = (left) => {
+      if (seq.paused && left <= RESUME_AT_QUEUED) {
+        seq.paused = false;
+        this.kick();
+      }
     };
     this.tracked.set(seq, t);
     this.scheduler.add(seq);
@@ -433,6 +449,7 @@ export class Engine {
       }
       t.outputs.push(this.output(t, [token], finishReason));
       if (finishReason) this.finish(t, finishReason, false);
+      else if (t.outputs.length >= PAUSE_AT_QUEUED) seq.paused = true;
     }
     if (promptTokensDone > 0) this.observer.onPromptTokens?.(promptTokensDone);
     if (generated > 0) this.observer.onGenerationTokens?.(generated);

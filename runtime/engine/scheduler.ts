@@ -40,8 +40,9 @@ export class Scheduler {
     private readonly slots: StateSlotManager,
   ) {}
 
+  /** Something can be scheduled (sequences paused for their readers do not count). */
   get hasWork(): boolean {
-    return this.waiting.length > 0 || this.running.length > 0;
+    return this.waiting.length > 0 || this.running.some((s) => !s.paused);
   }
 
   add(seq: Sequence): void {
@@ -71,7 +72,7 @@ export class Scheduler {
     // 1. Decodes: one token each.
     for (const seq of [...this.running]) {
       if (budget <= 0) break;
-      if (seq.status !== 'running' || seq.numUncomputedTokens !== 1) continue;
+      if (seq.status !== 'running' || seq.paused || seq.numUncomputedTokens !== 1) continue;
       scheduleRunning(seq, 1);
     }
     // 2. Prompts part-way through prefill: their next chunk.

@@ -45,6 +45,8 @@ export class Sequence {
   stopReason?: string | number;
   /** Set when the client goes away while the sequence is inside a model step. */
   abortRequested = false;
+  /** Its reader has fallen behind: it keeps its KV blocks and state slot but is not scheduled. */
+  paused = false;
 
   constructor(
     readonly requestId: string,

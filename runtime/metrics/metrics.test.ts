@@ -26,7 +26,7 @@ const VLLM_FAMILIES: Array<[string, string, number[]?]> = [
 ];
 
 const stats: EngineStats = {
-  running: 3, waiting: 2, kvBlocksUsed: 30, kvBlocksTotal: 40, kvUsageRatio: 0.75, stateSlotsInUse: 3, stateSlotsTotal: 8, preemptions: 0,
+  running: 3, waiting: 2, kvBlocksUsed: 30, kvBlocksTotal: 40, kvUsageRatio: 0.75, stateSlotsInUse: 3, stateSlotsTotal: 8, preemptions: 0, pausedForReaders: 0,
 };
 
 // Arrived at 10 s, first step at 10.5, first token at 11.25, last at 13.25: queue 0.5, prefill 0.75, decode 2.
