@@ -18,8 +18,9 @@ test('a stalled reader holds at most 32 queued outputs; reading resumes generati
     expect(reference).toHaveLength(80);
 
     const stalled = engine.generate({ promptTokenIds: prompt, params: greedy(80) });
-    // Nobody reads: the engine runs until the queue is full, then goes idle with the request unfinished.
-    await new Promise((r) => setTimeout(r, 1500));
+    // Nobody reads: the engine runs until the queue is full, then pauses the request, unfinished.
+    for (const deadline = Date.now() + 30_000; engine.stats().pausedForReaders === 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 200)); // and stays paused
     const stats = engine.stats();
     expect(stats).toMatchObject({ running: 1, pausedForReaders: 1 });
     expect(stats.kvBlocksUsed).toBeGreaterThan(0);
