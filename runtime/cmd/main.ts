@@ -7,6 +7,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseServeArgs, serveUsage, type ServeConfig, UsageError } from './args.js';
 import { bench, benchUsage } from './bench.js';
+import { downloadUsage, parseDownloadArgs, runDownload } from './download.js';
 import { jsonLogger } from '../server/log.js';
 import { startRuntime } from '../server/runtime.js';
 import { startTracing, stopTracing } from '../../common/tracing.js';
@@ -16,6 +17,7 @@ const TOP_USAGE = `Usage: jamba-runtime <command> [options]
 Commands:
   serve    Serve a Jamba checkpoint over the OpenAI API (see: jamba-runtime serve --help)
   bench    Benchmark the model or single ops (see: jamba-runtime bench --help)
+  download Download a checkpoint from the Hugging Face Hub (see: jamba-runtime download --help)
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -33,23 +35,29 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
   }
+  if (command === 'download') return subcommand('download', () => parseDownloadArgs(rest), downloadUsage, runDownload);
   if (command !== 'serve') {
     process.stderr.write(`jamba-runtime: unknown command '${command}'\n\n${TOP_USAGE}`);
     return 2;
   }
-  let config: ServeConfig | 'help';
+  return subcommand('serve', () => parseServeArgs(rest), serveUsage, serve);
+}
+
+/** Parses a subcommand's flags (usage errors exit 2 with the usage, --help prints it) and runs it. */
+async function subcommand<C>(name: string, parse: () => C | 'help', usage: () => string, run: (config: C) => Promise<number>): Promise<number> {
+  let config: C | 'help';
   try {
-    config = parseServeArgs(rest);
+    config = parse();
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`jamba-runtime serve: ${error.message}\n\n${serveUsage()}`);
+    process.stderr.write(`jamba-runtime ${name}: ${error.message}\n\n${usage()}`);
     return 2;
   }
   if (config === 'help') {
-    process.stdout.write(serveUsage());
+    process.stdout.write(usage());
     return 0;
   }
-  return serve(config);
+  return run(config);
 }
 
 async function serve(config: ServeConfig): Promise<number> {

@@ -1,0 +1,215 @@
+// Downloads one revision of a Hub repository into a directory, atomically: files land under
+// temporary names in DIR/.jamba-download/ and are renamed into place once verified, and the marker
+// DIR/.jamba-download-complete.json (naming the repository, the revision and its commit) is written
+// last. A run that finds the marker for the same revision does nothing; one that finds temporary files
+// of an interrupted run resumes them.
+import { mkdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { DownloadError, formatBytes } from './errors.js';
+import { fetchFile, Semaphore } from './file-fetch.js';
+import { DEFAULT_INCLUDE, matchesFilter } from './filters.js';
+import { DEFAULT_RETRY, HubHttp, type RetryPolicy } from './http.js';
+import { listRevision, resolveUrl, type RepoFile } from './hub-api.js';
+import { DownloadProgress } from './progress.js';
+
+export const MARKER_FILE = '.jamba-download-complete.json';
+export const STATE_DIR = '.jamba-download';
+const VERIFY_ATTEMPTS = 3;
+
+export interface CompletionMarker {
+  repo: string;
+  revision: string;
+  commit: string;
+  files: { path: string; size: number; sha256?: string; blobId?: string }[];
+  bytes: number;
+  completedAt: string;
+}
+
+export interface DownloadOptions {
+  repo: string;
+  revision: string;
+  dir: string;
+  endpoint: string;
+  token?: string;
+  include?: string[];
+  exclude?: string[];
+  /** Requests in flight at once, over all files. */
+  connections?: number;
+  /** Files fetched at once. */
+  filesAtOnce?: number;
+  /** Size of one ranged request. */
+  chunkBytes?: number;
+  retry?: RetryPolicy;
+  idleTimeoutMs?: number;
+  progress?: DownloadProgress;
+  onRetry?: (info: { url: string; attempt: number; delayMs: number; reason: string }) => void;
+  /** Free bytes on the volume of `dir`; statfs by default (tests replace it to simulate a full disk). */
+  freeBytes?: (dir: string) => Promise<number>;
+  userAgent?: string;
+}
+
+export interface DownloadResult {
+  marker: CompletionMarker;
+  /** True when the marker was already there: nothing was listed or fetched. */
+  alreadyComplete: boolean;
+  /** Bytes fetched from the network by this run. */
+  bytesFetched: number;
+}
+
+export const DOWNLOAD_DEFAULTS = { connections: 16, filesAtOnce: 4, chunkBytes: 32 * 1024 * 1024, idleTimeoutMs: 60_000 };
+
+async function readMarker(dir: string): Promise<CompletionMarker | undefined> {
+  try {
+    return JSON.parse(await readFile(path.join(dir, MARKER_FILE), 'utf8')) as CompletionMarker;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The marker is trusted only if every file it names is still there at its size. */
+async function completeMarker(dir: string, repo: string, revision: string): Promise<CompletionMarker | undefined> {
+  const m = await readMarker(dir);
+  if (!m || m.repo !== repo || m.revision !== revision) return undefined;
+  for (const f of m.files) {
+    const st = await stat(path.join(dir, f.path)).catch(() => undefined);
+    if (!st || st.size !== f.size) return undefined;
+  }
+  return m;
+}
+
+async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  const tmp = `${file}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`);
+  await rename(tmp, file);
+}
+
+export async function statfsFreeBytes(dir: string): Promise<number> {
+  const s = await statfs(dir);
+  return s.bavail * s.bsize;
+}
+
+function fileKey(f: RepoFile): string {
+  return f.sha256 ?? f.blobId ?? `size-${f.size}`;
+}
+
+/** A name for the temporary files of `f` that changes when its content does (no resuming across versions). */
+function tempBase(dir: string, f: RepoFile): string {
+  return path.join(dir, STATE_DIR, `${f.path.replace(/\//g, '__')}.${fileKey(f).slice(0, 16)}`);
+}
+
+export function checkedDir(dir: string, file: string): string {
+  const target = path.resolve(dir, file);
+  if (!target.startsWith(path.resolve(dir) + path.sep)) throw new DownloadError('InvalidListing', `refusing a file outside the target directory: ${file}`);
+  return target;
+}
+
+export async function download(o: DownloadOptions): Promise<DownloadResult> {
+  const progress = o.progress ?? new DownloadProgress(o.repo, o.revision);
+  await mkdir(o.dir, { recursive: true });
+  const existing = await completeMarker(o.dir, o.repo, o.revision);
+  if (existing) {
+    progress.start(existing.commit, existing.files);
+    for (const f of existing.files) progress.resumedFrom(f.path, f.size);
+    progress.setPhase('Downloaded');
+    return { marker: existing, alreadyComplete: true, bytesFetched: 0 };
+  }
+  // A stale marker (another revision, or files missing) no longer describes the directory, but the
+  // files it lists were verified: those still there at the size and hash the listing gives are kept.
+  const stale = await readMarker(o.dir);
+
+  const connections = o.connections ?? DOWNLOAD_DEFAULTS.connections;
+  const http = new HubHttp({
+    token: o.token, retry: o.retry ?? DEFAULT_RETRY, idleTimeoutMs: o.idleTimeoutMs ?? DOWNLOAD_DEFAULTS.idleTimeoutMs,
+    connections, userAgent: o.userAgent ?? 'jamba-runtime/0.1.0', onRetry: o.onRetry,
+  });
+  try {
+    const listing = await listRevision(http, o.endpoint, o.repo, o.revision);
+    const filter = { include: o.include ?? DEFAULT_INCLUDE, exclude: o.exclude ?? [] };
+    const files = listing.files.filter((f) => matchesFilter(f.path, filter));
+    if (files.length === 0) {
+      throw new DownloadError('NoFiles', `${o.repo}@${o.revision}: none of its ${listing.files.length} files match --include ${filter.include.join(',')}${filter.exclude.length ? ` --exclude ${filter.exclude.join(',')}` : ''}`);
+    }
+    for (const f of files) checkedDir(o.dir, f.path);
+    await rm(path.join(o.dir, MARKER_FILE), { force: true });
+    progress.start(listing.commit, files);
+    await mkdir(path.join(o.dir, STATE_DIR), { recursive: true });
+    const verifiedPath = path.join(o.dir, STATE_DIR, 'verified.json');
+    const verified = JSON.parse(await readFile(verifiedPath, 'utf8').catch(() => '{}')) as Record<string, string>;
+    if (stale?.repo === o.repo) for (const f of stale.files) verified[f.path] ??= fileKey({ ...f });
+
+    const pending: RepoFile[] = [];
+    for (const f of files) {
+      const st = await stat(path.join(o.dir, f.path)).catch(() => undefined);
+      if (st?.size === f.size && verified[f.path] === fileKey(f)) {
+        progress.resumedFrom(f.path, f.size);
+        progress.fileDone();
+      } else pending.push(f);
+    }
+    await checkSpace(o, pending);
+
+    const requests = new Semaphore(connections);
+    const chunkBytes = o.chunkBytes ?? DOWNLOAD_DEFAULTS.chunkBytes;
+    let recording = Promise.resolve();
+    const queue = [...pending];
+    const worker = async (): Promise<void> => {
+      for (let f = queue.shift(); f; f = queue.shift()) {
+        const base = tempBase(o.dir, f);
+        const target = path.join(o.dir, f.path);
+        const fetchOptions = {
+          http, file: f, url: resolveUrl(o.endpoint, o.repo, listing.commit, f.path), tmpPath: `${base}.incomplete`, partsPath: `${base}.parts.json`,
+          chunkBytes, requests, progress,
+        };
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await fetchFile(fetchOptions);
+            break;
+          } catch (error) {
+            if (!(error instanceof DownloadError && error.code === 'VerificationFailed' && attempt < VERIFY_ATTEMPTS)) throw error;
+            o.onRetry?.({ url: f.path, attempt, delayMs: 0, reason: error.message });
+            progress.restart(f.path);
+          }
+        }
+        await mkdir(path.dirname(target), { recursive: true });
+        await rename(fetchOptions.tmpPath, target);
+        await rm(fetchOptions.partsPath, { force: true });
+        verified[f.path] = fileKey(f);
+        const snapshot = { ...verified };
+        await (recording = recording.then(() => writeJsonAtomic(verifiedPath, snapshot)));
+        progress.fileDone();
+      }
+    };
+    const filesAtOnce = Math.max(1, o.filesAtOnce ?? DOWNLOAD_DEFAULTS.filesAtOnce);
+    await Promise.all(Array.from({ length: Math.min(filesAtOnce, pending.length) }, worker));
+
+    const marker: CompletionMarker = {
+      repo: o.repo, revision: o.revision, commit: listing.commit,
+      files: files.map((f) => ({ path: f.path, size: f.size, ...(f.sha256 ? { sha256: f.sha256 } : {}), ...(f.blobId ? { blobId: f.blobId } : {}) })),
+      bytes: files.reduce((s, f) => s + f.size, 0),
+      completedAt: new Date().toISOString(),
+    };
+    await writeJsonAtomic(path.join(o.dir, MARKER_FILE), marker);
+    await rm(path.join(o.dir, STATE_DIR), { recursive: true, force: true });
+    progress.setPhase('Downloaded');
+    return { marker, alreadyComplete: false, bytesFetched: progress.bytesFetched() };
+  } catch (error) {
+    const e = error instanceof DownloadError ? error : new DownloadError('HttpError', (error as Error).message);
+    progress.fail(e.code, e.message);
+    throw e;
+  } finally {
+    await http.close();
+  }
+}
+
+/** Refuses to start when the volume cannot hold what is left to fetch, saying how much is needed. */
+async function checkSpace(o: DownloadOptions, pending: RepoFile[]): Promise<void> {
+  let needed = 0;
+  for (const f of pending) {
+    const tmp = await stat(`${tempBase(o.dir, f)}.incomplete`).catch(() => undefined);
+    // Temporary files are sparse: what they already hold on disk counts as present.
+    needed += Math.max(0, f.size - (tmp ? tmp.blocks * 512 : 0));
+  }
+  const free = await (o.freeBytes ?? statfsFreeBytes)(o.dir);
+  if (needed > free) {
+    throw new DownloadError('DiskFull', `not enough space in ${o.dir}: the download needs ${formatBytes(needed)} (${needed} bytes) more, ${formatBytes(free)} free; enlarge the volume (cache claim) or free space`);
+  }
+}
