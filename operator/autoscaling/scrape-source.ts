@@ -1,0 +1,99 @@
+// The default metrics source: GET each pod's /metrics with undici (bounded concurrency, short timeouts),
+// keep the token counters' samples over the metrics window, and turn them into rates (rates.ts: resets
+// count from zero). A pod that does not answer is missing this round, never a zero.
+import { Agent, request } from 'undici';
+import { parseExposition, type Exposition } from '../../common/exposition.js';
+import { counterRate, trimToWindow, type CounterSample } from './rates.js';
+import {
+  RUNTIME_METRICS, errorText, tokenCounters, type MetricsQuery, type MetricsReport, type MetricsSource, type PodReading, type PodTarget,
+} from './metrics-source.js';
+
+export interface ScrapeSourceOptions {
+  /** Scrapes in flight at once, over all pods (default 16). */
+  concurrency?: number;
+  /** Whole-request timeout per pod (default 2 s). */
+  timeoutMs?: number;
+  now?: () => number;
+}
+
+function sum(e: Exposition, name: string): number | undefined {
+  const matching = e.samples.filter((s) => s.name === name);
+  return matching.length === 0 ? undefined : matching.reduce((total, s) => total + s.value, 0);
+}
+
+/** Runs `tasks` with at most `limit` in flight. */
+async function bounded<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await task(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+export class ScrapeSource implements MetricsSource {
+  readonly kind = 'scrape';
+  private readonly agent: Agent;
+  private readonly timeoutMs: number;
+  private readonly concurrency: number;
+  private readonly now: () => number;
+  /** Token counter samples by JambaDeployment key, then pod uid. */
+  private readonly samples = new Map<string, Map<string, CounterSample[]>>();
+
+  constructor(o: ScrapeSourceOptions = {}) {
+    this.timeoutMs = o.timeoutMs ?? 2000;
+    this.concurrency = o.concurrency ?? 16;
+    this.now = o.now ?? Date.now;
+    this.agent = new Agent({ connect: { timeout: this.timeoutMs }, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, keepAliveTimeout: 30_000 });
+  }
+
+  private async scrape(pod: PodTarget): Promise<Exposition> {
+    const res = await request(`http://${pod.address}/metrics`, { dispatcher: this.agent, signal: AbortSignal.timeout(this.timeoutMs) });
+    const text = await res.body.text();
+    if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
+    return parseExposition(text);
+  }
+
+  async read(q: MetricsQuery): Promise<MetricsReport> {
+    const key = `${q.namespace}/${q.jambaDeployment}`;
+    const previous = this.samples.get(key) ?? new Map<string, CounterSample[]>();
+    const kept = new Map<string, CounterSample[]>();
+    const pods = new Map<string, PodReading>();
+    const errors: string[] = [];
+    const targets = q.pods.filter((p) => p.address);
+    await bounded(targets, this.concurrency, async (pod) => {
+      try {
+        const e = await this.scrape(pod);
+        const at = this.now();
+        const counters = tokenCounters(q.tokens).map((name) => sum(e, name));
+        if (counters.some((c) => c === undefined)) throw new Error(`no ${tokenCounters(q.tokens).join(' / ')} in its /metrics`);
+        const history = trimToWindow([...(previous.get(pod.uid) ?? []), { at, value: counters.reduce((a, b) => a! + b!, 0)! }], q.windowSeconds * 1000);
+        kept.set(pod.uid, history);
+        const inUse = sum(e, RUNTIME_METRICS.stateSlotsInUse);
+        const total = sum(e, RUNTIME_METRICS.stateSlotsTotal);
+        pods.set(pod.name, {
+          tokensPerSecond: counterRate(history),
+          waitingRequests: sum(e, RUNTIME_METRICS.waiting) ?? 0,
+          runningRequests: sum(e, RUNTIME_METRICS.running) ?? 0,
+          kvCacheUsage: sum(e, RUNTIME_METRICS.kvCacheUsage) ?? 0,
+          ...(inUse !== undefined && total ? { stateUsage: inUse / total } : {}),
+          sampledAt: at,
+        });
+      } catch (err) {
+        // Keep what we had: one failed scrape does not lose the window.
+        const old = previous.get(pod.uid);
+        if (old) kept.set(pod.uid, old);
+        errors.push(`pod ${pod.name} (${pod.address}): ${errorText(err)}`);
+      }
+    });
+    this.samples.set(key, kept);
+    return { pods, errors, failed: targets.length > 0 && pods.size === 0 };
+  }
+
+  forget(namespace: string, jambaDeployment: string): void {
+    this.samples.delete(`${namespace}/${jambaDeployment}`);
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
