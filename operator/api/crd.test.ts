@@ -16,7 +16,7 @@ describe('CRD', () => {
     expect(spec.required).toEqual(['model']);
     expect(spec.properties.quantization).toMatchObject({ default: 'ExpertsInt8', enum: ['ExpertsInt8', 'None'] });
     expect(spec.properties.maxContextLength).toMatchObject({ default: 262144, maximum: 262144 });
-    expect(spec.properties.gpusPerReplica).toMatchObject({ default: 8, enum: [1, 2, 4, 8] });
+    expect(spec.properties.gpusPerReplica).toMatchObject({ default: 8, enum: [0, 1, 2, 4, 8] });
     expect(spec.properties.gpu.properties.minMemoryMiB.default).toBe(80000);
     expect(spec.properties.runtime.properties.startupTimeoutSeconds.default).toBe(3600);
     expect(buildCrd()).toEqual(crd);

@@ -1,7 +1,7 @@
 // The JambaDeployment API: the one source of truth. The CRD YAML (crds/) is generated from these
 // declarations (generate-crd.ts) and the TypeScript types below are inferred from them.
 import type { V1Affinity, V1EnvVar, V1ObjectMeta, V1ResourceRequirements, V1Toleration } from '@kubernetes/client-node';
-import { memoryFitRule } from './memory-fit-rule.js';
+import { cpuModelRule, memoryFitRule } from './memory-fit-rule.js';
 import {
   array, boolean, embedded, enumOf, integer, number, object, required, string, stringMap, withDefault, withRules,
   type TypeOf,
@@ -13,7 +13,8 @@ export const KIND = 'JambaDeployment';
 export const PLURAL = 'jambadeployments';
 export const API_VERSION = `${GROUP}/${VERSION}`;
 export const MAX_CONTEXT_LENGTH = 262144;
-export const GPU_COUNTS = [1, 2, 4, 8] as const;
+/** 0 runs the replica on the CPU backend (development clusters, tests); otherwise its GPUs = tensor-parallel degree. */
+export const GPU_COUNTS = [0, 1, 2, 4, 8] as const;
 /** The CRD's default runtime image; the operator's --default-runtime-image replaces it. */
 export const DEFAULT_RUNTIME_IMAGE = 'ghcr.io/jamba-serving/jamba-runtime:0.1.0';
 
@@ -113,7 +114,7 @@ const runtime = object({
   args: array(string({ maxLength: 4096 }), { maxItems: 64, description: 'Extra arguments appended to `jamba-runtime serve`.' }),
   env: embedded<V1EnvVar[]>('array'),
   resources: embedded<V1ResourceRequirements>('object', {
-    description: 'CPU/memory for the runtime container; the GPU limit always comes from gpusPerReplica.',
+    description: 'CPU/memory for the runtime container; the GPU limit always comes from gpusPerReplica (none when 0).',
   }),
   port: withDefault(integer({ minimum: 1, maximum: 65535 }), 8000),
   maxNumSeqs: integer({ minimum: 1, maximum: 4096, description: 'Sequences batched at once (runtime --max-num-seqs).' }),
@@ -162,7 +163,10 @@ export const specField = withRules(
     model: required(model),
     quantization: withDefault(enumOf(['ExpertsInt8', 'None'] as const, { description: 'ExpertsInt8 quantizes MoE experts and MLPs to int8 at load time.' }), 'ExpertsInt8'),
     maxContextLength: withDefault(integer({ minimum: 1, maximum: MAX_CONTEXT_LENGTH }), MAX_CONTEXT_LENGTH),
-    gpusPerReplica: withDefault(integer({ enum: GPU_COUNTS, description: 'Tensor-parallel degree: 1, 2, 4 or 8.' }), 8),
+    gpusPerReplica: withDefault(integer({
+      enum: GPU_COUNTS,
+      description: 'GPUs per replica = tensor-parallel degree: 1, 2, 4 or 8. 0 runs on the CPU backend (no GPU request), for small checkpoints in development and tests.',
+    }), 8),
     gpu: withDefault(gpu, {}),
     replicas: withDefault(integer({ minimum: 0, maximum: 1000 }), 1),
     autoscaling: autoscaling,
@@ -171,7 +175,7 @@ export const specField = withRules(
     service: withDefault(service, {}),
     inferencePool: inferencePool,
   }),
-  [memoryFitRule()],
+  [memoryFitRule(), cpuModelRule()],
 );
 
 const condition = object({

@@ -2,7 +2,7 @@
 // from sizing.ts's table (never written by hand). CEL sees only the object, so the rule is keyed on
 // known model names; unknown names pass (the controller cannot size them either).
 import type { CelRule } from './schema-builder.js';
-import { FIT_ADVICE, KNOWN_MODELS, USABLE_PERCENT, sizingOf, type ModelSizing } from './sizing.js';
+import { CPU_ADVICE, FIT_ADVICE, KNOWN_MODELS, USABLE_PERCENT, sizingOf, type ModelSizing } from './sizing.js';
 
 interface Group {
   names: string[];
@@ -47,9 +47,12 @@ function chain(groups: Group[], branch: (g: Group) => string, fallback: string):
   return groups.reduceRight((rest, g) => `(${inGroup(g)} ? ${branch(g)} : ${rest})`, fallback);
 }
 
+const ON_CPU = 'self.gpusPerReplica == 0';
+
 export function memoryFitRule(): CelRule {
   const groups = groupBySizing();
-  const rule = chain(groups, (g) => `${requiredExpr(g.sizing)} <= ${USABLE}`, 'true');
+  // On the CPU there is no GPU memory to fit; cpuModelRule speaks for that case.
+  const rule = `${ON_CPU} || ${chain(groups, (g) => `${requiredExpr(g.sizing)} <= ${USABLE}`, 'true')}`;
   const messageExpression =
     `'model ' + self.model.name + ' with quantization ' + self.quantization + ' needs ~' + ` +
     `${chain(groups, (g) => weightsGBText(g.sizing), "'?'")} + ' GB of weights + ' + ` +
@@ -59,6 +62,20 @@ export function memoryFitRule(): CelRule {
     rule,
     message: `the model does not fit the GPUs of one replica; ${FIT_ADVICE}`,
     messageExpression,
+    reason: 'FieldValueInvalid',
+  };
+}
+
+/** Refuses a known (published, tens of GB or more) model on the CPU backend, saying why. */
+export function cpuModelRule(): CelRule {
+  const groups = groupBySizing();
+  const known = groups.map(inGroup).join(' || ');
+  return {
+    rule: `!(${ON_CPU} && (${known}))`,
+    message: `the model is too large for the CPU backend; ${CPU_ADVICE}`,
+    messageExpression:
+      `'model ' + self.model.name + ' with quantization ' + self.quantization + ' needs ~' + ` +
+      `${chain(groups, (g) => weightsGBText(g.sizing), "'?'")} + ' GB of weights, too large for the CPU backend; ${CPU_ADVICE}'`,
     reason: 'FieldValueInvalid',
   };
 }

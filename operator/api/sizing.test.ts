@@ -12,6 +12,8 @@ describe('sizing', () => {
     ['ai21labs/AI21-Jamba-1.5-Mini', 'ExpertsInt8', 262144, 1, 80000, true], // 55 GB + 4 GiB KV
     ['AI21LABS/ai21-jamba-1.5-mini', 'None', 262144, 1, 80000, false], // names compare case-insensitively
     ['my-org/some-other-model', 'None', 262144, 1, 1000, true], // unknown models are not checked
+    ['ai21labs/AI21-Jamba-1.5-Mini', 'ExpertsInt8', 4096, 0, 80000, false], // a known model never runs on the CPU backend
+    ['my-org/tiny-jamba', 'None', 4096, 0, 80000, true], // unknown (small) checkpoints may
   ] as const)('%s %s ctx=%i on %i×%i MiB fits=%s', (modelName, quantization, maxContextLength, gpusPerReplica, minMemoryMiB, fits) => {
     expect(checkFit({ modelName, quantization, maxContextLength, gpusPerReplica, minMemoryMiB }).fits).toBe(fits);
   });
@@ -34,5 +36,13 @@ describe('sizing', () => {
     expect(msg).toContain('needs ~796 GB of weights + 36 KiB of KV cache per token');
     expect(msg).toContain('8 GPUs × 80000 MiB leave 576000 MiB usable');
     expect(msg).toContain('use quantization ExpertsInt8');
+  });
+
+  test('a known model on the CPU is refused with why and what to change', () => {
+    const input: FitInput = { modelName: 'ai21labs/AI21-Jamba-1.5-Mini', quantization: 'ExpertsInt8', maxContextLength: 4096, gpusPerReplica: 0, minMemoryMiB: 80000 };
+    const r = checkFit(input);
+    expect(r.cpu).toBe(true);
+    expect(fitMessage(input, r)).toBe('model ai21labs/AI21-Jamba-1.5-Mini with quantization ExpertsInt8 needs ~56 GB of weights, too large for the CPU backend; ' +
+      'the CPU backend (gpusPerReplica: 0) is for small checkpoints in development and tests; set gpusPerReplica to 1, 2, 4 or 8');
   });
 });

@@ -96,6 +96,8 @@ export interface FitInput {
 export interface FitResult {
   /** False only for a known model that cannot fit; unknown models are assumed to fit. */
   fits: boolean;
+  /** gpusPerReplica 0: the CPU backend, which serves no known (published, large) model. */
+  cpu: boolean;
   known: boolean;
   requiredMiB?: number;
   usableMiB: number;
@@ -112,10 +114,20 @@ export function requiredMiB(m: ModelSizing, quantization: Quantization, maxConte
 
 export function checkFit(i: FitInput): FitResult {
   const usable = usableMiB(i.gpusPerReplica, i.minMemoryMiB);
+  const cpu = i.gpusPerReplica === 0;
   const m = knownSizing(i.modelName);
-  if (!m) return { fits: true, known: false, usableMiB: usable };
+  if (!m) return { fits: true, cpu, known: false, usableMiB: usable };
   const required = requiredMiB(m, i.quantization, i.maxContextLength);
-  return { fits: required <= usable, known: true, requiredMiB: required, usableMiB: usable, weightsGB: m.weightsGB[i.quantization] };
+  return { fits: !cpu && required <= usable, cpu, known: true, requiredMiB: required, usableMiB: usable, weightsGB: m.weightsGB[i.quantization] };
+}
+
+export const CPU_ADVICE =
+  'the CPU backend (gpusPerReplica: 0) is for small checkpoints in development and tests; set gpusPerReplica to 1, 2, 4 or 8';
+
+/** The API server's sentence for a known model on the CPU (the CEL messageExpression builds the same text). */
+export function cpuSentence(i: Pick<FitInput, 'modelName' | 'quantization'>, m: ModelSizing): string {
+  return `model ${i.modelName} with quantization ${i.quantization} needs ~${m.weightsGB[i.quantization]} GB of weights, ` +
+    `too large for the CPU backend; ${CPU_ADVICE}`;
 }
 
 export const FIT_ADVICE =
@@ -134,6 +146,7 @@ export function fitSentence(i: FitInput, m: ModelSizing): string {
 export function fitMessage(i: FitInput, r: FitResult): string {
   const m = knownSizing(i.modelName);
   if (!m) return `model ${i.modelName} has no known size`;
+  if (r.cpu) return cpuSentence(i, m);
   return `${fitSentence(i, m)} (~${r.requiredMiB} MiB needed at maxContextLength ${i.maxContextLength}; ` +
     `${i.gpusPerReplica} GPUs × ${i.minMemoryMiB} MiB leave ${r.usableMiB} MiB usable)`;
 }

@@ -22,6 +22,24 @@ describe('desired children', () => {
     ]);
   });
 
+  test('gpusPerReplica 0: the CPU backend, no GPU limit, affinity or toleration; the user\'s own scheduling kept', () => {
+    const cpu = desiredDeployment(jambaDeployment({
+      model: { name: 'tiny', source: { hostPath: { path: '/data/tiny' } } }, gpusPerReplica: 0,
+      runtime: { resources: { requests: { cpu: '1' }, limits: { memory: '2Gi' } } },
+      scheduling: { tolerations: [{ key: 'dedicated', operator: 'Exists' }] },
+    })).spec!.template.spec!;
+    const rc = cpu.containers[0]!;
+    expect(rc.args).toContain('cpu');
+    expect(rc.args![rc.args!.indexOf('--backend') + 1]).toBe('cpu');
+    expect(rc.args).not.toContain('--tensor-parallel-size');
+    expect(rc.resources).toEqual({ requests: { cpu: '1' }, limits: { memory: '2Gi' } });
+    expect(cpu.tolerations).toEqual([{ key: 'dedicated', operator: 'Exists' }]);
+    expect(cpu.affinity).toBeUndefined();
+    const bare = desiredDeployment(jambaDeployment({ model: { name: 'tiny', source: { hostPath: { path: '/data/tiny' } } }, gpusPerReplica: 0 })).spec!.template.spec!;
+    expect(bare.tolerations).toBeUndefined();
+    expect(bare.containers[0]!.resources).toEqual({});
+  });
+
   test('runtime args come from the spec', () => {
     expect(c.command).toEqual(['jamba-runtime']);
     expect(c.args).toEqual(['serve', '--model', '/models/jamba-mini', '--host', '0.0.0.0', '--port', '8000', '--backend', 'cuda',

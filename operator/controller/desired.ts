@@ -86,6 +86,15 @@ export function modelVolume(spec: JambaDeploymentSpec): ModelVolume {
   return { volumes: [volume], mounts, modelPath, initContainers: [download] };
 }
 
+/** gpusPerReplica 0 runs on the CPU backend in one process; otherwise CUDA split over the replica's GPUs. */
+export function onCpu(spec: JambaDeploymentSpec): boolean {
+  return spec.gpusPerReplica === 0;
+}
+
+function backendArgs(spec: JambaDeploymentSpec): string[] {
+  return onCpu(spec) ? ['--backend', 'cpu'] : ['--backend', 'cuda', '--tensor-parallel-size', String(spec.gpusPerReplica)];
+}
+
 export function runtimeArgs(spec: JambaDeploymentSpec, modelPath: string): string[] {
   const r = spec.runtime;
   return [
@@ -93,8 +102,7 @@ export function runtimeArgs(spec: JambaDeploymentSpec, modelPath: string): strin
     '--model', modelPath,
     '--host', '0.0.0.0',
     '--port', String(r.port),
-    '--backend', 'cuda',
-    '--tensor-parallel-size', String(spec.gpusPerReplica),
+    ...backendArgs(spec),
     '--quantization', spec.quantization === 'ExpertsInt8' ? 'expertsint8' : 'none',
     '--max-model-len', String(spec.maxContextLength),
     '--served-model-name', spec.model.name,
@@ -106,9 +114,10 @@ export function runtimeArgs(spec: JambaDeploymentSpec, modelPath: string): strin
   ];
 }
 
-/** The GPU limit always comes from gpusPerReplica, whatever runtime.resources says. */
+/** The GPU limit always comes from gpusPerReplica (none on the CPU), whatever runtime.resources says. */
 function containerResources(spec: JambaDeploymentSpec): V1ResourceRequirements {
   const user = spec.runtime.resources ?? {};
+  if (onCpu(spec)) return { ...user };
   const gpu = { [spec.gpu.resourceName]: String(spec.gpusPerReplica) };
   const requests = user.requests ? { ...user.requests, ...gpu } : undefined;
   return { ...(requests ? { requests } : {}), limits: { ...(user.limits ?? {}), ...gpu } };
@@ -124,9 +133,10 @@ function gpuRequirements(spec: JambaDeploymentSpec): V1NodeSelectorRequirement[]
   return reqs;
 }
 
-/** The user's affinity with the GPU requirements ANDed into each of their node-selector terms. */
-export function podAffinity(spec: JambaDeploymentSpec): V1Affinity {
+/** The user's affinity with the GPU requirements ANDed into each of their node-selector terms (on the CPU: theirs alone). */
+export function podAffinity(spec: JambaDeploymentSpec): V1Affinity | undefined {
   const user = spec.scheduling?.affinity ?? {};
+  if (onCpu(spec)) return spec.scheduling?.affinity;
   const gpu = gpuRequirements(spec);
   const userTerms = user.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
   const terms: V1NodeSelectorTerm[] = userTerms.length === 0
@@ -142,10 +152,14 @@ export function podAffinity(spec: JambaDeploymentSpec): V1Affinity {
 }
 
 export function podTolerations(spec: JambaDeploymentSpec): V1Toleration[] {
-  return [
-    { key: spec.gpu.resourceName, operator: 'Exists', effect: 'NoSchedule' },
-    ...(spec.scheduling?.tolerations ?? []),
-  ];
+  const gpuTaint: V1Toleration[] = onCpu(spec) ? [] : [{ key: spec.gpu.resourceName, operator: 'Exists', effect: 'NoSchedule' }];
+  return [...gpuTaint, ...(spec.scheduling?.tolerations ?? [])];
+}
+
+/** `{ [key]: value }`, or nothing for an absent value or empty list (so the applied object names no empty field). */
+function optional<K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> {
+  if (value === undefined || (Array.isArray(value) && value.length === 0)) return {};
+  return { [key]: value } as Record<K, V>;
 }
 
 export function desiredDeployment(jd: JambaDeployment, defaults: OperatorDefaults = {}): V1Deployment {
@@ -189,8 +203,8 @@ export function desiredDeployment(jd: JambaDeployment, defaults: OperatorDefault
           ...(model.initContainers.length > 0 ? { initContainers: model.initContainers } : {}),
           containers: [container],
           volumes: [...model.volumes, { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: '16Gi' } }],
-          tolerations: podTolerations(spec),
-          affinity: podAffinity(spec),
+          ...optional('tolerations', podTolerations(spec)),
+          ...optional('affinity', podAffinity(spec)),
           ...(spec.scheduling?.nodeSelector ? { nodeSelector: spec.scheduling.nodeSelector } : {}),
           ...(spec.scheduling?.priorityClassName ? { priorityClassName: spec.scheduling.priorityClassName } : {}),
           terminationGracePeriodSeconds: PRESTOP_SLEEP_SECONDS + r.drainTimeoutSeconds + 5,

@@ -50,6 +50,13 @@ describe('planChildren', () => {
     expect(p.blocked?.reason).toBe('InsufficientGPUMemory');
     expect(p.blocked?.message).toContain('needs ~796 GB of weights');
   });
+
+  test('a known model on the CPU is blocked with its own reason', () => {
+    const p = planChildren(jambaDeployment({ gpusPerReplica: 0 }), { pods: [] });
+    expect(p.apply).toEqual([]);
+    expect(p.blocked?.reason).toBe('ModelTooLargeForCPU');
+    expect(p.blocked?.message).toContain('too large for the CPU backend');
+  });
 });
 
 test('childEvents: one event for what was created, one per drift repair', () => {

@@ -54,7 +54,7 @@ export function planChildren(jd: JambaDeployment, observed: Observed, defaults: 
   const replicas = desiredReplicas(jd.spec);
   // Defence in depth: the CRD's CEL rule refuses these, but an older CRD or a status-only edit could let one in.
   const fit = checkFit(fitInput(jd));
-  if (!fit.fits) return { desiredReplicas: replicas, apply: [], remove: [], blocked: { reason: 'InsufficientGPUMemory', message: fitMessage(fitInput(jd), fit) } };
+  if (!fit.fits) return { desiredReplicas: replicas, apply: [], remove: [], blocked: { reason: fit.cpu ? 'ModelTooLargeForCPU' : 'InsufficientGPUMemory', message: fitMessage(fitInput(jd), fit) } };
   const pool = desiredInferencePool(jd);
   const actions = [
     action('Deployment', desiredDeployment(jd, defaults), observed.deployment),

@@ -7,7 +7,7 @@
 //   Progressing True: RolloutInProgress | Scaling | Loading
 //               False: RolloutComplete | ProgressDeadlineExceeded | a pod problem above (the rollout is stalled)
 //   Degraded    True: Unschedulable | CrashLoopBackOff | ImagePullBackOff | ProgressDeadlineExceeded |
-//                     InsufficientGPUMemory | ApplyFailed       False: AsExpected
+//                     InsufficientGPUMemory | ModelTooLargeForCPU | ApplyFailed     False: AsExpected
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import type { Condition, JambaDeployment, JambaDeploymentStatus } from '../api/jambadeployment.js';
 import { selectorString } from './labels.js';
@@ -16,7 +16,7 @@ export type ConditionType = 'Ready' | 'Progressing' | 'Degraded';
 
 /** Why the operator could not even apply the children (the Deployment may be missing or stale). */
 export interface Blocked {
-  reason: 'InsufficientGPUMemory' | 'ApplyFailed';
+  reason: 'InsufficientGPUMemory' | 'ModelTooLargeForCPU' | 'ApplyFailed';
   message: string;
 }
 
@@ -76,7 +76,7 @@ export function summarizePods(pods: V1Pod[]): PodSummary {
 export function unschedulableMessage(jd: JambaDeployment, pods: V1Pod[]): string {
   const g = jd.spec.gpu;
   const scheduler = podCondition(pods[0]!, 'PodScheduled')?.message ?? '';
-  const gpuRelated = scheduler === '' || scheduler.includes(`Insufficient ${g.resourceName}`) || /node affinity|didn't match|untolerated taint/.test(scheduler);
+  const gpuRelated = jd.spec.gpusPerReplica > 0 && (scheduler === '' || scheduler.includes(`Insufficient ${g.resourceName}`) || /node affinity|didn't match|untolerated taint/.test(scheduler));
   const products = g.products && g.products.length > 0 ? ` and product in [${g.products.join(', ')}]` : '';
   const why = gpuRelated ? `no node has ${jd.spec.gpusPerReplica} free ${g.resourceName} with ≥ ${g.minMemoryMiB} MiB${products}; ` : '';
   return `${why}${pods.length} pod(s) pending${scheduler ? ` (scheduler: ${scheduler})` : ''}`;

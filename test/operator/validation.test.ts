@@ -1,6 +1,6 @@
 // Every validation rule of the CRD, enforced by the real API server, with a message that says what to fix.
 import path from 'node:path';
-import { checkFit, fitSentence, knownSizing } from '../../operator/api/sizing.js';
+import { checkFit, cpuSentence, fitSentence, knownSizing } from '../../operator/api/sizing.js';
 import { kubectl, withNamespace } from '../harness/cluster.js';
 import { repoRoot } from '../harness/exec.js';
 import { LARGE, MINI, createJd, createJdRejected, getJd, installCrd } from './support.js';
@@ -16,7 +16,7 @@ describe('the API server refuses invalid JambaDeployments', () => {
     ['two model sources', { model: { name: MINI, source: { ...hostPath, pvc: { claimName: 'w' } } } }, 'model.source must set exactly one of pvc, hostPath or huggingFace'],
     ['minReplicas > maxReplicas', { autoscaling: { enabled: true, minReplicas: 3, maxReplicas: 2 } }, 'autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas'],
     ['maxContextLength above 256K', { maxContextLength: 262145 }, 'spec.maxContextLength: Invalid value: 262145: spec.maxContextLength in body should be less than or equal to 262144'],
-    ['gpusPerReplica 3', { gpusPerReplica: 3 }, 'spec.gpusPerReplica: Unsupported value: 3: supported values: "1", "2", "4", "8"'],
+    ['gpusPerReplica 3', { gpusPerReplica: 3 }, 'spec.gpusPerReplica: Unsupported value: 3: supported values: "0", "1", "2", "4", "8"'],
     ['unknown quantization', { quantization: 'fp8' }, 'spec.quantization: Unsupported value: "fp8": supported values: "ExpertsInt8", "None"'],
     ['missing model name', { model: { source: hostPath } }, 'spec.model.name: Required value'],
     ['hostPath not absolute', { model: { name: MINI, source: { hostPath: { path: 'models' } } } }, 'spec.model.source.hostPath.path in body should match'],
@@ -37,6 +37,12 @@ describe('the API server refuses invalid JambaDeployments', () => {
   });
 });
 
+test.each([MINI, LARGE])('%s on the CPU (gpusPerReplica 0): refused with the sizing module\'s sentence', async (model) => {
+  const msg = await createJdRejected(ns.name, 'cpu-big', { model: { name: model, source: hostPath }, gpusPerReplica: 0, maxContextLength: 4096 });
+  expect(msg).toContain(`spec: Invalid value: ${cpuSentence({ modelName: model, quantization: 'ExpertsInt8' }, knownSizing(model)!)}`);
+  expect(msg).not.toContain('does not fit the GPUs');
+});
+
 test('the API server and sizing.ts draw the line at the same MiB', async () => {
   // The smallest gpu.minMemoryMiB that fits Large/None at 256K on 8 GPUs, found with the TypeScript estimate.
   const fitsWith = (m: number) => checkFit({ modelName: LARGE, quantization: 'None', maxContextLength: 262144, gpusPerReplica: 8, minMemoryMiB: m }).fits;
@@ -55,6 +61,7 @@ test('the examples are valid JambaDeployments', async () => {
   const out = await kubectl(['apply', '--dry-run=server', '-n', ns.name, '-f', path.join(repoRoot, 'examples')]);
   expect(out).toMatch(/jambadeployment.serving.jamba.dev\/jamba-mini created \(server dry run\)/);
   expect(out).toMatch(/jambadeployment.serving.jamba.dev\/jamba-large created \(server dry run\)/);
+  expect(out).toMatch(/jambadeployment.serving.jamba.dev\/jamba-tiny created \(server dry run\)/);
 });
 
 describe('the API server accepts what fits and fills the defaults', () => {
@@ -64,6 +71,7 @@ describe('the API server accepts what fits and fills the defaults', () => {
     ['Mini None on 2×80 GB', { model: { name: MINI, source: hostPath }, quantization: 'None', gpusPerReplica: 2 }],
     ['Large None with a short context on 8×110 GB', { model: { name: LARGE, source: hostPath }, quantization: 'None', maxContextLength: 4096, gpu: { minMemoryMiB: 110000 } }],
     ['an unknown model is not sized', { model: { name: 'my-org/fine-tuned-jamba', source: hostPath }, quantization: 'None', gpusPerReplica: 1 }],
+    ['a small unknown checkpoint on the CPU', { model: { name: 'jamba-tiny', source: hostPath }, quantization: 'None', gpusPerReplica: 0, maxContextLength: 4096 }],
   ])('%s', async (_name, spec) => {
     const name = `ok-${Math.random().toString(36).slice(2, 8)}`;
     await createJd(ns.name, name, spec);
