@@ -30,7 +30,7 @@ native:
 gpu-bundle: build native
 	bash tools/gpu/bundle.sh
 
-# kubectl, helm, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (built from Go modules).
+# kubectl, helm, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kwok (built from Go modules).
 tools:
 	bash tools/cluster/build-tools.sh
 

@@ -1,6 +1,6 @@
 // The fake GPU nodes look like 8×H100-80GB hosts to the scheduler and to anything reading their labels.
 import type { V1Node, V1NodeList } from '@kubernetes/client-node';
-import { addGpuNodes, kubectl, kubectlJson } from '../harness/cluster.js';
+import { KWOK_CPU_TOLERATION, REAL_NODE, addGpuNodes, kubectl, kubectlJson } from '../harness/cluster.js';
 
 const defaultGpuNodes = ['gpu-node-0', 'gpu-node-1', 'gpu-node-2', 'gpu-node-3'];
 
@@ -40,11 +40,20 @@ describe('local cluster nodes', () => {
     expect(Number(node.status?.allocatable?.cpu)).toBeGreaterThanOrEqual(96);
   });
 
-  test('the CPU node has no GPUs and no GPU taint', () => {
+  test('the KWOK CPU node has no GPUs, and a taint so that nothing lands there by accident', () => {
     const node = nodes.get('cpu-node-0')!;
     expect(node.status?.allocatable?.['nvidia.com/gpu']).toBeUndefined();
     expect(node.metadata?.labels?.['nvidia.com/gpu.present']).toBeUndefined();
+    expect(node.spec?.taints).toEqual([{ key: KWOK_CPU_TOLERATION.key, value: 'true', effect: 'NoSchedule' }]);
+  });
+
+  test('the real node is Ready, untainted, without GPUs, and runs containerd', () => {
+    const node = nodes.get(REAL_NODE)!;
+    expect(isReady(node)).toBe(true);
     expect(node.spec?.taints ?? []).toEqual([]);
+    expect(node.status?.allocatable?.['nvidia.com/gpu']).toBeUndefined();
+    expect(node.status?.nodeInfo?.containerRuntimeVersion).toMatch(/^containerd:\/\//);
+    expect(node.metadata?.labels).toMatchObject({ type: 'real' });
   });
 
   test('addGpuNodes adds Ready nodes of another GPU type to the running cluster', async () => {

@@ -2,6 +2,8 @@
 // and the controller manager, scheduler and KWOK carry on once their watches reconnect.
 import * as k8s from '@kubernetes/client-node';
 import {
+  KWOK_CPU_TOLERATION,
+  KWOK_ONLY,
   createTestNamespace,
   deleteTestNamespace,
   kubectl,
@@ -32,7 +34,7 @@ test('the API server restarts, keeps its objects, and the control plane works on
   // The scheduler and KWOK: a new pod is bound and run.
   await core.createNamespacedPod({
     namespace: ns.name,
-    body: { metadata: { name: 'after' }, spec: { containers: [{ name: 'main', image: 'registry.example/app:1' }] } },
+    body: { metadata: { name: 'after' }, spec: { containers: [{ name: 'main', image: 'registry.example/app:1' }], tolerations: [KWOK_CPU_TOLERATION], affinity: KWOK_ONLY } },
   });
   const pod = await waitFor(
     async () => {

@@ -1,6 +1,6 @@
 // The real scheduler places GPU pods by nvidia.com/gpu and the GPU taint; KWOK runs what it places.
 import type { V1Pod } from '@kubernetes/client-node';
-import { kubectl, kubectlJson, waitFor, withNamespace } from '../harness/cluster.js';
+import { PAUSE_IMAGE, REAL_NODE, kubectl, kubectlJson, waitFor, withNamespace } from '../harness/cluster.js';
 
 const ns = withNamespace('scheduling');
 
@@ -58,14 +58,20 @@ test('a pod asking for 9 GPUs stays Pending as Unschedulable', async () => {
   expect(pod.spec?.nodeName).toBeUndefined();
 });
 
-test('a pod that does not tolerate the GPU taint goes to the CPU node', async () => {
-  await kubectl(['-n', ns.name, 'apply', '-f', '-'], { input: podManifest('plain', {}, false) });
+test('a pod without a GPU request runs for real on the real node, not on the tainted KWOK CPU node', async () => {
+  const plain = JSON.parse(podManifest('plain', {}, false));
+  // The node's own sandbox image: present in its containerd, so nothing is pulled.
+  plain.spec.containers[0].image = PAUSE_IMAGE;
+  plain.spec.containers[0].imagePullPolicy = 'Never';
+  await kubectl(['-n', ns.name, 'apply', '-f', '-'], { input: JSON.stringify(plain) });
   const pod = await waitFor(
     async () => {
       const p = await getPod('plain');
-      return p.status?.phase === 'Running' ? p : undefined;
+      return p.status?.phase === 'Running' && p.status.containerStatuses?.[0]?.state?.running ? p : undefined;
     },
-    { description: 'pod plain to be Running' },
+    { description: 'pod plain to be Running on the real node' },
   );
-  expect(pod.spec?.nodeName).toBe('cpu-node-0');
+  expect(pod.spec?.nodeName).toBe(REAL_NODE);
+  expect(pod.status?.podIP).toMatch(/^10\.213\.\d+\.\d+$/);
+  expect(pod.status?.containerStatuses?.[0]?.containerID).toMatch(/^containerd:\/\//);
 });

@@ -1,6 +1,6 @@
 // The controller manager runs: Deployments get ReplicaSets and Pods, and owners' deletion is cascaded.
 import type { V1ConfigMap, V1Deployment, V1PodList, V1ReplicaSetList } from '@kubernetes/client-node';
-import { kubectl, kubectlJson, waitFor, withNamespace } from '../harness/cluster.js';
+import { KWOK_CPU_TOLERATION, KWOK_ONLY, kubectl, kubectlJson, waitFor, withNamespace } from '../harness/cluster.js';
 
 const ns = withNamespace('workloads');
 
@@ -13,7 +13,8 @@ const deployment = {
     selector: { matchLabels: { app: 'web' } },
     template: {
       metadata: { labels: { app: 'web' } },
-      spec: { containers: [{ name: 'web', image: 'registry.example/web:1' }] },
+      // KWOK runs these (no real image): they tolerate the KWOK CPU node's taint and are kept off the real node.
+      spec: { containers: [{ name: 'web', image: 'registry.example/web:1' }], tolerations: [KWOK_CPU_TOLERATION], affinity: KWOK_ONLY },
     },
   },
 };

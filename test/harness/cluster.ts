@@ -5,6 +5,16 @@ import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { clusterDir, run, runClusterScript, toolPath } from './exec.js';
 
+/** The taint on the KWOK CPU node (tools/cluster/nodes.sh): pods that tolerate it may land there and run as KWOK fakes. */
+export const KWOK_CPU_TOLERATION = { key: 'jamba.dev/kwok-cpu-node', operator: 'Exists', effect: 'NoSchedule' } as const;
+/** Node affinity for pods that only KWOK should run (fake images): never the real node. */
+export const KWOK_ONLY = {
+  nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'type', operator: 'In', values: ['kwok'] }] }] } },
+};
+/** The node where pods run for real (tools/cluster/node.sh), and its sandbox image, always present there. */
+export const REAL_NODE = 'real-node';
+export const PAUSE_IMAGE = 'localhost/jamba-serving/pause:1';
+
 export function kubeconfigPath(): string {
   return path.join(clusterDir, 'kubeconfig');
 }

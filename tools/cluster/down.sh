@@ -19,7 +19,9 @@ case "${1:-}" in
   *) die "usage: down.sh [--if-started-by=NAME]" ;;
 esac
 
-# Clients first, so the API server has no open watches to drain; etcd last.
+# The real node first (its pods, containers and network), then the clients, so the API server has no
+# open watches to drain; etcd last.
+node_down
 stop_components 15 kwok kube-scheduler kube-controller-manager
 stop_components 15 kube-apiserver
 stop_components 15 etcd
@@ -29,11 +31,17 @@ rm -f "$CLUSTER_DIR/started-by"
 strays=()
 for proc in /proc/[0-9]*; do
   argv0="$(tr '\0' '\n' 2>/dev/null <"$proc/cmdline" | head -n1)" 2>/dev/null || continue
-  for c in "${COMPONENTS[@]}"; do
+  for c in "${COMPONENTS[@]}" "${NODE_COMPONENTS[@]}"; do
     [[ "$argv0" == "$BIN/$c" ]] && strays+=("${proc#/proc/} ($c)")
   done
 done
 if ((${#strays[@]})); then
   die "cluster processes not started by up.sh are still running: ${strays[*]}; stop them by PID"
 fi
-log "cluster down; no cluster process left"
+for pid in $(node_shim_pids); do strays+=("$pid (containerd shim of this node)"); done
+if ((${#strays[@]})); then
+  die "cluster processes not started by up.sh are still running: ${strays[*]}; stop them by PID"
+fi
+ip netns list 2>/dev/null | grep -qw "$NETNS" && die "network namespace $NETNS is still there"
+ip link show "$BRIDGE" >/dev/null 2>&1 && die "bridge $BRIDGE is still there"
+log "cluster down; no cluster process, container, network namespace or bridge left"

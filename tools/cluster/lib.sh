@@ -43,8 +43,16 @@ load_config() {
   KCM_PORT="${KCM_PORT:-10357}"
   SCHEDULER_PORT="${SCHEDULER_PORT:-10359}"
   KWOK_PORT="${KWOK_PORT:-10347}"
-  SERVICE_CIDR="${SERVICE_CIDR:-10.96.0.0/16}"
+  # Each cluster's own Service range: the real node's kube-proxy routes it from the host (node.sh).
+  SERVICE_CIDR="${SERVICE_CIDR:-10.214.$(node_slot).0/24}"
   POD_CIDR="${POD_CIDR:-10.244.0.0/16}"
+}
+
+# 1..250, from the cluster directory: the real node's address ranges (node.sh); REAL_NODE_SLOT overrides.
+node_slot() {
+  local id
+  id="$(printf '%s' "$CLUSTER_DIR" | sha256sum | cut -c1-4)"
+  echo "${REAL_NODE_SLOT:-$(( 16#$id % 250 + 1 ))}"
 }
 
 save_config() {
@@ -79,12 +87,15 @@ pid_of() {
 }
 
 # Runs a component detached (own session, output to its log) so it outlives the caller, e.g. jest.
+# With COMPONENT_NETNS set it runs in that network namespace (`ip netns exec` execs in place: same PID).
 start_component() {
   local name="$1"; shift
   mkdir -p "$LOGS" "$PIDS"
   echo "=== $(date -u +%FT%TZ) starting $name" >>"$LOGS/$name.log"
+  local prefix=()
+  [[ -n "${COMPONENT_NETNS:-}" ]] && prefix=(ip netns exec "$COMPONENT_NETNS")
   # 9>&-: the daemon must not inherit (and so keep holding) the scripts' lock.
-  setsid "$BIN/$name" "$@" </dev/null >>"$LOGS/$name.log" 2>&1 9>&- &
+  "${prefix[@]}" setsid "$BIN/$name" "$@" </dev/null >>"$LOGS/$name.log" 2>&1 9>&- &
   echo "$!" >"$PIDS/$name.pid"
 }
 
@@ -194,17 +205,25 @@ component_healthy() {
     kube-controller-manager) curl --silent --fail --max-time 3 -k "https://127.0.0.1:$KCM_PORT/healthz" ;;
     kube-scheduler) curl --silent --fail --max-time 3 -k "https://127.0.0.1:$SCHEDULER_PORT/healthz" ;;
     kwok) curl --silent --fail --max-time 3 "http://127.0.0.1:$KWOK_PORT/healthz" ;;
+    containerd) crictl_node info ;;
+    kubelet) curl --silent --fail --max-time 3 "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz" ;;
+    kube-proxy) kube_proxy_healthy ;;
+    apiserver-relay) true ;;
   esac
 }
 
 cluster_healthy() {
   [[ -f "$KUBECONFIG_ADMIN" ]] || return 1
+  node_names
   local c
-  for c in "${COMPONENTS[@]}"; do component_healthy "$c" >/dev/null 2>&1 || return 1; done
+  for c in "${COMPONENTS[@]}" "${NODE_COMPONENTS[@]}"; do component_healthy "$c" >/dev/null 2>&1 || return 1; done
 }
 
 any_component_running() {
   local c
-  for c in "${COMPONENTS[@]}"; do [[ -n "$(pid_of "$c")" ]] && return 0; done
+  for c in "${COMPONENTS[@]}" "${NODE_COMPONENTS[@]}"; do [[ -n "$(pid_of "$c")" ]] && return 0; done
   return 1
 }
+
+# shellcheck source=node.sh
+source "$(dirname "${BASH_SOURCE[0]}")/node.sh"

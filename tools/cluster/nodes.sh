@@ -53,6 +53,16 @@ spec:
     value: present
     effect: NoSchedule
 EOF
+  else
+    # Nothing lands on this fake node by accident (KWOK runs no container): pods without a GPU request
+    # go to the real node unless they tolerate this taint.
+    cat <<EOF
+spec:
+  taints:
+  - key: $KWOK_CPU_TAINT_KEY
+    value: "true"
+    effect: NoSchedule
+EOF
   fi
   local resources
   resources="$(printf '    cpu: "%s"\n    memory: %s\n    pods: "110"\n    ephemeral-storage: 3500Gi\n' "$cpu" "$memory")"

@@ -5,7 +5,7 @@
 # client certificates of the API server (to etcd), the admin, the controller manager, the scheduler and
 # KWOK; a front-proxy CA signs the API server's aggregation-layer client certificate; the
 # service-account signing key stands apart. Keys are ECDSA P-256 (fast to make).
-PKI_LAYOUT=2  # bump when the set of files changes, so an older .cluster/pki is regenerated
+PKI_LAYOUT=3  # bump when the set of files changes, so an older .cluster/pki is regenerated
 
 # openssl's chatter goes to a log; a failure names the step.
 _openssl() { openssl "$@" 2>>"$PKI/openssl.log" || die "openssl $1 failed (see $PKI/openssl.log)"; }
@@ -57,6 +57,10 @@ ensure_pki() {
   _sign kube-scheduler "/CN=system:kube-scheduler" "$_client_ext"
   # KWOK writes the status of every fake node and its pods, which only a cluster admin may do.
   _sign kwok "/O=system:masters/CN=kwok-controller" "$_client_ext"
+  # The real node (node.sh): the kubelet as a member of system:nodes (Node authorizer), and kube-proxy
+  # (bound to system:node-proxier by the API server's bootstrap policy).
+  _sign kubelet "/O=system:nodes/CN=system:node:$REAL_NODE_NAME" "$_client_ext"
+  _sign kube-proxy "/CN=system:kube-proxy" "$_client_ext"
   _sign front-proxy-client "/CN=front-proxy-client" "$_client_ext" front-proxy-ca
   _new_key "$PKI/sa.key"
   _openssl pkey -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"

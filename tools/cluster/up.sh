@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the local Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver (TLS, client-certificate
-# auth, RBAC), kube-controller-manager, kube-scheduler and KWOK with fake GPU nodes. Writes the admin
+# auth, RBAC), kube-controller-manager, kube-scheduler and KWOK with fake GPU nodes, and one real node
+# (containerd, runc, CNI bridge, kubelet, kube-proxy: node.sh) where pods without a GPU request run. Writes the admin
 # kubeconfig to .cluster/kubeconfig. If a healthy cluster is already up it says so and does nothing.
 #
 # Environment (defaults in brackets):
@@ -53,6 +54,7 @@ stop_after_failure() {
   local status=$?
   ((status == 0)) && return
   log "start failed; stopping what was started (logs kept in $LOGS)"
+  node_down
   stop_components 15 kwok kube-scheduler kube-controller-manager
   stop_components 15 kube-apiserver
   stop_components 15 etcd
@@ -141,6 +143,10 @@ done
 # Pods can be created in a namespace only once its `default` ServiceAccount exists.
 wait_until 60 "service accounts are being created" kctl -n default get serviceaccount default \
   || die "the controller manager did not create the default ServiceAccount (log: $LOGS/kube-controller-manager.log)"
+
+# The real node: pods without a GPU request run here for real (node.sh).
+node_up
+log "real node $REAL_NODE_NAME and kube-proxy up ($((SECONDS - T0)) s)"
 
 [[ -n "${CLUSTER_STARTED_BY:-}" ]] && echo "$CLUSTER_STARTED_BY" >"$CLUSTER_DIR/started-by"
 log "cluster up in $((SECONDS - T0)) s; kubeconfig: $KUBECONFIG_ADMIN"
