@@ -28,6 +28,7 @@ Options:
   --max-num-batched-tokens N     prefill chunk                              [default: 8192]
   --steps N                      timed decode steps per batch size          [default: 20]
   --ops LIST                     op benchmarks instead of the model: moe, attention, mamba
+  --moe-tokens LIST              token counts of the MoE op benchmark       [default: 1,8,64,256,1024,4096]
   --serve URL                    a streaming load against a running server instead (output tok/s, TTFT, ITL)
   --served-model NAME            the model id the server serves                     [with --serve]
   --concurrency N                streams at once                                   [default: 64]
@@ -55,7 +56,7 @@ function int(name: string, value: string | undefined, fallback: number, min = 1)
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
-async function opBenches(ops: string[]): Promise<OpBenchRow[]> {
+async function opBenches(ops: string[], moeTokens: number[]): Promise<OpBenchRow[]> {
   const { CudaBackend } = await import('../backends/cuda/index.js');
   const { OpBench } = await import('../bench/op-bench.js');
   const b = await CudaBackend.open();
@@ -64,7 +65,7 @@ async function opBenches(ops: string[]): Promise<OpBenchRow[]> {
     const bench = new OpBench(b, log);
     const rows: OpBenchRow[] = [];
     for (const op of ops) {
-      if (op === 'moe') rows.push(...(await bench.moe([1, 8, 64, 256, 1024, 4096])));
+      if (op === 'moe') rows.push(...(await bench.moe(moeTokens)));
       else if (op === 'attention') rows.push(...(await bench.attention([4096, 32768, 131072, 262144], [[1, 262144], [64, 4096]])));
       else if (op === 'mamba') rows.push(...(await bench.mamba([4096, 32768, 131072], [1, 8, 64, 256])));
       else throw new UsageError(`unknown op '${op}' (moe, attention, mamba)`);
@@ -92,6 +93,7 @@ export async function bench(argv: string[]): Promise<number> {
       'max-num-batched-tokens': { type: 'string' },
       steps: { type: 'string' },
       ops: { type: 'string' },
+      'moe-tokens': { type: 'string' },
       serve: { type: 'string' },
       'served-model': { type: 'string' },
       concurrency: { type: 'string' },
@@ -124,7 +126,7 @@ export async function bench(argv: string[]): Promise<number> {
     const s = output.serve!;
     log(`serve: ${s.requests} requests (${s.failed} failed, ${s.truncated} cut) in ${s.seconds.toFixed(1)} s: ${s.outputTokensPerSecond.toFixed(0)} output tok/s, TTFT p50 ${s.ttftMs.p50.toFixed(0)} / p99 ${s.ttftMs.p99.toFixed(0)} ms, ITL p50 ${s.itlMs.p50.toFixed(1)} / p99 ${s.itlMs.p99.toFixed(1)} ms`);
   } else if (values.ops) {
-    output = { ops: await opBenches(values.ops.split(',')) };
+    output = { ops: await opBenches(values.ops.split(','), list(values['moe-tokens'], [1, 8, 64, 256, 1024, 4096])) };
   } else {
     if (!values.preset) throw new UsageError('--preset NAME or --ops LIST is required');
     if (!values['random-weights']) throw new UsageError('--preset needs --random-weights (the preset has no checkpoint)');

@@ -3,7 +3,8 @@
 //      Jamba-1.5-Mini shapes;
 //   2. the committed Hugging Face fixtures through the HTTP API with --backend cuda, bf16 and
 //      ExpertsInt8: greedy tokens identical wherever the reference's top-1/top-2 margin exceeds
-//      MARGIN (past a closer call the two may legitimately part), log-probabilities within LOGPROB_TOL;
+//      MARGIN (past a closer call the two may legitimately part), log-probabilities within a tolerance
+//      measured from Hugging Face's own bf16 run of the same cases (JAMBA_HF_BF16, see below);
 //   3. continuous batching: all cases at once give what each gives alone (same rule).
 // Prints one line per check and writes everything as JSON to the file given as the first argument.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -17,13 +18,28 @@ import { RUNTIME_DEFAULTS, startRuntime, type Runtime } from '../../runtime/serv
 /** Steps whose reference top-1/top-2 gap is at most this may pick either token (the CUDA issue's rule). */
 const MARGIN = 0.05;
 /**
- * Log-probability tolerance against the fp32 reference. The CUDA backend rounds activations to bf16
- * (8 significant bits: relative error up to 2^-9 per rounding) about six times per layer; over the
- * fixtures' 7-8 layers that is ~50 roundings, a random walk of √50·2^-9 ≈ 1.4% relative error on the
- * hidden state, and the fixtures' logits are a few units large: a few hundredths of a nat. 0.1 leaves
- * room for that and still catches any real defect (a wrong op moves logprobs by whole nats).
+ * Log-probability tolerance against the fp32 reference, for a runtime that rounds activations to bf16.
+ * Measured, not guessed: tools/gpu/hf_bf16_deviation.py runs Hugging Face's own Jamba in bf16 over the
+ * same cases (teacher-forced on the reference's path), and on these small random-weight models it moves
+ * the chosen and top-5 logprobs by up to 1–2.4 nats (docs/benchmarks/cuda.md). A case passes when its
+ * worst deviation is within HF_FACTOR × HF-bf16's worst on that case (never below LOGPROB_TOL), and its
+ * tokens may part only where the reference's margin is within HF_FACTOR × HF-bf16's disturbance at that
+ * step (the largest move of a top-5 logprob there; never below MARGIN). HF_FACTOR allows for another
+ * bf16 implementation's rounding to land elsewhere in the same distribution. Without that file (no
+ * torch), the fixed LOGPROB_TOL applies to every case.
  */
 const LOGPROB_TOL = 0.1;
+const HF_FACTOR = 2;
+
+interface HfDeviation {
+  chosen: number[];
+  top5: number[];
+  worst: number;
+}
+/** fixture → "bf16/bfloat16" | "expertsint8/bfloat16" → case → deviations, from hf_bf16_deviation.py. */
+type HfDeviations = Record<string, Record<string, Record<string, HfDeviation>>>;
+const hfPath = process.env['JAMBA_HF_BF16'];
+const hf: HfDeviations | undefined = hfPath ? (JSON.parse(readFileSync(hfPath, 'utf8')) as { fixtures: HfDeviations }).fixtures : undefined;
 
 interface RefRun {
   greedy_token_ids: number[];
@@ -73,8 +89,9 @@ async function complete(rt: Runtime, c: RefCase): Promise<Completion> {
   return { ids: lp.tokens.map((t) => Number(t.replace('token_id:', ''))), logprobs: lp.token_logprobs, top: lp.top_logprobs };
 }
 
-/** Compares with the margin rule; returns the steps compared and the worst logprob difference. */
-function compare(got: Completion, ref: RefRun): { ok: boolean; steps: number; worst: number; note: string } {
+/** Compares with the margin rule; returns the steps compared, the worst logprob difference and the tolerance used. */
+function compare(got: Completion, ref: RefRun, bf16?: HfDeviation): { ok: boolean; steps: number; worst: number; tolerance: number; note: string } {
+  const tolerance = Math.max(LOGPROB_TOL, bf16 ? HF_FACTOR * bf16.worst : 0);
   let worst = 0;
   for (let step = 0; step < ref.greedy_token_ids.length; step++) {
     const top = ref.top_logprobs[step]!;
@@ -85,15 +102,19 @@ function compare(got: Completion, ref: RefRun): { ok: boolean; steps: number; wo
       if (mine !== undefined) worst = Math.max(worst, Math.abs(mine - lp));
     }
     if (got.ids[step] !== ref.greedy_token_ids[step]) {
-      if (margin > MARGIN) return { ok: false, steps: step, worst, note: `token ${got.ids[step]} instead of ${ref.greedy_token_ids[step]} at step ${step} (margin ${margin.toFixed(3)})` };
-      return { ok: worst <= LOGPROB_TOL, steps: step, worst, note: `parted at step ${step}, a close call (margin ${margin.toFixed(3)})` };
+      const allowed = Math.max(MARGIN, bf16 ? HF_FACTOR * Math.max(bf16.chosen[step]!, bf16.top5[step]!) : 0);
+      const at = `at step ${step} (margin ${margin.toFixed(3)}, allowed ${allowed.toFixed(3)})`;
+      if (margin > allowed) return { ok: false, steps: step, worst, tolerance, note: `token ${got.ids[step]} instead of ${ref.greedy_token_ids[step]} ${at}` };
+      return { ok: worst <= tolerance, steps: step, worst, tolerance, note: `parted ${at}, a close call` };
     }
   }
-  return { ok: worst <= LOGPROB_TOL, steps: ref.greedy_token_ids.length, worst, note: 'all steps' };
+  return { ok: worst <= tolerance, steps: ref.greedy_token_ids.length, worst, tolerance, note: 'all steps' };
 }
 
 async function conformance(): Promise<void> {
-  for (const profile of ['tiny', 'mini'] as const) {
+  // JAMBA_CONFORMANCE_PROFILES=tiny skips the Mini shapes (their fp32 JavaScript reference is slow).
+  const profiles = (process.env['JAMBA_CONFORMANCE_PROFILES'] ?? 'tiny,mini').split(',') as (keyof typeof PROFILES)[];
+  for (const profile of profiles) {
     const cuda = await CudaBackend.open();
     const cpu = new CpuBackend();
     try {
@@ -137,9 +158,9 @@ async function fixtures(): Promise<void> {
         for (const c of cases) {
           const got = await complete(rt, c);
           serial.push(got);
-          const r = compare(got, c[key]);
+          const r = compare(got, c[key], hf?.[fixture]?.[`${key}/bfloat16`]?.[c.name]);
           results.push({ fixture, quantization, case: c.name, ...r, got });
-          say(r.ok, `fixture ${fixture} ${quantization} ${c.name}: ${r.note}, worst |Δlogprob| ${r.worst.toFixed(4)} over ${r.steps} steps`);
+          say(r.ok, `fixture ${fixture} ${quantization} ${c.name}: ${r.note}, worst |Δlogprob| ${r.worst.toFixed(4)} (tolerance ${r.tolerance.toFixed(3)}) over ${r.steps} steps`);
         }
         // Continuous batching: everything at once, compared with the serial runs by the same rule.
         const together = await Promise.all(cases.map((c) => complete(rt!, c)));
@@ -150,7 +171,9 @@ async function fixtures(): Promise<void> {
             token_logprobs: alone.logprobs,
             top_logprobs: alone.top.map((t) => Object.entries(t).map(([id, lp]) => [Number(id.replace('token_id:', '')), lp] as [number, number]).sort((a, b) => b[1] - a[1])),
           };
-          const r = compare(got, asRef);
+          // Another batch composition picks other kernel shapes (split-K slices, tiles), so its bf16
+          // rounding differs: the same bf16 tolerance as against the reference.
+          const r = compare(got, asRef, hf?.[fixture]?.[`${key}/bfloat16`]?.[cases[i]!.name]);
           results.push({ fixture, quantization, case: cases[i]!.name, batched: true, ...r, got });
           say(r.ok, `batched == serial ${fixture} ${quantization} ${cases[i]!.name}: ${r.note}, worst |Δ| ${r.worst.toFixed(5)}`);
         });

@@ -28,6 +28,7 @@ import type {
   Tensor,
 } from '../backend.js';
 import { Arena } from './arena.js';
+import { CudaTiledInt8, tiledInt8, tiledInt8Bytes, untileInt8 } from './int8-tiles.js';
 import { check, type NativeLib, openNative } from './native.js';
 import { BYTES, DTYPE, type NativeDType, OP, Program } from './program.js';
 import { packStep, type PayloadLayout, payloadBound } from './step-payload.js';
@@ -147,12 +148,19 @@ export class CudaBackend implements Backend {
   uploadInt8Matrix(data: RawTensorData, shape: readonly [number, number]): { weight: Tensor; scale: Tensor } {
     const [rows, cols] = shape;
     const staged = this.stageRaw(data, rows * cols, 'an expert weight');
-    const q = this.malloc(rows * cols, 'an int8 weight');
-    const scale = this.malloc(rows * 4, 'int8 scales');
-    check(this.lib, this.lib.quantizeInt8(q, scale, staged, SOURCE_DTYPE[data.dtype], rows, cols), 'quantizing an expert weight');
+    const quantized = this.quantizeInt8(staged, SOURCE_DTYPE[data.dtype], rows, cols, 'quantizing an expert weight');
     this.release(staged);
-    this.weightBytes += rows * cols + rows * 4;
-    return { weight: new CudaTensor(q, 'i8', [rows, cols]), scale: new CudaTensor(scale, 'f32', [rows]) };
+    return quantized;
+  }
+
+  /** ExpertsInt8 on the device, into the tiled layout the int8 kernels read (int8-tiles.ts). */
+  private quantizeInt8(source: number, sourceDtype: number, rows: number, cols: number, what: string): { weight: Tensor; scale: Tensor } {
+    const bytes = tiledInt8Bytes(rows, cols);
+    const q = this.malloc(bytes, 'an int8 weight');
+    const scale = this.malloc(rows * 4, 'int8 scales');
+    check(this.lib, this.lib.quantizeInt8(q, scale, source, sourceDtype, rows, cols), what);
+    this.weightBytes += bytes + rows * 4;
+    return { weight: new CudaTiledInt8(q, rows, cols), scale: new CudaTensor(scale, 'f32', [rows]) };
   }
 
   randomMatrix([rows, cols]: readonly [number, number], std: number, seed: number): Tensor {
@@ -165,12 +173,9 @@ export class CudaBackend implements Backend {
   randomInt8Matrix([rows, cols]: readonly [number, number], std: number, seed: number): { weight: Tensor; scale: Tensor } {
     const staged = this.malloc(rows * cols * 2, 'a random matrix');
     check(this.lib, this.lib.fillRandomBf16(staged, rows * cols, std, seed >>> 0), 'filling a random matrix');
-    const q = this.malloc(rows * cols, 'an int8 weight');
-    const scale = this.malloc(rows * 4, 'int8 scales');
-    check(this.lib, this.lib.quantizeInt8(q, scale, staged, DTYPE.bf16, rows, cols), 'quantizing a random matrix');
+    const quantized = this.quantizeInt8(staged, DTYPE.bf16, rows, cols, 'quantizing a random matrix');
     this.release(staged);
-    this.weightBytes += rows * cols + rows * 4;
-    return { weight: new CudaTensor(q, 'i8', [rows, cols]), scale: new CudaTensor(scale, 'f32', [rows]) };
+    return quantized;
   }
 
   createExpertSet(experts: readonly SwiGluWeights[]): ExpertSet {
@@ -184,7 +189,7 @@ export class CudaBackend implements Backend {
       parts.forEach((w, j) => {
         if (w.kind !== kind) throw new Error(`expert set: expert ${i} mixes ${kind} and ${w.kind} weights`);
         if (w.bias) throw new Error(`expert set: expert ${i} has a bias (Jamba experts have none)`);
-        const t = cuda(w.weight, 'expert set', kind === 'int8' ? 'i8' : 'bf16');
+        const t = kind === 'int8' ? tiledInt8(w.weight, 'expert set') : cuda(w.weight, 'expert set', 'bf16');
         table[i * 6 + j] = BigInt(t.ptr);
         table[i * 6 + 3 + j] = w.kind === 'int8' ? BigInt(cuda(w.scale, 'expert set', 'f32').ptr) : 0n;
       });
@@ -204,6 +209,11 @@ export class CudaBackend implements Backend {
   async download(t: Tensor): Promise<Float32Array> {
     const x = cuda(t, 'download');
     if (this.step && this.program.length > 0) await this.execute(-1, 0);
+    if (x instanceof CudaTiledInt8) {
+      const tiled = new Int8Array(x.bytes);
+      check(this.lib, this.lib.download(tiled, x.ptr, tiled.byteLength), 'downloading an int8 weight');
+      return Float32Array.from(untileInt8(tiled, x.rows, x.cols));
+    }
     const elem = BYTES[x.dtype as NativeDType];
     const span = (x.rows - 1) * x.ld + x.cols;
     const raw = new Uint8Array(span * elem);
@@ -463,7 +473,7 @@ export class CudaBackend implements Backend {
   linear(x: Tensor, w: LinearWeight, outType?: 'f32'): Tensor {
     this.open('linear');
     const xs = this.bf16(cuda(x, 'linear', 'f32', 'bf16'), 'linear');
-    const weight = cuda(w.weight, 'linear', w.kind === 'int8' ? 'i8' : 'bf16');
+    const weight = w.kind === 'int8' ? tiledInt8(w.weight, 'linear') : cuda(w.weight, 'linear', 'bf16');
     const [n, k] = weight.shape as [number, number];
     if (k !== xs.cols) throw new Error(`linear: x has ${xs.cols} columns, the weight [${n}, ${k}] wants ${k}`);
     const bias = w.bias ? cuda(w.bias, 'linear', 'f32').ptr : 0;
@@ -551,11 +561,14 @@ export class CudaBackend implements Backend {
     const alignInts = 2 * e + 2 + 2 * pairs + 2 * (Math.ceil(pairs / 8) + e) + 4;
     const align = this.r.arena.alloc(alignInts * 4, 'moe routing');
     const h = this.r.arena.alloc(pairs * experts.ffn * 2, 'moe intermediate');
-    // Small batches split the down projection's K over up to 8 slices (moe.cu), each its own partial.
-    const maxSplits = pairs <= 64 ? 8 : 1;
-    const partial = this.r.arena.alloc(maxSplits * pairs * experts.hidden * 4, 'moe partial sums');
+    // fp32 partial sums: the down projection's always; small batches split K over up to 8 slices, each
+    // its own partial (moe.cu picks the slices that fit), the gated GEMM too for very few rows.
+    const slices = pairs <= 64 ? 8 : 1;
+    const width = pairs <= 16 ? Math.max(experts.hidden, 2 * experts.ffn) : experts.hidden;
+    const partialBytes = slices * pairs * width * 4;
+    const partial = this.r.arena.alloc(partialBytes, 'moe partial sums');
     const out = this.activation('f32', rows, experts.hidden, op);
-    this.program.emit(OP.MOE, xs, ids?.ptr ?? 0, wts?.ptr ?? 0, k, experts.table, e, experts.ffn, DTYPE[experts.weightDtype], align, h, partial, maxSplits, out.ptr);
+    this.program.emit(OP.MOE, xs, ids?.ptr ?? 0, wts?.ptr ?? 0, k, experts.table, e, experts.ffn, DTYPE[experts.weightDtype], align, h, partial, partialBytes, out.ptr);
     return out;
   }
 

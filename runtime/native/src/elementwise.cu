@@ -1,6 +1,7 @@
 // Memory-bound row and element ops: memset, dtype conversion, embedding gather, RMSNorm, residual
 // add, SiLU·mul, row gather; and the load-time helpers: the ExpertsInt8 quantizer and random weights.
 #include "common.cuh"
+#include "int8_tiles.cuh"
 
 namespace jb {
 namespace {
@@ -69,9 +70,11 @@ __global__ void gather_kernel(const void* x, int dtype, int cols, int ld, const 
 /**
  * ExpertsInt8, one block per row, in IEEE fp32 exactly as runtime/quant/expertsint8.ts:
  * scale = max|W| / 127; q = clamp(round_half_even(W / scale), -127, 127); a zero row gets scale 0, q 0.
- * __fdiv_rn and rintf keep it IEEE (no fast-math division).
+ * __fdiv_rn and rintf keep it IEEE (no fast-math division). q is written in the tiled layout of
+ * int8_tiles.cuh, whose padding the launcher zeroes first.
  */
 __global__ void quantize_kernel(int8_t* q, float* scale, const void* src, int src_dtype, int cols) {
+  const int padded_cols = int8_padded_cols(cols);
   __shared__ float scratch[32];
   const size_t base = (size_t)blockIdx.x * cols;
   float m = 0.f;
@@ -82,7 +85,7 @@ __global__ void quantize_kernel(int8_t* q, float* scale, const void* src, int sr
   for (int c = threadIdx.x; c < cols; c += blockDim.x) {
     float v = 0.f;
     if (s != 0.f) v = fminf(fmaxf(rintf(__fdiv_rn(load_as_float(src, src_dtype, base + c), s)), -127.f), 127.f);
-    q[base + c] = static_cast<int8_t>(v);
+    q[int8_tile_offset(blockIdx.x, c, padded_cols)] = static_cast<int8_t>(v);
   }
 }
 
@@ -129,6 +132,8 @@ int launch_convert(void* dst, int dst_dtype, const void* src, int src_dtype, siz
 
 int launch_quantize_int8(int8_t* q, float* scale, const void* src, int src_dtype, int rows, int cols) {
   if (rows == 0) return 0;
+  if (int8_padded_rows(rows) != rows || int8_padded_cols(cols) != cols)
+    JB_CUDA(cudaMemsetAsync(q, 0, (size_t)int8_padded_rows(rows) * int8_padded_cols(cols), stream()));
   quantize_kernel<<<rows, row_threads(cols), 0, stream()>>>(q, scale, src, src_dtype, cols);
   JB_LAUNCHED("quantize");
   return 0;

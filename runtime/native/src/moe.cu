@@ -11,8 +11,10 @@
 //   3. down GEMM over h, epilogue × routing weight → partial [pairs, hidden] fp32 at the pair's index;
 //   4. reduce: out[t] = Σ_j partial[t·k + j] in slot order (deterministic, no atomics).
 #include <algorithm>
+#include <cstdlib>
 
 #include "common.cuh"
+#include "int8_tiles.cuh"
 #include "mma.cuh"
 
 namespace jb {
@@ -44,6 +46,13 @@ struct GemmParams {
   int pairs;  // rows of one partial slice (split-K of the down projection)
 };
 
+/** The 16 bytes of weight row n from column k on: bf16 weights are row-major, int8 ones tiled (int8_tiles.cuh). */
+template <bool INT8>
+__device__ __forceinline__ const unsigned char* weight_chunk(const unsigned char* w, int n, int k, int K) {
+  if constexpr (INT8) return w + int8_tile_offset(n, k, int8_padded_cols(K));
+  else return w + ((size_t)n * K + k) * 2;
+}
+
 template <bool INT8, int MODE, int BM, int BN, int BK, int WM, int WN, int STAGES>
 struct GemmConfig {
   static constexpr int kThreads = 32 * WM * WN;
@@ -66,16 +75,15 @@ struct GemmConfig {
 
 /** This block's rows (a tile of one expert's run, or of all rows) and that expert's weights; false: no tile. */
 template <int MATS>
-__device__ __forceinline__ bool block_tile(const GemmParams& p, int rows_per_tile, int& row0, int& row_end, const void* (&w)[2], const float* (&s)[2]) {
+__device__ __forceinline__ bool block_tile(const GemmParams& p, int tile, int rows_per_tile, int& row0, int& row_end, const void* (&w)[2], const float* (&s)[2]) {
   int expert = 0;
   if (p.tile_expert) {
-    const int tile = blockIdx.y;
     if (tile >= *p.num_tiles) return false;
     expert = p.tile_expert[tile];
     row0 = p.tile_start[tile];
     row_end = min(row0 + rows_per_tile, p.offsets[expert + 1]);
   } else {
-    row0 = blockIdx.y * rows_per_tile;
+    row0 = tile * rows_per_tile;
     if (row0 >= p.m) return false;
     row_end = min(row0 + rows_per_tile, p.m);
   }
@@ -95,7 +103,7 @@ __global__ void __launch_bounds__(32 * WM * WN) grouped_gemm(GemmParams p) {
   int row0, row_end;
   const void* w[2];
   const float* s[2];
-  if (!block_tile<C::kMats>(p, BM, row0, row_end, w, s)) return;
+  if (!block_tile<C::kMats>(p, blockIdx.y, BM, row0, row_end, w, s)) return;
   const int n0 = blockIdx.x * BN;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -127,7 +135,7 @@ __global__ void __launch_bounds__(32 * WM * WN) grouped_gemm(GemmParams p) {
         const int r = c / b_chunks_per_row, cc = c % b_chunks_per_row;
         const int n = n0 + r, kk = k0 + cc * b_chunk_elems;
         const bool valid = n < N && kk < K;
-        mma::cp_async16(bs + (r * C::kBStride + cc * b_chunk_elems) * C::kElem, wb + ((size_t)(valid ? n : 0) * K + (valid ? kk : 0)) * C::kElem, valid);
+        mma::cp_async16(bs + (r * C::kBStride + cc * b_chunk_elems) * C::kElem, weight_chunk<INT8>(wb, valid ? n : 0, valid ? kk : 0, K), valid);
       }
     }
   };
@@ -244,6 +252,32 @@ __global__ void __launch_bounds__(32 * WM * WN) grouped_gemm(GemmParams p) {
 }
 
 /**
+ * One output of the kernels that compute outᵀ = W·xᵀ (weights as the mma's A operand): output channel
+ * n of token row `row`. v0 is gate (or the only matrix), v1 up; the split index is blockIdx.z.
+ */
+template <int MODE, int MATS>
+__device__ __forceinline__ void store_transposed(const GemmParams& p, const float* const (&s)[2], float v0, float v1, int row, int row_end, int n) {
+  if (row >= row_end || n >= p.n) return;
+  const int N = p.n;
+  v0 *= s[0] ? s[0][n] : 1.f;
+  if constexpr (MODE == GATED) {
+    v1 *= s[MATS - 1] ? s[MATS - 1][n] : 1.f;
+    if (gridDim.z == 1) {
+      p.h[(size_t)row * N + n] = __float2bfloat16_rn(silu(v0) * v1);
+    } else {  // a K slice: scaled gate and up sums, finished by gated_finish_kernel
+      float* part = p.partial + ((size_t)blockIdx.z * p.pairs + row) * 2 * N;
+      part[n] = v0;
+      part[N + n] = v1;
+    }
+  } else if constexpr (MODE == DOWN) {
+    const int pair = p.pair_index[row];
+    p.partial[((size_t)blockIdx.z * p.pairs + pair) * N + n] = p.route_w ? v0 * p.route_w[pair] : v0;
+  } else {
+    store_from_float(p.out, p.out_dtype, (size_t)row * N + n, v0 + (p.bias ? p.bias[n] : 0.f));
+  }
+}
+
+/**
  * Few rows per group (decode, small batches): the weights are the mma's A operand (16 output channels
  * per warp, dequantized from int8 in registers) and the tokens its B operand (TN per tile, in n8 steps),
  * computing outᵀ = W·xᵀ. Every weight byte read feeds TN tokens and no mma lane is wasted on padding
@@ -273,7 +307,7 @@ __global__ void __launch_bounds__(128) swapped_gemm(GemmParams p) {
   int row0, row_end;
   const void* w[2];
   const float* s[2];
-  if (!block_tile<C::kMats>(p, TN, row0, row_end, w, s)) return;
+  if (!block_tile<C::kMats>(p, blockIdx.y, TN, row0, row_end, w, s)) return;
   const int n0 = blockIdx.x * C::kRows;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
   const int K = p.k, N = p.n;
@@ -293,7 +327,7 @@ __global__ void __launch_bounds__(128) swapped_gemm(GemmParams p) {
       for (int c = tid; c < C::kRows * w_chunks; c += C::kThreads) {
         const int r = c / w_chunks, cc = c % w_chunks, n = n0 + r, kk = k0 + cc * w_chunk;
         const bool valid = n < N && kk < K;
-        mma::cp_async16(ws + (r * C::kWStride + cc * w_chunk) * C::kElem, wg + ((size_t)(valid ? n : 0) * K + (valid ? kk : 0)) * C::kElem, valid);
+        mma::cp_async16(ws + (r * C::kWStride + cc * w_chunk) * C::kElem, weight_chunk<INT8>(wg, valid ? n : 0, valid ? kk : 0, K), valid);
       }
     }
     __nv_bfloat16* xs = x_tile(stage);
@@ -352,24 +386,128 @@ __global__ void __launch_bounds__(128) swapped_gemm(GemmParams p) {
 
   // acc[j][t]: rows (output channels) warp*16 + g (+8 for q >= 2), tokens t*8 + 2*t4 (+1 for odd q).
 #pragma unroll
-  for (int t = 0; t < TN / 8; t++) {
+  for (int t = 0; t < TN / 8; t++)
 #pragma unroll
-    for (int q = 0; q < 4; q++) {
-      const int n = n0 + warp * 16 + g + (q >= 2 ? 8 : 0);
-      const int row = row0 + t * 8 + 2 * t4 + (q & 1);
-      if (row >= row_end || n >= N) continue;
-      const float v0 = acc[0][t][q] * (s[0] ? s[0][n] : 1.f);
-      if constexpr (MODE == GATED) {
-        const float v1 = acc[C::kMats - 1][t][q] * (s[C::kMats - 1] ? s[C::kMats - 1][n] : 1.f);
-        p.h[(size_t)row * N + n] = __float2bfloat16_rn(silu(v0) * v1);
-      } else if constexpr (MODE == DOWN) {
-        const int pair = p.pair_index[row];
-        p.partial[((size_t)blockIdx.z * p.pairs + pair) * N + n] = p.route_w ? v0 * p.route_w[pair] : v0;
-      } else {
-        store_from_float(p.out, p.out_dtype, (size_t)row * N + n, v0 + (p.bias ? p.bias[n] : 0.f));
+    for (int q = 0; q < 4; q++)
+      store_transposed<MODE, C::kMats>(p, s, acc[0][t][q], acc[C::kMats - 1][t][q], row0 + t * 8 + 2 * t4 + (q & 1), row_end, n0 + warp * 16 + g + (q >= 2 ? 8 : 0));
+}
+
+/** 16 bytes of weights that are read once: not kept in L1; PREFETCH asks L2 for the whole 256-byte block. */
+template <bool PREFETCH = false>
+__device__ __forceinline__ uint4 load_streamed(const void* p) {
+  uint4 r;
+  if constexpr (PREFETCH)
+    asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];\n" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+  else
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+  return r;
+}
+
+__device__ __forceinline__ uint32_t word(const uint4& v, int i) { return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w; }
+
+/**
+ * Few rows per group with int8 weights (decode): a weight-streaming kernel. Each warp owns 16 output
+ * channels (per matrix), whose tiles (int8_tiles.cuh) are one contiguous run along K: it reads them
+ * straight into registers with fully coalesced 16-byte loads, kBatch k-blocks in flight, with no shared
+ * memory and no barriers; the (at most TN) tokens of its tile come through L1. In each 64-wide k-block,
+ * lane (g, t4) holds k = 16·t4 … 16·t4+15 of rows g and g+8, and mma step j uses its bytes 4j … 4j+3 as
+ * the mma's k {2t4, 2t4+1, 2t4+8, 2t4+9}: K is permuted inside the block, and the tokens' values are read
+ * with the same permutation, so every dot product is unchanged. Grid: (tiles, row blocks, K splits),
+ * tiles fastest so that the tiles of one expert read its rows while they are in L2.
+ */
+template <int MODE, int TN, int WARPS, int BATCH, bool PREFETCH>
+__global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
+  constexpr int kMats = MODE == GATED ? 2 : 1, kOct = TN / 8, kBatch = BATCH;
+  int row0, row_end;
+  const void* w[2];
+  const float* s[2];
+  if (!block_tile<kMats>(p, blockIdx.x, TN, row0, row_end, w, s)) return;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
+  const int K = p.k, N = p.n;
+  const int n_base = (blockIdx.y * WARPS + warp) * 16;
+  if (n_base >= N) return;
+  const int k_blocks = int8_padded_cols(K) / kInt8TileCols, per = (k_blocks + gridDim.z - 1) / gridDim.z;
+  const int kb0 = blockIdx.z * per, kb1 = min(k_blocks, kb0 + per);
+  // This warp's 16 rows are one run of tiles along K (int8_tiles.cuh); the lane's bytes of rows g and
+  // g+8 are at lane·16 in the two halves of each tile.
+  const unsigned char* w_run[kMats];
+#pragma unroll
+  for (int j = 0; j < kMats; j++) w_run[j] = static_cast<const unsigned char*>(w[j]) + (size_t)(n_base / kInt8TileRows) * k_blocks * kInt8TileBytes + lane * 16;
+  const __nv_bfloat16* x_row[kOct];
+  bool x_ok[kOct];
+#pragma unroll
+  for (int o = 0; o < kOct; o++) {
+    const int row = row0 + o * 8 + g;
+    x_ok[o] = row < row_end;
+    x_row[o] = p.a + (size_t)(x_ok[o] ? (p.a_rows ? p.a_rows[row] : row) : 0) * p.lda;
+  }
+
+  float acc[kMats][kOct][4];
+#pragma unroll
+  for (int j = 0; j < kMats; j++)
+#pragma unroll
+    for (int o = 0; o < kOct; o++) acc[j][o][0] = acc[j][o][1] = acc[j][o][2] = acc[j][o][3] = 0.f;
+
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+  for (int kb = kb0; kb < kb1; kb += kBatch) {
+    uint4 wv[kBatch][kMats][2];
+    uint4 xv[kBatch][kOct][2];
+#pragma unroll
+    for (int u = 0; u < kBatch; u++) {
+      const int k = (kb + u) * 64 + t4 * 16;
+      const bool in_split = kb + u < kb1;
+#pragma unroll
+      for (int j = 0; j < kMats; j++) {
+        const unsigned char* tile = w_run[j] + (size_t)(kb + u) * kInt8TileBytes;
+        wv[u][j][0] = in_split ? load_streamed<PREFETCH>(tile) : zero;
+        wv[u][j][1] = in_split ? load_streamed<PREFETCH>(tile + 512) : zero;
+      }
+#pragma unroll
+      for (int o = 0; o < kOct; o++) {
+        // Columns past K are zero in the weights' padding; the tokens' rows end at K (K % 16 == 0, so
+        // a 16-wide chunk is all in or all out).
+        const bool ok = in_split && k < K && x_ok[o];
+        xv[u][o][0] = ok ? __ldg(reinterpret_cast<const uint4*>(x_row[o] + k)) : zero;
+        xv[u][o][1] = ok ? __ldg(reinterpret_cast<const uint4*>(x_row[o] + k + 8)) : zero;
       }
     }
+#pragma unroll
+    for (int u = 0; u < kBatch; u++)
+#pragma unroll
+      for (int step = 0; step < 4; step++)
+#pragma unroll
+        for (int j = 0; j < kMats; j++) {
+          const uint32_t lo = word(wv[u][j][0], step), hi = word(wv[u][j][1], step);
+          const uint32_t a[4] = {mma::i8x2_to_bf16x2(lo & 0xffffu), mma::i8x2_to_bf16x2(hi & 0xffffu), mma::i8x2_to_bf16x2(lo >> 16),
+                                 mma::i8x2_to_bf16x2(hi >> 16)};
+#pragma unroll
+          for (int o = 0; o < kOct; o++)
+            mma::mma_bf16(acc[j][o], a, word(xv[u][o][step / 2], (step % 2) * 2), word(xv[u][o][step / 2], (step % 2) * 2 + 1));
+        }
   }
+
+#pragma unroll
+  for (int o = 0; o < kOct; o++)
+#pragma unroll
+    for (int q = 0; q < 4; q++)
+      store_transposed<MODE, kMats>(p, s, acc[0][o][q], acc[kMats - 1][o][q], row0 + o * 8 + 2 * t4 + (q & 1), row_end, n_base + g + (q >= 2 ? 8 : 0));
+}
+
+// More k-blocks in flight where fewer tokens leave registers free (this regime is bound by weight bytes).
+template <int MODE, int TN, int WARPS = 4, int BATCH = TN == 8 ? 4 : 2, bool PREFETCH = true>
+int launch_streamed(const GemmParams& p, int tiles, int splits) {
+  streamed_gemm<MODE, TN, WARPS, BATCH, PREFETCH><<<dim3(tiles, ceil_div(p.n, 16 * WARPS), splits), 32 * WARPS, 0, stream()>>>(p);
+  JB_LAUNCHED("grouped gemm (streamed)");
+  return 0;
+}
+
+/** The streamed kernel for int8 weights at few rows per group; JAMBA_MOE_DECODE_KERNEL=swapped picks the older one (for comparison). */
+bool use_streamed() {
+  static const bool streamed = [] {
+    const char* v = getenv("JAMBA_MOE_DECODE_KERNEL");
+    return !(v && std::string(v) == "swapped");
+  }();
+  return streamed;
 }
 
 template <bool INT8, int MODE, int TN>
@@ -415,6 +553,13 @@ inline int tile_rows(int avg_rows) {
 
 template <int MODE, bool INT8>
 int run_gemm_typed(int bm, const GemmParams& p, int tiles, int splits) {
+  if (INT8 && bm <= 32 && use_streamed()) {
+    switch (bm) {
+      case 8: return launch_streamed<MODE, 8>(p, tiles, splits);
+      case 16: return launch_streamed<MODE, 16>(p, tiles, splits);
+      default: return launch_streamed<MODE, 32>(p, tiles, splits);
+    }
+  }
   switch (bm) {
     case 8: return launch_swapped<INT8, MODE, 8>(p, tiles, splits);
     case 16: return launch_swapped<INT8, MODE, 16>(p, tiles, splits);
@@ -423,7 +568,7 @@ int run_gemm_typed(int bm, const GemmParams& p, int tiles, int splits) {
   }
 }
 
-/** `splits` > 1 (down projection, swapped kernel only) cuts K into slices written to separate partials. */
+/** `splits` > 1 (the decode kernels only) cuts K into slices written to separate partials. */
 template <int MODE>
 int run_gemm(bool int8, int bm, const GemmParams& p, int tiles, int splits = 1) {
   return int8 ? run_gemm_typed<MODE, true>(bm, p, tiles, splits) : run_gemm_typed<MODE, false>(bm, p, tiles, splits);
@@ -544,7 +689,134 @@ __global__ void reduce_kernel(const float* partial, int k, int hidden, int split
   }
 }
 
+/** The gated GEMM split over K: h[row] = silu(Σ gate) ⊙ Σ up over the slices' partials. */
+__global__ void gated_finish_kernel(const float* partial, int splits, int rows, int ffn, __nv_bfloat16* h) {
+  const size_t total = (size_t)rows * ffn;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+    const size_t row = i / ffn, n = i % ffn;
+    float gate = 0.f, up = 0.f;
+    for (int z = 0; z < splits; z++) {
+      const float* part = partial + ((size_t)z * rows + row) * 2 * ffn;
+      gate += part[n];
+      up += part[ffn + n];
+    }
+    h[i] = __float2bfloat16_rn(silu(gate) * up);
+  }
+}
+
 bool aligned_rows(const Mat& x) { return x.ld % 8 == 0 && x.ptr % 16 == 0; }
+
+/** A MoE call decoded from its program arguments: the routing books and both grouped GEMMs. */
+struct MoeRun {
+  int rows = 0, k = 0, hidden = 0, ffn = 0, experts = 0, pairs = 0, bm = 0, tiles = 0, splits = 1, gated_splits = 1;
+  bool int8 = false;
+  const int* ids = nullptr;
+  float* out = nullptr;
+  Books b{};
+  GemmParams up{}, down{};
+};
+
+/** Validates and decodes the arguments of OP_MOE (see include/jamba_native.h) into `r`. */
+int plan_moe(Args& a, MoeRun& r) {
+  const Mat x = a.mat();
+  const uint64_t ids = a.ptr(), weights = a.ptr();
+  const int k = a.i();
+  const uint64_t table = a.ptr();
+  const int experts = a.i(), ffn = a.i(), wdtype = a.i();
+  const uint64_t align = a.ptr(), h = a.ptr(), partial = a.ptr();
+  const double partial_bytes = a.next();
+  const uint64_t out = a.ptr();
+  r.rows = x.rows;
+  if (x.rows == 0) return 0;
+  r.k = k;
+  r.hidden = x.cols;
+  r.experts = experts;
+  r.pairs = x.rows * k;
+  r.int8 = wdtype == JB_DTYPE_I8;
+  r.ids = ids ? as<int>(ids) : nullptr;
+  r.out = as<float>(out);
+  if (x.dtype != JB_DTYPE_BF16 || !aligned_rows(x)) return fail("moe: x must be bf16 with rows aligned to 16 bytes");
+  if (r.hidden % 16 != 0 || ffn % 16 != 0) return fail("moe: hidden and ffn sizes must be multiples of 16");
+
+  r.bm = tile_rows(r.pairs / experts);
+  int* base = as<int>(align);
+  const int max_tiles = ceil_div(r.pairs, 8) + experts, pairs = r.pairs;
+  r.b = Books{base, base + experts, base + 2 * experts + 1, base + 2 * experts + 1 + pairs, base + 2 * experts + 1 + 2 * pairs,
+              base + 2 * experts + 1 + 2 * pairs + max_tiles, base + 2 * experts + 1 + 2 * pairs + 2 * max_tiles};
+  r.tiles = ceil_div(pairs, r.bm) + experts;
+
+  GemmParams& up = r.up;
+  up.a = as<__nv_bfloat16>(x.ptr);
+  up.lda = x.ld;
+  up.a_rows = r.b.pair_token;
+  up.k = r.hidden;
+  up.n = ffn;
+  up.table = as<uint64_t>(table);
+  up.slot = 0;
+  up.tile_expert = r.b.tile_expert;
+  up.tile_start = r.b.tile_start;
+  up.offsets = r.b.offsets;
+  up.num_tiles = r.b.num_tiles;
+  up.h = as<__nv_bfloat16>(h);
+  up.partial = as<float>(partial);
+  up.pairs = r.pairs;
+
+  GemmParams& down = r.down;
+  down = up;
+  down.a = as<__nv_bfloat16>(h);
+  down.lda = ffn;
+  down.a_rows = nullptr;
+  down.k = ffn;
+  down.n = r.hidden;
+  down.slot = 2;
+  down.partial = as<float>(partial);
+  down.pair_index = r.b.pair_index;
+  down.route_w = weights ? as<float>(weights) : nullptr;  // no routing: weight 1
+  down.pairs = pairs;
+  // Few tiles cannot fill the GPU: split K (into slices whose fp32 partials fit the buffer) until about
+  // four blocks per SM for the down projection; for the gated GEMM only with the streamed kernel,
+  // which is latency-bound below about 32 warps per SM.
+  const double slice_down = (double)pairs * r.hidden * 4, slice_gated = (double)pairs * 2 * ffn * 4;
+  if (partial_bytes < slice_down) return fail("moe: the partial-sum buffer is smaller than one slice");
+  if (r.bm < 64) {
+    const int active = std::min(pairs, experts), blocks = ceil_div(r.hidden, 64) * active;
+    while (r.splits < 8 && (r.splits * 2) * slice_down <= partial_bytes && blocks * r.splits < 4 * num_sms()) r.splits *= 2;
+    const int warps = ceil_div(ffn, 16) * active;
+    if (r.int8 && use_streamed())
+      while (r.gated_splits < 8 && (r.gated_splits * 2) * slice_gated <= partial_bytes && warps * r.gated_splits < 32 * num_sms()) r.gated_splits *= 2;
+  }
+  r.ffn = ffn;
+  return 0;
+}
+
+int moe_align(const MoeRun& r) {
+  align_kernel<<<1, 1024, 2 * r.experts * sizeof(int), stream()>>>(r.ids, r.pairs, r.k, r.experts, r.bm, r.b);
+  JB_LAUNCHED("moe align");
+  return 0;
+}
+
+int moe_reduce(const MoeRun& r) {
+  reduce_kernel<<<r.rows, std::min(1024, ((r.hidden + 31) / 32) * 32), 0, stream()>>>(r.down.partial, r.k, r.hidden, r.splits, r.pairs, r.out);
+  JB_LAUNCHED("moe reduce");
+  return 0;
+}
+
+/** The gated GEMM, over K slices and their finish when it is split. */
+int moe_gated(const MoeRun& r) {
+  if (run_gemm<GATED>(r.int8, r.bm, r.up, r.tiles, r.gated_splits) != 0) return -1;
+  if (r.gated_splits == 1) return 0;
+  gated_finish_kernel<<<ceil_div(r.pairs * r.ffn, 256), 256, 0, stream()>>>(r.up.partial, r.gated_splits, r.pairs, r.ffn, r.up.h);
+  JB_LAUNCHED("moe gated finish");
+  return 0;
+}
+
+/** align → gated GEMM (gate, up, silu·mul) → down GEMM (× routing weight) → reduce over the k slots. */
+int run_moe(const MoeRun& r) {
+  if (moe_align(r) != 0) return -1;
+  if (moe_gated(r) != 0) return -1;
+  if (run_gemm<DOWN>(r.int8, r.bm, r.down, r.tiles, r.splits) != 0) return -1;
+  return moe_reduce(r);
+}
 
 }  // namespace
 
@@ -564,66 +836,10 @@ int router(Args& a) {
 }
 
 int moe(Args& a) {
-  const Mat x = a.mat();
-  const uint64_t ids = a.ptr(), weights = a.ptr();
-  const int k = a.i();
-  const uint64_t table = a.ptr();
-  const int experts = a.i(), ffn = a.i(), wdtype = a.i();
-  const uint64_t align = a.ptr(), h = a.ptr(), partial = a.ptr();
-  const int max_splits = a.i();
-  const uint64_t out = a.ptr();
-  const int rows = x.rows, hidden = x.cols, pairs = rows * k;
-  if (rows == 0) return 0;
-  const bool int8 = wdtype == JB_DTYPE_I8;
-  if (x.dtype != JB_DTYPE_BF16 || !aligned_rows(x)) return fail("moe: x must be bf16 with rows aligned to 16 bytes");
-  if (hidden % 16 != 0 || ffn % 16 != 0) return fail("moe: hidden and ffn sizes must be multiples of 16");
-
-  const int bm = tile_rows(pairs / experts);
-  int* base = as<int>(align);
-  const int max_tiles = ceil_div(pairs, 8) + experts;
-  Books b{base, base + experts, base + 2 * experts + 1, base + 2 * experts + 1 + pairs, base + 2 * experts + 1 + 2 * pairs,
-          base + 2 * experts + 1 + 2 * pairs + max_tiles, base + 2 * experts + 1 + 2 * pairs + 2 * max_tiles};
-  align_kernel<<<1, 1024, 2 * experts * sizeof(int), stream()>>>(ids ? as<int>(ids) : nullptr, pairs, k, experts, bm, b);
-  JB_LAUNCHED("moe align");
-  const int tiles = ceil_div(pairs, bm) + experts;
-
-  GemmParams up{};
-  up.a = as<__nv_bfloat16>(x.ptr);
-  up.lda = x.ld;
-  up.a_rows = b.pair_token;
-  up.k = hidden;
-  up.n = ffn;
-  up.table = as<uint64_t>(table);
-  up.slot = 0;
-  up.tile_expert = b.tile_expert;
-  up.tile_start = b.tile_start;
-  up.offsets = b.offsets;
-  up.num_tiles = b.num_tiles;
-  up.h = as<__nv_bfloat16>(h);
-  if (run_gemm<GATED>(int8, bm, up, tiles) != 0) return -1;
-
-  GemmParams down = up;
-  down.a = as<__nv_bfloat16>(h);
-  down.lda = ffn;
-  down.a_rows = nullptr;
-  down.k = ffn;
-  down.n = hidden;
-  down.slot = 2;
-  down.partial = as<float>(partial);
-  down.pair_index = b.pair_index;
-  down.route_w = weights ? as<float>(weights) : nullptr;  // no routing: weight 1
-  down.pairs = pairs;
-  // Few tiles of the down projection cannot fill the GPU: split K until about four blocks per SM.
-  int splits = 1;
-  if (bm < 64) {
-    const int blocks = ceil_div(hidden, 64) * std::min(pairs, experts);
-    while (splits < max_splits && blocks * splits < 4 * num_sms()) splits *= 2;
-  }
-  if (run_gemm<DOWN>(int8, bm, down, tiles, splits) != 0) return -1;
-
-  reduce_kernel<<<rows, std::min(1024, ((hidden + 31) / 32) * 32), 0, stream()>>>(as<float>(partial), k, hidden, splits, pairs, as<float>(out));
-  JB_LAUNCHED("moe reduce");
-  return 0;
+  MoeRun r;
+  if (plan_moe(a, r) != 0) return -1;
+  if (r.rows == 0) return 0;
+  return run_moe(r);
 }
 
 int int8_gemm(Args& a) {
