@@ -94,15 +94,30 @@ const autoscaling = object(
     targetTokensPerSecondPerReplica: integer({ minimum: 1, description: 'Generated tokens/s one replica should carry.' }),
     scaleUpStabilizationSeconds: window('scale-up', 0),
     scaleDownStabilizationSeconds: window('scale-down', 300),
-    metricsWindowSeconds: withDefault(integer({ minimum: 10, maximum: 3600 }), 60),
+    metricsWindowSeconds: withDefault(integer({ minimum: 10, maximum: 3600, description: 'Tokens/s are counter increases over this many seconds.' }), 60),
+    tokens: withDefault(
+      enumOf(['Generation', 'PromptAndGeneration'] as const, { description: 'Which tokens count: generated only (default), or prompt + generated.' }),
+      'Generation',
+    ),
+    prometheusUrl: string({
+      maxLength: 2048, pattern: '^https?://',
+      description: "Read the replicas' metrics from this Prometheus HTTP API instead of scraping each pod (overrides the operator's --prometheus-url).",
+    }),
   },
   {
-    description: 'Built-in autoscaling on tokens per second (behaviour arrives with the autoscaler). When off, spec.replicas (and the scale subresource) rules.',
+    description:
+      'Built-in autoscaling on tokens per second: while enabled the operator owns the replica count (docs/AUTOSCALING.md). ' +
+      'When off, spec.replicas (and the scale subresource, for an HPA or KEDA) rules.',
     rules: [
       {
         rule: 'self.minReplicas <= self.maxReplicas',
         message: 'autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas',
         reason: 'FieldValueInvalid',
+      },
+      {
+        rule: '!self.enabled || has(self.targetTokensPerSecondPerReplica)',
+        message: 'autoscaling.targetTokensPerSecondPerReplica is required when autoscaling is enabled',
+        reason: 'FieldValueRequired',
       },
     ],
   },
@@ -187,6 +202,21 @@ const condition = object({
   observedGeneration: integer({ minimum: 0 }),
 });
 
+const scalingDecision = object({
+  time: required(string({ format: 'date-time' })),
+  from: required(integer({ minimum: 0 })),
+  to: required(integer({ minimum: 0 })),
+  reason: required(string({ maxLength: 64 })),
+  message: required(string({ maxLength: 2048 })),
+  source: required(enumOf(['scrape', 'prometheus'] as const)),
+  tokensPerSecond: required(number({ minimum: 0 })),
+  recommendation: integer({ minimum: 0 }),
+  readyReplicas: required(integer({ minimum: 0 })),
+  startingReplicas: required(integer({ minimum: 0 })),
+  withoutMetrics: required(integer({ minimum: 0 })),
+  saturatedReplicas: required(integer({ minimum: 0 })),
+});
+
 export const statusField = object({
   observedGeneration: integer({ minimum: 0 }),
   replicas: integer({ minimum: 0, description: 'Pods of the current Deployment (scale subresource).' }),
@@ -194,13 +224,16 @@ export const statusField = object({
   desiredReplicas: integer({ minimum: 0 }),
   readyText: string({ description: 'ready/desired, for the Ready printer column.' }),
   selector: string({ description: 'Label selector of the pods (scale subresource).' }),
-  tokensPerSecond: number({ minimum: 0, description: 'Generated tokens per second over all replicas (from the runtime metrics).' }),
+  tokensPerSecond: number({ minimum: 0, description: 'Tokens per second over all replicas, as the autoscaler last measured them.' }),
+  lastScaleTime: string({ format: 'date-time', description: 'When the autoscaler last changed the replica count.' }),
+  scalingDecisions: array(scalingDecision, { maxItems: 10, listType: 'atomic', description: 'The autoscaler\'s last decisions that changed something, oldest first.' }),
   conditions: array(condition, { listType: 'atomic' }),
 });
 
 export type JambaDeploymentSpec = TypeOf<typeof specField>;
 export type JambaDeploymentStatus = TypeOf<typeof statusField>;
 export type Condition = TypeOf<typeof condition>;
+export type ScalingDecisionRecord = TypeOf<typeof scalingDecision>;
 
 export interface JambaDeployment {
   apiVersion: typeof API_VERSION;

@@ -239,11 +239,12 @@ export function decide(i: DecisionInput): Decision {
   let desired = current;
   if (desired < upBound) desired = upBound;
   if (desired > downBound) desired = downBound;
+  // The reason names stabilization only when it holds the count where it is.
   if (recommendation > current && desired < recommendation) {
-    reason = 'StabilizingUp';
+    if (desired === current) reason = 'StabilizingUp';
     why += `; scale-up stabilization (${p.scaleUpStabilizationSeconds} s) keeps ${desired}`;
   } else if (recommendation < current && desired > recommendation) {
-    reason = 'StabilizingDown';
+    if (desired === current) reason = 'StabilizingDown';
     why += `; scale-down stabilization (${p.scaleDownStabilizationSeconds} s) keeps ${desired}`;
   }
 

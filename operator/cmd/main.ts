@@ -17,6 +17,8 @@ const USAGE = `usage: jamba-operator [options]
   --namespace NS[,NS...]       watch only these namespaces (default: all namespaces)
   --default-runtime-image IMG  run IMG where a JambaDeployment keeps the CRD's default runtime image
   --workers N                  concurrent reconciles (default 8)
+  --autoscaler-interval SECONDS   between autoscaling decisions (default 10)
+  --prometheus-url URL         read autoscaling metrics from this Prometheus HTTP API instead of scraping each pod
   --log-level LEVEL            debug|info|warn|error (default info)
   -h, --help`;
 
@@ -39,6 +41,8 @@ function parse() {
         namespace: { type: 'string' },
         'default-runtime-image': { type: 'string' },
         workers: { type: 'string', default: '8' },
+        'autoscaler-interval': { type: 'string', default: '10' },
+        'prometheus-url': { type: 'string' },
         'log-level': { type: 'string', default: 'info' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -86,6 +90,10 @@ async function main(): Promise<void> {
   if (badNamespace !== undefined) fail(`--namespace: ${JSON.stringify(badNamespace)} is not a namespace name`);
   const defaultRuntimeImage = args['default-runtime-image'];
   if (defaultRuntimeImage === '') fail('--default-runtime-image must not be empty');
+  const interval = Number(args['autoscaler-interval']);
+  if (!Number.isFinite(interval) || interval < 1) fail(`--autoscaler-interval must be at least 1 second, not ${JSON.stringify(args['autoscaler-interval'])}`);
+  const prometheusUrl = args['prometheus-url'];
+  if (prometheusUrl !== undefined && !/^https?:\/\/[^/]/.test(prometheusUrl)) fail(`--prometheus-url must be an http(s) URL, not ${JSON.stringify(prometheusUrl)}`);
   const leaseNamespace = args['leader-elect-namespace'] ?? process.env.POD_NAMESPACE ?? namespaces?.[0] ?? 'default';
   const operator = new Operator({
     kubeConfig,
@@ -94,6 +102,7 @@ async function main(): Promise<void> {
     leaderElection: leaderElect === 'true' ? { namespace: leaseNamespace, ...lease } : false,
     metricsAddress: args['metrics-addr'],
     workers,
+    autoscaling: { intervalMs: interval * 1000, ...(prometheusUrl ? { prometheusUrl } : {}) },
     logger: log,
     processMetrics: true,
     // client-go's convention: a process that lost the lease exits and is restarted as a fresh candidate.

@@ -101,6 +101,17 @@ describe('desired children', () => {
     expect(desiredReplicas(jambaDeployment({ replicas, ...(autoscaling ? { autoscaling } : {}) }).spec)).toBe(expected);
   });
 
+  test.each([
+    // spec.replicas, autoscaling enabled, the autoscaler's count, desired
+    [3, true, 7, 7],
+    [3, true, 12, 9],
+    [3, true, 1, 5],
+    [3, false, 7, 3],
+  ])('replicas %i, autoscaling enabled %s, autoscaler says %i → %i (the operator owns replicas only while enabled)', (replicas, enabled, autoscaled, expected) => {
+    const spec = jambaDeployment({ replicas, autoscaling: { enabled, minReplicas: 5, maxReplicas: 9, targetTokensPerSecondPerReplica: 100 } }).spec;
+    expect(desiredReplicas(spec, autoscaled)).toBe(expected);
+  });
+
   test('Service on the OpenAI port, PDB allows one replica down', () => {
     expect(desiredService(jd).spec).toMatchObject({ type: 'ClusterIP', selector: { 'serving.jamba.dev/jambadeployment': 'mini' }, ports: [{ port: 8000, targetPort: 'http' }] });
     expect(desiredPodDisruptionBudget(jd).spec).toMatchObject({ maxUnavailable: 1, unhealthyPodEvictionPolicy: 'AlwaysAllow' });

@@ -25,11 +25,15 @@ export function runtimeImage(spec: JambaDeploymentSpec, defaults: OperatorDefaul
   return spec.runtime.image === DEFAULT_RUNTIME_IMAGE && defaults.runtimeImage ? defaults.runtimeImage : spec.runtime.image;
 }
 
-/** Replicas the Deployment should run. With autoscaling on, spec.replicas is clamped to its bounds. */
-export function desiredReplicas(spec: JambaDeploymentSpec): number {
+/**
+ * Replicas the Deployment should run. Autoscaling off: spec.replicas (an HPA or KEDA may drive it through
+ * the scale subresource). On: the operator owns the count — the autoscaler's decision (`autoscaled`: its
+ * latest, else the one recorded in status.desiredReplicas), spec.replicas before the first — within the bounds.
+ */
+export function desiredReplicas(spec: JambaDeploymentSpec, autoscaled?: number): number {
   const a = spec.autoscaling;
   if (!a?.enabled) return spec.replicas;
-  return Math.min(Math.max(spec.replicas, a.minReplicas), a.maxReplicas);
+  return Math.min(Math.max(autoscaled ?? spec.replicas, a.minReplicas), a.maxReplicas);
 }
 
 interface ModelVolume {
@@ -162,7 +166,7 @@ function optional<K extends string, V>(key: K, value: V | undefined): Partial<Re
   return { [key]: value } as Record<K, V>;
 }
 
-export function desiredDeployment(jd: JambaDeployment, defaults: OperatorDefaults = {}): V1Deployment {
+export function desiredDeployment(jd: JambaDeployment, defaults: OperatorDefaults = {}, replicas = desiredReplicas(jd.spec)): V1Deployment {
   const spec = jd.spec;
   const r = spec.runtime;
   const model = modelVolume(spec);
@@ -191,7 +195,7 @@ export function desiredDeployment(jd: JambaDeployment, defaults: OperatorDefault
     kind: 'Deployment',
     metadata: { name: jd.metadata.name, namespace: jd.metadata.namespace, labels, ownerReferences: [ownerReference(jd)] },
     spec: {
-      replicas: desiredReplicas(spec),
+      replicas,
       selector: { matchLabels: selectorLabels(jd) },
       // maxSurge 0: a rollout never needs a spare GPU node (docs/adr/0001-rollout-strategy.md).
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } },

@@ -15,6 +15,7 @@ import { startProbeServer } from '../observability/http-server.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
 import { OperatorMetrics } from '../observability/metrics.js';
 import { withSpan } from '../observability/tracing.js';
+import { Autoscaler, type AutoscalerOptions } from '../autoscaling/autoscaler.js';
 import { systemClock, type Clock } from './backoff.js';
 import type { OperatorDefaults } from './desired.js';
 import { FIELD_MANAGER, INSTANCE_LABEL, keyOf } from './labels.js';
@@ -36,6 +37,8 @@ export interface OperatorOptions {
   processMetrics?: boolean;
   /** Installation-wide defaults (--default-runtime-image). */
   defaults?: OperatorDefaults;
+  /** The autoscaler's interval, metrics sources and (tests only) pod addresses. */
+  autoscaling?: AutoscalerOptions;
   /**
    * Leadership was lost (not handed back by stop()). The CLI exits, as client-go's OnStoppedLeading
    * does by convention; called once the controllers have stopped. Without it, this instance campaigns again.
@@ -57,6 +60,7 @@ export class Operator {
   private informers?: Informers;
   private queue?: WorkQueue;
   private events?: EventRecorder;
+  private autoscaler?: Autoscaler;
   private workers: Promise<void>[] = [];
   private server?: Server;
   private controllersStarting?: Promise<void>;
@@ -212,8 +216,14 @@ export class Operator {
     this.queue = queue;
     this.informers = informers;
     this.events = new EventRecorder(this.client, this.identity);
+    const autoscaler = new Autoscaler({
+      caches: informers, client: this.client, metrics: this.metrics, log: this.log.child({ component: 'autoscaler' }), clock: this.clock,
+      enqueue: (key) => queue.add(key),
+    }, this.o.autoscaling);
+    this.autoscaler = autoscaler;
     const reconciler = new Reconciler({
       client: this.client, caches: informers, events: this.events, clock: this.clock, log: this.log, defaults: this.o.defaults,
+      autoscaler: (key) => autoscaler.latest(key),
       onDesiredReplicasChanged: (namespace, name, from, to) =>
         this.metrics.scalingDecisions.inc({ namespace, jambadeployment: name, direction: to > from ? 'up' : 'down' }),
     });
@@ -222,6 +232,7 @@ export class Operator {
     await informers.jambaDeployments.start();
     const workers = this.o.workers ?? 8;
     this.workers = Array.from({ length: workers }, () => this.work(queue, reconciler));
+    autoscaler.start();
     this.log.info('controllers started', { namespaces: this.namespaces.map((ns) => ns ?? '(all)'), workers });
   }
 
@@ -259,6 +270,8 @@ export class Operator {
   private async stopControllers(): Promise<void> {
     if (!this.controllersRunning) return;
     this.controllersRunning = false;
+    await this.autoscaler?.stop();
+    this.autoscaler = undefined;
     this.queue?.shutDown();
     await Promise.all(Object.values(this.informers ?? {}).map((i) => i.stop()));
     await Promise.all(this.workers);

@@ -101,3 +101,38 @@ describe('transitionEvents', () => {
     expect(transitionEvents(before, after).map((e) => `${e.type} ${e.reason}`)).toEqual(expected);
   });
 });
+
+describe('autoscaling', () => {
+  const autoscaled = jambaDeployment({ replicas: 2, autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 6, targetTokensPerSecondPerReplica: 100 } });
+  const report = (desired: number) => ({
+    at: Date.parse('2026-11-29T01:00:00Z'), source: 'scrape' as const,
+    decision: {
+      desiredReplicas: desired, currentReplicas: 2, recommendation: desired, tokensPerSecond: desired * 100, reason: 'ScaleUp' as const,
+      message: `scale up 2 → ${desired}`, inputs: { readyReplicas: 2, startingReplicas: 0, stuckReplicas: 0, withoutMetrics: 0, saturatedReplicas: 0 },
+      state: { recommendations: [], scaleEvents: [] },
+    },
+  });
+
+  test('the autoscaler\'s decision sets the Deployment\'s replicas and the status', () => {
+    const p = planChildren(autoscaled, { pods: [] }, {}, report(5));
+    expect(p.desiredReplicas).toBe(5);
+    expect((p.apply.find((a) => a.kind === 'Deployment')!.object as { spec: { replicas: number } }).spec.replicas).toBe(5);
+    const s = planStatus(autoscaled, p, deploymentStatus({ replicas: 2, ready: 2 }), [], now);
+    expect(s.status).toMatchObject({ desiredReplicas: 5, tokensPerSecond: 500, lastScaleTime: '2026-11-29T01:00:00Z' });
+    expect(s.status!.conditions!.map((c) => `${c.type}=${c.status}`)).toEqual(['Ready=False', 'Progressing=True', 'Degraded=False', 'ScalingLimited=False']);
+    expect(s.events.map((e) => e.reason)).toContain('ScaledUp');
+  });
+
+  test('before its first decision, the count recorded in status stands (an operator restart does not reset it)', () => {
+    const restarted = { ...autoscaled, status: { desiredReplicas: 4 } };
+    expect(planChildren(restarted, { pods: [] }).desiredReplicas).toBe(4);
+  });
+
+  test('autoscaling off: spec.replicas rules (the scale subresource) and a stale decision is ignored', () => {
+    const off = jambaDeployment({ replicas: 2, autoscaling: { enabled: false, minReplicas: 1, maxReplicas: 6, targetTokensPerSecondPerReplica: 100 } });
+    const p = planChildren({ ...off, status: { desiredReplicas: 4 } }, { pods: [] }, {}, report(5));
+    expect(p.desiredReplicas).toBe(2);
+    const s = planStatus(off, p, undefined, [], now);
+    expect(s.status!.conditions!.map((c) => c.type)).not.toContain('ScalingLimited');
+  });
+});

@@ -10,6 +10,7 @@ import { desiredInferencePool, type InferencePool } from './inference-pool.js';
 import { firstDrift } from './drift.js';
 import { FIELD_MANAGER } from './labels.js';
 import { computeStatus, type Blocked } from './status.js';
+import { scalingStatus, type AutoscalerReport } from '../autoscaling/status.js';
 
 export type ChildKind = 'Deployment' | 'Service' | 'PodDisruptionBudget' | 'InferencePool';
 export type Child = V1Deployment | V1Service | V1PodDisruptionBudget | InferencePool;
@@ -33,6 +34,8 @@ export interface ChildAction {
 
 export interface ChildPlan {
   desiredReplicas: number;
+  /** The autoscaler's latest round, while autoscaling is enabled. */
+  autoscaler?: AutoscalerReport;
   apply: ChildAction[];
   /** Children the spec no longer asks for (an InferencePool whose field was removed). */
   remove: ChildKind[];
@@ -50,20 +53,21 @@ function action(kind: ChildKind, desired: Child, observed: Child | undefined): C
   return field ? { kind, object: desired, reason: 'Updated', field } : undefined;
 }
 
-export function planChildren(jd: JambaDeployment, observed: Observed, defaults: OperatorDefaults = {}): ChildPlan {
-  const replicas = desiredReplicas(jd.spec);
+export function planChildren(jd: JambaDeployment, observed: Observed, defaults: OperatorDefaults = {}, autoscaler?: AutoscalerReport): ChildPlan {
+  const autoscaling = jd.spec.autoscaling?.enabled ? { autoscaler } : {};
+  const replicas = desiredReplicas(jd.spec, autoscaler?.decision.desiredReplicas ?? jd.status?.desiredReplicas);
   // Defence in depth: the CRD's CEL rule refuses these, but an older CRD or a status-only edit could let one in.
   const fit = checkFit(fitInput(jd));
-  if (!fit.fits) return { desiredReplicas: replicas, apply: [], remove: [], blocked: { reason: fit.cpu ? 'ModelTooLargeForCPU' : 'InsufficientGPUMemory', message: fitMessage(fitInput(jd), fit) } };
+  if (!fit.fits) return { desiredReplicas: replicas, ...autoscaling, apply: [], remove: [], blocked: { reason: fit.cpu ? 'ModelTooLargeForCPU' : 'InsufficientGPUMemory', message: fitMessage(fitInput(jd), fit) } };
   const pool = desiredInferencePool(jd);
   const actions = [
-    action('Deployment', desiredDeployment(jd, defaults), observed.deployment),
+    action('Deployment', desiredDeployment(jd, defaults, replicas), observed.deployment),
     action('Service', desiredService(jd), observed.service),
     action('PodDisruptionBudget', desiredPodDisruptionBudget(jd), observed.pdb),
     pool ? action('InferencePool', pool, observed.inferencePool) : undefined,
   ];
   const remove: ChildKind[] = !pool && observed.inferencePool ? ['InferencePool'] : [];
-  return { desiredReplicas: replicas, apply: actions.filter((a): a is ChildAction => a !== undefined), remove };
+  return { desiredReplicas: replicas, ...autoscaling, apply: actions.filter((a): a is ChildAction => a !== undefined), remove };
 }
 
 export interface PlannedEvent {
@@ -113,7 +117,8 @@ function sameStatus(a: JambaDeploymentStatus | undefined, b: JambaDeploymentStat
 
 export function planStatus(jd: JambaDeployment, children: ChildPlan, deployment: V1Deployment | undefined, pods: V1Pod[], now: Date, applyError?: Error): StatusPlan {
   const blocked: Blocked | undefined = children.blocked ?? (applyError ? { reason: 'ApplyFailed', message: applyError.message } : undefined);
-  const status = computeStatus({ jd, desiredReplicas: children.desiredReplicas, deployment, pods, blocked, now });
-  const events = transitionEvents(jd.status?.conditions, status.conditions ?? []);
+  const scaling = jd.spec.autoscaling?.enabled ? scalingStatus(jd.status, children.autoscaler) : undefined;
+  const status = computeStatus({ jd, desiredReplicas: children.desiredReplicas, deployment, pods, blocked, now, scaling });
+  const events = [...transitionEvents(jd.status?.conditions, status.conditions ?? []), ...(scaling?.events ?? [])];
   return { status: sameStatus(jd.status, status) ? undefined : status, events };
 }

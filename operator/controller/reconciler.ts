@@ -7,6 +7,7 @@ import { isNotFound, type KubeClient } from '../kube/client.js';
 import type { EventRecorder } from '../kube/events.js';
 import { RESOURCES, objectPath, type Resource } from '../kube/resources.js';
 import type { Logger } from '../observability/logger.js';
+import type { AutoscalerReport } from '../autoscaling/status.js';
 import type { Clock } from './backoff.js';
 import { INSTANCE_LABEL } from './labels.js';
 import { RecentWrites } from './recent-writes.js';
@@ -53,6 +54,8 @@ export class Reconciler {
   constructor(private readonly d: {
     client: KubeClient; caches: Caches; events: EventRecorder; clock: Clock; log: Logger;
     defaults?: OperatorDefaults;
+    /** The autoscaler's latest round for a JambaDeployment (namespace/name key). */
+    autoscaler?: (key: string) => AutoscalerReport | undefined;
     /** The written status changed desiredReplicas (a scaling decision). */
     onDesiredReplicasChanged?: (namespace: string, name: string, from: number, to: number) => void;
   }) {}
@@ -90,7 +93,7 @@ export class Reconciler {
     const jd = this.recent.fresher(jdId, cachedJd)!;
     const log = this.d.log.child({ jambaDeployment: key, generation: jd.metadata.generation });
     const { observed, foreign } = this.observe(jd);
-    const children = planChildren(jd, observed, this.d.defaults);
+    const children = planChildren(jd, observed, this.d.defaults, this.d.autoscaler?.(key));
 
     // The children are independent: apply them concurrently (one reconcile's latency, not three).
     const results = await Promise.allSettled(children.apply.map(async (action) => {

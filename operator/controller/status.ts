@@ -6,13 +6,16 @@
 //                      RolloutInProgress | ReplicasNotReady
 //   Progressing True: RolloutInProgress | Scaling | Loading
 //               False: RolloutComplete | ProgressDeadlineExceeded | a pod problem above (the rollout is stalled)
+//   ScalingLimited (autoscaling enabled only) True: TooManyReplicas | TooFewReplicas | ScaleUpLimit
+//               False: DesiredWithinRange | NoDecisionYet
 //   Degraded    True: Unschedulable | CrashLoopBackOff | ImagePullBackOff | ProgressDeadlineExceeded |
 //                     InsufficientGPUMemory | ModelTooLargeForCPU | ApplyFailed     False: AsExpected
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import type { Condition, JambaDeployment, JambaDeploymentStatus } from '../api/jambadeployment.js';
+import type { ScalingStatus } from '../autoscaling/status.js';
 import { selectorString } from './labels.js';
 
-export type ConditionType = 'Ready' | 'Progressing' | 'Degraded';
+export type ConditionType = 'Ready' | 'Progressing' | 'Degraded' | 'ScalingLimited';
 
 /** Why the operator could not even apply the children (the Deployment may be missing or stale). */
 export interface Blocked {
@@ -27,6 +30,8 @@ export interface StatusInput {
   pods: V1Pod[];
   blocked?: Blocked;
   now: Date;
+  /** The autoscaler's part of the status, while autoscaling is enabled (operator/autoscaling/status.ts). */
+  scaling?: ScalingStatus;
 }
 
 interface Verdict {
@@ -101,7 +106,7 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-export function verdicts(i: StatusInput): Record<ConditionType, Verdict> {
+export function verdicts(i: StatusInput): Record<Exclude<ConditionType, 'ScalingLimited'>, Verdict> {
   const desired = i.desiredReplicas;
   const r = rolloutState(i.deployment, desired);
   const pods = summarizePods(i.pods);
@@ -143,9 +148,9 @@ function loadingMessage(i: StatusInput, n: number): string {
 }
 
 /** Keeps lastTransitionTime when the status of a condition did not change, so an unchanged world writes nothing. */
-export function mergeConditions(previous: Condition[] | undefined, next: Record<ConditionType, Verdict>, generation: number, now: Date): Condition[] {
+export function mergeConditions(previous: Condition[] | undefined, next: Partial<Record<ConditionType, Verdict>>, generation: number, now: Date): Condition[] {
   return (Object.keys(next) as ConditionType[]).map((type) => {
-    const v = next[type];
+    const v = next[type]!;
     const old = previous?.find((c) => c.type === type);
     const lastTransitionTime = old && old.status === v.status ? old.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
     return { type, status: v.status, reason: v.reason, message: v.message, lastTransitionTime, observedGeneration: generation };
@@ -163,9 +168,14 @@ export function computeStatus(i: StatusInput): JambaDeploymentStatus {
     desiredReplicas: i.desiredReplicas,
     readyText: `${ready}/${i.desiredReplicas}`,
     selector: selectorString(i.jd),
-    conditions: mergeConditions(i.jd.status?.conditions, verdicts(i), generation, i.now),
+    conditions: mergeConditions(i.jd.status?.conditions, { ...verdicts(i), ...(i.scaling ? { ScalingLimited: i.scaling.limited } : {}) }, generation, i.now),
   };
-  // tokensPerSecond is written by the metrics collector (autoscaling issue); keep what is there.
-  if (i.jd.status?.tokensPerSecond !== undefined) status.tokensPerSecond = i.jd.status.tokensPerSecond;
-  return status;
+  // The autoscaler's fields; with autoscaling off, what it last measured stays (a merge patch would keep it anyway).
+  const prev = i.jd.status;
+  const scaling = i.scaling?.fields ?? {
+    ...(prev?.tokensPerSecond !== undefined ? { tokensPerSecond: prev.tokensPerSecond } : {}),
+    ...(prev?.lastScaleTime ? { lastScaleTime: prev.lastScaleTime } : {}),
+    ...(prev?.scalingDecisions ? { scalingDecisions: prev.scalingDecisions } : {}),
+  };
+  return { ...status, ...scaling };
 }

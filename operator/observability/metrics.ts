@@ -18,6 +18,16 @@ export class OperatorMetrics {
     labelNames: ['verb', 'resource', 'code'] as const, registers: [this.registry],
   });
 
+  readonly autoscalerScrapeErrors = new Counter({
+    name: 'jamba_operator_autoscaler_scrape_errors_total',
+    help: 'Metrics the autoscaler could not read: a pod\'s /metrics (source scrape) or a Prometheus query (source prometheus).',
+    labelNames: ['namespace', 'jambadeployment', 'source'] as const, registers: [this.registry],
+  });
+  readonly autoscalerDecisionDuration = new Histogram({
+    name: 'jamba_operator_autoscaler_decision_duration_seconds', help: 'Time of one autoscaling decision, reading the metrics included.',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry],
+  });
+
   readonly scalingDecisions: Counter<'namespace' | 'jambadeployment' | 'direction'>;
 
   constructor(opts: { processMetrics?: boolean; jambaDeployments?: () => readonly JambaDeployment[] } = {}) {

@@ -117,10 +117,12 @@ beforeAll(async () => {
   const urls = runtimes.map((r) => r.url);
   const loading = load(urls, 40_000);
   await new Promise((r) => setTimeout(r, 5000));
-  await kubectl(['patch', 'jd', 'mini', '-n', ns.name, '--type=merge', '-p', '{"spec":{"replicas":1}}']);
+  // The operators own the replica count (autoscaling is on) but cannot read these KWOK pods' metrics, so
+  // they hold it; the bounds still apply: max 1 scales down, then min 2 back up.
+  await kubectl(['patch', 'jd', 'mini', '-n', ns.name, '--type=merge', '-p', '{"spec":{"autoscaling":{"maxReplicas":1}}}']);
   await waitFor(async () => (await kubectlJson<{ status?: { desiredReplicas?: number } }>(['get', 'jd', 'mini', '-n', ns.name])).status?.desiredReplicas === 1, { description: 'desired 1' });
   await new Promise((r) => setTimeout(r, 8000));
-  await kubectl(['patch', 'jd', 'mini', '-n', ns.name, '--type=merge', '-p', '{"spec":{"replicas":2}}']);
+  await kubectl(['patch', 'jd', 'mini', '-n', ns.name, '--type=merge', '-p', '{"spec":{"autoscaling":{"minReplicas":2,"maxReplicas":2}}}']);
   expect(await loading).toBeGreaterThan(20);
 
   // One replica shuts down: a stream far longer than its 4 s drain timeout keeps it draining (scraped

@@ -14,7 +14,9 @@ describe('the API server refuses invalid JambaDeployments', () => {
   test.each([
     ['no model source', { model: { name: MINI, source: {} } }, 'model.source must set exactly one of pvc, hostPath or huggingFace'],
     ['two model sources', { model: { name: MINI, source: { ...hostPath, pvc: { claimName: 'w' } } } }, 'model.source must set exactly one of pvc, hostPath or huggingFace'],
-    ['minReplicas > maxReplicas', { autoscaling: { enabled: true, minReplicas: 3, maxReplicas: 2 } }, 'autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas'],
+    ['minReplicas > maxReplicas', { autoscaling: { enabled: true, minReplicas: 3, maxReplicas: 2, targetTokensPerSecondPerReplica: 100 } }, 'autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas'],
+    ['autoscaling without a target', { autoscaling: { enabled: true, minReplicas: 1, maxReplicas: 2 } }, 'autoscaling.targetTokensPerSecondPerReplica is required when autoscaling is enabled'],
+    ['a Prometheus URL that is not http(s)', { autoscaling: { enabled: true, targetTokensPerSecondPerReplica: 100, prometheusUrl: 'prometheus:9090' } }, 'spec.autoscaling.prometheusUrl in body should match'],
     ['maxContextLength above 256K', { maxContextLength: 262145 }, 'spec.maxContextLength: Invalid value: 262145: spec.maxContextLength in body should be less than or equal to 262144'],
     ['gpusPerReplica 3', { gpusPerReplica: 3 }, 'spec.gpusPerReplica: Unsupported value: 3: supported values: "0", "1", "2", "4", "8"'],
     ['unknown quantization', { quantization: 'fp8' }, 'spec.quantization: Unsupported value: "fp8": supported values: "ExpertsInt8", "None"'],
