@@ -58,6 +58,7 @@ export function policyOf(jd: JambaDeployment, staleAfterSeconds: number): Scalin
 export class Autoscaler {
   private readonly reports = new Map<string, AutoscalerReport>();
   private readonly states = new Map<string, ScalingState>();
+  private readonly applied = new Map<string, number>();
   private readonly scrape: ScrapeSource;
   private readonly prometheus = new Map<string, PrometheusSource>();
   private readonly intervalMs: number;
@@ -72,7 +73,13 @@ export class Autoscaler {
 
   /** The latest round's result for `key` (namespace/name), while its autoscaling is enabled. */
   latest(key: string): AutoscalerReport | undefined {
-    return this.reports.get(key);
+    const r = this.reports.get(key);
+    return r && { ...r, applied: (this.applied.get(key) ?? -Infinity) >= r.at };
+  }
+
+  /** The reconciler applied the round of time `at` (its status is written). */
+  markApplied(key: string, at: number): void {
+    this.applied.set(key, Math.max(at, this.applied.get(key) ?? -Infinity));
   }
 
   start(): void {
@@ -118,6 +125,7 @@ export class Autoscaler {
       const [namespace, name] = [key.slice(0, key.indexOf('/')), key.slice(key.indexOf('/') + 1)];
       this.reports.delete(key);
       this.states.delete(key);
+      this.applied.delete(key);
       this.scrape.forget(namespace, name);
     }
   }

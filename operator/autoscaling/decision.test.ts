@@ -49,6 +49,7 @@ describe('one decision', () => {
     { name: 'a pod past its startup timeout is not coming capacity', current: 3, pods: [ready('a', 100, { waiting: 9 }), ready('b', 100, { waiting: 9 }), starting('c', 700)], desired: 4, reason: 'Saturated', message: /1 not Ready after the 600 s startup timeout/ },
     { name: 'starting pods cover demand: no extra replica', current: 4, pods: [ready('a', 190), ready('b', 190), starting('c'), starting('d')], desired: 4, reason: 'Steady' },
     { name: 'above max: pinned at max', current: 8, pods: Array.from({ length: 8 }, (_, k) => ready(`p${k}`, 200)), desired: 10, reason: 'ScaleUp', limitedBy: 'TooManyReplicas', message: /bounds \[1, 10\] make it 10/ },
+    { name: 'a raised min scales up against a low demand: the bounds decided', current: 1, pods: [ready('a', 1)], over: { policy: { minReplicas: 3 } }, desired: 3, reason: 'Bounds', limitedBy: 'TooFewReplicas', message: /^scale up 1 → 3: .*bounds \[3, 10\] make it 3/ },
     { name: 'below min: pinned at min', current: 3, pods: [ready('a', 1), ready('b', 1), ready('c', 1)], over: { policy: { minReplicas: 2 } }, desired: 2, reason: 'ScaleDown', limitedBy: 'TooFewReplicas' },
     { name: 'scale-up rate limit: +4 from 1', current: 1, pods: [ready('a', 2000, { waiting: 50 })], desired: 5, reason: 'ScaleUp', limitedBy: 'ScaleUpLimit' },
     { name: 'scale-up rate limit: ×2 from 6', current: 6, pods: Array.from({ length: 6 }, (_, k) => ready(`p${k}`, 1000)), over: { policy: { maxReplicas: 100 } }, desired: 12, reason: 'ScaleUp', limitedBy: 'ScaleUpLimit' },

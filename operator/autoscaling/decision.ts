@@ -84,7 +84,7 @@ export interface DecisionInput {
 
 export type DecisionReason =
   | 'NoMetrics' | 'WithinTolerance' | 'ScaleUp' | 'ScaleDown' | 'Steady' | 'Saturated' | 'WaitingForCapacity'
-  | 'StabilizingUp' | 'StabilizingDown';
+  | 'StabilizingUp' | 'StabilizingDown' | 'Bounds';
 
 export type Limit = 'ScaleUpLimit' | 'TooFewReplicas' | 'TooManyReplicas';
 
@@ -258,6 +258,9 @@ export function decide(i: DecisionInput): Decision {
   const bounded = clamp(desired, p);
   if (bounded !== desired) {
     why += `; bounds [${p.minReplicas}, ${p.maxReplicas}] make it ${bounded}`;
+    // An edited bound moving the count against the recommendation: the bounds decided, not the demand.
+    const moved = Math.sign(bounded - current);
+    if (moved !== 0 && moved !== Math.sign(recommendation - current)) reason = 'Bounds';
     desired = bounded;
   }
   // Pinned at a bound against demand: the ScalingLimited condition says so.

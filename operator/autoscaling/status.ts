@@ -12,6 +12,11 @@ export interface AutoscalerReport {
   /** ms since the epoch */
   at: number;
   source: 'scrape' | 'prometheus';
+  /**
+   * A reconcile already applied this decision: later reconciles keep status.desiredReplicas (within the
+   * current bounds), so bounds edited since are not undone by this older decision.
+   */
+  applied?: boolean;
 }
 
 export interface ScalingVerdict {

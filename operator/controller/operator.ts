@@ -224,6 +224,7 @@ export class Operator {
     const reconciler = new Reconciler({
       client: this.client, caches: informers, events: this.events, clock: this.clock, log: this.log, defaults: this.o.defaults,
       autoscaler: (key) => autoscaler.latest(key),
+      autoscalerApplied: (key, at) => autoscaler.markApplied(key, at),
       onDesiredReplicasChanged: (namespace, name, from, to) =>
         this.metrics.scalingDecisions.inc({ namespace, jambadeployment: name, direction: to > from ? 'up' : 'down' }),
     });

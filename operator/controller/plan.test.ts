@@ -128,6 +128,15 @@ describe('autoscaling', () => {
     expect(planChildren(restarted, { pods: [] }).desiredReplicas).toBe(4);
   });
 
+  test('a decision already applied does not undo bounds edited since: the count in status stands', () => {
+    const raised = jambaDeployment({ replicas: 2, autoscaling: { enabled: true, minReplicas: 4, maxReplicas: 6, targetTokensPerSecondPerReplica: 100 } });
+    // min was raised to 4 (status says 4), then lowered again: the older decision (2) must not come back.
+    const lowered = { ...autoscaled, status: { desiredReplicas: 4 } };
+    expect(planChildren(raised, { pods: [] }, {}, { ...report(2), applied: true }).desiredReplicas).toBe(4);
+    expect(planChildren(lowered, { pods: [] }, {}, { ...report(2), applied: true }).desiredReplicas).toBe(4);
+    expect(planChildren(lowered, { pods: [] }, {}, { ...report(2), applied: false }).desiredReplicas).toBe(2);
+  });
+
   test('autoscaling off: spec.replicas rules (the scale subresource) and a stale decision is ignored', () => {
     const off = jambaDeployment({ replicas: 2, autoscaling: { enabled: false, minReplicas: 1, maxReplicas: 6, targetTokensPerSecondPerReplica: 100 } });
     const p = planChildren({ ...off, status: { desiredReplicas: 4 } }, { pods: [] }, {}, report(5));

@@ -55,7 +55,8 @@ function action(kind: ChildKind, desired: Child, observed: Child | undefined): C
 
 export function planChildren(jd: JambaDeployment, observed: Observed, defaults: OperatorDefaults = {}, autoscaler?: AutoscalerReport): ChildPlan {
   const autoscaling = jd.spec.autoscaling?.enabled ? { autoscaler } : {};
-  const replicas = desiredReplicas(jd.spec, autoscaler?.decision.desiredReplicas ?? jd.status?.desiredReplicas);
+  const fresh = autoscaler && !autoscaler.applied ? autoscaler.decision.desiredReplicas : undefined;
+  const replicas = desiredReplicas(jd.spec, fresh ?? jd.status?.desiredReplicas ?? autoscaler?.decision.desiredReplicas);
   // Defence in depth: the CRD's CEL rule refuses these, but an older CRD or a status-only edit could let one in.
   const fit = checkFit(fitInput(jd));
   if (!fit.fits) return { desiredReplicas: replicas, ...autoscaling, apply: [], remove: [], blocked: { reason: fit.cpu ? 'ModelTooLargeForCPU' : 'InsufficientGPUMemory', message: fitMessage(fitInput(jd), fit) } };

@@ -56,6 +56,8 @@ export class Reconciler {
     defaults?: OperatorDefaults;
     /** The autoscaler's latest round for a JambaDeployment (namespace/name key). */
     autoscaler?: (key: string) => AutoscalerReport | undefined;
+    /** The autoscaler's round of time `at` is applied (children and status written). */
+    autoscalerApplied?: (key: string, at: number) => void;
     /** The written status changed desiredReplicas (a scaling decision). */
     onDesiredReplicasChanged?: (namespace: string, name: string, from: number, to: number) => void;
   }) {}
@@ -156,6 +158,7 @@ export class Reconciler {
       this.d.events.recordInBackground(jd, event, now, (e) => log.warn('recording event failed', { reason: event.reason, error: e }));
     }
     if (applyError) throw applyError;
+    if (children.autoscaler) this.d.autoscalerApplied?.(key, children.autoscaler.at);
     return applied.length > 0 || statusPlan.status ? 'applied' : 'unchanged';
   }
 }

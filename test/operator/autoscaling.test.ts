@@ -24,7 +24,11 @@ let node: string | undefined;
 /** Pod name → the runtime playing it, assigned in order of appearance. */
 const playedBy = new Map<string, Runtime>();
 
+/** Set by the test that makes every pod's metrics unreadable (a closed port). */
+let unreachable = false;
+
 function podAddress(pod: { metadata?: { name?: string } }): string | undefined {
+  if (unreachable) return '127.0.0.1:1';
   const name = pod.metadata?.name;
   if (!name) return undefined;
   if (!playedBy.has(name)) {
@@ -142,15 +146,17 @@ test('after the load it scales back to min, marking the pods to remove by their 
 test('metrics that cannot be read hold the replicas (no scale-down), and the loop goes on', async () => {
   await kubectl(['patch', 'jd', 'mini', '-n', ns.name, '--type=merge', '-p', '{"spec":{"autoscaling":{"minReplicas":2}}}']);
   await waitFor(async () => (await readyPods()).length === 2, { description: 'two replicas (min 2)', timeoutMs: 120_000 });
-  // Every runtime stops answering: each round fails to read any pod. Then min goes back to 1, and an idle
-  // JambaDeployment whose metrics cannot be read is held at 2.
-  await closeRuntimes();
+  // No pod answers any more (their addresses now lead to a closed port): each round fails to read any pod.
+  // Then min goes back to 1, and an idle JambaDeployment whose metrics cannot be read is held at 2.
+  unreachable = true;
   await kubectl(['patch', 'jd', 'mini', '-n', ns.name, '--type=merge', '-p', '{"spec":{"autoscaling":{"minReplicas":1}}}']);
   const held = await waitFor(async () => {
     const d = (await jd()).status?.scalingDecisions?.at(-1);
-    return d?.reason === 'NoMetrics' ? d : undefined;
-  }, { description: 'a NoMetrics decision', timeoutMs: 60_000, intervalMs: 500 });
-  expect(held.message).toMatch(/^holding 2: every metrics source failed/);
+    return d?.reason === 'NoMetrics' && d.from === 2 ? d : undefined;
+  }, { description: 'a NoMetrics decision', timeoutMs: 60_000, intervalMs: 500 }).catch(async (e: Error) => {
+    throw new Error(`${e.message}\n${JSON.stringify((await jd()).status, null, 1)}`);
+  });
+  expect(held.message).toBe('holding 2: every metrics source failed');
   const before = Number(/_count (\d+)/.exec(await operator.metrics.registry.getSingleMetricAsString('jamba_operator_autoscaler_decision_duration_seconds'))?.[1]);
   await waitFor(async () => Number(/_count (\d+)/.exec(await operator.metrics.registry.getSingleMetricAsString('jamba_operator_autoscaler_decision_duration_seconds'))?.[1]) >= before + 5,
     { description: 'five more decisions', timeoutMs: 60_000 });
