@@ -96,6 +96,17 @@ export class Reconciler {
     const log = this.d.log.child({ jambaDeployment: key, generation: jd.metadata.generation });
     const { observed, foreign } = this.observe(jd);
     const children = planChildren(jd, observed, this.d.defaults, this.d.autoscaler?.(key));
+    // What the caches show before the writes leave: the versions our writes supersede. Read after the
+    // writes, a cache could already hold a newer version (the Deployment controller's status update
+    // of our write), which would then be mistaken for a superseded one and hidden behind our older
+    // write for good: the status would keep the replicas our write saw ("waiting for pods to start").
+    const cache = this.d.caches;
+    const cachedChild: Record<ChildKind, KubernetesObject | undefined> = {
+      Deployment: cache.deployments.get(name, namespace),
+      Service: cache.services.get(name, namespace),
+      PodDisruptionBudget: cache.podDisruptionBudgets.get(name, namespace),
+      InferencePool: cache.inferencePools.get(name, namespace),
+    };
 
     // The children are independent: apply them concurrently (one reconcile's latency, not three).
     const results = await Promise.allSettled(children.apply.map(async (action) => {
@@ -107,13 +118,6 @@ export class Reconciler {
     let deployment = observed.deployment;
     let applyError: Error | undefined;
     const applied: ChildAction[] = [];
-    const cache = this.d.caches;
-    const cachedChild: Record<ChildKind, KubernetesObject | undefined> = {
-      Deployment: cache.deployments.get(name, namespace),
-      Service: cache.services.get(name, namespace),
-      PodDisruptionBudget: cache.podDisruptionBudgets.get(name, namespace),
-      InferencePool: cache.inferencePools.get(name, namespace),
-    };
     results.forEach((r, i) => {
       const action = children.apply[i]!;
       if (r.status === 'rejected') {

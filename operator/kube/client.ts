@@ -23,7 +23,7 @@ export function isConflict(e: unknown): boolean {
 export type Verb = 'GET' | 'LIST' | 'WATCH' | 'CREATE' | 'UPDATE' | 'PATCH' | 'DELETE';
 export type RequestObserver = (verb: Verb, resource: string, statusCode: number) => void;
 
-interface RequestSpec {
+export interface RequestSpec {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   path: string;
   /** For metrics: what kind of call this is and on what. */
