@@ -10,6 +10,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { compareBackends, PROFILES } from '../../runtime/backends/conformance.js';
+import { cpuBf16Deviations, FIXTURES, referenceCases, type RefCase, type RefRun, VARIANTS } from './cpu-bf16.js';
 import { CpuBackend } from '../../runtime/backends/cpu/index.js';
 import { CudaBackend } from '../../runtime/backends/cuda/index.js';
 import { silentLogger } from '../../runtime/server/log.js';
@@ -19,17 +20,21 @@ import { RUNTIME_DEFAULTS, startRuntime, type Runtime } from '../../runtime/serv
 const MARGIN = 0.05;
 /**
  * Log-probability tolerance against the fp32 reference, for a runtime that rounds activations to bf16.
- * Measured, not guessed: tools/gpu/hf_bf16_deviation.py runs Hugging Face's own Jamba in bf16 over the
- * same cases (teacher-forced on the reference's path), and on these small random-weight models it moves
- * the chosen and top-5 logprobs by up to 1–2.4 nats (docs/benchmarks/cuda.md). A case passes when its
- * worst deviation is within HF_FACTOR × HF-bf16's worst on that case (never below LOGPROB_TOL), and its
- * tokens may part only where the reference's margin is within HF_FACTOR × HF-bf16's disturbance at that
- * step (the largest move of a top-5 logprob there; never below MARGIN). HF_FACTOR allows for another
- * bf16 implementation's rounding to land elsewhere in the same distribution. Without that file (no
- * torch), the fixed LOGPROB_TOL applies to every case.
+ * Measured, not guessed, for each fixture: how far bf16 rounding alone moves the chosen and top-5
+ * logprobs over that fixture's cases (both weight variants), two ways — Hugging Face's own Jamba run in
+ * bf16 (tools/gpu/hf_bf16_deviation.py, teacher-forced on the reference's path; JAMBA_HF_BF16 names its
+ * output) and our own op graph on the CPU rounding at exactly the CUDA backend's bf16 points
+ * (tools/gpu/cpu-bf16.ts). On these small random-weight models with peaked outputs that reaches a few
+ * tenths of a nat on the chosen tokens and 1–3 nats on low-probability top-5 entries
+ * (docs/benchmarks/cuda.md). Every case must stay within NOISE_FACTOR × the larger of the two, for the
+ * chosen tokens and for the top-5 separately (never below LOGPROB_TOL): the factor leaves room for
+ * accumulation orders and for the bf16 softmax probabilities inside the attention kernel, which the CPU
+ * model does not round. Tokens
+ * may part only where the reference's margin is within 2 × HF-bf16's disturbance at that step (the
+ * largest move of its logprobs there; never below MARGIN).
  */
 const LOGPROB_TOL = 0.1;
-const HF_FACTOR = 2;
+const NOISE_FACTOR = 1.5;
 
 interface HfDeviation {
   chosen: number[];
@@ -40,19 +45,6 @@ interface HfDeviation {
 type HfDeviations = Record<string, Record<string, Record<string, HfDeviation>>>;
 const hfPath = process.env['JAMBA_HF_BF16'];
 const hf: HfDeviations | undefined = hfPath ? (JSON.parse(readFileSync(hfPath, 'utf8')) as { fixtures: HfDeviations }).fixtures : undefined;
-
-interface RefRun {
-  greedy_token_ids: number[];
-  token_logprobs: number[];
-  top_logprobs: [number, number][][];
-}
-interface RefCase {
-  name: string;
-  prompt_token_ids: number[];
-  max_new_tokens: number;
-  bf16: RefRun;
-  expertsint8: RefRun;
-}
 
 interface Completion {
   ids: number[];
@@ -89,26 +81,47 @@ async function complete(rt: Runtime, c: RefCase): Promise<Completion> {
   return { ids: lp.tokens.map((t) => Number(t.replace('token_id:', ''))), logprobs: lp.token_logprobs, top: lp.top_logprobs };
 }
 
-/** Compares with the margin rule; returns the steps compared, the worst logprob difference and the tolerance used. */
-function compare(got: Completion, ref: RefRun, bf16?: HfDeviation): { ok: boolean; steps: number; worst: number; tolerance: number; note: string } {
-  const tolerance = Math.max(LOGPROB_TOL, bf16 ? HF_FACTOR * bf16.worst : 0);
-  let worst = 0;
+interface Noise {
+  chosen: number;
+  top5: number;
+}
+
+/** The worst bf16-rounding deviations per fixture, over both weight variants: HF's bf16 run and the CPU model, the larger. */
+async function roundingNoise(root: string): Promise<Record<string, { cpu: Noise; hf?: Noise; tolerance: Noise }>> {
+  const cpu = await cpuBf16Deviations(root);
+  report['cpu_bf16'] = cpu;
+  const worst = (runs: { chosen: number[]; top5: number[] }[]): Noise => ({ chosen: Math.max(...runs.flatMap((r) => r.chosen)), top5: Math.max(...runs.flatMap((r) => r.top5)) });
+  const out: Record<string, { cpu: Noise; hf?: Noise; tolerance: Noise }> = {};
+  for (const fixture of FIXTURES) {
+    const hfRuns = hf?.[fixture] ? Object.entries(hf[fixture]).filter(([k]) => k.endsWith('/bfloat16')).flatMap(([, cases]) => Object.values(cases)) : [];
+    const c = worst(cpu.filter((d) => d.fixture === fixture));
+    const h = hfRuns.length > 0 ? worst(hfRuns) : undefined;
+    const tol = (key: keyof Noise): number => Math.max(LOGPROB_TOL, NOISE_FACTOR * Math.max(c[key], h?.[key] ?? 0));
+    out[fixture] = { cpu: c, hf: h, tolerance: { chosen: tol('chosen'), top5: tol('top5') } };
+  }
+  return out;
+}
+
+/** Compares with the margin rule; returns the steps compared and the worst logprob differences. */
+function compare(got: Completion, ref: RefRun, tolerance: Noise, bf16?: HfDeviation): { ok: boolean; steps: number; worst: Noise; note: string } {
+  const worst: Noise = { chosen: 0, top5: 0 };
+  const within = (): boolean => worst.chosen <= tolerance.chosen && worst.top5 <= tolerance.top5;
   for (let step = 0; step < ref.greedy_token_ids.length; step++) {
     const top = ref.top_logprobs[step]!;
     const margin = top.length > 1 ? top[0]![1] - top[1]![1] : Infinity;
-    worst = Math.max(worst, Math.abs(got.logprobs[step]! - ref.token_logprobs[step]!));
+    worst.chosen = Math.max(worst.chosen, Math.abs(got.logprobs[step]! - ref.token_logprobs[step]!));
     for (const [id, lp] of top) {
       const mine = got.top[step]?.[`token_id:${id}`];
-      if (mine !== undefined) worst = Math.max(worst, Math.abs(mine - lp));
+      if (mine !== undefined) worst.top5 = Math.max(worst.top5, Math.abs(mine - lp));
     }
     if (got.ids[step] !== ref.greedy_token_ids[step]) {
-      const allowed = Math.max(MARGIN, bf16 ? HF_FACTOR * Math.max(bf16.chosen[step]!, bf16.top5[step]!) : 0);
+      const allowed = Math.max(MARGIN, bf16 ? 2 * Math.max(bf16.chosen[step]!, bf16.top5[step]!) : 0);
       const at = `at step ${step} (margin ${margin.toFixed(3)}, allowed ${allowed.toFixed(3)})`;
-      if (margin > allowed) return { ok: false, steps: step, worst, tolerance, note: `token ${got.ids[step]} instead of ${ref.greedy_token_ids[step]} ${at}` };
-      return { ok: worst <= tolerance, steps: step, worst, tolerance, note: `parted ${at}, a close call` };
+      if (margin > allowed) return { ok: false, steps: step, worst, note: `token ${got.ids[step]} instead of ${ref.greedy_token_ids[step]} ${at}` };
+      return { ok: within(), steps: step, worst, note: `parted ${at}, a close call` };
     }
   }
-  return { ok: worst <= tolerance, steps: ref.greedy_token_ids.length, worst, tolerance, note: 'all steps' };
+  return { ok: within(), steps: ref.greedy_token_ids.length, worst, note: 'all steps' };
 }
 
 async function conformance(): Promise<void> {
@@ -135,11 +148,15 @@ async function conformance(): Promise<void> {
 async function fixtures(): Promise<void> {
   const root = resolve(process.env['JAMBA_FIXTURES_DIR'] ?? 'test/fixtures');
   const results: unknown[] = [];
-  for (const fixture of ['jamba-tiny', 'jamba-tiny-unusual']) {
+  const noise = await roundingNoise(root);
+  report['rounding_noise'] = noise;
+  const show = (n?: Noise): string => (n ? `chosen ${n.chosen.toFixed(3)}, top-5 ${n.top5.toFixed(3)}` : 'n/a');
+  for (const fixture of FIXTURES) {
     const dir = join(root, fixture);
-    const cases = (JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as { cases: RefCase[] }).cases;
-    for (const quantization of ['none', 'expertsint8'] as const) {
-      const key = quantization === 'none' ? 'bf16' : 'expertsint8';
+    const cases: RefCase[] = referenceCases(root, fixture);
+    const { tolerance } = noise[fixture]!;
+    process.stdout.write(`${fixture}: bf16 rounding alone moves logprobs by up to ${show(noise[fixture]!.cpu)} (CPU model), ${show(noise[fixture]!.hf)} (HF bf16): tolerance ${show(tolerance)}\n`);
+    for (const [quantization, key] of VARIANTS) {
       let rt: Runtime | undefined;
       try {
         rt = await startRuntime({
@@ -158,9 +175,9 @@ async function fixtures(): Promise<void> {
         for (const c of cases) {
           const got = await complete(rt, c);
           serial.push(got);
-          const r = compare(got, c[key], hf?.[fixture]?.[`${key}/bfloat16`]?.[c.name]);
-          results.push({ fixture, quantization, case: c.name, ...r, got });
-          say(r.ok, `fixture ${fixture} ${quantization} ${c.name}: ${r.note}, worst |Δlogprob| ${r.worst.toFixed(4)} (tolerance ${r.tolerance.toFixed(3)}) over ${r.steps} steps`);
+          const r = compare(got, c[key], tolerance, hf?.[fixture]?.[`${key}/bfloat16`]?.[c.name]);
+          results.push({ fixture, quantization, case: c.name, tolerance, ...r, got });
+          say(r.ok, `fixture ${fixture} ${quantization} ${c.name}: ${r.note}, worst |Δlogprob| ${show(r.worst)} over ${r.steps} steps`);
         }
         // Continuous batching: everything at once, compared with the serial runs by the same rule.
         const together = await Promise.all(cases.map((c) => complete(rt!, c)));
@@ -173,9 +190,9 @@ async function fixtures(): Promise<void> {
           };
           // Another batch composition picks other kernel shapes (split-K slices, tiles), so its bf16
           // rounding differs: the same bf16 tolerance as against the reference.
-          const r = compare(got, asRef, hf?.[fixture]?.[`${key}/bfloat16`]?.[cases[i]!.name]);
+          const r = compare(got, asRef, tolerance, hf?.[fixture]?.[`${key}/bfloat16`]?.[cases[i]!.name]);
           results.push({ fixture, quantization, case: cases[i]!.name, batched: true, ...r, got });
-          say(r.ok, `batched == serial ${fixture} ${quantization} ${cases[i]!.name}: ${r.note}, worst |Δ| ${r.worst.toFixed(5)}`);
+          say(r.ok, `batched == serial ${fixture} ${quantization} ${cases[i]!.name}: ${r.note}, worst |Δ| ${show(r.worst)}`);
         });
       } catch (error) {
         say(false, `fixture ${fixture} ${quantization}: ${(error as Error).stack}`);
@@ -190,6 +207,12 @@ async function fixtures(): Promise<void> {
 async function main(): Promise<void> {
   const out = process.argv[2];
   const parts = (process.argv[3] ?? 'fixtures,conformance').split(',');
+  if (parts.includes('cpu-bf16')) {
+    // No GPU needed: the CPU model of the CUDA backend's rounding alone.
+    for (const d of await cpuBf16Deviations(resolve(process.env['JAMBA_FIXTURES_DIR'] ?? 'test/fixtures'))) {
+      process.stdout.write(`${d.fixture} ${d.quantization} ${d.case}: worst |Δlogprob| chosen ${Math.max(...d.chosen).toFixed(4)}, top-5 ${Math.max(...d.top5).toFixed(4)}${d.parted >= 0 ? `, parts at step ${d.parted}` : ''}\n`);
+    }
+  }
   if (parts.includes('fixtures')) await fixtures();
   if (parts.includes('conformance')) await conformance();
   report['summary'] = { failures, lines };
