@@ -3,12 +3,13 @@
 // every non-lease write it forwarded: when it was sent on and when the API server answered. While the
 // JambaDeployments are edited continuously (so the leader always has writes to make), the leader's
 // Lease requests are stalled (then, for the next leader, dropped): it must stop writing and exit
-// within its renew deadline, before its successor acquires the lease and writes anything.
+// within its renew deadline, before its successor acquires the lease and writes anything. Then a
+// leader is killed (SIGKILL) in the middle of reconciling new JambaDeployments.
 import { KubeClient } from '../../operator/kube/client.js';
 import { RESOURCES, objectPath } from '../../operator/kube/resources.js';
 import { addGpuNodes, kubectl, makeKubeConfig, waitFor, withNamespace } from '../harness/cluster.js';
 import { startApiProxy, type ApiProxy, type LeaseMode } from './api-proxy.js';
-import { deleteAllAndWait } from './chaos-support.js';
+import { deleteAllAndWait, expectAllConverged, expectNoDuplicates } from './chaos-support.js';
 import {
   createJd, ensureOperatorBuilt, getJd, installCrd, isLeader, killAll, loggedAt, spawnOperator, waitForCondition, type OperatorProcess,
 } from './support.js';
@@ -79,6 +80,8 @@ function expectNoOverlap(old: { p: OperatorProcess; proxy: ApiProxy }, exitedAt:
   expect(old.proxy.writes.some((w) => w.sentAt > faultAt)).toBe(true);
 }
 
+let current: { p: OperatorProcess; proxy: ApiProxy } | undefined;
+
 async function faultAndHandOver(old: { p: OperatorProcess; proxy: ApiProxy }, next: { p: OperatorProcess; proxy: ApiProxy }, mode: LeaseMode) {
   const faultAt = Date.now();
   old.proxy.leases = mode;
@@ -114,6 +117,7 @@ test('leader with stalled, then dropped, lease requests: it stops writing and ex
     const c = await candidate('c');
     await new Promise((r) => setTimeout(r, 1000));
     await faultAndHandOver(b, c, 'drop');
+    current = c;
   } finally {
     await edits.stop();
   }
@@ -127,3 +131,22 @@ test('leader with stalled, then dropped, lease requests: it stops writing and ex
     }, { description: `jd ${name} to converge`, timeoutMs: 60_000, intervalMs: 500 });
   }
 }, 240_000);
+
+test('a leader killed in the middle of reconciling 20 new JambaDeployments: the successor finishes, nothing duplicated', async () => {
+  const leader = current!;
+  const standby = await candidate('d');
+  const writesBefore = leader.proxy.writes.length;
+  const names = Array.from({ length: 20 }, (_, i) => `k${String(i).padStart(2, '0')}`);
+  const created = Promise.all(names.map((name) => createJd(ns.name, name, { gpusPerReplica: 1, scheduling: onOwnNodes })));
+  // Kill it once it has started writing children for the new ones, well before it is done.
+  await waitFor(() => leader.proxy.writes.slice(writesBefore).filter((w) => w.method === 'PATCH').length >= 3, { description: 'the leader to start applying', timeoutMs: 30_000, intervalMs: 20 });
+  leader.p.child.kill('SIGKILL');
+  await leader.p.exited;
+  const appliedBeforeKill = leader.proxy.writes.slice(writesBefore).filter((w) => w.method === 'PATCH' && !w.path.includes('/status')).length;
+  expect(appliedBeforeKill).toBeLessThan(names.length * 3);
+  await created;
+  await waitFor(() => isLeader(standby.p), { description: 'the standby to take over', timeoutMs: 20_000, intervalMs: 200 });
+  const jds = await expectAllConverged(ns.name);
+  expect(jds.filter((jd) => names.includes(jd.metadata.name!))).toHaveLength(names.length);
+  await expectNoDuplicates(ns.name, jds);
+}, 180_000);
