@@ -83,7 +83,8 @@ test('100 JambaDeployments created, then all edited at once: each converges on i
 
   await Promise.all(names.map((name, i) => patchJd(name, { spec: { maxContextLength: 65536 + i } })));
   const jds = await expectAllConverged(ns.name, 240_000);
-  expect(jds).toHaveLength(101);
+  // Every one of the burst, next to whatever the earlier tests of this file left.
+  expect(jds.map((jd) => jd.metadata.name).filter((n) => names.includes(n!))).toHaveLength(names.length);
   const deps = JSON.parse(await kubectl(['get', 'deployments', '-n', ns.name, '-o', 'json'])) as { items: { metadata: { name: string }; spec: { template: { spec: { containers: { args: string[] }[] } } } }[] };
   for (const [i, name] of names.entries()) {
     const args = deps.items.find((d) => d.metadata.name === name)!.spec.template.spec.containers[0]!.args.join(' ');
