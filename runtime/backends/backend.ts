@@ -240,6 +240,12 @@ export interface Backend {
    * The only await of a step.
    */
   sample(logits: Tensor): Promise<SampleResult>;
+  /**
+   * Right after beginStep: runs the whole step, sampling included, from what the backend captured for a
+   * step of the same shape before (a CUDA graph), and ends it; undefined when it has nothing captured,
+   * and the model then records the step op by op as usual. Saves recording what would not be used.
+   */
+  replay?(): Promise<SampleResult | undefined>;
   /** Runs what the step recorded and ends it, when no row is sampled (a prefill chunk). */
   completeStep(): Promise<void>;
   /** Ends a step and discards what it recorded (a step that failed or is abandoned). */

@@ -230,6 +230,12 @@ export class JambaModel implements ModelRunner {
     let ended = false;
     b.beginStep(inputs);
     try {
+      // A step shape the backend has captured (a decode batch size on the GPU) runs without recording.
+      const replayed = await b.replay?.();
+      if (replayed) {
+        ended = true;
+        return replayed;
+      }
       const x = this.reduced(b.embedding(this.embedTokens, this.vocabStart)); // [T, H]: each rank holds a vocabulary slice
       for (const layer of this.layers) {
         this.decoderLayer(layer, x, inputs.batch);

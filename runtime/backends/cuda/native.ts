@@ -26,6 +26,7 @@ export interface NativeLib {
     resultBytes: number, resultDev: number, graphKey: number,
   ): Promise<number>;
   resetGraphs(): number;
+  hasGraph(graphKey: number): number;
   measureCeilings(out: Float64Array): number;
   opProfile(out: Float64Array): number;
   lastRunMs(): number;
@@ -75,6 +76,7 @@ async function load(): Promise<NativeLib> {
         runFn.async(...args, (error: unknown, rc: number) => (error ? reject(error as Error) : resolveRun(rc)));
       }),
     resetGraphs: lib.func('int jb_reset_graphs(void)'),
+    hasGraph: lib.func('int jb_has_graph(int graph_key)'),
     measureCeilings: lib.func('int jb_measure_ceilings(double *out)'),
     opProfile: lib.func('int jb_op_profile(double *out)'),
     lastRunMs: lib.func('double jb_last_run_ms(void)'),

@@ -87,6 +87,11 @@ int jb_run(const double* program, int length, const void* payload, uint64_t payl
 int jb_measure_ceilings(double* out);
 /** Drops every captured graph (after the pools they point into change). */
 int jb_reset_graphs(void);
+/**
+ * 1 when jb_run with this key replays a captured graph, whatever program it is given (so the caller
+ * need not record one); 0 otherwise, and always while ops are profiled (those runs are eager).
+ */
+int jb_has_graph(int graph_key);
 /** Optional timing of the last jb_run in milliseconds (device events), for benchmarks. */
 double jb_last_run_ms(void);
 /**

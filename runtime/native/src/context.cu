@@ -308,6 +308,11 @@ int jb_reset_graphs(void) {
   return 0;
 }
 
+int jb_has_graph(int graph_key) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  return !g_profile && graph_key >= 0 && g_graphs.count(graph_key) > 0 ? 1 : 0;
+}
+
 double jb_last_run_ms(void) { return g_last_ms; }
 
 int jb_op_profile(double* out) {
