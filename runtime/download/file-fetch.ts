@@ -7,6 +7,7 @@ import { open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'no
 import { DownloadError, formatBytes } from './errors.js';
 import { failure, RetryableStatus, type HubHttp } from './http.js';
 import type { RepoFile } from './hub-api.js';
+import { PrefixHash } from './prefix-hash.js';
 import type { DownloadProgress } from './progress.js';
 
 /** Bounds concurrent requests across all files. */
@@ -95,23 +96,21 @@ export async function fetchFile(o: FetchFileOptions): Promise<void> {
   try {
     for (const i of done) o.progress.resumedFrom(o.file.path, chunks[i]!.length);
     const verifier = expectedHash(o.file);
-    let hashed = 0; // chunks hashed, in order
-    let hashing = Promise.resolve();
-    // Hash the finished prefix while later chunks still stream in (page cache: no second network read).
-    const pump = (): Promise<void> => (hashing = hashing.then(async () => {
-      if (!verifier) return;
-      const buf = Buffer.allocUnsafe(Math.min(o.chunkBytes, 4 << 20));
-      while (hashed < chunks.length && done.has(hashed)) {
-        const c = chunks[hashed]!;
-        for (let off = 0; off < c.length;) {
-          const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, c.length - off), c.start + off);
-          if (bytesRead === 0) throw new DownloadError('VerificationFailed', `${o.file.path}: shorter on disk than expected`);
-          verifier.hash.update(buf.subarray(0, bytesRead));
-          off += bytesRead;
-        }
-        hashed++;
-      }
-    }));
+    // Bytes on disk per chunk, contiguous from its start.
+    const written = chunks.map((c) => (done.has(c.index) ? c.length : 0));
+    const onDisk = (pos: number): number => {
+      const i = Math.floor(pos / o.chunkBytes);
+      return i < chunks.length ? chunks[i]!.start + written[i]! - pos : 0;
+    };
+    const hasher = verifier ? new PrefixHash(verifier.hash, fh, onDisk) : undefined;
+    const sink: ChunkSink = {
+      written: (c) => written[c.index]!,
+      wrote: (c, bufs, bytes) => {
+        hasher?.wrote(c.start + written[c.index]!, bufs);
+        written[c.index]! += bytes;
+        o.progress.received(o.file.path, bytes);
+      },
+    };
     let recording = Promise.resolve();
     const record = (): Promise<void> => (recording = recording.then(async () => {
       const tmp = `${o.partsPath}.tmp`;
@@ -119,16 +118,16 @@ export async function fetchFile(o: FetchFileOptions): Promise<void> {
       await rename(tmp, o.partsPath);
     }));
 
-    void pump();
+    void hasher?.catchUp();
     await Promise.all(chunks.filter((c) => !done.has(c.index)).map((c) => o.requests.use(async () => {
-      await fetchChunk(o, fh, c, chunks.length === 1);
+      await fetchChunk(o, fh, c, chunks.length === 1, sink);
       done.add(c.index);
-      await Promise.all([record(), pump()]);
+      await Promise.all([record(), hasher?.catchUp()]);
     })));
-    await pump();
+    await hasher?.catchUp();
     await recording;
-    if (verifier) {
-      const actual = verifier.hash.digest('hex');
+    if (verifier && hasher) {
+      const actual = hasher.hashedBytes === o.file.size ? hasher.digest() : `(only ${hasher.hashedBytes} bytes readable)`;
       if (actual !== verifier.expected) {
         await fh.close();
         await removeTemp(o);
@@ -141,14 +140,22 @@ export async function fetchFile(o: FetchFileOptions): Promise<void> {
   }
 }
 
+/** Where a chunk's bytes go once written: the hash, the progress and the chunk's count of bytes on disk. */
+interface ChunkSink {
+  written(c: Chunk): number;
+  wrote(c: Chunk, bufs: Buffer[], bytes: number): void;
+}
+
+/** Writes are batched to this size (fewer system calls than one per network read; progress moves in these steps). */
+const WRITE_BATCH = 256 * 1024;
+
 /** One chunk with retries; a retry after a cut resumes at the byte reached. */
-async function fetchChunk(o: FetchFileOptions, fh: FileHandle, c: Chunk, whole: boolean): Promise<void> {
-  let written = 0;
+async function fetchChunk(o: FetchFileOptions, fh: FileHandle, c: Chunk, whole: boolean, sink: ChunkSink): Promise<void> {
   const what = `${o.file.path} [${c.start}-${c.start + c.length - 1}]`;
   await o.http.withRetry(what, async (progressed) => {
-    const from = c.start + written;
+    const from = c.start + sink.written(c);
     const end = c.start + c.length - 1;
-    const ranged = !(whole && written === 0);
+    const ranged = !(whole && from === 0);
     const res = await o.http.once(o.url, ranged ? { range: `bytes=${from}-${end}` } : {});
     if (res.statusCode !== 200 && res.statusCode !== 206) throw await failure(res, o.file.path, !!o.http.options.token);
     if (ranged && res.statusCode !== 206) {
@@ -160,16 +167,39 @@ async function fetchChunk(o: FetchFileOptions, fh: FileHandle, c: Chunk, whole: 
       await res.body.dump();
       throw new RetryableStatus(res.statusCode, undefined, `unexpected Content-Range ${contentRange} for bytes=${from}-${end}`);
     }
-    for await (const data of res.body as AsyncIterable<Buffer>) {
-      if (written + data.length > c.length) {
-        res.body.destroy();
-        throw new DownloadError('HttpError', `${what}: the server sent more bytes than asked for`);
+    // One write in flight while the next batch is received (receiving and writing overlap).
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    let inFlight: Promise<void> = Promise.resolve();
+    const flush = async (): Promise<void> => {
+      await inFlight;
+      if (batchBytes === 0) return;
+      const [bufs, bytes] = [batch, batchBytes];
+      batch = [];
+      batchBytes = 0;
+      inFlight = fh.writev(bufs, c.start + sink.written(c)).then(() => {
+        sink.wrote(c, bufs, bytes);
+        progressed();
+      }, (e: unknown) => diskFull(e, o));
+    };
+    let received = 0;
+    try {
+      for await (const data of res.body as AsyncIterable<Buffer>) {
+        received += data.length;
+        if (received > end - from + 1) {
+          res.body.destroy();
+          throw new DownloadError('HttpError', `${what}: the server sent more bytes than asked for`);
+        }
+        batch.push(data);
+        batchBytes += data.length;
+        if (batchBytes >= WRITE_BATCH) await flush();
       }
-      await fh.write(data, 0, data.length, c.start + written).catch((e) => diskFull(e, o));
-      written += data.length;
-      o.progress.received(o.file.path, data.length);
-      progressed();
+    } finally {
+      // What arrived before a cut is kept: the retry asks only for the rest.
+      await flush();
+      await inFlight;
     }
-    if (written < c.length) throw new DownloadError('NetworkError', `${what}: the body ended after ${written} of ${c.length} bytes`, true);
+    const got = sink.written(c);
+    if (got < c.length) throw new DownloadError('NetworkError', `${what}: the body ended after ${got - (from - c.start)} of ${c.length - (from - c.start)} bytes`, true);
   });
 }

@@ -193,7 +193,17 @@ function encodePath(p: string): string {
   return p.split('/').map(encodeURIComponent).join('/');
 }
 
-export async function startHubServer(repos: HubRepoSpec[]): Promise<HubServer> {
+export interface HubServerOptions {
+  /** Address to bind and to put in URLs (the CDN redirect); default 127.0.0.1. */
+  host?: string;
+  hubPort?: number;
+  cdnPort?: number;
+  /** Keep a record of every request (tests read it); off for long benchmark runs. */
+  recordRequests?: boolean;
+}
+
+export async function startHubServer(repos: HubRepoSpec[], options: HubServerOptions = {}): Promise<HubServer> {
+  const host = options.host ?? '127.0.0.1';
   const loaded = new Map<string, HubRepo>();
   for (const spec of repos) loaded.set(spec.id, await loadRepo(spec));
   const faults: (HubFault & { left: number; skipLeft: number })[] = [];
@@ -217,6 +227,7 @@ export async function startHubServer(repos: HubRepoSpec[]): Promise<HubServer> {
   };
 
   const record = (origin: Origin, req: IncomingMessage, status: number, fault?: HubFault): void => {
+    if (options.recordRequests === false) return;
     requests.push({
       origin, method: req.method ?? 'GET', path: req.url ?? '', status,
       ...(req.headers.range ? { range: req.headers.range } : {}),
@@ -304,6 +315,28 @@ export async function startHubServer(repos: HubRepoSpec[]): Promise<HubServer> {
       }));
       return;
     }
+    // The tree listing (huggingface_hub's snapshot_download uses it): entries under a path, recursive on request.
+    m = /^\/api\/models\/([^/]+)\/([^/]+)\/tree\/([^/]+)(?:\/(.*))?$/.exec(url.pathname);
+    if (m) {
+      const repo = knownRevision(req, res, m[1]!, m[2]!, decodeURIComponent(m[3]!));
+      if (!repo) return;
+      const under = m[4] ? `${decodeURIComponent(m[4]).replace(/\/$/, '')}/` : '';
+      const recursive = url.searchParams.get('recursive') === 'true';
+      const entries: unknown[] = [];
+      const dirs = new Set<string>();
+      for (const f of repo.files.filter((x) => x.rfilename.startsWith(under))) {
+        const rest = f.rfilename.slice(under.length);
+        const parts = rest.split('/');
+        for (let i = 1; i < parts.length && (recursive || i === 1); i++) dirs.add(under + parts.slice(0, i).join('/'));
+        if (!recursive && parts.length > 1) continue;
+        entries.push({ type: 'file', oid: f.blobId, size: f.size, path: f.rfilename, ...(f.lfs ? { lfs: { oid: f.sha256, size: f.size, pointerSize: 134 } } : {}) });
+      }
+      for (const d of dirs) entries.push({ type: 'directory', oid: createHash('sha1').update(d).digest('hex'), size: 0, path: d });
+      record('hub', req, 200);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(entries));
+      return;
+    }
     m = /^\/([^/]+)\/([^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
     if (!m || (req.method !== 'GET' && req.method !== 'HEAD')) {
       record('hub', req, 404);
@@ -353,14 +386,14 @@ export async function startHubServer(repos: HubRepoSpec[]): Promise<HubServer> {
     sendFile(req, res, file, file.sha256, fault);
   };
 
-  const listen = async (handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; url: string }> => {
+  const listen = async (handler: (req: IncomingMessage, res: ServerResponse) => void, port: number): Promise<{ server: Server; url: string }> => {
     const server = createServer(handler);
     server.keepAliveTimeout = 30_000;
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+    await new Promise<void>((resolve) => server.listen(port, host, resolve));
+    return { server, url: `http://${host.includes(':') ? `[${host}]` : host}:${(server.address() as AddressInfo).port}` };
   };
-  const hub = await listen(handleHub);
-  const cdn = await listen(handleCdn);
+  const hub = await listen(handleHub, options.hubPort ?? 0);
+  const cdn = await listen(handleCdn, options.cdnPort ?? 0);
   hubUrl = hub.url;
   cdnUrl = cdn.url;
 

@@ -1,0 +1,114 @@
+#!/usr/bin/env node
+// Download throughput on loopback against the Hub-protocol test server (tools/hub-server, its own
+// process): `jamba-runtime download` vs curl (one file after another, and --parallel) vs
+// huggingface_hub's snapshot_download, on the same synthetic safetensors, runs interleaved.
+//   node dist/tools/bench/download-bench.js [--gib 1] [--files 4] [--runs 3] [--python /path/to/venv/bin/python]
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { repoRoot } from './runtime-process.js';
+
+const { values } = parseArgs({
+  options: { gib: { type: 'string' }, files: { type: 'string' }, runs: { type: 'string' }, python: { type: 'string' }, work: { type: 'string' } },
+});
+const totalBytes = Math.round(Number(values.gib ?? '1') * 1024 ** 3);
+const fileCount = Number(values.files ?? '4');
+const runs = Number(values.runs ?? '3');
+const work = values.work ?? path.join(tmpdir(), 'jamba-download-bench');
+const REPO = 'bench/jamba-synthetic';
+
+/** Random bytes (incompressible), written once and reused across runs of the benchmark. */
+async function syntheticRepo(dir: string): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const per = Math.floor(totalBytes / fileCount);
+  const names = Array.from({ length: fileCount }, (_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(fileCount).padStart(5, '0')}.safetensors`);
+  for (const name of names) {
+    const file = path.join(dir, name);
+    if ((await stat(file).catch(() => undefined))?.size === per) continue;
+    const fh = await open(file, 'w');
+    for (let off = 0; off < per; off += 16 << 20) await fh.write(randomBytes(Math.min(16 << 20, per - off)));
+    await fh.close();
+  }
+  await writeFile(path.join(dir, 'config.json'), JSON.stringify({ model_type: 'jamba', note: 'synthetic weights for the download benchmark' }));
+  return names;
+}
+
+async function runCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<number> {
+  const started = process.hrtime.bigint();
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code}: ${stderr.slice(-2000)}`))));
+  });
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+async function bytesUnder(dir: string, names: string[]): Promise<number> {
+  let n = 0;
+  for (const name of names) n += (await stat(path.join(dir, name)).catch(() => ({ size: 0 }))).size;
+  return n;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+const dataDir = path.join(work, 'repo');
+const names = await syntheticRepo(dataDir);
+const weightBytes = await bytesUnder(dataDir, names);
+const server = spawn(process.execPath, [path.join(repoRoot, 'dist/tools/hub-server/main.js'), '--repo', `${REPO}=${dataDir}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+const { endpoint } = await new Promise<{ endpoint: string }>((resolve) => createInterface({ input: server.stdout! }).once('line', (l) => resolve(JSON.parse(l))));
+const resolveUrl = (name: string) => `${endpoint}/${REPO}/resolve/main/${name}`;
+const runtimeMain = path.join(repoRoot, 'dist/runtime/cmd/main.js');
+
+type Client = { name: string; run: (dir: string) => Promise<number> };
+const clients: Client[] = [
+  { name: 'jamba-runtime download', run: (dir) => runCommand(process.execPath, [runtimeMain, 'download', '--repo', REPO, '--dir', dir, '--include', '*.safetensors'], { HF_ENDPOINT: endpoint }) },
+  { name: 'curl, one file after another', run: (dir) => runCommand('curl', ['-sS', '-L', '--fail', ...names.flatMap((n) => ['-o', path.join(dir, n), resolveUrl(n)])]) },
+  { name: `curl --parallel (${fileCount} at once)`, run: (dir) => runCommand('curl', ['-sS', '-L', '--fail', '--parallel', '--parallel-max', String(fileCount), ...names.flatMap((n) => ['-o', path.join(dir, n), resolveUrl(n)])]) },
+];
+if (values.python) {
+  const script = 'import sys; from huggingface_hub import snapshot_download; snapshot_download(sys.argv[1], local_dir=sys.argv[2], allow_patterns=["*.safetensors"], max_workers=8)';
+  clients.push({
+    name: 'huggingface_hub snapshot_download (max_workers 8)',
+    run: (dir) => runCommand(values.python!, ['-c', script, REPO, dir], {
+      HF_ENDPOINT: endpoint, HF_HOME: path.join(work, 'hf-home'), HF_HUB_DISABLE_TELEMETRY: '1', HF_HUB_DISABLE_PROGRESS_BARS: '1', HF_HUB_ENABLE_HF_TRANSFER: '0',
+    }),
+  });
+}
+
+const seconds = new Map<string, number[]>(clients.map((c) => [c.name, []]));
+const load = [loadavg()[0]!];
+try {
+  for (let r = 0; r < runs; r++) {
+    for (const c of clients) {
+      const dir = path.join(work, 'out');
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(dir, { recursive: true });
+      const s = await c.run(dir);
+      const got = await bytesUnder(dir, names);
+      if (got !== weightBytes) throw new Error(`${c.name}: ${got} of ${weightBytes} bytes on disk (files: ${(await readdir(dir)).join(', ')})`);
+      seconds.get(c.name)!.push(s);
+      process.stderr.write(`run ${r + 1} ${c.name}: ${s.toFixed(2)} s\n`);
+    }
+    load.push(loadavg()[0]!);
+  }
+} finally {
+  server.kill('SIGTERM');
+  await rm(path.join(work, 'out'), { recursive: true, force: true });
+}
+
+process.stdout.write(`${(weightBytes / 1024 ** 3).toFixed(2)} GiB in ${fileCount} safetensors files, ${runs} runs each (interleaved), load average ${load.map((l) => l.toFixed(1)).join(' → ')}\n\n`);
+process.stdout.write('| client | median s | median GiB/s | runs (s) |\n|---|---|---|---|\n');
+for (const c of clients) {
+  const xs = seconds.get(c.name)!;
+  const m = median(xs);
+  process.stdout.write(`| ${c.name} | ${m.toFixed(2)} | ${(weightBytes / 1024 ** 3 / m).toFixed(2)} | ${xs.map((x) => x.toFixed(2)).join(', ')} |\n`);
+}
