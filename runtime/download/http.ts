@@ -87,8 +87,6 @@ export class HubHttp {
       const res = await request(current, {
         dispatcher: this.agent,
         method,
-        // Larger reads of the body: fewer, bigger chunks through the stream (measured ~2x on loopback).
-        highWaterMark: 1 << 20,
         headers: {
           'user-agent': this.options.userAgent,
           ...headers,
