@@ -27,6 +27,8 @@ export function buildCrd(): Record<string, unknown> {
             { name: 'Ready', type: 'string', jsonPath: '.status.readyText', description: 'ready/desired replicas' },
             { name: 'Tokens/s', type: 'number', jsonPath: '.status.tokensPerSecond' },
             { name: 'Status', type: 'string', jsonPath: ".status.conditions[?(@.type=='Ready')].reason", priority: 1 },
+            { name: 'Download%', type: 'integer', jsonPath: '.status.model.downloadPercent', priority: 1, description: 'percent of the checkpoint downloaded' },
+            { name: 'Load%', type: 'integer', jsonPath: '.status.model.loadPercent', priority: 1, description: 'weight loading of the slowest loading pod' },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],
           schema: {

@@ -39,14 +39,20 @@ const huggingFaceSource = object(
     revision: withDefault(string({ maxLength: 253 }), 'main'),
     tokenSecretRef: object(
       { name: required(localObjectName()), key: withDefault(string({ maxLength: 253 }), 'token') },
-      { description: 'Secret with a Hugging Face token, exposed to the download init container as HF_TOKEN.' },
+      { description: 'Secret with a Hugging Face token, exposed to the downloader as HF_TOKEN.' },
     ),
+    endpoint: string({
+      maxLength: 1024, pattern: '^https?://',
+      description: 'Hub endpoint (HF_ENDPOINT), for a mirror; default https://huggingface.co.',
+    }),
     cacheClaimName: string({
       maxLength: 253,
-      description: 'PVC to download into, so restarts and new replicas skip the download; without it an emptyDir is used.',
+      description:
+        'PVC (yours; never deleted) to download into: a Job downloads each (repo, revision) once, pods start after it and mount the claim read-only. ' +
+        'Without it, every pod downloads into an emptyDir in an init container.',
     }),
   },
-  { description: 'Download from the Hugging Face Hub in an init container before the runtime starts.' },
+  { description: 'Download from the Hugging Face Hub with the runtime image (`jamba-runtime download`) before the runtime starts.' },
 );
 
 const modelSource = object(
@@ -227,6 +233,14 @@ export const statusField = object({
   tokensPerSecond: number({ minimum: 0, description: 'Tokens per second over all replicas, as the autoscaler last measured them.' }),
   lastScaleTime: string({ format: 'date-time', description: 'When the autoscaler last changed the replica count.' }),
   scalingDecisions: array(scalingDecision, { maxItems: 10, listType: 'atomic', description: 'The autoscaler\'s last decisions that changed something, oldest first.' }),
+  model: object({
+    downloadPercent: integer({ minimum: 0, maximum: 100, description: 'Share of the checkpoint downloaded (Hugging Face sources).' }),
+    bytesDone: integer({ minimum: 0 }),
+    bytesTotal: integer({ minimum: 0 }),
+    bytesPerSecond: integer({ minimum: 0, description: 'Download throughput over the last seconds.' }),
+    etaSeconds: integer({ minimum: 0, description: 'Estimated seconds left of the download.' }),
+    loadPercent: integer({ minimum: 0, maximum: 100, description: 'Weight loading of the slowest loading pod (its jamba_model_load_progress_ratio).' }),
+  }, { description: 'Progress of getting the model ready: download (Hugging Face sources), then loading into the pods.' }),
   conditions: array(condition, { listType: 'atomic' }),
 });
 

@@ -1,5 +1,7 @@
 import { withSpecDefaults } from '../api/defaults.js';
-import { desiredDeployment, desiredPodDisruptionBudget, desiredReplicas, desiredService, runtimeArgs } from './desired.js';
+import { parseDownloadArgs } from '../../runtime/cmd/download.js';
+import { desiredDeployment, desiredDownloadJob, desiredPodDisruptionBudget, desiredReplicas, desiredService, runtimeArgs } from './desired.js';
+import { MODEL_CACHE_LABEL } from './labels.js';
 import { jambaDeployment } from './testing/fixtures.js';
 
 describe('desired children', () => {
@@ -81,13 +83,51 @@ describe('desired children', () => {
     ]);
   });
 
-  test('Hugging Face source downloads in an init container with the token secret', () => {
-    const d = desiredDeployment(jambaDeployment({ model: { name: 'ai21labs/AI21-Jamba-1.5-Mini', source: { huggingFace: { repo: 'ai21labs/AI21-Jamba-1.5-Mini', tokenSecretRef: { name: 'hf' } } } } }));
-    const init = d.spec?.template.spec?.initContainers?.[0];
-    expect(init?.env).toContainEqual({ name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: 'hf', key: 'token' } } });
-    expect(init?.env).toContainEqual({ name: 'MODEL_DIR', value: '/models/ai21labs/AI21-Jamba-1.5-Mini/main' });
+  test('Hugging Face source without a cache claim: each pod downloads in an init container of the runtime image (no pip, no python)', () => {
+    const d = desiredDeployment(jambaDeployment({
+      model: { name: 'ai21labs/AI21-Jamba-1.5-Mini', source: { huggingFace: { repo: 'ai21labs/AI21-Jamba-1.5-Mini', tokenSecretRef: { name: 'hf' }, endpoint: 'http://mirror:8080' } } },
+    }), { runtimeImage: 'jamba-runtime:local' });
+    const init = d.spec?.template.spec?.initContainers;
+    expect(init).toHaveLength(1);
+    expect(init![0]).toMatchObject({
+      name: 'download', image: 'jamba-runtime:local', command: ['jamba-runtime'],
+      args: ['download', '--repo', 'ai21labs/AI21-Jamba-1.5-Mini', '--revision', 'main', '--dir', '/models/ai21labs/AI21-Jamba-1.5-Mini/main',
+        '--metrics-port', '9100', '--progress-interval', '10', '--termination-message-path', '/dev/termination-log'],
+      volumeMounts: [{ name: 'model', mountPath: '/models' }],
+    });
+    expect(init![0]!.env).toEqual([
+      { name: 'HF_ENDPOINT', value: 'http://mirror:8080' },
+      { name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: 'hf', key: 'token' } } },
+    ]);
     expect(d.spec?.template.spec?.containers[0]?.args).toContain('/models/ai21labs/AI21-Jamba-1.5-Mini/main');
     expect(d.spec?.template.spec?.volumes).toContainEqual({ name: 'model', emptyDir: {} });
+    // The downloader's parser accepts exactly what the operator generates.
+    expect(parseDownloadArgs(init![0]!.args!.slice(1))).toMatchObject({ repo: 'ai21labs/AI21-Jamba-1.5-Mini', revision: 'main', metricsPort: 9100 });
+  });
+
+  test('Hugging Face source with a cache claim: no init container, the claim read-only; a download Job per (repo, revision, claim)', () => {
+    const source = { huggingFace: { repo: 'ai21labs/AI21-Jamba-1.5-Mini', revision: 'v1', cacheClaimName: 'hf-cache' } };
+    const jd = jambaDeployment({ model: { name: 'mini', source } });
+    const d = desiredDeployment(jd);
+    expect(d.spec?.template.spec?.initContainers).toBeUndefined();
+    expect(d.spec?.template.spec?.volumes).toContainEqual({ name: 'model', persistentVolumeClaim: { claimName: 'hf-cache', readOnly: true } });
+    expect(d.spec?.template.spec?.containers[0]?.args).toContain('/models/ai21labs/AI21-Jamba-1.5-Mini/v1');
+    const job = desiredDownloadJob(jd, 1)!;
+    expect(job.metadata?.name).toMatch(/^jamba-download-[0-9a-f]{16}-1$/);
+    expect(job.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'JambaDeployment', name: 'mini', controller: true });
+    const pod = job.spec!.template.spec!;
+    expect(pod.restartPolicy).toBe('Never');
+    expect(pod.volumes).toEqual([{ name: 'model', persistentVolumeClaim: { claimName: 'hf-cache' } }]);
+    expect(pod.containers[0]!.args).toContain('/models/ai21labs/AI21-Jamba-1.5-Mini/v1');
+    expect(pod.containers[0]!.resources).toBeUndefined(); // no GPU for a download
+    expect(job.spec?.template.metadata?.labels).toEqual({ [MODEL_CACHE_LABEL]: job.metadata!.labels![MODEL_CACHE_LABEL] });
+    // Another JambaDeployment of the same revision and claim shares the Job; another revision or claim does not.
+    const same = jambaDeployment({ model: { name: 'other', source } }, { name: 'other' });
+    expect(desiredDownloadJob(same, 1)!.metadata?.name).toBe(job.metadata?.name);
+    const otherRevision = jambaDeployment({ model: { name: 'mini', source: { huggingFace: { ...source.huggingFace, revision: 'v2' } } } });
+    const otherClaim = jambaDeployment({ model: { name: 'mini', source: { huggingFace: { ...source.huggingFace, cacheClaimName: 'c2' } } } });
+    expect(new Set([job, desiredDownloadJob(otherRevision, 1)!, desiredDownloadJob(otherClaim, 1)!].map((j) => j.metadata?.name)).size).toBe(3);
+    expect(desiredDownloadJob(jambaDeployment(), 1)).toBeUndefined();
   });
 
   test.each([

@@ -1,19 +1,20 @@
 // The children a JambaDeployment should have: pure functions from the (defaulted) spec to objects.
+import { createHash } from 'node:crypto';
 import type {
-  V1Affinity, V1Container, V1Deployment, V1NodeSelectorRequirement, V1NodeSelectorTerm, V1PodDisruptionBudget,
+  V1Affinity, V1Container, V1Deployment, V1Job, V1NodeSelectorRequirement, V1NodeSelectorTerm, V1PodDisruptionBudget,
   V1ResourceRequirements, V1Service, V1Toleration, V1Volume, V1VolumeMount,
 } from '@kubernetes/client-node';
 import { DEFAULT_RUNTIME_IMAGE, type JambaDeployment, type JambaDeploymentSpec } from '../api/jambadeployment.js';
 import {
-  CONTAINER_NAME, GPU_MEMORY_LABEL, GPU_PRODUCT_LABEL, MODEL_MOUNT, PORT_NAME, commonLabels, ownerReference, selectorLabels,
+  CONTAINER_NAME, DOWNLOAD_ATTEMPT_ANNOTATION, DOWNLOAD_CONTAINER, DOWNLOAD_PROGRESS_PORT, FIELD_MANAGER, GPU_MEMORY_LABEL, GPU_PRODUCT_LABEL,
+  MODEL_CACHE_LABEL, MODEL_MOUNT, PORT_NAME, commonLabels, ownerReference, selectorLabels,
 } from './labels.js';
 
 /** Seconds the preStop hook waits so endpoints drop the pod before the runtime starts draining. */
 export const PRESTOP_SLEEP_SECONDS = 10;
 const STARTUP_PERIOD_SECONDS = 10;
-/** Image of the Hugging Face download init container (huggingface_hub's CLI). */
-export const HF_DOWNLOADER_IMAGE = 'python:3.12-slim';
-export const HF_HUB_VERSION = '0.26.5';
+/** Pod retries of a download Job (Kubernetes backs off 10 s, 20 s, 40 s, ... between them). */
+export const DOWNLOAD_BACKOFF_LIMIT = 4;
 
 /** Cluster-wide choices of the operator's installation (its flags), applied to every JambaDeployment. */
 export interface OperatorDefaults {
@@ -47,8 +48,44 @@ function joinPath(...parts: (string | undefined)[]): string {
   return parts.filter((p): p is string => !!p).join('/').replace(/\/+/g, '/').replace(/\/$/, '');
 }
 
-/** The model volume, mounted read-only into the runtime; Hugging Face sources are downloaded first. */
-export function modelVolume(spec: JambaDeploymentSpec): ModelVolume {
+type HuggingFaceSource = NonNullable<JambaDeploymentSpec['model']['source']['huggingFace']>;
+
+/** Where a Hugging Face revision lives in the model volume (and in a cache claim shared by JambaDeployments). */
+export function huggingFaceModelPath(hf: HuggingFaceSource): string {
+  return joinPath(MODEL_MOUNT, hf.repo, hf.revision);
+}
+
+/** The runtime image's own downloader (`jamba-runtime download`), writing into the model volume. */
+export function downloadContainer(spec: JambaDeploymentSpec, defaults: OperatorDefaults = {}): V1Container {
+  const hf = spec.model.source.huggingFace!;
+  const r = spec.runtime;
+  return {
+    name: DOWNLOAD_CONTAINER,
+    image: runtimeImage(spec, defaults),
+    ...(r.imagePullPolicy ? { imagePullPolicy: r.imagePullPolicy } : {}),
+    command: ['jamba-runtime'],
+    args: [
+      'download', '--repo', hf.repo, '--revision', hf.revision, '--dir', huggingFaceModelPath(hf),
+      '--metrics-port', String(DOWNLOAD_PROGRESS_PORT), '--progress-interval', '10', '--termination-message-path', '/dev/termination-log',
+    ],
+    env: [
+      ...(hf.endpoint ? [{ name: 'HF_ENDPOINT', value: hf.endpoint }] : []),
+      ...(hf.tokenSecretRef ? [{ name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: hf.tokenSecretRef.name, key: hf.tokenSecretRef.key } } }] : []),
+    ],
+    ports: [{ name: 'progress', containerPort: DOWNLOAD_PROGRESS_PORT, protocol: 'TCP' }],
+    // The final progress (or the error) as JSON: the operator reads it from the container status.
+    terminationMessagePath: '/dev/termination-log',
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+    volumeMounts: [{ name: 'model', mountPath: MODEL_MOUNT }],
+  };
+}
+
+/**
+ * The model volume, mounted read-only into the runtime. A Hugging Face source with a cache claim is
+ * filled by a download Job (desiredDownloadJob) before any pod starts; without one, each pod downloads
+ * into an emptyDir in an init container.
+ */
+export function modelVolume(spec: JambaDeploymentSpec, defaults: OperatorDefaults = {}): ModelVolume {
   const src = spec.model.source;
   const mounts: V1VolumeMount[] = [{ name: 'model', mountPath: MODEL_MOUNT, readOnly: true }];
   if (src.pvc) {
@@ -64,30 +101,61 @@ export function modelVolume(spec: JambaDeploymentSpec): ModelVolume {
     };
   }
   const hf = src.huggingFace!;
-  const modelPath = joinPath(MODEL_MOUNT, hf.repo, hf.revision);
-  const volume: V1Volume = hf.cacheClaimName
-    ? { name: 'model', persistentVolumeClaim: { claimName: hf.cacheClaimName } }
-    : { name: 'model', emptyDir: {} };
-  // `download --local-dir` skips files already present, so a cache PVC makes restarts cheap.
-  const download: V1Container = {
-    name: 'download',
-    image: HF_DOWNLOADER_IMAGE,
-    command: ['sh', '-c'],
-    args: [
-      `pip install --quiet --no-cache-dir huggingface_hub==${HF_HUB_VERSION} && ` +
-        'huggingface-cli download "$HF_REPO" --revision "$HF_REVISION" --local-dir "$MODEL_DIR"',
-    ],
-    env: [
-      { name: 'HF_REPO', value: hf.repo },
-      { name: 'HF_REVISION', value: hf.revision },
-      { name: 'MODEL_DIR', value: modelPath },
-      ...(hf.tokenSecretRef
-        ? [{ name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: hf.tokenSecretRef.name, key: hf.tokenSecretRef.key } } }]
-        : []),
-    ],
-    volumeMounts: [{ name: 'model', mountPath: MODEL_MOUNT }],
+  const modelPath = huggingFaceModelPath(hf);
+  if (hf.cacheClaimName) {
+    return { volumes: [{ name: 'model', persistentVolumeClaim: { claimName: hf.cacheClaimName, readOnly: true } }], mounts, modelPath, initContainers: [] };
+  }
+  return { volumes: [{ name: 'model', emptyDir: {} }], mounts, modelPath, initContainers: [downloadContainer(spec, defaults)] };
+}
+
+/** Identifies a (repo, revision, claim): JambaDeployments that share it share one download. */
+export function modelCacheKey(hf: HuggingFaceSource): string {
+  return createHash('sha256').update(`${hf.endpoint ?? ''}\n${hf.repo}\n${hf.revision}\n${hf.cacheClaimName ?? ''}`).digest('hex').slice(0, 16);
+}
+
+export function downloadJobName(hf: HuggingFaceSource, attempt: number): string {
+  return `jamba-download-${modelCacheKey(hf)}-${attempt}`;
+}
+
+/**
+ * The Job that fills a cache claim with a Hugging Face revision, once per (repo, revision, claim) in a
+ * namespace. Kubernetes retries its pod with exponential backoff (backoffLimit); a Job that still fails
+ * is followed by the next attempt after the operator's own backoff (plan.ts). The claim is the user's:
+ * it is never created, owned or deleted here.
+ */
+export function desiredDownloadJob(jd: JambaDeployment, attempt: number, defaults: OperatorDefaults = {}): V1Job | undefined {
+  const spec = jd.spec;
+  const hf = spec.model.source.huggingFace;
+  if (!hf?.cacheClaimName) return undefined;
+  const labels = {
+    [MODEL_CACHE_LABEL]: modelCacheKey(hf),
+    'app.kubernetes.io/name': 'jamba-download',
+    'app.kubernetes.io/managed-by': FIELD_MANAGER,
   };
-  return { volumes: [volume], mounts, modelPath, initContainers: [download] };
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: {
+      name: downloadJobName(hf, attempt), namespace: jd.metadata.namespace, labels,
+      annotations: { [DOWNLOAD_ATTEMPT_ANNOTATION]: String(attempt), 'serving.jamba.dev/model': `${hf.repo}@${hf.revision}` },
+      ownerReferences: [ownerReference(jd)],
+    },
+    spec: {
+      backoffLimit: DOWNLOAD_BACKOFF_LIMIT,
+      template: {
+        metadata: { labels: { [MODEL_CACHE_LABEL]: labels[MODEL_CACHE_LABEL] } },
+        spec: {
+          restartPolicy: 'Never',
+          containers: [downloadContainer(spec, defaults)],
+          volumes: [{ name: 'model', persistentVolumeClaim: { claimName: hf.cacheClaimName } }],
+          // Wherever the serving pods may run (a node-local claim binds there), but no GPU needed.
+          tolerations: podTolerations(spec),
+          ...(spec.scheduling?.nodeSelector ? { nodeSelector: spec.scheduling.nodeSelector } : {}),
+          ...(spec.scheduling?.priorityClassName ? { priorityClassName: spec.scheduling.priorityClassName } : {}),
+        },
+      },
+    },
+  };
 }
 
 /** gpusPerReplica 0 runs on the CPU backend in one process; otherwise CUDA split over the replica's GPUs. */
@@ -169,7 +237,7 @@ function optional<K extends string, V>(key: K, value: V | undefined): Partial<Re
 export function desiredDeployment(jd: JambaDeployment, defaults: OperatorDefaults = {}, replicas = desiredReplicas(jd.spec)): V1Deployment {
   const spec = jd.spec;
   const r = spec.runtime;
-  const model = modelVolume(spec);
+  const model = modelVolume(spec, defaults);
   const startupFailures = Math.ceil(r.startupTimeoutSeconds / STARTUP_PERIOD_SECONDS);
   const container: V1Container = {
     name: CONTAINER_NAME,

@@ -10,6 +10,13 @@ export const GPU_PRODUCT_LABEL = 'nvidia.com/gpu.product';
 export const CONTAINER_NAME = 'runtime';
 export const PORT_NAME = 'http';
 export const MODEL_MOUNT = '/models';
+/** On model download Jobs and their pods: which (repo, revision, claim) they fill (a hash; see desired.ts). */
+export const MODEL_CACHE_LABEL = 'serving.jamba.dev/model-cache';
+/** Annotation on a download Job: its attempt number (failed Jobs are replaced by the next attempt). */
+export const DOWNLOAD_ATTEMPT_ANNOTATION = 'serving.jamba.dev/download-attempt';
+/** `jamba-runtime download --metrics-port`: /progress (JSON) and /metrics of a download in progress. */
+export const DOWNLOAD_PROGRESS_PORT = 9100;
+export const DOWNLOAD_CONTAINER = 'download';
 
 export function selectorLabels(jd: JambaDeployment): Record<string, string> {
   return { [INSTANCE_LABEL]: jd.metadata.name! };

@@ -1,7 +1,7 @@
 // Wires the operator together: leader election → informers → work queue → reconciler workers,
 // plus the probe/metrics server. Only the leader runs informers and workers.
 import { hostname } from 'node:os';
-import type { KubeConfig, KubernetesListObject, KubernetesObject, V1Deployment, V1OwnerReference, V1Pod, V1PodDisruptionBudget, V1Service } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesListObject, KubernetesObject, V1Deployment, V1Job, V1OwnerReference, V1Pod, V1PodDisruptionBudget, V1Service } from '@kubernetes/client-node';
 import { KIND, type JambaDeployment } from '../api/jambadeployment.js';
 import { KubeClient, isConflict } from '../kube/client.js';
 import { EventRecorder } from '../kube/events.js';
@@ -17,8 +17,9 @@ import { OperatorMetrics } from '../observability/metrics.js';
 import { withSpan } from '../observability/tracing.js';
 import { Autoscaler, type AutoscalerOptions } from '../autoscaling/autoscaler.js';
 import { systemClock, type Clock } from './backoff.js';
-import type { OperatorDefaults } from './desired.js';
-import { FIELD_MANAGER, INSTANCE_LABEL, keyOf } from './labels.js';
+import { modelCacheKey, type OperatorDefaults } from './desired.js';
+import { FIELD_MANAGER, INSTANCE_LABEL, MODEL_CACHE_LABEL, keyOf } from './labels.js';
+import { HttpModelProgressReader, type ModelProgressReader } from '../model/progress-reader.js';
 import { Reconciler, type Caches, type Lister } from './reconciler.js';
 import { WorkQueue } from './workqueue.js';
 import type { Server } from 'node:http';
@@ -39,6 +40,8 @@ export interface OperatorOptions {
   defaults?: OperatorDefaults;
   /** The autoscaler's interval, metrics sources and (tests only) pod addresses. */
   autoscaling?: AutoscalerOptions;
+  /** Reads download and load progress from pods (default: HTTP to the pod IPs). */
+  modelReader?: ModelProgressReader;
   /**
    * Leadership was lost (not handed back by stop()). The CLI exits, as client-go's OnStoppedLeading
    * does by convention; called once the controllers have stopped. Without it, this instance campaigns again.
@@ -46,7 +49,7 @@ export interface OperatorOptions {
   onLostLeadership?: () => void;
 }
 
-type Informers = { [K in keyof Caches]: CacheInformer<Caches[K] extends Lister<infer T extends KubernetesObject> ? T : never> };
+type Informers = { [K in keyof Caches]-?: CacheInformer<NonNullable<Caches[K]> extends Lister<infer T extends KubernetesObject> ? T : never> };
 
 export const LEASE_NAME = 'jamba-operator-leader';
 
@@ -68,6 +71,7 @@ export class Operator {
   /** Starts and stops of the controllers, one after another: a stop never interleaves with a start. */
   private lifecycle: Promise<void> = Promise.resolve();
   private stopping = false;
+  private modelReader?: HttpModelProgressReader;
   /** Port of the probe server once started (useful with port 0). */
   port?: number;
 
@@ -145,7 +149,7 @@ export class Operator {
     return typeof ns === 'string' ? [ns] : [...ns];
   }
 
-  private informer<T extends KubernetesObject>(name: string, r: Resource, labelSelector: string | undefined, queue: WorkQueue, toKey: (o: T) => string | undefined): CacheInformer<T> {
+  private informer<T extends KubernetesObject>(name: string, r: Resource, labelSelector: string | undefined, queue: WorkQueue, toKey: (o: T) => string | string[] | undefined): CacheInformer<T> {
     const namespaces = this.namespaces;
     const informer: CacheInformer<T> = namespaces.length === 1
       ? this.resilientInformer<T>(name, r, labelSelector, namespaces[0])
@@ -153,7 +157,7 @@ export class Operator {
     const enqueue = (verb: string) => (o: T) => {
       const key = toKey(o);
       this.log.debug('watch event', { informer: name, verb, object: keyOf(o.metadata?.namespace, o.metadata?.name), enqueued: key });
-      if (key) queue.add(key);
+      for (const k of Array.isArray(key) ? key : key ? [key] : []) queue.add(k);
     };
     informer.on('add', enqueue('add'));
     informer.on('update', enqueue('update'));
@@ -199,6 +203,12 @@ export class Operator {
       return owner ? keyOf(o.metadata?.namespace, owner.name) : undefined;
     };
     const managed = `app.kubernetes.io/managed-by=${FIELD_MANAGER}`;
+    const cacheUsers = (o: KubernetesObject): string[] => {
+      const cacheKey = o.metadata?.labels?.[MODEL_CACHE_LABEL];
+      return (this.informers?.jambaDeployments.list(o.metadata?.namespace) ?? [])
+        .filter((jd) => jd.spec.model.source.huggingFace?.cacheClaimName && modelCacheKey(jd.spec.model.source.huggingFace) === cacheKey)
+        .map((jd) => keyOf(jd.metadata.namespace, jd.metadata.name));
+    };
     const poolsServed = await this.servesInferencePools();
     const informers: Informers = {
       inferencePools: poolsServed
@@ -212,6 +222,9 @@ export class Operator {
         const owner = o.metadata?.labels?.[INSTANCE_LABEL];
         return owner ? keyOf(o.metadata?.namespace, owner) : undefined;
       }),
+      // A download Job and its pods concern every JambaDeployment sharing its (repo, revision, claim).
+      jobs: this.informer<V1Job>('jobs', RESOURCES.jobs, MODEL_CACHE_LABEL, queue, (o) => cacheUsers(o)),
+      downloadPods: this.informer<V1Pod>('downloadpods', RESOURCES.pods, MODEL_CACHE_LABEL, queue, (o) => cacheUsers(o)),
     };
     this.queue = queue;
     this.informers = informers;
@@ -225,11 +238,13 @@ export class Operator {
       client: this.client, caches: informers, events: this.events, clock: this.clock, log: this.log, defaults: this.o.defaults,
       autoscaler: (key) => autoscaler.latest(key),
       autoscalerApplied: (key, at) => autoscaler.markApplied(key, at),
+      modelReader: this.o.modelReader ?? (this.modelReader ??= new HttpModelProgressReader()),
+      requeueAfter: (key, ms) => queue.addAfter(key, ms),
       onDesiredReplicasChanged: (namespace, name, from, to) =>
         this.metrics.scalingDecisions.inc({ namespace, jambadeployment: name, direction: to > from ? 'up' : 'down' }),
     });
     // Children and pods first, so the first reconcile of each JambaDeployment sees them.
-    await Promise.all([informers.deployments, informers.services, informers.podDisruptionBudgets, informers.inferencePools, informers.pods].map((i) => i.start()));
+    await Promise.all([informers.deployments, informers.services, informers.podDisruptionBudgets, informers.inferencePools, informers.pods, informers.jobs, informers.downloadPods].map((i) => i.start()));
     await informers.jambaDeployments.start();
     const workers = this.o.workers ?? 8;
     this.workers = Array.from({ length: workers }, () => this.work(queue, reconciler));
@@ -296,5 +311,6 @@ export class Operator {
       await closed;
     }
     this.client.close();
+    await this.modelReader?.close();
   }
 }

@@ -2,18 +2,22 @@
 // from what the cluster shows, so a quiet cluster costs no API calls); planStatus decides the status
 // and the events once the children are applied. Both are pure.
 import { isDeepStrictEqual } from 'node:util';
-import type { V1Deployment, V1PodDisruptionBudget, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { V1Deployment, V1Job, V1PodDisruptionBudget, V1Pod, V1Service } from '@kubernetes/client-node';
 import type { Condition, JambaDeployment, JambaDeploymentStatus } from '../api/jambadeployment.js';
 import { checkFit, fitMessage, type FitInput } from '../api/sizing.js';
-import { desiredDeployment, desiredPodDisruptionBudget, desiredReplicas, desiredService, type OperatorDefaults } from './desired.js';
+import { desiredDeployment, desiredDownloadJob, desiredPodDisruptionBudget, desiredReplicas, desiredService, type OperatorDefaults } from './desired.js';
+import { jobAttempt, loadOnlyProgress, modelVerdict, type ModelReadings } from './model-status.js';
 import { desiredInferencePool, type InferencePool } from './inference-pool.js';
 import { firstDrift } from './drift.js';
 import { FIELD_MANAGER } from './labels.js';
-import { computeStatus, type Blocked } from './status.js';
+import { computeStatus, type Blocked, type StatusInput } from './status.js';
 import { scalingStatus, type AutoscalerReport } from '../autoscaling/status.js';
 
-export type ChildKind = 'Deployment' | 'Service' | 'PodDisruptionBudget' | 'InferencePool';
-export type Child = V1Deployment | V1Service | V1PodDisruptionBudget | InferencePool;
+export type ChildKind = 'Deployment' | 'Service' | 'PodDisruptionBudget' | 'InferencePool' | 'Job';
+export type Child = V1Deployment | V1Service | V1PodDisruptionBudget | InferencePool | V1Job;
+
+/** How often progress is read from downloading and loading pods. */
+export const PROGRESS_POLL_MS = 5000;
 
 export interface Observed {
   deployment?: V1Deployment;
@@ -21,6 +25,11 @@ export interface Observed {
   pdb?: V1PodDisruptionBudget;
   inferencePool?: InferencePool;
   pods: V1Pod[];
+  /** Download Jobs of this JambaDeployment's (repo, revision, claim), whoever created them, and their pods. */
+  downloadJobs?: V1Job[];
+  downloadPods?: V1Pod[];
+  /** Progress read from the pods (download and load). */
+  readings?: ModelReadings;
 }
 
 export interface ChildAction {
@@ -40,6 +49,12 @@ export interface ChildPlan {
   /** Children the spec no longer asks for (an InferencePool whose field was removed). */
   remove: ChildKind[];
   blocked?: Blocked;
+  /** The model's state, for the status (status.ts). */
+  model?: StatusInput['model'];
+  /** Failed download Jobs replaced by this plan's new attempt. */
+  deleteJobs?: string[];
+  /** Reconcile again after this long (progress to read, a download retry due). */
+  requeueAfterMs?: number;
 }
 
 export function fitInput(jd: JambaDeployment): FitInput {
@@ -53,22 +68,53 @@ function action(kind: ChildKind, desired: Child, observed: Child | undefined): C
   return field ? { kind, object: desired, reason: 'Updated', field } : undefined;
 }
 
-export function planChildren(jd: JambaDeployment, observed: Observed, defaults: OperatorDefaults = {}, autoscaler?: AutoscalerReport): ChildPlan {
+const NO_READINGS: ModelReadings = { download: new Map(), load: new Map() };
+
+export function planChildren(jd: JambaDeployment, observed: Observed, defaults: OperatorDefaults = {}, autoscaler?: AutoscalerReport, now = new Date()): ChildPlan {
   const autoscaling = jd.spec.autoscaling?.enabled ? { autoscaler } : {};
   const fresh = autoscaler && !autoscaler.applied ? autoscaler.decision.desiredReplicas : undefined;
   const replicas = desiredReplicas(jd.spec, fresh ?? jd.status?.desiredReplicas ?? autoscaler?.decision.desiredReplicas);
   // Defence in depth: the CRD's CEL rule refuses these, but an older CRD or a status-only edit could let one in.
   const fit = checkFit(fitInput(jd));
   if (!fit.fits) return { desiredReplicas: replicas, ...autoscaling, apply: [], remove: [], blocked: { reason: fit.cpu ? 'ModelTooLargeForCPU' : 'InsufficientGPUMemory', message: fitMessage(fitInput(jd), fit) } };
+  const readings = observed.readings ?? NO_READINGS;
+  const jobs = observed.downloadJobs ?? [];
+  const model = modelVerdict(jd, jobs, observed.downloadPods ?? [], observed.pods, readings, now);
   const pool = desiredInferencePool(jd);
+  const download = model && jd.spec.model.source.huggingFace?.cacheClaimName ? planDownloadJob(jd, model, jobs, defaults, now) : {};
   const actions = [
-    action('Deployment', desiredDeployment(jd, defaults, replicas), observed.deployment),
+    download.job,
+    // Serving pods start only once the files are in place; pods of an earlier revision keep serving meanwhile.
+    model && !model.filesReady ? undefined : action('Deployment', desiredDeployment(jd, defaults, replicas), observed.deployment),
     action('Service', desiredService(jd), observed.service),
     action('PodDisruptionBudget', desiredPodDisruptionBudget(jd), observed.pdb),
     pool ? action('InferencePool', pool, observed.inferencePool) : undefined,
   ];
   const remove: ChildKind[] = !pool && observed.inferencePool ? ['InferencePool'] : [];
-  return { desiredReplicas: replicas, ...autoscaling, apply: actions.filter((a): a is ChildAction => a !== undefined), remove };
+  const polling = (model && model.status !== 'True' && model.reason !== 'DownloadFailed') || readings.load.size > 0 ? PROGRESS_POLL_MS : undefined;
+  const waits = [polling, download.requeueAfterMs].filter((x): x is number => x !== undefined);
+  return {
+    desiredReplicas: replicas,
+    ...autoscaling,
+    apply: actions.filter((a): a is ChildAction => a !== undefined),
+    remove,
+    model: { ...(model ? { verdict: model } : {}), progress: model?.progress ?? loadOnlyProgress(readings) },
+    ...(download.deleteJobs?.length ? { deleteJobs: download.deleteJobs } : {}),
+    ...(waits.length > 0 ? { requeueAfterMs: Math.min(...waits) } : {}),
+  };
+}
+
+/** The first download Job, or the next attempt once a failed one's backoff has passed. */
+function planDownloadJob(jd: JambaDeployment, model: NonNullable<ReturnType<typeof modelVerdict>>, jobs: V1Job[], defaults: OperatorDefaults, now: Date):
+  { job?: ChildAction; deleteJobs?: string[]; requeueAfterMs?: number } {
+  if (model.latestAttempt === 0) return { job: { kind: 'Job', object: desiredDownloadJob(jd, 1, defaults)!, reason: 'Created' } };
+  if (model.reason !== 'DownloadFailed' || model.nextAttemptAt === undefined) return {};
+  const wait = model.nextAttemptAt - now.getTime();
+  if (wait > 0) return { requeueAfterMs: wait };
+  return {
+    job: { kind: 'Job', object: desiredDownloadJob(jd, model.latestAttempt + 1, defaults)!, reason: 'Created' },
+    deleteJobs: jobs.filter((j) => jobAttempt(j) <= model.latestAttempt).map((j) => j.metadata!.name!),
+  };
 }
 
 export interface PlannedEvent {
@@ -98,6 +144,15 @@ export function transitionEvents(before: Condition[] | undefined, after: Conditi
   return events;
 }
 
+/** An event when a download starts and when it ends (a failure is a Degraded transition, reported there). */
+export function modelEvents(before: Condition[] | undefined, after: Condition[]): PlannedEvent[] {
+  const [b, a] = [find(before, 'ModelReady'), find(after, 'ModelReady')];
+  if (!a || (b?.status === a.status && b.reason === a.reason)) return [];
+  if (a.reason === 'Downloading' && b?.reason !== 'Verifying') return [{ type: 'Normal', reason: 'DownloadStarted', message: a.message }];
+  if (a.status === 'True' && b?.status !== 'True') return [{ type: 'Normal', reason: 'Downloaded', message: a.message }];
+  return [];
+}
+
 /** One event per reconcile for what it created and one per update (with the field that differed). */
 export function childEvents(applied: ChildAction[]): PlannedEvent[] {
   const events: PlannedEvent[] = [];
@@ -119,7 +174,7 @@ function sameStatus(a: JambaDeploymentStatus | undefined, b: JambaDeploymentStat
 export function planStatus(jd: JambaDeployment, children: ChildPlan, deployment: V1Deployment | undefined, pods: V1Pod[], now: Date, applyError?: Error): StatusPlan {
   const blocked: Blocked | undefined = children.blocked ?? (applyError ? { reason: 'ApplyFailed', message: applyError.message } : undefined);
   const scaling = jd.spec.autoscaling?.enabled ? scalingStatus(jd.status, children.autoscaler) : undefined;
-  const status = computeStatus({ jd, desiredReplicas: children.desiredReplicas, deployment, pods, blocked, now, scaling });
-  const events = [...transitionEvents(jd.status?.conditions, status.conditions ?? []), ...(scaling?.events ?? [])];
+  const status = computeStatus({ jd, desiredReplicas: children.desiredReplicas, deployment, pods, blocked, now, scaling, model: children.model });
+  const events = [...modelEvents(jd.status?.conditions, status.conditions ?? []), ...transitionEvents(jd.status?.conditions, status.conditions ?? []), ...(scaling?.events ?? [])];
   return { status: sameStatus(jd.status, status) ? undefined : status, events };
 }

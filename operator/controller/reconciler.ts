@@ -1,7 +1,7 @@
 // The executor: reads the informers' caches, asks the pure planners what to do, and does only that
 // (server-side apply of children that differ, a status write when the status differs, events on
 // transitions). Nothing is written when the world already matches, so a quiet cluster costs no calls.
-import type { KubernetesObject, V1Deployment, V1PodDisruptionBudget, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Deployment, V1Job, V1PodDisruptionBudget, V1Pod, V1Service } from '@kubernetes/client-node';
 import type { JambaDeployment } from '../api/jambadeployment.js';
 import { isNotFound, type KubeClient } from '../kube/client.js';
 import type { EventRecorder } from '../kube/events.js';
@@ -9,7 +9,9 @@ import { RESOURCES, objectPath, type Resource } from '../kube/resources.js';
 import type { Logger } from '../observability/logger.js';
 import type { AutoscalerReport } from '../autoscaling/status.js';
 import type { Clock } from './backoff.js';
-import { INSTANCE_LABEL } from './labels.js';
+import { INSTANCE_LABEL, MODEL_CACHE_LABEL } from './labels.js';
+import { modelCacheKey } from './desired.js';
+import { readModelProgress, type ModelProgressReader } from '../model/progress-reader.js';
 import { RecentWrites } from './recent-writes.js';
 import type { OperatorDefaults } from './desired.js';
 import type { InferencePool } from './inference-pool.js';
@@ -28,6 +30,9 @@ export interface Caches {
   /** Empty where the InferencePool API is not served. */
   inferencePools: Lister<InferencePool>;
   pods: Lister<V1Pod>;
+  /** Model download Jobs and their pods (by the model-cache label); absent: no Hugging Face cache support. */
+  jobs?: Lister<V1Job>;
+  downloadPods?: Lister<V1Pod>;
 }
 
 export type ReconcileResult = 'applied' | 'unchanged' | 'gone';
@@ -37,6 +42,7 @@ const CHILD_RESOURCE: Record<ChildKind, Resource> = {
   Service: RESOURCES.services,
   PodDisruptionBudget: RESOURCES.podDisruptionBudgets,
   InferencePool: RESOURCES.inferencePools,
+  Job: RESOURCES.jobs,
 };
 
 function controlledBy(o: KubernetesObject | undefined, jd: JambaDeployment): boolean {
@@ -58,6 +64,10 @@ export class Reconciler {
     autoscaler?: (key: string) => AutoscalerReport | undefined;
     /** The autoscaler's round of time `at` is applied (children and status written). */
     autoscalerApplied?: (key: string, at: number) => void;
+    /** Reads download and load progress from pods; without it, status has no progress figures. */
+    modelReader?: ModelProgressReader;
+    /** Reconcile `key` again after `ms` (progress to poll, a download retry due). */
+    requeueAfter?: (key: string, ms: number) => void;
     /** The written status changed desiredReplicas (a scaling decision). */
     onDesiredReplicasChanged?: (namespace: string, name: string, from: number, to: number) => void;
   }) {}
@@ -78,8 +88,21 @@ export class Reconciler {
         pdb: owned('PodDisruptionBudget', c.podDisruptionBudgets.get(name, namespace)),
         inferencePool: owned('InferencePool', c.inferencePools.get(name, namespace)),
         pods: c.pods.list(namespace).filter((p) => p.metadata?.labels?.[INSTANCE_LABEL] === name),
+        ...this.downloads(jd),
       },
       foreign,
+    };
+  }
+
+  /** The download Jobs (and their pods) of the JambaDeployment's (repo, revision, claim), whoever created them. */
+  private downloads(jd: JambaDeployment): Pick<Observed, 'downloadJobs' | 'downloadPods'> {
+    const hf = jd.spec.model.source.huggingFace;
+    if (!hf?.cacheClaimName) return {};
+    const cacheKey = modelCacheKey(hf);
+    const mine = (o: KubernetesObject) => o.metadata?.labels?.[MODEL_CACHE_LABEL] === cacheKey;
+    return {
+      downloadJobs: (this.d.caches.jobs?.list(jd.metadata.namespace) ?? []).filter(mine),
+      downloadPods: (this.d.caches.downloadPods?.list(jd.metadata.namespace) ?? []).filter(mine),
     };
   }
 
@@ -95,7 +118,8 @@ export class Reconciler {
     const jd = this.recent.fresher(jdId, cachedJd)!;
     const log = this.d.log.child({ jambaDeployment: key, generation: jd.metadata.generation });
     const { observed, foreign } = this.observe(jd);
-    const children = planChildren(jd, observed, this.d.defaults, this.d.autoscaler?.(key));
+    if (this.d.modelReader) observed.readings = await readModelProgress(this.d.modelReader, observed.downloadPods ?? [], observed.pods, jd.spec.runtime.port);
+    const children = planChildren(jd, observed, this.d.defaults, this.d.autoscaler?.(key), new Date(this.d.clock.now()));
     // What the caches show before the writes leave: the versions our writes supersede. Read after the
     // writes, a cache could already hold a newer version (the Deployment controller's status update
     // of our write), which would then be mistaken for a superseded one and hidden behind our older
@@ -106,13 +130,14 @@ export class Reconciler {
       Service: cache.services.get(name, namespace),
       PodDisruptionBudget: cache.podDisruptionBudgets.get(name, namespace),
       InferencePool: cache.inferencePools.get(name, namespace),
+      Job: undefined,
     };
 
     // The children are independent: apply them concurrently (one reconcile's latency, not three).
     const results = await Promise.allSettled(children.apply.map(async (action) => {
       // A same-named object we do not control is someone else's: never take it over.
       if (foreign.includes(action.kind)) throw new Error(`${action.kind} ${key} exists and is not controlled by this JambaDeployment; delete or rename it`);
-      const path = objectPath(CHILD_RESOURCE[action.kind], namespace, name);
+      const path = objectPath(CHILD_RESOURCE[action.kind], namespace, action.object.metadata?.name ?? name);
       return this.d.client.apply(path, CHILD_RESOURCE[action.kind].name, action.object);
     }));
     let deployment = observed.deployment;
@@ -129,7 +154,7 @@ export class Reconciler {
         return;
       }
       if (action.kind === 'Deployment') deployment = r.value as V1Deployment;
-      this.recent.remember(`${action.kind}/${key}`, cachedChild[action.kind], r.value);
+      if (action.kind !== 'Job') this.recent.remember(`${action.kind}/${key}`, cachedChild[action.kind], r.value);
       applied.push(action);
       log.info(`${action.reason.toLowerCase()} ${action.kind}`, { field: action.field });
     });
@@ -143,6 +168,18 @@ export class Reconciler {
         });
       log.info(`deleted ${kind}`, { reason: 'no longer in the spec' });
     }
+
+    // Failed download Jobs the new attempt replaces (their pods go with them).
+    for (const job of children.deleteJobs ?? []) {
+      await this.d.client.request({
+        method: 'DELETE', path: objectPath(RESOURCES.jobs, namespace, job), verb: 'DELETE', resource: RESOURCES.jobs.name,
+        body: { propagationPolicy: 'Background' },
+      }).catch((e: unknown) => {
+        if (!isNotFound(e)) throw e;
+      });
+      log.info('deleted failed download Job', { job });
+    }
+    if (children.requeueAfterMs !== undefined) this.d.requeueAfter?.(key, children.requeueAfterMs);
 
     const now = new Date(this.d.clock.now());
     const statusPlan = planStatus(jd, children, deployment, observed.pods, now, applyError);

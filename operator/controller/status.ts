@@ -14,8 +14,9 @@ import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import type { Condition, JambaDeployment, JambaDeploymentStatus } from '../api/jambadeployment.js';
 import type { ScalingStatus } from '../autoscaling/status.js';
 import { selectorString } from './labels.js';
+import type { ModelVerdict } from './model-status.js';
 
-export type ConditionType = 'Ready' | 'Progressing' | 'Degraded' | 'ScalingLimited';
+export type ConditionType = 'Ready' | 'Progressing' | 'Degraded' | 'ScalingLimited' | 'ModelReady';
 
 /** Why the operator could not even apply the children (the Deployment may be missing or stale). */
 export interface Blocked {
@@ -29,6 +30,8 @@ export interface StatusInput {
   deployment?: V1Deployment;
   pods: V1Pod[];
   blocked?: Blocked;
+  /** Hugging Face sources: the download's verdict (model-status.ts); else only the pods' load progress. */
+  model?: { verdict?: ModelVerdict; progress?: JambaDeploymentStatus['model'] };
   now: Date;
   /** The autoscaler's part of the status, while autoscaling is enabled (operator/autoscaling/status.ts). */
   scaling?: ScalingStatus;
@@ -106,7 +109,7 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-export function verdicts(i: StatusInput): Record<Exclude<ConditionType, 'ScalingLimited'>, Verdict> {
+export function verdicts(i: StatusInput): Record<Exclude<ConditionType, 'ScalingLimited' | 'ModelReady'>, Verdict> {
   const desired = i.desiredReplicas;
   const r = rolloutState(i.deployment, desired);
   const pods = summarizePods(i.pods);
@@ -147,6 +150,30 @@ function loadingMessage(i: StatusInput, n: number): string {
   return `${plural(n, 'replica')} loading weights (startup allows up to ${i.jd.spec.runtime.startupTimeoutSeconds} s)`;
 }
 
+/**
+ * Adds ModelReady, and while the model is not in place says so in Ready and Progressing (rather than
+ * "waiting for pods", which do not exist yet); a failed download is Degraded unless something else is.
+ */
+function withModel(v: Record<Exclude<ConditionType, 'ScalingLimited' | 'ModelReady'>, Verdict>, model: ModelVerdict | undefined): Partial<Record<ConditionType, Verdict>> {
+  if (!model) return v;
+  const out: Partial<Record<ConditionType, Verdict>> = { ...v, ModelReady: { status: model.status as Verdict['status'], reason: model.reason, message: model.message } };
+  if (model.status !== 'False') return out;
+  const readyPrefix = v.Ready.message.split(';')[0];
+  if (v.Ready.status === 'False' && ['ReplicasNotReady', 'RolloutInProgress', 'Loading'].includes(v.Ready.reason) && !model.filesReady) {
+    out.Ready = { status: 'False', reason: model.reason, message: `${readyPrefix}; ${model.message}` };
+  }
+  if (model.reason === 'DownloadFailed' && v.Degraded.status === 'False') {
+    out.Degraded = { status: 'True', reason: 'DownloadFailed', message: model.message };
+    if (v.Ready.status === 'False') out.Ready = { status: 'False', reason: 'DownloadFailed', message: `${readyPrefix}; ${model.message}` };
+  }
+  if (v.Degraded.status === 'False' && !model.filesReady) {
+    out.Progressing = model.reason === 'DownloadFailed'
+      ? { status: 'False', reason: 'DownloadFailed', message: model.message }
+      : { status: 'True', reason: model.reason, message: model.message };
+  }
+  return out;
+}
+
 /** Keeps lastTransitionTime when the status of a condition did not change, so an unchanged world writes nothing. */
 export function mergeConditions(previous: Condition[] | undefined, next: Partial<Record<ConditionType, Verdict>>, generation: number, now: Date): Condition[] {
   return (Object.keys(next) as ConditionType[]).map((type) => {
@@ -168,8 +195,13 @@ export function computeStatus(i: StatusInput): JambaDeploymentStatus {
     desiredReplicas: i.desiredReplicas,
     readyText: `${ready}/${i.desiredReplicas}`,
     selector: selectorString(i.jd),
-    conditions: mergeConditions(i.jd.status?.conditions, { ...verdicts(i), ...(i.scaling ? { ScalingLimited: i.scaling.limited } : {}) }, generation, i.now),
+    conditions: mergeConditions(i.jd.status?.conditions, {
+      ...withModel(verdicts(i), i.model?.verdict),
+      ...(i.scaling ? { ScalingLimited: i.scaling.limited } : {}),
+    }, generation, i.now),
   };
+  const model = i.model?.verdict?.progress ?? i.model?.progress;
+  if (model) status.model = model;
   // The autoscaler's fields; with autoscaling off, what it last measured stays (a merge patch would keep it anyway).
   const prev = i.jd.status;
   const scaling = i.scaling?.fields ?? {

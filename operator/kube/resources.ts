@@ -15,6 +15,7 @@ export const RESOURCES = {
   services: { name: 'services', prefix: '/api/v1', plural: 'services' },
   podDisruptionBudgets: { name: 'poddisruptionbudgets', prefix: '/apis/policy/v1', plural: 'poddisruptionbudgets' },
   pods: { name: 'pods', prefix: '/api/v1', plural: 'pods' },
+  jobs: { name: 'jobs', prefix: '/apis/batch/v1', plural: 'jobs' },
   events: { name: 'events', prefix: '/api/v1', plural: 'events' },
   leases: { name: 'leases', prefix: '/apis/coordination.k8s.io/v1', plural: 'leases' },
   inferencePools: { name: 'inferencepools', prefix: '/apis/inference.networking.k8s.io/v1', plural: 'inferencepools' },

@@ -8,6 +8,7 @@ import type { JambaDeployment } from '../../operator/api/jambadeployment.js';
 import { CRD_FILE, CRD_NAME } from '../../operator/api/crd.js';
 import { Operator } from '../../operator/controller/operator.js';
 import { createLogger } from '../../operator/observability/logger.js';
+import type { ModelProgressReader } from '../../operator/model/progress-reader.js';
 import { repoRoot } from '../harness/exec.js';
 import { kubeconfigPath, kubectl, kubectlJson, makeKubeConfig, waitFor } from '../harness/cluster.js';
 
@@ -65,7 +66,7 @@ export function waitForCondition(namespace: string, name: string, type: string, 
 }
 
 /** The operator in this process, watching one namespace; its log lines are kept for failure reports. */
-export function startInProcessOperator(namespace: string, o: { leaderElection?: boolean } = {}): { operator: Operator; logs: string[]; ready: Promise<void> } {
+export function startInProcessOperator(namespace: string, o: { leaderElection?: boolean; modelReader?: ModelProgressReader } = {}): { operator: Operator; logs: string[]; ready: Promise<void> } {
   const logs: string[] = [];
   const operator = new Operator({
     kubeConfig: makeKubeConfig(),
@@ -73,6 +74,7 @@ export function startInProcessOperator(namespace: string, o: { leaderElection?: 
     leaderElection: o.leaderElection ? { namespace } : false,
     workers: 2,
     logger: createLogger({ level: 'debug', write: (l) => logs.push(l) }),
+    ...(o.modelReader ? { modelReader: o.modelReader } : {}),
   });
   const ready = operator.start().then(() => operator.whenControllersStarted());
   return { operator, logs, ready };
@@ -82,11 +84,11 @@ export function startInProcessOperator(namespace: string, o: { leaderElection?: 
  * Call at a test file's top level: installs the CRD and runs an in-process operator on `ns` for the
  * file's tests (started before them, stopped after). Read `.operator` and `.logs` inside tests.
  */
-export function useInProcessOperator(ns: { readonly name: string }, afterStop?: (logs: string[]) => void): { readonly operator: Operator; readonly logs: string[] } {
+export function useInProcessOperator(ns: { readonly name: string }, afterStop?: (logs: string[]) => void, options: { modelReader?: ModelProgressReader } = {}): { readonly operator: Operator; readonly logs: string[] } {
   let started: ReturnType<typeof startInProcessOperator> | undefined;
   beforeAll(async () => {
     await installCrd();
-    started = startInProcessOperator(ns.name);
+    started = startInProcessOperator(ns.name, options);
     await started.ready;
   });
   afterAll(async () => {
