@@ -2,11 +2,12 @@
 // offset as it streams in (nothing held whole in memory), a record of finished chunks beside it so a
 // restarted process resumes, and the hash computed over the finished prefix while later chunks are
 // still arriving. The caller renames the file once `fetchFile` returns (verified).
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { DownloadError, formatBytes } from './errors.js';
 import { failure, RetryableStatus, type HubHttp } from './http.js';
 import type { RepoFile } from './hub-api.js';
+import { WorkerHash } from './hash-worker.js';
 import { PrefixHash } from './prefix-hash.js';
 import type { DownloadProgress } from './progress.js';
 
@@ -29,10 +30,51 @@ export class Semaphore {
 }
 
 /** The hash the Hub publishes for a file: sha256 for LFS files, the git blob id (sha1) for the rest. */
-function expectedHash(file: RepoFile): { hash: Hash; expected: string; name: string } | undefined {
-  if (file.sha256) return { hash: createHash('sha256'), expected: file.sha256, name: 'sha256' };
-  if (file.blobId) return { hash: createHash('sha1').update(`blob ${file.size}\0`), expected: file.blobId, name: 'git blob id' };
+function expectedHash(file: RepoFile): { algorithm: 'sha256' | 'sha1'; prefix?: string; expected: string; name: string } | undefined {
+  if (file.sha256) return { algorithm: 'sha256', expected: file.sha256, name: 'sha256' };
+  if (file.blobId) return { algorithm: 'sha1', prefix: `blob ${file.size}\0`, expected: file.blobId, name: 'git blob id' };
   return undefined;
+}
+
+/** Files at least this large are hashed on a worker thread (one per file in flight); smaller ones inline. */
+const WORKER_HASH_MIN_BYTES = 16 * 1024 * 1024;
+
+/** Hashes the file's growing prefix: inline (PrefixHash) or on a worker thread (WorkerHash). */
+interface StreamHasher {
+  /** `bufs` were written at `pos` (before the written counts include them). */
+  wrote(pos: number, bufs: Buffer[]): void;
+  /** The counts of bytes on disk grew. */
+  catchUp(): Promise<void>;
+  finish(): Promise<{ digest: string; hashedBytes: number }>;
+  abort(): Promise<void>;
+}
+
+function streamHasher(v: NonNullable<ReturnType<typeof expectedHash>>, fh: FileHandle, tmpPath: string, size: number, onDisk: (pos: number) => number): StreamHasher {
+  if (size >= WORKER_HASH_MIN_BYTES) {
+    const w = new WorkerHash(tmpPath, v.algorithm, v.prefix);
+    let frontier = 0;
+    return {
+      wrote: () => {},
+      catchUp: async () => {
+        for (let n = onDisk(frontier); n > 0; n = onDisk(frontier)) frontier += n;
+        w.advance(frontier);
+      },
+      finish: () => w.finish(size),
+      abort: () => w.abort(),
+    };
+  }
+  const hash = createHash(v.algorithm);
+  if (v.prefix) hash.update(v.prefix);
+  const p = new PrefixHash(hash, fh, onDisk);
+  return {
+    wrote: (pos, bufs) => p.wrote(pos, bufs),
+    catchUp: () => p.catchUp(),
+    finish: async () => {
+      await p.catchUp();
+      return { digest: p.digest(), hashedBytes: p.hashedBytes };
+    },
+    abort: async () => {},
+  };
 }
 
 export interface FetchFileOptions {
@@ -93,6 +135,7 @@ export async function fetchFile(o: FetchFileOptions): Promise<void> {
     fh = await open(o.tmpPath, 'w+').catch((e) => diskFull(e, o));
     await fh.truncate(o.file.size).catch((e) => diskFull(e, o));
   }
+  let hasher: StreamHasher | undefined;
   try {
     for (const i of done) o.progress.resumedFrom(o.file.path, chunks[i]!.length);
     const verifier = expectedHash(o.file);
@@ -102,13 +145,15 @@ export async function fetchFile(o: FetchFileOptions): Promise<void> {
       const i = Math.floor(pos / o.chunkBytes);
       return i < chunks.length ? chunks[i]!.start + written[i]! - pos : 0;
     };
-    const hasher = verifier ? new PrefixHash(verifier.hash, fh, onDisk) : undefined;
+    hasher = verifier ? streamHasher(verifier, fh, o.tmpPath, o.file.size, onDisk) : undefined;
+    const h = hasher;
     const sink: ChunkSink = {
       written: (c) => written[c.index]!,
       wrote: (c, bufs, bytes) => {
-        hasher?.wrote(c.start + written[c.index]!, bufs);
+        h?.wrote(c.start + written[c.index]!, bufs);
         written[c.index]! += bytes;
         o.progress.received(o.file.path, bytes);
+        void h?.catchUp();
       },
     };
     let recording = Promise.resolve();
@@ -124,10 +169,11 @@ export async function fetchFile(o: FetchFileOptions): Promise<void> {
       done.add(c.index);
       await Promise.all([record(), hasher?.catchUp()]);
     })));
-    await hasher?.catchUp();
     await recording;
     if (verifier && hasher) {
-      const actual = hasher.hashedBytes === o.file.size ? hasher.digest() : `(only ${hasher.hashedBytes} bytes readable)`;
+      const result = await hasher.finish();
+      hasher = undefined;
+      const actual = result.hashedBytes === o.file.size ? result.digest : `(only ${result.hashedBytes} bytes readable)`;
       if (actual !== verifier.expected) {
         await fh.close();
         await removeTemp(o);
@@ -136,6 +182,7 @@ export async function fetchFile(o: FetchFileOptions): Promise<void> {
     }
     await fh.datasync();
   } finally {
+    await hasher?.abort();
     await fh.close().catch(() => {});
   }
 }

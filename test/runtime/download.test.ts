@@ -1,7 +1,8 @@
 // The Hub downloader against the Hub-protocol test server (tools/hub-server) on loopback: the fixture
 // checkpoints with their real sha256 and git blob ids, LFS files redirected to a second "CDN" origin,
 // Range requests, and injected faults.
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { download, MARKER_FILE, STATE_DIR, type DownloadOptions } from '../../runtime/download/download.js';
@@ -13,6 +14,8 @@ import { fixtureDir } from './helpers.js';
 const TINY = 'ai21labs/jamba-tiny';
 const SHARDED = 'ai21labs/jamba-tiny-unusual';
 const GATED = 'ai21labs/jamba-tiny-gated';
+/** Weights large enough (20 MiB) to be hashed on a worker thread. */
+const LARGE = 'bench/large-shard';
 const TOKEN = 'hf_test_token';
 const FAST_RETRY = { attempts: 6, baseDelayMs: 20, maxDelayMs: 200, maxRetryAfterMs: 5_000 };
 
@@ -21,12 +24,17 @@ let work: string;
 let n = 0;
 
 beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'jamba-download-test-'));
+  const largeDir = path.join(work, 'large-repo');
+  await mkdir(largeDir);
+  await writeFile(path.join(largeDir, 'config.json'), '{"model_type":"jamba"}');
+  await writeFile(path.join(largeDir, 'model.safetensors'), randomBytes(20 * 1024 * 1024 + 12345));
   hub = await startHubServer([
+    { id: LARGE, dir: largeDir },
     { id: TINY, dir: fixtureDir('jamba-tiny'), refs: ['main', 'v1.0'] },
     { id: SHARDED, dir: fixtureDir('jamba-tiny-unusual') },
     { id: GATED, dir: fixtureDir('jamba-tiny'), gatedToken: TOKEN },
   ]);
-  work = await mkdtemp(path.join(tmpdir(), 'jamba-download-test-'));
 });
 
 afterAll(async () => {
@@ -134,6 +142,18 @@ describe('downloading a revision', () => {
       expect(a.equals(b)).toBe(true);
     }
     await expectSameFiles(parallel, SHARDED);
+  });
+
+  test('a large file (hashed on a worker thread) in parallel ranges; a corrupted byte in it is caught there too', async () => {
+    const dir = newDir();
+    await download(options(LARGE, dir, { chunkBytes: 3 * 1024 * 1024, connections: 6 }));
+    await expectSameFiles(dir, LARGE);
+    hub.inject({ origin: 'cdn', kind: 'corrupt', offset: 15 * 1024 * 1024 + 7 });
+    const retried: string[] = [];
+    const again = newDir();
+    await download(options(LARGE, again, { chunkBytes: 3 * 1024 * 1024, connections: 6, onRetry: (r) => retried.push(r.reason) }));
+    expect(retried).toEqual([expect.stringMatching(/model\.safetensors: sha256 mismatch/)]);
+    await expectSameFiles(again, LARGE);
   });
 
   test('filters: only the files asked for', async () => {

@@ -145,6 +145,13 @@ function parseRange(header: string | undefined, size: number): { start: number; 
   return { start, end };
 }
 
+/** Whether a request's Range (none: the whole file) includes byte `offset`: a corruption is spent only where it lands. */
+function covers(range: string | undefined, offset: number): boolean {
+  const m = range ? /^bytes=(\d+)-(\d*)$/.exec(range.trim()) : undefined;
+  if (!range) return true;
+  return !!m && Number(m[1]) <= offset && (m[2] === '' || offset <= Number(m[2]));
+}
+
 /** Applies body faults to a byte stream starting at file offset `start`. */
 class FaultStream extends Transform {
   private sent = 0;
@@ -215,7 +222,8 @@ export async function startHubServer(repos: HubRepoSpec[], options: HubServerOpt
     const i = faults.findIndex((f) =>
       (f.origin === undefined || f.origin === origin) &&
       (f.pathIncludes === undefined || decodeURIComponent(req.url ?? '').includes(f.pathIncludes)) &&
-      (f.ranged === undefined || f.ranged === (req.headers.range !== undefined)));
+      (f.ranged === undefined || f.ranged === (req.headers.range !== undefined)) &&
+      (f.kind !== 'corrupt' || covers(req.headers.range, f.offset ?? 0)));
     if (i < 0) return undefined;
     const f = faults[i]!;
     if (f.skipLeft > 0) {
