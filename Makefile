@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export JAMBA_TOOLS_CACHE ?= $(HOME)/.cache/jamba-serving
 KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: all deps build typecheck tools native gpu-bundle cluster-up cluster-down test test-unit demo run fixtures bench-runtime bench-operator bench-fuzz bench-soak clean
+.PHONY: all deps build typecheck tools native gpu-bundle cluster-up cluster-down test test-unit demo run fixtures bench-runtime bench-operator bench-fuzz bench-soak bench-autoscaling clean
 
 all: build
 
@@ -71,6 +71,11 @@ bench-fuzz: build
 # The runtime CLI under mixed load with disconnects for 10 minutes: heap, KV blocks, state slots.
 bench-soak: build
 	node dist/tools/bench/soak.js
+
+# A compressed square-wave load with the autoscaler on, and off at min and at max (docs/BENCHMARKS.md).
+bench-autoscaling: build tools
+	bash tools/cluster/up.sh
+	node dist/tools/bench/autoscaling-bench.js
 
 clean:
 	rm -rf dist .tools .cluster

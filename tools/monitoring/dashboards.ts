@@ -141,7 +141,7 @@ export const SERVING: Dashboard = {
 export const OPERATOR: Dashboard = {
   uid: 'jamba-operator',
   title: 'Jamba operator',
-  description: 'jamba-operator: reconciles, their latency and errors, the work queue, leadership and API requests.',
+  description: 'jamba-operator: reconciles, their latency and errors, the work queue, leadership, API requests and the autoscaler.',
   variables: [],
   panels: [
     {
@@ -182,6 +182,21 @@ export const OPERATOR: Dashboard = {
       description: 'Every request the operator makes, by verb and resource (at rest: lease renewals only).',
       unit: 'reqps',
       targets: [{ expr: `sum by (verb, resource) (rate(jamba_operator_api_requests_total[${RATE}]))`, legend: '{{verb}} {{resource}}' }],
+    },
+    {
+      title: 'Autoscaler: metrics it could not read/s',
+      description: 'Pods whose /metrics did not answer (source scrape) or Prometheus queries that failed (source prometheus). Missing metrics never scale down; all of them missing holds the count.',
+      unit: 'ops',
+      targets: [{ expr: `sum by (namespace, jambadeployment, source) (rate(jamba_operator_autoscaler_scrape_errors_total[${RATE}]))`, legend: '{{namespace}}/{{jambadeployment}} {{source}}' }],
+    },
+    {
+      title: 'Autoscaler: decision latency',
+      description: 'Time of one autoscaling decision, reading the metrics included.',
+      unit: 's',
+      targets: [0.5, 0.99].map((q) => ({
+        expr: `histogram_quantile(${q}, sum by (le) (rate(jamba_operator_autoscaler_decision_duration_seconds_bucket[${RATE}])))`,
+        legend: `p${q * 100}`,
+      })),
     },
   ],
 };
