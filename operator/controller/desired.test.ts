@@ -117,6 +117,7 @@ describe('desired children', () => {
     expect(job.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'JambaDeployment', name: 'mini', controller: true });
     const pod = job.spec!.template.spec!;
     expect(pod.restartPolicy).toBe('Never');
+    expect(pod.securityContext).toEqual({ fsGroup: 65532, fsGroupChangePolicy: 'OnRootMismatch' });
     expect(pod.volumes).toEqual([{ name: 'model', persistentVolumeClaim: { claimName: 'hf-cache' } }]);
     expect(pod.containers[0]!.args).toContain('/models/ai21labs/AI21-Jamba-1.5-Mini/v1');
     expect(pod.containers[0]!.resources).toBeUndefined(); // no GPU for a download

@@ -15,6 +15,8 @@ export const PRESTOP_SLEEP_SECONDS = 10;
 const STARTUP_PERIOD_SECONDS = 10;
 /** Pod retries of a download Job (Kubernetes backs off 10 s, 20 s, 40 s, ... between them). */
 export const DOWNLOAD_BACKOFF_LIMIT = 4;
+/** The user and group of the runtime image (images/runtime.Dockerfile). */
+export const RUNTIME_IMAGE_GID = 65532;
 
 /** Cluster-wide choices of the operator's installation (its flags), applied to every JambaDeployment. */
 export interface OperatorDefaults {
@@ -146,6 +148,9 @@ export function desiredDownloadJob(jd: JambaDeployment, attempt: number, default
         metadata: { labels: { [MODEL_CACHE_LABEL]: labels[MODEL_CACHE_LABEL] } },
         spec: {
           restartPolicy: 'Never',
+          // The runtime image runs as 65532: the group lets it write to claims that support ownership
+          // management (a claim that does not must be writable by that user already).
+          securityContext: { fsGroup: RUNTIME_IMAGE_GID, fsGroupChangePolicy: 'OnRootMismatch' },
           containers: [downloadContainer(spec, defaults)],
           volumes: [{ name: 'model', persistentVolumeClaim: { claimName: hf.cacheClaimName } }],
           // Wherever the serving pods may run (a node-local claim binds there), but no GPU needed.

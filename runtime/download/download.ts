@@ -105,7 +105,11 @@ export function checkedDir(dir: string, file: string): string {
 
 export async function download(o: DownloadOptions): Promise<DownloadResult> {
   const progress = o.progress ?? new DownloadProgress(o.repo, o.revision);
-  await mkdir(o.dir, { recursive: true });
+  await mkdir(o.dir, { recursive: true }).catch((e: unknown) => {
+    const err = asDownloadError(e, o.dir);
+    progress.fail(err.code, err.message);
+    throw err;
+  });
   const existing = await completeMarker(o.dir, o.repo, o.revision);
   if (existing) {
     progress.start(existing.commit, existing.files);
@@ -192,12 +196,24 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
     progress.setPhase('Downloaded');
     return { marker, alreadyComplete: false, bytesFetched: progress.bytesFetched() };
   } catch (error) {
-    const e = error instanceof DownloadError ? error : new DownloadError('HttpError', (error as Error).message);
+    const e = error instanceof DownloadError ? error : asDownloadError(error, o.dir);
     progress.fail(e.code, e.message);
     throw e;
   } finally {
     await http.close();
   }
+}
+
+/** A file-system failure says what to fix (a volume the download's user cannot write, most often). */
+function asDownloadError(error: unknown, dir: string): DownloadError {
+  const code = (error as { code?: string }).code;
+  const message = (error as Error).message;
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    const uid = typeof process.getuid === 'function' ? ` (uid ${process.getuid()})` : '';
+    return new DownloadError('NotWritable', `cannot write to ${dir}${uid}: ${message}; make the volume writable by this user (in Kubernetes: fsGroup, or the volume's permissions)`);
+  }
+  if (code === 'ENOSPC') return new DownloadError('DiskFull', `disk full in ${dir}: ${message}`);
+  return new DownloadError('HttpError', message);
 }
 
 /** Refuses to start when the volume cannot hold what is left to fetch, saying how much is needed. */

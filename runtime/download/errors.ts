@@ -2,7 +2,7 @@
 // sentence that says what to do.
 export type DownloadErrorCode =
   | 'RepoNotFound' | 'RevisionNotFound' | 'EntryNotFound' | 'GatedRepo' | 'Unauthorized'
-  | 'DiskFull' | 'VerificationFailed' | 'HttpError' | 'NetworkError' | 'NoFiles' | 'InvalidListing';
+  | 'DiskFull' | 'NotWritable' | 'VerificationFailed' | 'HttpError' | 'NetworkError' | 'NoFiles' | 'InvalidListing';
 
 export class DownloadError extends Error {
   constructor(readonly code: DownloadErrorCode, message: string, readonly retryable = false) {

@@ -2,7 +2,7 @@
 // Hub-protocol test server: killed mid-download and restarted, it resumes; its progress is in the logs,
 // the progress file, /metrics and /progress, and its final state in the termination message.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -35,9 +35,9 @@ interface Cli {
   exited: Promise<number | null>;
 }
 
-function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Cli {
+function startCli(args: string[], env: NodeJS.ProcessEnv = {}, user: { uid?: number; gid?: number } = {}): Cli {
   const child = spawn(process.execPath, [RUNTIME_MAIN, 'download', ...args], {
-    env: { ...process.env, HF_ENDPOINT: hub.endpoint, HF_TOKEN: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, HF_ENDPOINT: hub.endpoint, HF_TOKEN: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...user,
   });
   const logs: Record<string, unknown>[] = [];
   createInterface({ input: child.stdout! }).on('line', (line) => logs.push(JSON.parse(line) as Record<string, unknown>));
@@ -115,6 +115,19 @@ test('a failure exits 1 with the reason in the log and the termination message',
   expect(await cli.exited).toBe(1);
   expect(cli.logs.find((l) => l['msg'] === 'download failed')).toMatchObject({ code: 'RepoNotFound' });
   expect(JSON.parse(await readFile(termination, 'utf8'))).toMatchObject({ phase: 'Failed', error: { code: 'RepoNotFound' } });
+});
+
+test('a directory its user cannot write: exit 1, NotWritable, saying what to fix', async () => {
+  await chmod(work, 0o755); // nobody may pass through to the directory below
+  const parent = path.join(work, 'read-only');
+  await mkdir(parent, { mode: 0o755 });
+  await chmod(parent, 0o555);
+  // As root (CI, this machine) permissions do not apply: the CLI runs as nobody (uid 65534) instead.
+  const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+  const termination = path.join(work, 'termination-not-writable');
+  const cli = startCli(['--repo', REPO, '--dir', path.join(parent, 'model'), '--termination-message-path', termination], {}, asNobody);
+  expect(await cli.exited).toBe(1);
+  expect(cli.logs.find((l) => l['msg'] === 'download failed')).toMatchObject({ code: 'NotWritable', error: expect.stringMatching(/cannot write to .*make the volume writable by this user/) });
 });
 
 test('arguments', () => {

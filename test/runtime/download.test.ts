@@ -316,3 +316,4 @@ describe('errors that say what to fix', () => {
     await expect(download(options(TINY, newDir(), { endpoint: hub.cdnUrl }))).rejects.toMatchObject({ code: 'RepoNotFound' });
   });
 });
+
