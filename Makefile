@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export JAMBA_TOOLS_CACHE ?= $(HOME)/.cache/jamba-serving
 KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: all deps build typecheck tools native gpu-bundle cluster-up cluster-down test test-unit demo run fixtures bench-runtime bench-operator bench-fuzz bench-soak bench-autoscaling clean
+.PHONY: all deps build typecheck tools native gpu-bundle cluster-up cluster-down test test-unit demo run fixtures bench-runtime bench-operator bench-fuzz bench-soak bench-autoscaling demo-autoscaling clean
 
 all: build
 
@@ -76,6 +76,11 @@ bench-soak: build
 bench-autoscaling: build tools
 	bash tools/cluster/up.sh
 	node dist/tools/bench/autoscaling-bench.js
+
+# The autoscaler live: 90 s of rising and falling load, one readable line a second and each decision.
+demo-autoscaling: build tools
+	bash tools/cluster/up.sh
+	node dist/tools/bench/autoscaling-bench.js --modes on --seconds 90 --cycles 2 --live
 
 clean:
 	rm -rf dist .tools .cluster

@@ -15,7 +15,7 @@
 // desired count raised) and startup (raised → the new replica serving).
 //
 //   node dist/tools/bench/autoscaling-bench.js [--seconds 120] [--cycles 3] [--low-rps 1] [--high-rps 8]
-//     [--max-tokens 32] [--target 60] [--min 1] [--max 4] [--modes on,min,max] [--kubeconfig .cluster/kubeconfig]
+//     [--max-tokens 32] [--target 60] [--min 1] [--max 4] [--modes on,min,max] [--live] [--kubeconfig .cluster/kubeconfig]
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
@@ -42,6 +42,8 @@ const { values } = parseArgs({
     min: { type: 'string', default: '1' },
     max: { type: 'string', default: '4' },
     modes: { type: 'string', default: 'on,min,max' },
+    /** Print a readable line every second while it runs (the live demo: `make demo-autoscaling`). */
+    live: { type: 'boolean', default: false },
     kubeconfig: { type: 'string', default: path.join(repoRoot, '.cluster', 'kubeconfig') },
   },
 });
@@ -201,9 +203,26 @@ async function run(mode: Mode, node: string) {
       previous = Date.now();
       const desired = (JSON.parse(await kubectlAsync('get', 'jd', 'bench', '-n', ns, '-o', 'json')) as JambaDeployment).status?.desiredReplicas;
       timeline.push({ t, rps: rpsAt(t), desired, serving: routable().length });
+      if (values.live && timeline.length % 2 === 0) printLive(t, desired, served, failed);
       await sleep(500);
     }
   })();
+  let lastReason = '';
+  let servedBefore = 0;
+  let tBefore = 0;
+  /** One line per second: load, replicas, tokens/s offered and served, failures, each new decision with its reason. */
+  function printLive(t: number, desired: number | undefined, servedNow: number, failedNow: number) {
+    const tokS = (servedNow - servedBefore) / Math.max(t - tBefore, 0.001);
+    [servedBefore, tBefore] = [servedNow, t];
+    console.error(`${t.toFixed(0).padStart(4)} s  offered ${String(rpsAt(t) * MAX_TOKENS).padStart(4)} tok/s  served ${tokS.toFixed(0).padStart(4)} tok/s  ` +
+      `replicas desired ${desired ?? '-'} serving ${routable().length}  failed ${failedNow}`);
+    void kubectlAsync('get', 'jd', 'bench', '-n', ns, '-o', 'json').then((out) => {
+      const d = (JSON.parse(out) as JambaDeployment).status?.scalingDecisions?.at(-1);
+      const line = d ? `${d.from} → ${d.to} ${d.reason}: ${d.message}` : '';
+      if (line && line !== lastReason) console.error(`        decision ${d!.time}: ${line}`);
+      lastReason = line;
+    }, () => undefined);
+  }
   await Promise.all([sender, sampler]);
   await Promise.all([...inFlight]);
   const elapsed = (Date.now() - started) / 1000;
