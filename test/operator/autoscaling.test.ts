@@ -143,6 +143,46 @@ test('after the load it scales back to min, marking the pods to remove by their 
   expect(events.items.map((e) => e.reason)).toContain('ScaledDown');
 }, 300_000);
 
+test('scale-down removes the replica with fewer requests in flight, not the newest (pod-deletion-cost)', async () => {
+  // Runtimes of pods that are gone play new pods.
+  const existing = new Set((await kubectlJson<V1PodList>(['get', 'pods', '-n', ns.name, '-l', SELECTOR])).items.map((p) => p.metadata!.name!));
+  for (const name of [...playedBy.keys()]) if (!existing.has(name)) playedBy.delete(name);
+  const [older] = (await readyPods()).map((p) => p.metadata!.name!);
+  // A target no load here reaches: only the bounds move the count in this test.
+  await kubectl(['patch', 'jd', 'mini', '-n', ns.name, '--type=merge', '-p', '{"spec":{"autoscaling":{"minReplicas":2,"targetTokensPerSecondPerReplica":100000}}}']);
+  const newer = await waitFor(async () => {
+    const names = (await readyPods()).map((p) => p.metadata!.name!);
+    const other = names.find((n) => n !== older);
+    return names.length === 2 && other && playedBy.has(other) ? other : undefined;
+  }, { description: 'a second replica, played by a runtime', timeoutMs: 120_000 });
+  // The newer replica is busy (two requests in flight, below every saturation threshold); the older is idle.
+  // Without the marks the ReplicaSet controller would remove the newer one.
+  const busy = playedBy.get(newer)!;
+  let loading = true;
+  const loops = [0, 1].map(async () => {
+    while (loading) {
+      const res = await fetch(`${busy.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'Hello', max_tokens: 32, ignore_eos: true }) });
+      await res.arrayBuffer();
+    }
+  });
+  try {
+    const count = async () => Number(/_count (\d+)/.exec(await operator.metrics.registry.getSingleMetricAsString('jamba_operator_autoscaler_decision_duration_seconds'))?.[1]);
+    const before = await count();
+    await waitFor(async () => (await count()) >= before + 2, { description: 'two decisions with the load on', timeoutMs: 30_000 });
+    await kubectl(['patch', 'jd', 'mini', '-n', ns.name, '--type=merge', '-p', '{"spec":{"autoscaling":{"minReplicas":1}}}']);
+    const left = await waitFor(async () => {
+      const names = (await readyPods()).map((p) => p.metadata!.name!);
+      return names.length === 1 ? names : undefined;
+    }, { description: 'one replica left', timeoutMs: 120_000 });
+    expect(left).toEqual([newer]);
+    const kept = (await readyPods())[0]!;
+    expect(Number(kept.metadata?.annotations?.['controller.kubernetes.io/pod-deletion-cost'])).toBeGreaterThan(0);
+  } finally {
+    loading = false;
+    await Promise.all(loops);
+  }
+}, 300_000);
+
 test('metrics that cannot be read hold the replicas (no scale-down), and the loop goes on', async () => {
   await kubectl(['patch', 'jd', 'mini', '-n', ns.name, '--type=merge', '-p', '{"spec":{"autoscaling":{"minReplicas":2}}}']);
   await waitFor(async () => (await readyPods()).length === 2, { description: 'two replicas (min 2)', timeoutMs: 120_000 });
