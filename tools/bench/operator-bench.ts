@@ -3,11 +3,12 @@
 // count the operator's API requests over a quiet minute (should be ~0 per reconcile).
 // The baseline (on by default): first, on the same nodes, N plain Deployments of the same pods created
 // at once, create → Deployment ready; the ratio of the two is what the operator adds.
+// The 1-minute load average at start and end goes with the figures: the control plane shares the machine.
 //
-//   node dist/tools/bench/operator-bench.js [--count 100] [--quiet-seconds 60] [--baseline=false] [--kubeconfig .cluster/kubeconfig] [--keep]
+//   node dist/tools/bench/operator-bench.js [--count 100] [--quiet-seconds 60] [--baseline=false] [--workers 8] [--kubeconfig .cluster/kubeconfig] [--keep]
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -117,11 +118,16 @@ async function main(): Promise<void> {
       kubeconfig: { type: 'string', default: path.join(root, '.cluster', 'kubeconfig') },
       keep: { type: 'boolean', default: false },
       baseline: { type: 'string', default: 'true' },
+      workers: { type: 'string', default: '8' },
     },
   });
   const count = Number(values.count);
+  // Other work on the machine (other checkouts' tests) slows the control plane: say how busy it was.
+  const loadAtStart = loadavg();
   const quietSeconds = Number(values['quiet-seconds']);
   if (!Number.isInteger(count) || count < 1) throw new Error(`--count must be a positive integer, not ${values.count}`);
+  const workers = Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 1) throw new Error(`--workers must be a positive integer, not ${values.workers}`);
   const kubectl = (...args: string[]) => sh(path.join(root, '.tools', 'bin', 'kubectl'), ['--kubeconfig', values.kubeconfig!, ...args]);
 
   console.error(`bench: cluster up (no-op when already up); ${count} extra 8-GPU KWOK nodes`);
@@ -136,7 +142,7 @@ async function main(): Promise<void> {
   kubectl('create', 'namespace', ns);
 
   const operator = new Operator({
-    kubeConfig, namespace: ns, leaderElection: { namespace: ns },
+    kubeConfig, namespace: ns, leaderElection: { namespace: ns }, workers,
     logger: createLogger({ level: 'warn', write: (l) => process.stderr.write(l + '\n') }),
   });
   await operator.start();
@@ -188,8 +194,10 @@ async function main(): Promise<void> {
   const result = {
     date: new Date().toISOString(),
     machine: `${cpus().length} CPU cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`,
+    loadAverage1m: { start: loadAtStart[0], end: loadavg()[0] },
     jambaDeployments: count,
     gpusPerReplica: 8,
+    workers,
     createAllSeconds: createdMs / 1000,
     ready: readyAt.size,
     createToReadySeconds: { p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99), max: latencies.at(-1) },
