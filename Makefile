@@ -34,7 +34,13 @@ gpu-bundle: build native
 tools:
 	bash tools/cluster/build-tools.sh
 
-cluster-up: tools
+# The runtime and operator images (images/*.Dockerfile), built with buildah without a Docker engine,
+# cached by content; cluster-up loads them into the real node under the names the CRD and chart use.
+.PHONY: images
+images:
+	bash tools/images/build.sh
+
+cluster-up: tools images
 	bash tools/cluster/up.sh
 
 cluster-down:

@@ -23,7 +23,7 @@ export default {
     {
       ...common,
       displayName: 'cluster',
-      roots: ['<rootDir>/test/cluster', '<rootDir>/test/operator', '<rootDir>/test/chart', '<rootDir>/test/observability'],
+      roots: ['<rootDir>/test/cluster', '<rootDir>/test/operator', '<rootDir>/test/chart', '<rootDir>/test/observability', '<rootDir>/test/e2e'],
       globalSetup: '<rootDir>/test/harness/global-setup.ts',
       globalTeardown: '<rootDir>/test/harness/global-teardown.ts',
     },

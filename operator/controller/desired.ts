@@ -253,6 +253,8 @@ export function desiredDeployment(jd: JambaDeployment, defaults: OperatorDefault
     ports: [{ name: PORT_NAME, containerPort: r.port, protocol: 'TCP' }],
     ...(r.env && r.env.length > 0 ? { env: r.env } : {}),
     resources: containerResources(spec),
+    // A runtime that exits (bad flags, unreadable checkpoint) explains why in the pod status and ours.
+    terminationMessagePolicy: 'FallbackToLogsOnError',
     volumeMounts: [...model.mounts, { name: 'dshm', mountPath: '/dev/shm' }],
     // /ready answers 503 until the weights are loaded: the startup probe gives loading up to
     // startupTimeoutSeconds, and liveness (/health) only starts after it, so loading pods are never killed.

@@ -10,7 +10,7 @@
 //               False: DesiredWithinRange | NoDecisionYet
 //   Degraded    True: Unschedulable | CrashLoopBackOff | ImagePullBackOff | ProgressDeadlineExceeded |
 //                     InsufficientGPUMemory | ModelTooLargeForCPU | ApplyFailed     False: AsExpected
-import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
+import type { V1ContainerStateTerminated, V1Deployment, V1Pod } from '@kubernetes/client-node';
 import type { Condition, JambaDeployment, JambaDeploymentStatus } from '../api/jambadeployment.js';
 import type { ScalingStatus } from '../autoscaling/status.js';
 import { selectorString } from './labels.js';
@@ -55,6 +55,13 @@ function podCondition(pod: V1Pod, type: string) {
   return pod.status?.conditions?.find((c) => c.type === type);
 }
 
+/** Why a crash-looping container last exited: its exit code and the last line of its termination message. */
+function lastExit(t: V1ContainerStateTerminated | undefined): string {
+  if (!t) return '';
+  const lastLine = (t.message ?? '').trim().split('\n').pop()?.trim();
+  return `; last exit code ${t.exitCode}${lastLine ? `: ${lastLine}` : ''}`;
+}
+
 export function summarizePods(pods: V1Pod[]): PodSummary {
   const s: PodSummary = { unschedulable: [], failing: [], loading: [] };
   for (const pod of pods) {
@@ -64,11 +71,11 @@ export function summarizePods(pods: V1Pod[]): PodSummary {
       s.unschedulable.push(pod);
       continue;
     }
-    const waiting = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]
-      .map((c) => c.state?.waiting)
-      .find((w) => w?.reason && BAD_WAITING.has(w.reason));
-    if (waiting) {
-      s.failing.push({ pod, reason: waiting.reason === 'ErrImagePull' ? 'ImagePullBackOff' : waiting.reason!, message: waiting.message ?? '' });
+    const bad = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]
+      .find((c) => c.state?.waiting?.reason && BAD_WAITING.has(c.state.waiting.reason));
+    if (bad) {
+      const waiting = bad.state!.waiting!;
+      s.failing.push({ pod, reason: waiting.reason === 'ErrImagePull' ? 'ImagePullBackOff' : waiting.reason!, message: `${waiting.message ?? ''}${lastExit(bad.lastState?.terminated)}` });
       continue;
     }
     const ready = podCondition(pod, 'Ready')?.status === 'True';

@@ -50,7 +50,8 @@ async function subcommand<C>(name: string, parse: () => C | 'help', usage: () =>
     config = parse();
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`jamba-runtime ${name}: ${error.message}\n\n${usage()}`);
+    // The error comes last: a pod's termination message (FallbackToLogsOnError) is the log's tail.
+    process.stderr.write(`${usage()}\njamba-runtime ${name}: ${error.message}\n`);
     return 2;
   }
   if (config === 'help') {

@@ -85,6 +85,10 @@ export class RuntimeServer {
    */
   async drain(timeoutMs: number): Promise<boolean> {
     this.phase = 'draining';
+    // Kept-alive connections would keep bringing requests here after the pod left its Service's
+    // endpoints: close the idle ones now, and each busy one once its answer is complete (handle()), so
+    // clients reconnect and reach a pod that is not going away.
+    this.http.closeIdleConnections();
     const finished = this.activeExchanges === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.exchangesDone = resolve));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
@@ -107,6 +111,10 @@ export class RuntimeServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!;
+    if (this.phase === 'draining') res.shouldKeepAlive = false;
+    res.once('finish', () => {
+      if (this.phase === 'draining') setImmediate(() => this.http.closeIdleConnections());
+    });
     this.opts.metrics.countResponse(req.method, GENERATION_ROUTES[path] || GET_ROUTES.has(path) ? path : 'other', res);
     try {
       const generation = GENERATION_ROUTES[path];

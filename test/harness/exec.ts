@@ -50,6 +50,8 @@ export function run(file: string, args: readonly string[], options: RunOptions =
       const how = signal ? `killed by ${signal}` : `exit ${code}`;
       reject(new Error(`${command} failed (${how}): ${stderr.trim() || stdout.trim()}`));
     });
+    // A child that exits without reading its stdin (kubectl delete) must not fail the run with EPIPE.
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(options.input ?? '');
   });
 }

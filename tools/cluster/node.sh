@@ -68,7 +68,7 @@ node_install_packages() {
 
 # Another cluster on this machine already uses our slot's ranges (a hash collision): say how to move.
 node_check_free() {
-  if ip route show | grep -qE "^(10\.213|10\.214|10\.215)\.$NODE_SLOT\.0/"; then
+  if grep -qE "^(10\.213|10\.214|10\.215)\.$NODE_SLOT\.0/" <<<"$(ip route show)"; then
     ip route show | grep -E "^(10\.213|10\.214|10\.215)\.$NODE_SLOT\.0/" >&2
     die "the real node's address ranges (slot $NODE_SLOT: 10.213/10.214/10.215.$NODE_SLOT.0/24) are routed already, by another cluster's real node or something else; run 'make cluster-down' there, or pick another slot with REAL_NODE_SLOT=1..250"
   fi
@@ -98,12 +98,19 @@ node_pause_archive() {
   rm -rf "$tmp"
 }
 
-# node_import_image ARCHIVE NAME: loads an OCI archive into the node's containerd unless NAME is there.
+# (Not `ctr | grep -q`: grep's early exit would fail the pipeline under pipefail.)
+node_has_image() { grep -qxF "$1" <<<"$(ctr_node images ls -q)"; }
+
+# node_import_image ARCHIVE NAME: loads an OCI archive into the node's containerd unless this very
+# archive (its path holds its content key) was the last one imported under NAME.
 node_import_image() {
-  local archive="$1" name="$2"
-  if ctr_node images ls -q | grep -qxF "$name"; then return 0; fi
-  ctr_node images import --no-unpack=false "$archive" >/dev/null || die "importing $archive into the node's containerd failed"
-  ctr_node images ls -q | grep -qxF "$name" || die "$archive did not contain the image $name"
+  local archive="$1" name="$2" marker
+  marker="$NODE_DIR/imported/$(printf '%s' "$name" | tr '/:' '__')"
+  if [[ "$(cat "$marker" 2>/dev/null)" == "$archive" ]] && node_has_image "$name"; then return 0; fi
+  ctr_node images import "$archive" >/dev/null || die "importing $archive into the node's containerd failed"
+  node_has_image "$name" || die "$archive did not contain the image $name"
+  mkdir -p "$NODE_DIR/imported"
+  echo "$archive" >"$marker"
 }
 
 node_network_up() {
@@ -303,14 +310,15 @@ node_up() {
     || { tail -n 30 "$LOGS/kube-proxy.log" >&2; die "kube-proxy did not become healthy (log: $LOGS/kube-proxy.log)"; }
 }
 
-# Locally built images (tools/images/build.sh leaves OCI archives and their names in the cache) go into
-# the node's containerd, under the names the CRD and the chart use, so IfNotPresent never pulls.
+# Locally built images (tools/images/build.sh lists their OCI archives in .tools/images.list) go into the
+# node's containerd under the names the CRD and the chart use, so IfNotPresent never pulls them.
 node_import_built_images() {
-  local list="$JAMBA_TOOLS_CACHE/images/current" name archive
+  local list="$ROOT/.tools/images.list" name archive
   [[ -f "$list" ]] || return 0
   while read -r name archive; do
     [[ -n "$name" && -s "$archive" ]] && node_import_image "$archive" "$name"
   done <"$list"
+  return 0
 }
 
 node_unmount_all() {
@@ -324,7 +332,7 @@ node_unmount_all() {
 node_shim_pids() {
   local proc
   for proc in /proc/[0-9]*; do
-    { tr '\0' ' ' <"$proc/cmdline"; } 2>/dev/null | grep -q -- "containerd-shim.*-address $CONTAINERD_SOCK " && echo "${proc#/proc/}"
+    grep -q -- "containerd-shim.*-address $CONTAINERD_SOCK " <<<"$({ tr '\0' ' ' <"$proc/cmdline"; } 2>/dev/null)" && echo "${proc#/proc/}"
   done
   return 0
 }
