@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# The main job on the embedded default (`make demo`): the local GPU cluster, the operator reconciling a
-# JambaDeployment for Jamba-1.5-Large onto fake 8×H100 nodes, and the runtime serving the tiny Jamba
-# fixture checkpoint with ExpertsInt8 on the CPU backend, answering OpenAI requests.
-# The cluster stays up afterwards (`make cluster-down` stops it); the operator and runtime it starts here
-# are stopped on exit, by their recorded PIDs.
+# The main job on the embedded default (`make demo`): the local cluster, the operator reconciling a
+# JambaDeployment for Jamba-1.5-Large onto fake 8×H100 nodes (scheduling and validation), and a CPU
+# JambaDeployment whose real pod (the locally built runtime image, on the real node) serves the tiny Jamba
+# fixture checkpoint and answers OpenAI requests through its Service's ClusterIP.
+# The cluster stays up afterwards (`make cluster-down` stops it); the operator it starts here is stopped
+# on exit, by its recorded PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 OPERATOR_METRICS_ADDR=${OPERATOR_METRICS_ADDR:-127.0.0.1:18080}
-RUNTIME_PORT=${RUNTIME_PORT:-18000}
 NAMESPACE=${DEMO_NAMESPACE:-jamba-demo}
 LOGS=.cluster/logs
 kubectl() { .tools/bin/kubectl --kubeconfig .cluster/kubeconfig "$@"; }
@@ -23,7 +23,8 @@ trap cleanup EXIT
 
 [ -f dist/runtime/cmd/main.js ] && [ -f dist/operator/cmd/main.js ] || { echo "demo: run 'npm run build' first (make demo does)" >&2; exit 1; }
 
-step "Local control plane (etcd, kube-apiserver, controller-manager, scheduler, KWOK GPU nodes)"
+step "Local cluster (etcd, kube-apiserver, controller-manager, scheduler, KWOK GPU nodes, one real node)"
+bash tools/images/build.sh
 bash tools/cluster/up.sh
 kubectl get nodes -o custom-columns='NAME:.metadata.name,GPUS:.status.allocatable.nvidia\.com/gpu,PRODUCT:.metadata.labels.nvidia\.com/gpu\.product,GPU_MEM_MIB:.metadata.labels.nvidia\.com/gpu\.memory,READY:.status.conditions[?(@.type=="Ready")].status'
 
@@ -72,22 +73,26 @@ step "What the API server refuses: Jamba-1.5-Large unquantized on 8 × 80 GB"
 sed -e 's/quantization: ExpertsInt8/quantization: None/' examples/jamba-1.5-large.yaml \
   | kubectl -n "$NAMESPACE" apply --dry-run=server -f - 2>&1 | sed 's/^/  /' || true
 
-step "The runtime: tiny Jamba fixture, ExpertsInt8, CPU backend, OpenAI API on 127.0.0.1:$RUNTIME_PORT"
-node dist/runtime/cmd/main.js serve --model test/fixtures/jamba-tiny --quantization expertsint8 \
-  --host 127.0.0.1 --port "$RUNTIME_PORT" >"$LOGS/demo-runtime.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 120); do curl -fsS "http://127.0.0.1:$RUNTIME_PORT/ready" >/dev/null 2>&1 && break; sleep 0.5; done
-curl -fsS "http://127.0.0.1:$RUNTIME_PORT/ready" >/dev/null || { echo "runtime did not become ready; see $LOGS/demo-runtime.log" >&2; exit 1; }
+step "A JambaDeployment on the CPU (gpusPerReplica: 0): a real pod on the real node, default image, tiny fixture checkpoint"
+sed "s#path: /var/lib/jamba/jamba-tiny#path: $PWD/test/fixtures/jamba-tiny#" examples/jamba-tiny-cpu.yaml | kubectl -n "$NAMESPACE" apply -f -
+kubectl -n "$NAMESPACE" wait jd/jamba-tiny --for=condition=Ready --timeout=300s
+kubectl -n "$NAMESPACE" get jd jamba-tiny
+kubectl -n "$NAMESPACE" get pods -l app.kubernetes.io/instance=jamba-tiny -o wide
+kubectl -n "$NAMESPACE" get pods -l app.kubernetes.io/instance=jamba-tiny \
+  -o custom-columns='POD:.metadata.name,IMAGE:.spec.containers[0].image,CONTAINER:.status.containerStatuses[0].containerID' 
+service_ip=$(kubectl -n "$NAMESPACE" get service jamba-tiny -o jsonpath='{.spec.clusterIP}')
+url="http://$service_ip:8000"
+echo "Service jamba-tiny: ClusterIP $service_ip (kube-proxy on the real node routes it to the pod)"
 echo '(the fixture has random weights: the text is nonsense, but token for token what Hugging Face computes)'
-echo '$ curl /v1/completions'
-curl -fsS "http://127.0.0.1:$RUNTIME_PORT/v1/completions" -H 'content-type: application/json' \
+echo "\$ curl $url/v1/completions"
+curl -fsS "$url/v1/completions" -H 'content-type: application/json' \
   -d '{"model":"jamba-tiny","prompt":"Once upon a time","max_tokens":16,"temperature":0}'
 echo
-echo '$ curl /v1/chat/completions'
-curl -fsS "http://127.0.0.1:$RUNTIME_PORT/v1/chat/completions" -H 'content-type: application/json' \
+echo "\$ curl $url/v1/chat/completions"
+curl -fsS "$url/v1/chat/completions" -H 'content-type: application/json' \
   -d '{"model":"jamba-tiny","messages":[{"role":"user","content":"Tell me about the river."}],"max_tokens":16,"temperature":0}'
 echo
-echo '$ curl /metrics | grep ^jamba_'
-curl -fsS "http://127.0.0.1:$RUNTIME_PORT/metrics" | grep -E '^jamba_(prompt|generation)_tokens_total|^jamba_request_success_total|^jamba_mamba_state_slots' || true
+echo "\$ curl $url/metrics | grep ^jamba_"
+curl -fsS "$url/metrics" | grep -E '^jamba_(prompt|generation)_tokens_total|^jamba_request_success_total|^jamba_mamba_state_slots' || true
 
 step "Done. The cluster is still up: .tools/bin/kubectl --kubeconfig .cluster/kubeconfig get jd -A; 'make cluster-down' stops it."

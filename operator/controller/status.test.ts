@@ -51,6 +51,18 @@ test('a missing PVC is not blamed on the GPUs', () => {
   expect(v.Degraded).toMatchObject({ reason: 'Unschedulable', message: '1 pod(s) pending (scheduler: 0/5 nodes are available: persistentvolumeclaim "weights" not found.)' });
 });
 
+test('a crash-looping runtime: the last exit code and the last line of its termination message', () => {
+  const p = pod('crashloop');
+  p.status!.containerStatuses![0]!.lastState = { terminated: { exitCode: 2, message: 'Usage: jamba-runtime serve ...\n  -h, --help  show this help\n\njamba-runtime serve: Unknown option \'--bogus\'\n' } };
+  const v = verdicts({ jd: jambaDeployment(), desiredReplicas: 1, deployment: deploymentStatus({ replicas: 1 }), pods: [p], now });
+  expect(v.Degraded).toMatchObject({ reason: 'CrashLoopBackOff', message: 'pod mini-crashloop: CrashLoopBackOff: back-off 5m0s; last exit code 2: jamba-runtime serve: Unknown option \'--bogus\'' });
+});
+
+test('CPU replicas that cannot be placed are not blamed on the GPUs', () => {
+  const v = verdicts({ jd: jambaDeployment({ gpusPerReplica: 0, model: { name: 'tiny', source: { hostPath: { path: '/m' } } } }), desiredReplicas: 1, deployment: deploymentStatus({ replicas: 1 }), pods: [pod('unschedulable')], now });
+  expect(v.Degraded.message).toBe('1 pod(s) pending (scheduler: 0/5 nodes are available: 5 node(s) didn\'t match Pod\'s node affinity/selector.)');
+});
+
 describe('computeStatus', () => {
   test('fills the scale subresource fields and the printer column', () => {
     const s = computeStatus({ jd: jambaDeployment({}, { generation: 4 }), desiredReplicas: 2, deployment: deploymentStatus({ replicas: 2, ready: 1 }), pods: [], now });
