@@ -97,6 +97,16 @@ test('values reach the operator: runtime image override, tracing endpoint, one r
   await expect(helmTemplate({ set: { 'leaderElection.enabled': false } })).rejects.toThrow(/needs replicaCount 1/);
 });
 
+test('autoscaler values reach the operator\'s flags; a URL that is not http(s) is refused', async () => {
+  const plain = findObject(await helmTemplate({}), 'Deployment').spec.template.spec.containers[0];
+  expect(plain.args).toContain('--autoscaler-interval=10');
+  expect(plain.args.filter((a: string) => a.startsWith('--prometheus-url'))).toEqual([]);
+  const o = await helmTemplate({ set: { 'autoscaler.intervalSeconds': 5, 'autoscaler.prometheusUrl': 'http://prometheus.monitoring:9090' } });
+  const c = findObject(o, 'Deployment').spec.template.spec.containers[0];
+  expect(c.args).toEqual(expect.arrayContaining(['--autoscaler-interval=5', '--prometheus-url=http://prometheus.monitoring:9090']));
+  await expect(helmTemplate({ set: { 'autoscaler.prometheusUrl': 'prometheus:9090' } })).rejects.toThrow(/autoscaler.prometheusUrl/);
+});
+
 test('values.schema.json refuses what it should, with the path to fix', async () => {
   for (const [set, message] of [
     [{ replicaCount: 0 }, "/replicaCount': minimum"],
