@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export JAMBA_TOOLS_CACHE ?= $(HOME)/.cache/jamba-serving
 KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: all deps build typecheck tools native gpu-bundle cluster-up cluster-down test test-unit demo run fixtures bench-runtime bench-operator bench-fuzz bench-soak bench-autoscaling demo-autoscaling clean
+.PHONY: all deps build typecheck tools native gpu-bundle cluster-up cluster-down test test-unit demo run fixtures bench-runtime bench-operator bench-fuzz bench-download bench-soak bench-autoscaling demo-autoscaling clean
 
 all: build
 
@@ -71,6 +71,10 @@ bench-operator: build tools
 	node dist/tools/bench/operator-bench.js
 
 # The HTTP fuzzer against the runtime CLI: thousands of cases (the test runs hundreds).
+# Download throughput on loopback: ours vs curl (and huggingface_hub when PYTHON names a Python that has it).
+bench-download: build
+	node dist/tools/bench/download-bench.js $(if $(PYTHON),--python $(PYTHON))
+
 bench-fuzz: build
 	node dist/tools/bench/fuzz-bench.js
 

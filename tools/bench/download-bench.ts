@@ -2,7 +2,7 @@
 // Download throughput on loopback against the Hub-protocol test server (tools/hub-server, its own
 // process): `jamba-runtime download` vs curl (one file after another, and --parallel) vs
 // huggingface_hub's snapshot_download, on the same synthetic safetensors, runs interleaved.
-//   node dist/tools/bench/download-bench.js [--gib 1] [--files 4] [--runs 3] [--python /path/to/venv/bin/python]
+//   node dist/tools/bench/download-bench.js [--gib 1] [--files 4] [--runs 5] [--python /path/to/venv/bin/python]
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -17,7 +17,7 @@ const { values } = parseArgs({
 });
 const totalBytes = Math.round(Number(values.gib ?? '1') * 1024 ** 3);
 const fileCount = Number(values.files ?? '4');
-const runs = Number(values.runs ?? '3');
+const runs = Number(values.runs ?? '5');
 const work = values.work ?? path.join(tmpdir(), 'jamba-download-bench');
 const REPO = 'bench/jamba-synthetic';
 
