@@ -231,16 +231,30 @@ async function fetchChunk(o: FetchFileOptions, fh: FileHandle, c: Chunk, whole: 
     };
     let received = 0;
     try {
-      for await (const data of res.body as AsyncIterable<Buffer>) {
-        received += data.length;
-        if (received > end - from + 1) {
-          res.body.destroy();
-          throw new DownloadError('HttpError', `${what}: the server sent more bytes than asked for`);
-        }
-        batch.push(data);
-        batchBytes += data.length;
-        if (batchBytes >= WRITE_BATCH) await flush();
-      }
+      // Flowing mode, paused while a batch waits for the previous write: no promise per network read.
+      await new Promise<void>((resolve, reject) => {
+        const body = res.body;
+        body.on('data', (data: Buffer) => {
+          received += data.length;
+          if (received > end - from + 1) {
+            body.destroy();
+            reject(new DownloadError('HttpError', `${what}: the server sent more bytes than asked for`));
+            return;
+          }
+          batch.push(data);
+          batchBytes += data.length;
+          if (batchBytes >= WRITE_BATCH) {
+            body.pause();
+            flush().then(() => body.resume(), (e: unknown) => {
+              body.destroy();
+              reject(e);
+            });
+          }
+        });
+        body.on('end', () => resolve());
+        body.on('error', reject);
+        body.on('close', () => resolve());
+      });
     } finally {
       // What arrived before a cut is kept: the retry asks only for the rest.
       await flush();
