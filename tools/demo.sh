@@ -32,7 +32,8 @@ step "JambaDeployment CRD and the operator"
 kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
 kubectl wait --for=condition=Established crd/jambadeployments.serving.jamba.dev --timeout=60s >/dev/null
 mkdir -p "$LOGS"
-node dist/operator/cmd/main.js --kubeconfig .cluster/kubeconfig --metrics-addr "$OPERATOR_METRICS_ADDR" >"$LOGS/demo-operator.log" 2>&1 &
+# Autoscaling decisions every 2 s (default 10 s), so the autoscaling act below reacts within the demo's time.
+node dist/operator/cmd/main.js --kubeconfig .cluster/kubeconfig --metrics-addr "$OPERATOR_METRICS_ADDR" --autoscaler-interval 2 >"$LOGS/demo-operator.log" 2>&1 &
 pids+=($!)
 echo "operator pid $! (log $LOGS/demo-operator.log, metrics http://$OPERATOR_METRICS_ADDR/metrics)"
 
@@ -94,5 +95,11 @@ curl -fsS "$url/v1/chat/completions" -H 'content-type: application/json' \
 echo
 echo "\$ curl $url/metrics | grep ^jamba_"
 curl -fsS "$url/metrics" | grep -E '^jamba_(prompt|generation)_tokens_total|^jamba_request_success_total|^jamba_mamba_state_slots' || true
+
+step "Autoscaling on tokens/s: the CPU JambaDeployment under a streaming load that rises, then falls (live)"
+echo "(min 1, max 2 replicas; each line: load, tokens/s offered and streamed back, replicas desired and ready, failures;"
+echo " each decision as the operator records it in status.scalingDecisions)"
+node dist/tools/demo/autoscaling-demo.js --kubeconfig .cluster/kubeconfig --namespace "$NAMESPACE" --name jamba-tiny
+kubectl -n "$NAMESPACE" get jd jamba-tiny
 
 step "Done. The cluster is still up: .tools/bin/kubectl --kubeconfig .cluster/kubeconfig get jd -A; 'make cluster-down' stops it."
