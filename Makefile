@@ -83,13 +83,11 @@ bench-soak: build
 	node dist/tools/bench/soak.js
 
 # A compressed square-wave load with the autoscaler on, and off at min and at max (docs/BENCHMARKS.md).
-bench-autoscaling: build tools
-	bash tools/cluster/up.sh
+bench-autoscaling: build cluster-up
 	node dist/tools/bench/autoscaling-bench.js
 
 # The autoscaler live: 90 s of rising and falling load, one readable line a second and each decision.
-demo-autoscaling: build tools
-	bash tools/cluster/up.sh
+demo-autoscaling: build cluster-up
 	node dist/tools/bench/autoscaling-bench.js --modes on --seconds 90 --cycles 2 --live
 
 clean:
