@@ -54,7 +54,7 @@ describe('desired children', () => {
   });
 
   test('probes never kill a loading pod; graceful termination; read-only model; memory /dev/shm', () => {
-    expect(c.startupProbe).toMatchObject({ httpGet: { path: '/ready' }, periodSeconds: 10, failureThreshold: 360 });
+    expect(c.startupProbe).toMatchObject({ httpGet: { path: '/ready' }, periodSeconds: 2, failureThreshold: 1800 });
     expect(c.readinessProbe?.httpGet?.path).toBe('/ready');
     expect(c.livenessProbe?.httpGet?.path).toBe('/health');
     expect(c.lifecycle?.preStop?.sleep?.seconds).toBe(10);

@@ -12,7 +12,8 @@ import {
 
 /** Seconds the preStop hook waits so endpoints drop the pod before the runtime starts draining. */
 export const PRESTOP_SLEEP_SECONDS = 10;
-const STARTUP_PERIOD_SECONDS = 10;
+/** Short: a small checkpoint loads in a second or two, and an extra /ready answer costs nothing. */
+const STARTUP_PERIOD_SECONDS = 2;
 /** Pod retries of a download Job (Kubernetes backs off 10 s, 20 s, 40 s, ... between them). */
 export const DOWNLOAD_BACKOFF_LIMIT = 4;
 /** The user and group of the runtime image (images/runtime.Dockerfile). */

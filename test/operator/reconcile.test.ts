@@ -43,7 +43,7 @@ describe('a Jamba-1.5-Large JambaDeployment on 8 GPUs', () => {
     expect(c.args).toEqual(['serve', '--model', '/models', '--host', '0.0.0.0', '--port', '8000', '--backend', 'cuda',
       '--tensor-parallel-size', '8', '--quantization', 'expertsint8', '--max-model-len', '262144',
       '--served-model-name', LARGE, '--drain-timeout', '120']);
-    expect(c.startupProbe).toMatchObject({ httpGet: { path: '/ready', port: 'http' }, periodSeconds: 10, failureThreshold: 360 });
+    expect(c.startupProbe).toMatchObject({ httpGet: { path: '/ready', port: 'http' }, periodSeconds: 2, failureThreshold: 1800 });
     expect(c.livenessProbe?.httpGet?.path).toBe('/health');
     expect(c.readinessProbe?.httpGet?.path).toBe('/ready');
     expect(c.lifecycle?.preStop?.sleep?.seconds).toBe(10);
