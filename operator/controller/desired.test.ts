@@ -16,6 +16,13 @@ describe('desired children', () => {
     expect(jd.spec.runtime).toMatchObject({ port: 8000, startupTimeoutSeconds: 3600 });
   });
 
+  test('the runtime container is restricted: non-root, read-only root filesystem, no escalation or capabilities', () => {
+    expect(c.securityContext).toEqual({
+      runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(c.volumeMounts).toContainEqual({ name: 'dshm', mountPath: '/dev/shm' }); // its one writable scratch space
+  });
+
   test('pods request the GPUs as limits, tolerate the taint, need the GPU memory', () => {
     expect(c.resources?.limits).toEqual({ 'nvidia.com/gpu': '8' });
     expect(pod.tolerations).toContainEqual({ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' });
@@ -121,6 +128,7 @@ describe('desired children', () => {
     expect(pod.volumes).toEqual([{ name: 'model', persistentVolumeClaim: { claimName: 'hf-cache' } }]);
     expect(pod.containers[0]!.args).toContain('/models/ai21labs/AI21-Jamba-1.5-Mini/v1');
     expect(pod.containers[0]!.resources).toBeUndefined(); // no GPU for a download
+    expect(pod.containers[0]!.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true });
     expect(job.spec?.template.metadata?.labels).toEqual({ [MODEL_CACHE_LABEL]: job.metadata!.labels![MODEL_CACHE_LABEL] });
     // Another JambaDeployment of the same revision and claim shares the Job; another revision or claim does not.
     const same = jambaDeployment({ model: { name: 'other', source } }, { name: 'other' });

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import type {
   V1Affinity, V1Container, V1Deployment, V1Job, V1NodeSelectorRequirement, V1NodeSelectorTerm, V1PodDisruptionBudget,
-  V1ResourceRequirements, V1Service, V1Toleration, V1Volume, V1VolumeMount,
+  V1ResourceRequirements, V1SecurityContext, V1Service, V1Toleration, V1Volume, V1VolumeMount,
 } from '@kubernetes/client-node';
 import { DEFAULT_RUNTIME_IMAGE, type JambaDeployment, type JambaDeploymentSpec } from '../api/jambadeployment.js';
 import {
@@ -18,6 +18,18 @@ const STARTUP_PERIOD_SECONDS = 2;
 export const DOWNLOAD_BACKOFF_LIMIT = 4;
 /** The user and group of the runtime image (images/runtime.Dockerfile). */
 export const RUNTIME_IMAGE_GID = 65532;
+/**
+ * The runtime's containers (serving and download) as the restricted Pod Security Standard wants them:
+ * non-root, no privilege escalation, no capabilities, the runtime's default seccomp profile, and a
+ * read-only root filesystem (they write only to the model volume, /dev/shm and the termination log).
+ */
+export const RUNTIME_CONTAINER_SECURITY: V1SecurityContext = {
+  runAsNonRoot: true,
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
+};
 
 /** Cluster-wide choices of the operator's installation (its flags), applied to every JambaDeployment. */
 export interface OperatorDefaults {
@@ -79,6 +91,7 @@ export function downloadContainer(spec: JambaDeploymentSpec, defaults: OperatorD
     // The final progress (or the error) as JSON: the operator reads it from the container status.
     terminationMessagePath: '/dev/termination-log',
     terminationMessagePolicy: 'FallbackToLogsOnError',
+    securityContext: RUNTIME_CONTAINER_SECURITY,
     volumeMounts: [{ name: 'model', mountPath: MODEL_MOUNT }],
   };
 }
@@ -256,6 +269,7 @@ export function desiredDeployment(jd: JambaDeployment, defaults: OperatorDefault
     resources: containerResources(spec),
     // A runtime that exits (bad flags, unreadable checkpoint) explains why in the pod status and ours.
     terminationMessagePolicy: 'FallbackToLogsOnError',
+    securityContext: RUNTIME_CONTAINER_SECURITY,
     volumeMounts: [...model.mounts, { name: 'dshm', mountPath: '/dev/shm' }],
     // /ready answers 503 until the weights are loaded: the startup probe gives loading up to
     // startupTimeoutSeconds, and liveness (/health) only starts after it, so loading pods are never killed.
