@@ -18,7 +18,7 @@ export default {
     {
       ...common,
       displayName: 'unit',
-      roots: ['<rootDir>/operator', '<rootDir>/runtime', '<rootDir>/tools', '<rootDir>/test/toolchain', '<rootDir>/test/runtime', '<rootDir>/test/monitoring', '<rootDir>/test/contract'],
+      roots: ['<rootDir>/common', '<rootDir>/operator', '<rootDir>/runtime', '<rootDir>/tools', '<rootDir>/test/toolchain', '<rootDir>/test/runtime', '<rootDir>/test/monitoring', '<rootDir>/test/contract'],
     },
     {
       ...common,
