@@ -165,7 +165,9 @@ wait_apiserver_ready() {
 apiserver_flags() {
   APISERVER_FLAGS=(
     --bind-address=127.0.0.1
-    --advertise-address=127.0.0.1
+    # Published as the `kubernetes` Service's endpoint: the real node's relay to this loopback-only server
+    # (node.sh), so that pods reach the API server in-cluster.
+    --advertise-address="10.215.$(node_slot).1"
     --secure-port="$APISERVER_PORT"
     --etcd-servers="https://127.0.0.1:$ETCD_PORT"
     --etcd-cafile="$PKI/ca.crt"
@@ -189,8 +191,6 @@ apiserver_flags() {
     --service-account-signing-key-file="$PKI/sa.key"
     --service-cluster-ip-range="$SERVICE_CIDR"
     --allow-privileged=true
-    # The `kubernetes` Service cannot point at a loopback address, and nothing runs inside pods here.
-    --endpoint-reconciler-type=none
     --profiling=false
   )
 }
