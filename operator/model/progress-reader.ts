@@ -22,35 +22,26 @@ export class HttpModelProgressReader implements ModelProgressReader {
     this.agent = new Agent({ connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   }
 
-  private async get(url: string): Promise<string | undefined> {
+  /** The page at `url` read by `parse`; undefined when it cannot be fetched or parsed (progress is best effort). */
+  private async read<T>(url: string, parse: (text: string) => T | undefined): Promise<T | undefined> {
     try {
       const res = await request(url, { dispatcher: this.agent, signal: AbortSignal.timeout(this.timeoutMs) });
       const text = await res.body.text();
-      return res.statusCode === 200 ? text : undefined;
+      return res.statusCode === 200 ? parse(text) : undefined;
     } catch {
       return undefined;
     }
   }
 
-  async download(address: string): Promise<DownloadSnapshot | undefined> {
-    const text = await this.get(`http://${address}/progress`);
-    if (!text) return undefined;
-    try {
-      return JSON.parse(text) as DownloadSnapshot;
-    } catch {
-      return undefined;
-    }
+  download(address: string): Promise<DownloadSnapshot | undefined> {
+    return this.read(`http://${address}/progress`, (text) => JSON.parse(text) as DownloadSnapshot);
   }
 
-  async loadRatio(address: string): Promise<number | undefined> {
-    const text = await this.get(`http://${address}/metrics`);
-    if (!text) return undefined;
-    try {
+  loadRatio(address: string): Promise<number | undefined> {
+    return this.read(`http://${address}/metrics`, (text) => {
       const samples = parseExposition(text).samples.filter((s) => s.name === JAMBA_SERIES.loadProgress);
       return samples.length > 0 ? Math.min(...samples.map((s) => s.value)) : undefined;
-    } catch {
-      return undefined;
-    }
+    });
   }
 
   async close(): Promise<void> {
