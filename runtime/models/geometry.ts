@@ -97,6 +97,22 @@ export function deviceCacheGeometry(
   };
 }
 
+/**
+ * fp32 partial sums of an MoE over `pairs` (token, expert) pairs, K split into slices (moe.cu picks how
+ * many fit): up to 8 slices for small batches, the gated GEMM's too (twice the FFN wide) for very few
+ * rows, up to 4 for decode-sized batches, one (the down projection's sum) beyond.
+ */
+export function moePartialFloats(pairs: number, hidden: number, ffn: number): number {
+  const slices = pairs <= 64 ? 8 : pairs <= 1024 ? 4 : 1;
+  const width = pairs <= 16 ? Math.max(hidden, 2 * ffn) : hidden;
+  return slices * pairs * width;
+}
+
+/** The most moePartialFloats asks for any batch of at most `maxPairs` pairs (it grows within each regime). */
+function moePartialFloatsUpTo(maxPairs: number, hidden: number, ffn: number): number {
+  return Math.max(...[16, 64, 1024, maxPairs].map((p) => moePartialFloats(Math.min(p, maxPairs), hidden, ffn)));
+}
+
 /** Element sizes of a backend's activations, for the arena bound. */
 export interface ActivationBytes {
   /** Matmul inputs/outputs and most activations (bf16 on a GPU). */
@@ -122,7 +138,7 @@ export function activationBytesBound(cfg: JambaConfig, maxTokens: number, maxSeq
   const stepWide = T * H * e.acc + maxSeqs * (2 * H * e.act + cfg.vocabSize * e.acc);
   const mamba = T * (2 * H * e.act + 2 * di * e.act + di * e.act + (cfg.mambaDtRank + 2 * cfg.mambaDState) * 2 * e.act + di * e.acc + di * e.act);
   const attention = T * (2 * H * e.act + (2 * q + 2 * kv) * e.act);
-  const moe = T * (H * e.act + cfg.numExperts * e.acc + k * 8 + k * 4 + k * ffn * e.act + k * H * e.acc + H * e.acc) + 4 * 4 * cfg.numExperts;
+  const moe = T * (H * e.act + cfg.numExperts * e.acc + k * 8 + k * 4 + k * ffn * e.act + H * e.acc) + moePartialFloatsUpTo(T * k, H, ffn) * e.acc + 4 * 4 * cfg.numExperts;
   const mlp = T * (H * e.act + 3 * ffn * e.act + H * e.acc);
   let widest = 0;
   for (let i = 0; i < cfg.numHiddenLayers; i++) {

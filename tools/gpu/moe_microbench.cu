@@ -14,45 +14,7 @@
 
 #include "../../runtime/native/src/moe.cu"
 
-namespace jb {
-namespace {
-cudaStream_t g_bench_stream;
-int g_bench_sms;
-}  // namespace
-int fail(const std::string& message) {
-  fprintf(stderr, "error: %s\n", message.c_str());
-  return -1;
-}
-int fail_cuda(cudaError_t err, const char* what) { return fail(std::string(what) + ": " + cudaGetErrorString(err)); }
-cudaStream_t stream() { return g_bench_stream; }
-int num_sms() { return g_bench_sms; }
-}  // namespace jb
-
-using namespace jb;
-
-#define CHECK(call)                                                                         \
-  do {                                                                                      \
-    cudaError_t e_ = (call);                                                                \
-    if (e_ != cudaSuccess) {                                                                \
-      fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
-      exit(1);                                                                              \
-    }                                                                                       \
-  } while (0)
-
-__global__ void fill_bytes(unsigned char* p, size_t n, uint32_t seed) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    uint32_t h = (uint32_t)i * 2654435761u ^ seed;
-    h ^= h >> 15;
-    h *= 2246822519u;
-    h ^= h >> 13;
-    p[i] = (unsigned char)((h & 0xff) == 0x80 ? 0 : (h & 0xff));  // int8 in [-127, 127]
-  }
-}
-
-__global__ void fill_bf16(__nv_bfloat16* p, size_t n, float scale) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-    p[i] = __float2bfloat16(scale * (float)((int)((i * 2654435761u) >> 24) - 128) / 128.f);
-}
+#include "bench_common.cuh"
 
 /** The read ceiling: every byte of the given ranges once, 16 bytes per load, a few loads in flight. */
 __global__ void read_ranges(const uint4* const* ranges, size_t words_each, int n_ranges, uint32_t* sink) {
@@ -70,22 +32,25 @@ __global__ void read_ranges(const uint4* const* ranges, size_t words_each, int n
   if (acc == 0x12345678u) *sink = acc;
 }
 
-/** The streamed kernel's access pattern without its arithmetic: per warp 16 rows, lanes (g, t4) reading
- *  16 bytes at k = 64·i + 16·t4 of rows g and g+8, BATCH k-blocks at a time. */
-template <bool PREFETCH, int BATCH>
-__global__ void read_rows(const unsigned char* w, int rows, int K, uint32_t* sink) {
-  const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-  const int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-  if (warp * 16 >= rows) return;
-  const unsigned char* lo = w + (size_t)(warp * 16 + g) * K;
-  const unsigned char* hi = lo + (size_t)8 * K;
+/** The streamed kernel's access pattern without its arithmetic: warps of 16-row strips reading whole
+ *  1 KiB tiles, BATCH k-blocks at a time, K split over gridDim.z. KB_MAJOR stores the tiles of one
+ *  k-block of every strip together (tile (s, kb) at kb·strips + s) instead of each strip's run along K
+ *  (s·k_blocks + kb, the layout of int8_tiles.cuh): warps that advance together then sweep one window. */
+template <bool KB_MAJOR, int BATCH>
+__global__ void read_tiles(const unsigned char* w, int strips, int k_blocks, uint32_t* sink) {
+  const int lane = threadIdx.x & 31, strip = blockIdx.y * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  if (strip >= strips) return;
+  const int per = (k_blocks + gridDim.z - 1) / gridDim.z, kb0 = blockIdx.z * per, kb1 = min(k_blocks, kb0 + per);
   uint32_t acc = 0;
-  for (int kb = 0; kb < K / 64; kb += BATCH) {
+  for (int kb = kb0; kb < kb1; kb += BATCH) {
     uint4 v[BATCH][2];
 #pragma unroll
     for (int u = 0; u < BATCH; u++) {
-      v[u][0] = load_streamed<PREFETCH>(lo + (kb + u) * 64 + t4 * 16);
-      v[u][1] = load_streamed<PREFETCH>(hi + (kb + u) * 64 + t4 * 16);
+      const size_t tile = KB_MAJOR ? (size_t)(kb + u) * strips + strip : (size_t)strip * k_blocks + kb + u;
+      const unsigned char* t = w + tile * 1024 + lane * 16;
+      const bool ok = kb + u < kb1;
+      v[u][0] = ok ? load_streamed<true>(t) : make_uint4(0, 0, 0, 0);
+      v[u][1] = ok ? load_streamed<true>(t + 512) : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int u = 0; u < BATCH; u++) acc ^= v[u][0].x ^ v[u][1].y;
@@ -93,39 +58,11 @@ __global__ void read_rows(const unsigned char* w, int rows, int K, uint32_t* sin
   if (acc == 0x12345678u) *sink = acc;
 }
 
-struct Timer {
-  cudaEvent_t a, b;
-  void* flush;
-  Timer() {
-    CHECK(cudaEventCreate(&a));
-    CHECK(cudaEventCreate(&b));
-    CHECK(cudaMalloc(&flush, 256u << 20));
-  }
-  /** Median device µs of `fn` over 20 runs, L2 flushed before each. */
-  float median_us(const std::function<void()>& fn) {
-    std::vector<float> t;
-    for (int i = 0; i < 23; i++) {
-      CHECK(cudaMemsetAsync(flush, i, 256u << 20, stream()));
-      CHECK(cudaEventRecord(a, stream()));
-      fn();
-      CHECK(cudaEventRecord(b, stream()));
-      CHECK(cudaEventSynchronize(b));
-      float ms;
-      CHECK(cudaEventElapsedTime(&ms, a, b));
-      if (i >= 3) t.push_back(ms * 1000.f);
-    }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
-  }
-};
-
 constexpr size_t kPartialBytes = (size_t)4 * 512 * 2 * 14336 * 4;  // 4 gated K slices at 256 tokens
 
 int main() {
   const int E = 16, K = 2, H = 4096, F = 14336;
-  CHECK(cudaSetDevice(0));
-  CHECK(cudaStreamCreate(&g_bench_stream));
-  CHECK(cudaDeviceGetAttribute(&g_bench_sms, cudaDevAttrMultiProcessorCount, 0));
+  bench_init();
   const size_t mat = (size_t)H * F;
   std::vector<uint64_t> table(E * 6);
   std::vector<unsigned char*> w(E * 3);
@@ -183,9 +120,9 @@ int main() {
     CHECK(cudaMemcpy(route_w, hw.data(), hw.size() * 4, cudaMemcpyHostToDevice));
     const int n_touched = (int)std::count(touched.begin(), touched.end(), true);
     const double gated_bytes = 2.0 * mat * n_touched, down_bytes = 1.0 * mat * n_touched;
-    // The partial-sum buffer as the CUDA backend sizes it (runtime/backends/cuda/index.ts).
+    // The partial-sum buffer as the CUDA backend sizes it (moePartialFloats, runtime/models/geometry.ts).
     const int pairs = T * K;
-    const double partial_bytes = (pairs <= 64 ? 8.0 : 1.0) * pairs * (pairs <= 16 ? std::max(H, 2 * F) : H) * 4;
+    const double partial_bytes = (pairs <= 64 ? 8.0 : pairs <= 1024 ? 4.0 : 1.0) * pairs * (pairs <= 16 ? std::max(H, 2 * F) : H) * 4;
     const double args[] = {(double)(uintptr_t)x, JB_DTYPE_BF16, (double)T, (double)H, (double)H, (double)(uintptr_t)ids, (double)(uintptr_t)route_w, (double)K,
                            (double)(uintptr_t)d_table, (double)E, (double)F, JB_DTYPE_I8, (double)(uintptr_t)align, (double)(uintptr_t)h,
                            (double)(uintptr_t)partial, partial_bytes, (double)(uintptr_t)out};
@@ -208,10 +145,17 @@ int main() {
     row("read gate+up bytes", timer.median_us([&] { read_ranges<<<4 * g_bench_sms, 512, 0, stream()>>>(d_ranges, mat / 16, (int)gate_up.size(), sink); }), gated_bytes);
 
     {
-      // The same bytes in the streamed kernel's pattern, as one [2·touched·F, H] matrix.
-      const int rows = 2 * n_touched * F;
-      row("read, streamed pattern", timer.median_us([&] { read_rows<false, 4><<<ceil_div(rows / 16, 4), 128, 0, stream()>>>(big, rows, H, sink); }), (double)rows * H);
-      row("read, pattern + L2::256B", timer.median_us([&] { read_rows<true, 4><<<ceil_div(rows / 16, 4), 128, 0, stream()>>>(big, rows, H, sink); }), (double)rows * H);
+      // The same bytes in the streamed kernel's pattern (tiles of the touched experts' gate and up as
+      // one matrix, the gated GEMM's K slices), in today's layout and with k-block-major tiles.
+      const int strips = 2 * n_touched * F / 16, k_blocks = H / 64;
+      const dim3 grid(1, ceil_div(strips, 4), r.gated_splits);
+      row("read tiles, strip-major", timer.median_us([&] { read_tiles<false, 4><<<grid, 128, 0, stream()>>>(big, strips, k_blocks, sink); }), (double)strips * 16 * H);
+      row("read tiles, k-block-major", timer.median_us([&] { read_tiles<true, 4><<<grid, 128, 0, stream()>>>(big, strips, k_blocks, sink); }), (double)strips * 16 * H);
+      // The down projection's: K = F, the touched experts' [H, F] matrices, its K slices.
+      const int d_strips = n_touched * H / 16, d_blocks = F / 64;
+      const dim3 d_grid(1, ceil_div(d_strips, 4), r.splits);
+      row("read down tiles, strip-major", timer.median_us([&] { read_tiles<false, 4><<<d_grid, 128, 0, stream()>>>(big, d_strips, d_blocks, sink); }), (double)d_strips * 16 * F);
+      row("read down tiles, kb-major", timer.median_us([&] { read_tiles<true, 4><<<d_grid, 128, 0, stream()>>>(big, d_strips, d_blocks, sink); }), (double)d_strips * 16 * F);
     }
     row("whole moe", timer.median_us([&] { run_moe(r); }), gated_bytes + down_bytes);
     row("align", timer.median_us([&] { moe_align(r); }), 0);

@@ -27,6 +27,7 @@ import type {
   SwiGluWeights,
   Tensor,
 } from '../backend.js';
+import { moePartialFloats } from '../../models/geometry.js';
 import { Arena } from './arena.js';
 import { CudaTiledInt8, tiledInt8, tiledInt8Bytes, untileInt8 } from './int8-tiles.js';
 import { check, type NativeLib, openNative } from './native.js';
@@ -586,11 +587,7 @@ export class CudaBackend implements Backend {
     const alignInts = 2 * e + 2 + 2 * pairs + 2 * (Math.ceil(pairs / 8) + e) + 4;
     const align = this.r.arena.alloc(alignInts * 4, 'moe routing');
     const h = this.r.arena.alloc(pairs * experts.ffn * 2, 'moe intermediate');
-    // fp32 partial sums: the down projection's always; small batches split K over up to 8 slices, each
-    // its own partial (moe.cu picks the slices that fit), the gated GEMM too for very few rows.
-    const slices = pairs <= 64 ? 8 : 1;
-    const width = pairs <= 16 ? Math.max(experts.hidden, 2 * experts.ffn) : experts.hidden;
-    const partialBytes = slices * pairs * width * 4;
+    const partialBytes = moePartialFloats(pairs, experts.hidden, experts.ffn) * 4;
     const partial = this.r.arena.alloc(partialBytes, 'moe partial sums');
     const out = this.activation('f32', rows, experts.hidden, op);
     this.program.emit(OP.MOE, xs, ids?.ptr ?? 0, wts?.ptr ?? 0, k, experts.table, e, experts.ffn, DTYPE[experts.weightDtype], align, h, partial, partialBytes, out.ptr);

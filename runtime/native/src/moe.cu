@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include <cmath>
+
 #include "common.cuh"
 #include "int8_tiles.cuh"
 #include "mma.cuh"
@@ -551,6 +553,21 @@ inline int tile_rows(int avg_rows) {
   return 128;
 }
 
+/**
+ * The streamed kernel's token tile: above the mean rows per expert, because routing is uneven and an
+ * expert whose rows spill into a second tile streams its weights twice (64 tokens, 8 per expert:
+ * tile 16 565 µs gated / 341 down against tile 8 655 / 440, tools/gpu/moe_microbench.cu).
+ */
+inline int streamed_tile_rows(int avg_rows) {
+  if (avg_rows < 8) return 8;
+  if (avg_rows < 16) return 16;
+  if (avg_rows <= 32) return 32;
+  return 128;
+}
+
+/** Expected number of experts that `pairs` random picks among `experts` touch: tiles there are at least. */
+inline double expected_experts(int pairs, int experts) { return experts * (1.0 - std::pow(1.0 - 1.0 / experts, pairs)); }
+
 template <int MODE, bool INT8>
 int run_gemm_typed(int bm, const GemmParams& p, int tiles, int splits) {
   if (INT8 && bm <= 32 && use_streamed()) {
@@ -738,7 +755,9 @@ int plan_moe(Args& a, MoeRun& r) {
   if (x.dtype != JB_DTYPE_BF16 || !aligned_rows(x)) return fail("moe: x must be bf16 with rows aligned to 16 bytes");
   if (r.hidden % 16 != 0 || ffn % 16 != 0) return fail("moe: hidden and ffn sizes must be multiples of 16");
 
-  r.bm = tile_rows(r.pairs / experts);
+  const bool streamed = r.int8 && use_streamed();
+  // One expert (a dense MLP) has no uneven routing: its rows fit the smallest tile that holds them.
+  r.bm = streamed && experts > 1 ? streamed_tile_rows(r.pairs / experts) : tile_rows(r.pairs / experts);
   int* base = as<int>(align);
   const int max_tiles = ceil_div(r.pairs, 8) + experts, pairs = r.pairs;
   r.b = Books{base, base + experts, base + 2 * experts + 1, base + 2 * experts + 1 + pairs, base + 2 * experts + 1 + 2 * pairs,
@@ -773,17 +792,21 @@ int plan_moe(Args& a, MoeRun& r) {
   down.pair_index = r.b.pair_index;
   down.route_w = weights ? as<float>(weights) : nullptr;  // no routing: weight 1
   down.pairs = pairs;
-  // Few tiles cannot fill the GPU: split K (into slices whose fp32 partials fit the buffer) until about
-  // four blocks per SM for the down projection; for the gated GEMM only with the streamed kernel,
-  // which is latency-bound below about 32 warps per SM.
+  // Few tiles cannot keep enough bytes in flight: split K (into slices whose fp32 partials fit the
+  // buffer). The streamed kernel (one warp per 16 output channels of a tile) is latency-bound below
+  // about 128 warps per SM, for both GEMMs (the microbenchmark's sweep: 1 token 8 + 8 slices, 8
+  // tokens 2-4 + 8, 64 tokens 1-2 + 4-8, 256 tokens 1 + 4); the swapped kernel's down projection
+  // until about four blocks per SM.
   const double slice_down = (double)pairs * r.hidden * 4, slice_gated = (double)pairs * 2 * ffn * 4;
   if (partial_bytes < slice_down) return fail("moe: the partial-sum buffer is smaller than one slice");
-  if (r.bm < 64) {
+  if (streamed && r.bm <= 32) {
+    const int tiles = std::max((int)std::ceil(expected_experts(pairs, experts)), ceil_div(pairs, r.bm));
+    const int down_warps = tiles * ceil_div(r.hidden, 16), gated_warps = tiles * ceil_div(ffn, 16), enough = 128 * num_sms();
+    while (r.splits < 8 && (r.splits * 2) * slice_down <= partial_bytes && down_warps * r.splits < enough) r.splits *= 2;
+    while (r.gated_splits < 8 && (r.gated_splits * 2) * slice_gated <= partial_bytes && gated_warps * r.gated_splits < enough) r.gated_splits *= 2;
+  } else if (r.bm < 64) {
     const int active = std::min(pairs, experts), blocks = ceil_div(r.hidden, 64) * active;
     while (r.splits < 8 && (r.splits * 2) * slice_down <= partial_bytes && blocks * r.splits < 4 * num_sms()) r.splits *= 2;
-    const int warps = ceil_div(ffn, 16) * active;
-    if (r.int8 && use_streamed())
-      while (r.gated_splits < 8 && (r.gated_splits * 2) * slice_gated <= partial_bytes && warps * r.gated_splits < 32 * num_sms()) r.gated_splits *= 2;
   }
   r.ffn = ffn;
   return 0;

@@ -1,0 +1,84 @@
+// What the GPU microbenchmarks share (tools/gpu/*_microbench.cu): the definitions the kernels' sources
+// expect from context.cu, a CHECK macro, random fills, and a timer with a cold L2. Benchmarks only.
+#pragma once
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+namespace jb {
+namespace {
+cudaStream_t g_bench_stream;
+int g_bench_sms;
+}  // namespace
+int fail(const std::string& message) {
+  fprintf(stderr, "error: %s\n", message.c_str());
+  return -1;
+}
+int fail_cuda(cudaError_t err, const char* what) { return fail(std::string(what) + ": " + cudaGetErrorString(err)); }
+cudaStream_t stream() { return g_bench_stream; }
+int num_sms() { return g_bench_sms; }
+}  // namespace jb
+
+using namespace jb;
+
+#define CHECK(call)                                                                         \
+  do {                                                                                      \
+    cudaError_t e_ = (call);                                                                \
+    if (e_ != cudaSuccess) {                                                                \
+      fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+      exit(1);                                                                              \
+    }                                                                                       \
+  } while (0)
+
+__global__ void fill_bytes(unsigned char* p, size_t n, uint32_t seed) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    uint32_t h = (uint32_t)i * 2654435761u ^ seed;
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
+    p[i] = (unsigned char)((h & 0xff) == 0x80 ? 0 : (h & 0xff));  // int8 in [-127, 127]
+  }
+}
+
+__global__ void fill_bf16(__nv_bfloat16* p, size_t n, float scale) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    p[i] = __float2bfloat16(scale * (float)((int)((i * 2654435761u) >> 24) - 128) / 128.f);
+}
+
+struct Timer {
+  cudaEvent_t a, b;
+  void* flush;
+  Timer() {
+    CHECK(cudaEventCreate(&a));
+    CHECK(cudaEventCreate(&b));
+    CHECK(cudaMalloc(&flush, 256u << 20));
+  }
+  /** Median device µs of `fn` over 20 runs, L2 flushed before each. */
+  float median_us(const std::function<void()>& fn) {
+    std::vector<float> t;
+    for (int i = 0; i < 23; i++) {
+      CHECK(cudaMemsetAsync(flush, i, 256u << 20, stream()));
+      CHECK(cudaEventRecord(a, stream()));
+      fn();
+      CHECK(cudaEventRecord(b, stream()));
+      CHECK(cudaEventSynchronize(b));
+      float ms;
+      CHECK(cudaEventElapsedTime(&ms, a, b));
+      if (i >= 3) t.push_back(ms * 1000.f);
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+  }
+};
+
+/** Sets up device 0 and the stream the kernels launch on. */
+inline void bench_init() {
+  CHECK(cudaSetDevice(0));
+  CHECK(cudaStreamCreate(&jb::g_bench_stream));
+  CHECK(cudaDeviceGetAttribute(&jb::g_bench_sms, cudaDevAttrMultiProcessorCount, 0));
+}
