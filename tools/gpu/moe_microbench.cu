@@ -84,7 +84,7 @@ int main() {
   uint64_t* d_table;
   CHECK(cudaMalloc(&d_table, table.size() * 8));
   CHECK(cudaMemcpy(d_table, table.data(), table.size() * 8, cudaMemcpyHostToDevice));
-  const int max_t = 256;
+  const int max_t = 4096;
   __nv_bfloat16 *x, *h;
   float *partial, *out, *route_w;
   int *ids, *align;
@@ -104,7 +104,7 @@ int main() {
   Timer timer;
 
   printf("%-6s %-28s %10s %10s\n", "tokens", "what", "µs", "TB/s");
-  for (int T : {1, 8, 64, 256}) {
+  for (int T : {1, 8, 64, 256, 1024, 4096}) {
     std::vector<int> hid(T * K);
     std::vector<float> hw(T * K, 0.5f);
     std::vector<bool> touched(E, false);
@@ -166,7 +166,7 @@ int main() {
     // The streamed kernel at each token tile (rows per tile) and K-slice count, with the books rebuilt
     // for that tile: which shape the planner should pick.
     for (int tn : {8, 16, 32}) {
-      if (tn > 8 && pairs / E < tn / 4) continue;  // tiles mostly empty
+      if ((tn > 8 && pairs / E < tn / 4) || pairs / E > 64) continue;  // tiles mostly empty, or far too many
       MoeRun v = r;
       v.bm = tn;
       v.tiles = ceil_div(pairs, tn) + E;
@@ -178,6 +178,29 @@ int main() {
         snprintf(label, sizeof label, "down tile %d, %d K slices", tn, splits);
         row(label, timer.median_us([&] { run_gemm<DOWN>(true, tn, v.down, v.tiles, splits); }), down_bytes);
       }
+    }
+    // The large (prefill) kernel's tile shapes, where the planner picks it: books rebuilt per row tile.
+    if (r.bm == 128) {
+      auto large = [&](const char* name, auto gated_cfg, auto down_cfg, int bm) {
+        MoeRun v = r;
+        v.bm = bm;
+        v.tiles = ceil_div(pairs, bm) + E;
+        moe_align(v);
+        char label[64];
+        snprintf(label, sizeof label, "gated %s", name);
+        row(label, timer.median_us([&] { launch_gemm(v.up, v.tiles, gated_cfg); }), gated_bytes);
+        snprintf(label, sizeof label, "down %s", name);
+        row(label, timer.median_us([&] { launch_gemm(v.down, v.tiles, down_cfg); }), down_bytes);
+        CHECK(cudaGetLastError());
+      };
+      large("128x64x64 w4x2 s3", GemmConfig<true, GATED, 128, 64, 64, 4, 2, 3>{}, GemmConfig<true, DOWN, 128, 64, 64, 4, 2, 3>{}, 128);
+      large("128x128x64 w4x2 s3", GemmConfig<true, GATED, 128, 128, 64, 4, 2, 3>{}, GemmConfig<true, DOWN, 128, 128, 64, 4, 2, 3>{}, 128);
+      large("128x128x32 w4x2 s4", GemmConfig<true, GATED, 128, 128, 32, 4, 2, 4>{}, GemmConfig<true, DOWN, 128, 128, 32, 4, 2, 4>{}, 128);
+      large("128x64x64 w4x2 s4", GemmConfig<true, GATED, 128, 64, 64, 4, 2, 4>{}, GemmConfig<true, DOWN, 128, 64, 64, 4, 2, 4>{}, 128);
+      large("128x64x128 w4x2 s2", GemmConfig<true, GATED, 128, 64, 128, 4, 2, 2>{}, GemmConfig<true, DOWN, 128, 64, 128, 4, 2, 2>{}, 128);
+      large("64x128x64 w2x4 s3", GemmConfig<true, GATED, 64, 128, 64, 2, 4, 3>{}, GemmConfig<true, DOWN, 64, 128, 64, 2, 4, 3>{}, 64);
+      large("256x64x64 w8x2 s3", GemmConfig<true, GATED, 256, 64, 64, 8, 2, 3>{}, GemmConfig<true, DOWN, 256, 64, 64, 8, 2, 3>{}, 256);
+      large("128x128x64 w2x4 s3", GemmConfig<true, GATED, 128, 128, 64, 2, 4, 3>{}, GemmConfig<true, DOWN, 128, 128, 64, 2, 4, 3>{}, 128);
     }
     moe_align(r);
     CHECK(cudaGetLastError());
