@@ -57,14 +57,21 @@ node_unsupported_reason() {
   command -v ip >/dev/null || { echo "the ip command (iproute2) is missing"; return; }
 }
 
-node_install_packages() {
-  local missing=() p
-  for p in "${NODE_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+# Installs those of the given Debian packages that are missing; "why" says who needs them. apt's own
+# lock serialises concurrent installs (several checkouts, the image build and the node at once).
+install_debian_packages() {
+  local why="$1" missing=() p
+  shift
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   ((${#missing[@]} == 0)) && return 0
-  log "installing Debian packages the real node needs: ${missing[*]}"
-  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; } \
+  command -v apt-get >/dev/null || die "$why needs the Debian packages ${missing[*]}, and there is no apt-get to install them"
+  log "installing Debian packages $why needs: ${missing[*]}"
+  mkdir -p "$LOGS"
+  { apt-get update -q -o DPkg::Lock::Timeout=600 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}"; } \
     >"$LOGS/apt-get.log" 2>&1 || { tail -n 20 "$LOGS/apt-get.log" >&2; die "apt-get install ${missing[*]} failed (log: $LOGS/apt-get.log)"; }
 }
+
+node_install_packages() { install_debian_packages "the real node" "${NODE_PACKAGES[@]}"; }
 
 # Another cluster on this machine already uses our slot's ranges (a hash collision): say how to move.
 node_check_free() {

@@ -30,9 +30,7 @@ IMAGES=(
 CONTEXT_PATHS=(package.json package-lock.json tsconfig.json tsconfig.build.json common runtime operator)
 
 mkdir -p "$LOGS"
-for t in buildah mmdebstrap; do
-  command -v "$t" >/dev/null || { node_install_packages; break; }
-done
+install_debian_packages "the image build" buildah mmdebstrap
 mkdir -p "$CACHE_DIR" "$ROOT/.tools"
 exec 8>"$CACHE_DIR/.lock"
 flock 8  # one build at a time per machine: buildah's storage is shared
