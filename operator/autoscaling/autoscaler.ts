@@ -17,6 +17,8 @@ import { DELETION_COST_ANNOTATION, deletionCostPatches } from './deletion-cost.j
 import type { MetricsReport, MetricsSource, PodTarget } from './metrics-source.js';
 import { PrometheusSource } from './prometheus-source.js';
 import { ScrapeSource, type ScrapeSourceOptions } from './scrape-source.js';
+import { PeriodicLoop } from '../pods/periodic.js';
+import { podAddress } from '../pods/pod-http.js';
 import type { AutoscalerReport } from './status.js';
 
 export interface AutoscalerOptions {
@@ -62,13 +64,12 @@ export class Autoscaler {
   private readonly scrape: ScrapeSource;
   private readonly prometheus = new Map<string, PrometheusSource>();
   private readonly intervalMs: number;
-  private timer?: NodeJS.Timeout;
-  private round?: Promise<void>;
-  private stopped = false;
+  private readonly loop: PeriodicLoop;
 
   constructor(private readonly d: Deps, private readonly o: AutoscalerOptions = {}) {
     this.intervalMs = o.intervalMs ?? 10_000;
     this.scrape = new ScrapeSource(o.scrape);
+    this.loop = new PeriodicLoop(this.intervalMs, () => this.runRound(), (e) => this.d.log.warn('autoscaling round failed', { error: e }));
   }
 
   /** The latest round's result for `key` (namespace/name), while its autoscaling is enabled. */
@@ -83,19 +84,11 @@ export class Autoscaler {
   }
 
   start(): void {
-    const tick = () => {
-      if (this.stopped) return;
-      this.round = this.runRound().finally(() => {
-        if (!this.stopped) this.timer = setTimeout(tick, this.intervalMs);
-      });
-    };
-    this.timer = setTimeout(tick, 0);
+    this.loop.start();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.round;
+    await this.loop.stop();
     await Promise.all([this.scrape.close(), ...[...this.prometheus.values()].map((p) => p.close())]);
   }
 
@@ -143,7 +136,7 @@ export class Autoscaler {
     const port = jd.spec.runtime.port;
     const targets: PodTarget[] = pods.filter(isReady).map((p) => ({
       uid: p.metadata!.uid ?? p.metadata!.name!, name: p.metadata!.name!,
-      address: this.o.podAddress ? this.o.podAddress(p, port) : p.status?.podIP ? `${p.status.podIP.includes(':') ? `[${p.status.podIP}]` : p.status.podIP}:${port}` : undefined,
+      address: (this.o.podAddress ?? podAddress)(p, port),
     }));
     const source = this.source(jd);
     const report: MetricsReport = await source.read({ namespace, jambaDeployment: name, pods: targets, windowSeconds: window, tokens: jd.spec.autoscaling!.tokens });

@@ -1,8 +1,8 @@
-// The default metrics source: GET each pod's /metrics with undici (bounded concurrency, short timeouts),
+// The default metrics source: GET each pod's /metrics (pod-http.ts: bounded concurrency, short timeouts),
 // keep the token counters' samples over the metrics window, and turn them into rates (rates.ts: resets
 // count from zero). A pod that does not answer is missing this round, never a zero.
-import { Agent, request } from 'undici';
 import { parseExposition, type Exposition } from '../../common/exposition.js';
+import { PodHttp, bounded } from '../pods/pod-http.js';
 import { counterRate, trimToWindow, type CounterSample } from './rates.js';
 import {
   RUNTIME_METRICS, errorText, tokenCounters, type MetricsQuery, type MetricsReport, type MetricsSource, type PodReading, type PodTarget,
@@ -21,36 +21,22 @@ function sum(e: Exposition, name: string): number | undefined {
   return matching.length === 0 ? undefined : matching.reduce((total, s) => total + s.value, 0);
 }
 
-/** Runs `tasks` with at most `limit` in flight. */
-async function bounded<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await task(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
 export class ScrapeSource implements MetricsSource {
   readonly kind = 'scrape';
-  private readonly agent: Agent;
-  private readonly timeoutMs: number;
+  private readonly http: PodHttp;
   private readonly concurrency: number;
   private readonly now: () => number;
   /** Token counter samples by JambaDeployment key, then pod uid. */
   private readonly samples = new Map<string, Map<string, CounterSample[]>>();
 
   constructor(o: ScrapeSourceOptions = {}) {
-    this.timeoutMs = o.timeoutMs ?? 2000;
+    this.http = new PodHttp({ timeoutMs: o.timeoutMs ?? 2000 });
     this.concurrency = o.concurrency ?? 16;
     this.now = o.now ?? Date.now;
-    this.agent = new Agent({ connect: { timeout: this.timeoutMs }, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, keepAliveTimeout: 30_000 });
   }
 
   private async scrape(pod: PodTarget): Promise<Exposition> {
-    const res = await request(`http://${pod.address}/metrics`, { dispatcher: this.agent, signal: AbortSignal.timeout(this.timeoutMs) });
-    const text = await res.body.text();
-    if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
-    return parseExposition(text);
+    return parseExposition(await this.http.get(pod.address!, '/metrics'));
   }
 
   async read(q: MetricsQuery): Promise<MetricsReport> {
@@ -94,6 +80,6 @@ export class ScrapeSource implements MetricsSource {
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    await this.http.close();
   }
 }

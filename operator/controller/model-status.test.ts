@@ -4,7 +4,7 @@ import type { ProgressSnapshot } from '../../runtime/download/progress.js';
 import { desiredDownloadJob } from './desired.js';
 import { DOWNLOAD_CONTAINER, INSTANCE_LABEL, MODEL_CACHE_LABEL } from './labels.js';
 import { modelVerdict, retryDelaySeconds, type ModelReadings } from './model-status.js';
-import { planChildren, planStatus, PROGRESS_POLL_MS, type Observed } from './plan.js';
+import { planChildren, planStatus, type Observed } from './plan.js';
 import { deploymentStatus, jambaDeployment, pod } from './testing/fixtures.js';
 
 const NOW = new Date('2026-12-02T10:00:00Z');
@@ -59,12 +59,12 @@ function servingPod(name: string, init: 'running' | 'done' | { exitCode: number;
 const observe = (o: Partial<Observed>): Observed => ({ pods: [], ...o });
 
 describe('with a cache claim: a download Job', () => {
-  test('no Job yet: the first attempt is created, no Deployment until the files are there; progress is polled', () => {
+  test('no Job yet: the first attempt is created, no Deployment until the files are there; nothing polled (the progress collector enqueues)', () => {
     const plan = planChildren(cached, observe({}), {}, undefined, NOW);
     expect(plan.apply.map((a) => `${a.kind} ${a.object.metadata?.name}`)).toEqual([
       expect.stringMatching(/^Job jamba-download-[0-9a-f]{16}-1$/), 'Service mini', 'PodDisruptionBudget mini',
     ]);
-    expect(plan.requeueAfterMs).toBe(PROGRESS_POLL_MS);
+    expect(plan.requeueAfterMs).toBeUndefined();
     const status = planStatus(cached, plan, undefined, [], NOW).status!;
     expect(status.conditions).toContainEqual(expect.objectContaining({ type: 'ModelReady', status: 'False', reason: 'Downloading' }));
     expect(status.conditions).toContainEqual(expect.objectContaining({ type: 'Ready', status: 'False', reason: 'Downloading' }));
@@ -165,8 +165,7 @@ describe('without a cache claim: each pod downloads in an init container', () =>
 test('loading pods: the slowest pod\'s jamba_model_load_progress_ratio, for every kind of source', () => {
   const plan = planChildren(jambaDeployment(), observe({ pods: [pod('loading', 'a'), pod('loading', 'b')], readings: readings({}, { a: 0.42, b: 0.9 }) }), {}, undefined, NOW);
   expect(plan.model?.progress).toEqual({ loadPercent: 42 });
-  expect(plan.requeueAfterMs).toBe(PROGRESS_POLL_MS);
+  // The reconcile does not poll: new readings enqueue the JambaDeployment (progress-collector.ts).
+  expect(plan.requeueAfterMs).toBeUndefined();
   expect(planStatus(jambaDeployment(), plan, deploymentStatus({ replicas: 2 }), [pod('loading', 'a')], NOW).status!.model).toEqual({ loadPercent: 42 });
-  // Nothing loading, nothing to poll: a quiet cluster is not polled.
-  expect(planChildren(jambaDeployment(), observe({ pods: [pod('ready')] }), {}, undefined, NOW).requeueAfterMs).toBeUndefined();
 });

@@ -15,7 +15,7 @@ import { CONTAINER_NAME, DOWNLOAD_ATTEMPT_ANNOTATION, DOWNLOAD_CONTAINER } from 
 /** What `jamba-runtime download` reports at /progress and in its termination message. */
 export type DownloadSnapshot = ProgressSnapshot;
 
-/** Read from the pods by the reconciler (HTTP), keyed by pod name. */
+/** Read from the pods by the progress collector (operator/model/progress-collector.ts), keyed by pod name. */
 export interface ModelReadings {
   download: Map<string, DownloadSnapshot>;
   /** jamba_model_load_progress_ratio of loading pods. */
@@ -50,7 +50,8 @@ function jobCondition(job: V1Job, type: 'Complete' | 'Failed') {
   return job.status?.conditions?.find((c) => c.type === type && c.status === 'True');
 }
 
-function parseSnapshot(message: string | undefined): DownloadSnapshot | undefined {
+/** A download's report (a termination message, a /progress page); undefined when it is not one. */
+export function parseSnapshot(message: string | undefined): DownloadSnapshot | undefined {
   if (!message) return undefined;
   try {
     const s = JSON.parse(message) as DownloadSnapshot;

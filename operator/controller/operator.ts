@@ -20,7 +20,8 @@ import { systemClock, type Clock } from './backoff.js';
 import { modelCacheKey, type OperatorDefaults } from './desired.js';
 import { FIELD_MANAGER, INSTANCE_LABEL, MODEL_CACHE_LABEL, keyOf } from './labels.js';
 import { HttpModelProgressReader, type ModelProgressReader } from '../model/progress-reader.js';
-import { Reconciler, type Caches, type Lister } from './reconciler.js';
+import { ModelProgressCollector, type ModelProgressCollectorOptions } from '../model/progress-collector.js';
+import { Reconciler, downloadsOf, servingPodsOf, type Caches, type Lister } from './reconciler.js';
 import { WorkQueue } from './workqueue.js';
 import type { Server } from 'node:http';
 
@@ -40,8 +41,10 @@ export interface OperatorOptions {
   defaults?: OperatorDefaults;
   /** The autoscaler's interval, metrics sources and (tests only) pod addresses. */
   autoscaling?: AutoscalerOptions;
-  /** Reads download and load progress from pods (default: HTTP to the pod IPs). */
+  /** Reads download and load progress from a pod (default: HTTP to the pod IPs). */
   modelReader?: ModelProgressReader;
+  /** How often, and how many at once, pods' progress is read. */
+  modelProgress?: ModelProgressCollectorOptions;
   /**
    * Leadership was lost (not handed back by stop()). The CLI exits, as client-go's OnStoppedLeading
    * does by convention; called once the controllers have stopped. Without it, this instance campaigns again.
@@ -64,6 +67,7 @@ export class Operator {
   private queue?: WorkQueue;
   private events?: EventRecorder;
   private autoscaler?: Autoscaler;
+  private progress?: ModelProgressCollector;
   private workers: Promise<void>[] = [];
   private server?: Server;
   private controllersStarting?: Promise<void>;
@@ -234,11 +238,19 @@ export class Operator {
       enqueue: (key) => queue.add(key),
     }, this.o.autoscaling);
     this.autoscaler = autoscaler;
+    const progress = new ModelProgressCollector({
+      jambaDeployments: informers.jambaDeployments,
+      podsOf: (jd) => ({ jobPods: downloadsOf(informers, jd).downloadPods ?? [], servingPods: servingPodsOf(informers, jd) }),
+      reader: this.o.modelReader ?? (this.modelReader ??= new HttpModelProgressReader()),
+      enqueue: (key) => queue.add(key),
+      log: this.log.child({ component: 'model-progress' }),
+    }, this.o.modelProgress);
+    this.progress = progress;
     const reconciler = new Reconciler({
       client: this.client, caches: informers, events: this.events, clock: this.clock, log: this.log, defaults: this.o.defaults,
       autoscaler: (key) => autoscaler.latest(key),
       autoscalerApplied: (key, at) => autoscaler.markApplied(key, at),
-      modelReader: this.o.modelReader ?? (this.modelReader ??= new HttpModelProgressReader()),
+      modelProgress: (jobPods, servingPods, port) => progress.readings(jobPods, servingPods, port),
       requeueAfter: (key, ms) => queue.addAfter(key, ms),
       onDesiredReplicasChanged: (namespace, name, from, to) =>
         this.metrics.scalingDecisions.inc({ namespace, jambadeployment: name, direction: to > from ? 'up' : 'down' }),
@@ -249,6 +261,7 @@ export class Operator {
     const workers = this.o.workers ?? 8;
     this.workers = Array.from({ length: workers }, () => this.work(queue, reconciler));
     autoscaler.start();
+    progress.start();
     this.log.info('controllers started', { namespaces: this.namespaces.map((ns) => ns ?? '(all)'), workers });
   }
 
@@ -286,8 +299,9 @@ export class Operator {
   private async stopControllers(): Promise<void> {
     if (!this.controllersRunning) return;
     this.controllersRunning = false;
-    await this.autoscaler?.stop();
+    await Promise.all([this.autoscaler?.stop(), this.progress?.stop()]);
     this.autoscaler = undefined;
+    this.progress = undefined;
     this.queue?.shutDown();
     await Promise.all(Object.values(this.informers ?? {}).map((i) => i.stop()));
     await Promise.all(this.workers);

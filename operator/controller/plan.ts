@@ -16,9 +16,6 @@ import { scalingStatus, type AutoscalerReport } from '../autoscaling/status.js';
 export type ChildKind = 'Deployment' | 'Service' | 'PodDisruptionBudget' | 'InferencePool' | 'Job';
 export type Child = V1Deployment | V1Service | V1PodDisruptionBudget | InferencePool | V1Job;
 
-/** How often progress is read from downloading and loading pods. */
-export const PROGRESS_POLL_MS = 5000;
-
 export interface Observed {
   deployment?: V1Deployment;
   service?: V1Service;
@@ -53,7 +50,7 @@ export interface ChildPlan {
   model?: StatusInput['model'];
   /** Failed download Jobs replaced by this plan's new attempt. */
   deleteJobs?: string[];
-  /** Reconcile again after this long (progress to read, a download retry due). */
+  /** Reconcile again after this long (a download retry due). */
   requeueAfterMs?: number;
 }
 
@@ -91,8 +88,6 @@ export function planChildren(jd: JambaDeployment, observed: Observed, defaults: 
     pool ? action('InferencePool', pool, observed.inferencePool) : undefined,
   ];
   const remove: ChildKind[] = !pool && observed.inferencePool ? ['InferencePool'] : [];
-  const polling = (model && model.status !== 'True' && model.reason !== 'DownloadFailed') || readings.load.size > 0 ? PROGRESS_POLL_MS : undefined;
-  const waits = [polling, download.requeueAfterMs].filter((x): x is number => x !== undefined);
   return {
     desiredReplicas: replicas,
     ...autoscaling,
@@ -100,7 +95,8 @@ export function planChildren(jd: JambaDeployment, observed: Observed, defaults: 
     remove,
     model: { ...(model ? { verdict: model } : {}), progress: model?.progress ?? loadOnlyProgress(readings) },
     ...(download.deleteJobs?.length ? { deleteJobs: download.deleteJobs } : {}),
-    ...(waits.length > 0 ? { requeueAfterMs: Math.min(...waits) } : {}),
+    // New progress readings enqueue the JambaDeployment themselves (the progress collector): no polling here.
+    ...(download.requeueAfterMs !== undefined ? { requeueAfterMs: download.requeueAfterMs } : {}),
   };
 }
 

@@ -11,7 +11,7 @@ import type { AutoscalerReport } from '../autoscaling/status.js';
 import type { Clock } from './backoff.js';
 import { INSTANCE_LABEL, MODEL_CACHE_LABEL } from './labels.js';
 import { modelCacheKey } from './desired.js';
-import { readModelProgress, type ModelProgressReader } from '../model/progress-reader.js';
+import type { ModelReadings } from './model-status.js';
 import { RecentWrites } from './recent-writes.js';
 import type { OperatorDefaults } from './desired.js';
 import type { InferencePool } from './inference-pool.js';
@@ -54,6 +54,23 @@ export function splitKey(key: string): { namespace: string; name: string } {
   return { namespace: key.slice(0, i), name: key.slice(i + 1) };
 }
 
+/** The JambaDeployment's serving pods, from the cache. */
+export function servingPodsOf(caches: Caches, jd: JambaDeployment): V1Pod[] {
+  return caches.pods.list(jd.metadata.namespace).filter((p) => p.metadata?.labels?.[INSTANCE_LABEL] === jd.metadata.name);
+}
+
+/** The download Jobs (and their pods) of the JambaDeployment's (repo, revision, claim), whoever created them. */
+export function downloadsOf(caches: Caches, jd: JambaDeployment): Pick<Observed, 'downloadJobs' | 'downloadPods'> {
+  const hf = jd.spec.model.source.huggingFace;
+  if (!hf?.cacheClaimName) return {};
+  const cacheKey = modelCacheKey(hf);
+  const mine = (o: KubernetesObject) => o.metadata?.labels?.[MODEL_CACHE_LABEL] === cacheKey;
+  return {
+    downloadJobs: (caches.jobs?.list(jd.metadata.namespace) ?? []).filter(mine),
+    downloadPods: (caches.downloadPods?.list(jd.metadata.namespace) ?? []).filter(mine),
+  };
+}
+
 export class Reconciler {
   private readonly recent = new RecentWrites();
 
@@ -64,9 +81,12 @@ export class Reconciler {
     autoscaler?: (key: string) => AutoscalerReport | undefined;
     /** The autoscaler's round of time `at` is applied (children and status written). */
     autoscalerApplied?: (key: string, at: number) => void;
-    /** Reads download and load progress from pods; without it, status has no progress figures. */
-    modelReader?: ModelProgressReader;
-    /** Reconcile `key` again after `ms` (progress to poll, a download retry due). */
+    /**
+     * The latest download and load progress read from these pods (the progress collector's readings:
+     * a lookup, no I/O); without it, status has no progress figures.
+     */
+    modelProgress?: (jobPods: readonly V1Pod[], servingPods: readonly V1Pod[], runtimePort: number) => ModelReadings;
+    /** Reconcile `key` again after `ms` (a download retry due). */
     requeueAfter?: (key: string, ms: number) => void;
     /** The written status changed desiredReplicas (a scaling decision). */
     onDesiredReplicasChanged?: (namespace: string, name: string, from: number, to: number) => void;
@@ -87,22 +107,10 @@ export class Reconciler {
         service: owned('Service', c.services.get(name, namespace)),
         pdb: owned('PodDisruptionBudget', c.podDisruptionBudgets.get(name, namespace)),
         inferencePool: owned('InferencePool', c.inferencePools.get(name, namespace)),
-        pods: c.pods.list(namespace).filter((p) => p.metadata?.labels?.[INSTANCE_LABEL] === name),
-        ...this.downloads(jd),
+        pods: servingPodsOf(c, jd),
+        ...downloadsOf(c, jd),
       },
       foreign,
-    };
-  }
-
-  /** The download Jobs (and their pods) of the JambaDeployment's (repo, revision, claim), whoever created them. */
-  private downloads(jd: JambaDeployment): Pick<Observed, 'downloadJobs' | 'downloadPods'> {
-    const hf = jd.spec.model.source.huggingFace;
-    if (!hf?.cacheClaimName) return {};
-    const cacheKey = modelCacheKey(hf);
-    const mine = (o: KubernetesObject) => o.metadata?.labels?.[MODEL_CACHE_LABEL] === cacheKey;
-    return {
-      downloadJobs: (this.d.caches.jobs?.list(jd.metadata.namespace) ?? []).filter(mine),
-      downloadPods: (this.d.caches.downloadPods?.list(jd.metadata.namespace) ?? []).filter(mine),
     };
   }
 
@@ -118,7 +126,7 @@ export class Reconciler {
     const jd = this.recent.fresher(jdId, cachedJd)!;
     const log = this.d.log.child({ jambaDeployment: key, generation: jd.metadata.generation });
     const { observed, foreign } = this.observe(jd);
-    if (this.d.modelReader) observed.readings = await readModelProgress(this.d.modelReader, observed.downloadPods ?? [], observed.pods, jd.spec.runtime.port);
+    if (this.d.modelProgress) observed.readings = this.d.modelProgress(observed.downloadPods ?? [], observed.pods, jd.spec.runtime.port);
     const children = planChildren(jd, observed, this.d.defaults, this.d.autoscaler?.(key), new Date(this.d.clock.now()));
     // What the caches show before the writes leave: the versions our writes supersede. Read after the
     // writes, a cache could already hold a newer version (the Deployment controller's status update
