@@ -5,6 +5,7 @@ import type {
   V1ResourceRequirements, V1SecurityContext, V1Service, V1Toleration, V1Volume, V1VolumeMount,
 } from '@kubernetes/client-node';
 import { DEFAULT_RUNTIME_IMAGE, type JambaDeployment, type JambaDeploymentSpec } from '../api/jambadeployment.js';
+import { PERMANENT_FAILURE_EXIT_CODE } from '../../runtime/download/errors.js';
 import {
   CONTAINER_NAME, DOWNLOAD_ATTEMPT_ANNOTATION, DOWNLOAD_CONTAINER, DOWNLOAD_PROGRESS_PORT, FIELD_MANAGER, GPU_MEMORY_LABEL, GPU_PRODUCT_LABEL,
   MODEL_CACHE_LABEL, MODEL_MOUNT, PORT_NAME, commonLabels, ownerReference, selectorLabels,
@@ -158,6 +159,9 @@ export function desiredDownloadJob(jd: JambaDeployment, attempt: number, default
     },
     spec: {
       backoffLimit: DOWNLOAD_BACKOFF_LIMIT,
+      // A failure another pod cannot fix (not found, gated, disk full...) fails the Job at once: the status
+      // shows it without waiting out the pod backoff, and the operator's next attempt follows its own backoff.
+      podFailurePolicy: { rules: [{ action: 'FailJob', onExitCodes: { containerName: DOWNLOAD_CONTAINER, operator: 'In', values: [PERMANENT_FAILURE_EXIT_CODE] } }] },
       template: {
         metadata: { labels: { [MODEL_CACHE_LABEL]: labels[MODEL_CACHE_LABEL] } },
         spec: {

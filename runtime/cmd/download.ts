@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { Gauge, Registry } from 'prom-client';
 import { download, DOWNLOAD_DEFAULTS } from '../download/download.js';
-import { DownloadError, formatBytes } from '../download/errors.js';
+import { DownloadError, PERMANENT_ERRORS, PERMANENT_FAILURE_EXIT_CODE, formatBytes } from '../download/errors.js';
 import { DEFAULT_INCLUDE } from '../download/filters.js';
 import { hubEndpoint, hubToken } from '../download/hub-api.js';
 import { DownloadProgress, type ProgressSnapshot } from '../download/progress.js';
@@ -196,7 +196,7 @@ export async function runDownload(c: DownloadConfig, log: Logger = jsonLogger, e
     if (!(error instanceof DownloadError)) throw error;
     log('error', 'download failed', { code: error.code, error: error.message });
     process.stderr.write(`jamba-runtime download: ${error.message}\n`);
-    code = 1;
+    code = PERMANENT_ERRORS.has(error.code) ? PERMANENT_FAILURE_EXIT_CODE : 1;
   } finally {
     clearInterval(timer);
     await report();

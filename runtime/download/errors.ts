@@ -11,6 +11,18 @@ export class DownloadError extends Error {
   }
 }
 
+/**
+ * Failures another try cannot fix by itself (the repository, the revision, the token, the volume must
+ * change first): the CLI exits with PERMANENT_FAILURE_EXIT_CODE instead of 1, so a download Job fails at
+ * once (its pod failure policy) instead of retrying its pod with backoff; the operator's next attempt
+ * comes after its own, longer backoff. Network and server errors (after the downloader's own retries) and
+ * failed verifications exit 1 and are retried.
+ */
+export const PERMANENT_ERRORS: ReadonlySet<DownloadErrorCode> = new Set<DownloadErrorCode>([
+  'RepoNotFound', 'RevisionNotFound', 'EntryNotFound', 'GatedRepo', 'Unauthorized', 'DiskFull', 'NotWritable', 'NoFiles', 'InvalidListing',
+]);
+export const PERMANENT_FAILURE_EXIT_CODE = 3;
+
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = n;

@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseDownloadArgs } from '../../runtime/cmd/download.js';
 import { UsageError } from '../../runtime/cmd/args.js';
+import { PERMANENT_FAILURE_EXIT_CODE } from '../../runtime/download/errors.js';
 import { DEFAULT_INCLUDE, globToRegExp, matchesFilter } from '../../runtime/download/filters.js';
 import { backoffMs, retryAfterMs } from '../../runtime/download/http.js';
 import type { ProgressSnapshot } from '../../runtime/download/progress.js';
@@ -109,15 +110,25 @@ test('killed mid-download and started again, the CLI resumes from disk; a third 
   expect(hub.requests).toEqual([]);
 });
 
-test('a failure exits 1 with the reason in the log and the termination message', async () => {
+test('a failure another try cannot fix exits 3 (the Job fails at once) with the reason in the log and the termination message', async () => {
   const termination = path.join(work, 'termination-missing');
   const cli = startCli(['--repo', 'nobody/nothing', '--dir', path.join(work, 'missing'), '--termination-message-path', termination]);
-  expect(await cli.exited).toBe(1);
+  expect(await cli.exited).toBe(PERMANENT_FAILURE_EXIT_CODE);
   expect(cli.logs.find((l) => l['msg'] === 'download failed')).toMatchObject({ code: 'RepoNotFound' });
   expect(JSON.parse(await readFile(termination, 'utf8'))).toMatchObject({ phase: 'Failed', error: { code: 'RepoNotFound' } });
 });
 
-test('a directory its user cannot write: exit 1, NotWritable, saying what to fix', async () => {
+test('a failure another try may fix (a file corrupted on every fetch) exits 1: the Job retries its pod', async () => {
+  const weights = hub.repo(REPO).files.find((f) => f.rfilename.endsWith('.safetensors'))!;
+  hub.inject({ kind: 'corrupt', pathIncludes: weights.rfilename, offset: 0, times: 100 });
+  const termination = path.join(work, 'termination-corrupt');
+  const cli = startCli(['--repo', REPO, '--dir', path.join(work, 'corrupt'), '--termination-message-path', termination]);
+  expect(await cli.exited).toBe(1);
+  hub.clearFaults();
+  expect(JSON.parse(await readFile(termination, 'utf8'))).toMatchObject({ phase: 'Failed', error: { code: 'VerificationFailed' } });
+});
+
+test('a directory its user cannot write: exit 3, NotWritable, saying what to fix', async () => {
   await chmod(work, 0o755); // nobody may pass through to the directory below
   const parent = path.join(work, 'read-only');
   await mkdir(parent, { mode: 0o755 });
@@ -126,7 +137,7 @@ test('a directory its user cannot write: exit 1, NotWritable, saying what to fix
   const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
   const termination = path.join(work, 'termination-not-writable');
   const cli = startCli(['--repo', REPO, '--dir', path.join(parent, 'model'), '--termination-message-path', termination], {}, asNobody);
-  expect(await cli.exited).toBe(1);
+  expect(await cli.exited).toBe(PERMANENT_FAILURE_EXIT_CODE);
   expect(cli.logs.find((l) => l['msg'] === 'download failed')).toMatchObject({ code: 'NotWritable', error: expect.stringMatching(/cannot write to .*make the volume writable by this user/) });
 });
 
