@@ -226,10 +226,15 @@ test('started, it reads on its own every interval and enqueues; stop() waits for
   metrics.setLoadProgress(0.1);
   const pods = [servingPod('a', '10.0.4.1', 'loading')];
   const { c, enqueued } = collector({ jds: [jambaDeployment({}, { name: 'mini' })], jobPods: [], pods }, { [`10.0.4.1:${RUNTIME_PORT}`]: await loadingRuntime(metrics) }, { intervalMs: 20 });
+  const enqueues = async (n: number) => {
+    for (const deadline = Date.now() + 10_000; enqueued.length < n && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 10));
+  };
   c.start();
-  await new Promise((r) => setTimeout(r, 200));
-  expect(enqueued).toEqual(['ns/mini']);
+  await enqueues(1);
+  expect(c.readings([], pods, RUNTIME_PORT).load.get('a')).toBe(0.1);
   metrics.setLoadProgress(0.9);
+  await enqueues(2);
+  // More rounds without a change: no more enqueues.
   await new Promise((r) => setTimeout(r, 200));
   await c.stop();
   expect(enqueued).toEqual(['ns/mini', 'ns/mini']);
