@@ -5,17 +5,11 @@ import { randomBytes } from 'node:crypto';
 import { run, toolPath } from '../harness/exec.js';
 import { helm, kubectl, kubectlJson, waitFor, withNamespace } from '../harness/cluster.js';
 import { CHART_DIR, helmTemplateText } from '../monitoring/chart.js';
-import { installCrd } from '../operator/support.js';
+import { installCrd, installThirdPartyCrds } from '../operator/support.js';
 
 const ns = withNamespace('chart');
 const release = `jo-${randomBytes(3).toString('hex')}`;
 const fullname = `${release}-jamba-operator`;
-
-async function installThirdPartyCrds(name: string): Promise<void> {
-  const files = (await run('bash', ['tools/monitoring/third-party-crds.sh', name])).stdout.trim().split('\n');
-  await kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=jamba-tests', ...files.flatMap((f) => ['-f', f])]);
-  for (const f of files) await kubectl(['wait', '--for=condition=Established', '--timeout=60s', '-f', f]);
-}
 
 beforeAll(async () => {
   await installCrd();

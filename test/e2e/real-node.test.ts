@@ -2,12 +2,12 @@
 // on the real node (containerd, kubelet, CNI bridge), turns Ready through the real probes, and answers
 // the official `openai` client through its Service's ClusterIP (kube-proxy). Scaling, a rollout under
 // streaming load, bad images and flags, and deletion, each on real pods.
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import type { V1Deployment, V1PodList } from '@kubernetes/client-node';
 import { REAL_NODE, kubectl, kubectlJson, waitFor, withNamespace } from '../harness/cluster.js';
 import { condition, getJd, jdManifest, useInProcessOperator, waitForCondition } from '../operator/support.js';
 import { tinyCpuSpec } from './specs.js';
-import { nodeContainers, startStreamingLoad } from './support.js';
+import { nodeContainers, serviceClient, startStreamingLoad } from './support.js';
 
 const ns = withNamespace('e2e-real-node');
 useInProcessOperator(ns);
@@ -22,14 +22,7 @@ async function pods(name: string): Promise<V1PodList> {
   return kubectlJson<V1PodList>(['-n', ns.name, 'get', 'pods', '-l', `app.kubernetes.io/instance=${name}`]);
 }
 
-/**
- * The official client through the Service's ClusterIP. `retries`: the client's own policy (its default is
- * 2: a connection error, or a 503 with Retry-After, is tried again). A stream, once started, is never retried.
- */
-async function client(name: string, retries = 0): Promise<OpenAI> {
-  const svc = await kubectlJson<{ spec: { clusterIP: string; ports: { port: number }[] } }>(['-n', ns.name, 'get', 'service', name]);
-  return new OpenAI({ baseURL: `http://${svc.spec.clusterIP}:${svc.spec.ports[0]!.port}/v1`, apiKey: 'not-needed', maxRetries: retries, timeout: 60_000 });
-}
+const client = (name: string, retries = 0): Promise<OpenAI> => serviceClient(ns.name, name, retries);
 
 /** Waits until the Deployment has rolled out to `replicas` ready pods of its newest template, and none other. */
 async function rolledOut(name: string, replicas: number): Promise<void> {

@@ -1,8 +1,18 @@
-// Helpers of the real-node tests: a light streaming load that records every failure, and what the
-// node's containerd holds (through the CRI, as the kubelet sees it).
+// Helpers of the real-node tests: the official client through a Service, a light streaming load that
+// records every failure, and what the node's containerd holds (through the CRI, as the kubelet sees it).
 import path from 'node:path';
-import type OpenAI from 'openai';
+import OpenAI from 'openai';
+import { kubectlJson } from '../harness/cluster.js';
 import { clusterDir, run, toolPath } from '../harness/exec.js';
+
+/**
+ * The official client through a Service's ClusterIP. `retries`: the client's own policy (its default is
+ * 2: a connection error, or a 503 with Retry-After, is tried again). A stream, once started, is never retried.
+ */
+export async function serviceClient(namespace: string, service: string, retries = 0): Promise<OpenAI> {
+  const svc = await kubectlJson<{ spec: { clusterIP: string; ports: { port: number }[] } }>(['-n', namespace, 'get', 'service', service]);
+  return new OpenAI({ baseURL: `http://${svc.spec.clusterIP}:${svc.spec.ports[0]!.port}/v1`, apiKey: 'not-needed', maxRetries: retries, timeout: 60_000 });
+}
 
 export interface LoadResult {
   /** Streams that ended with a finish_reason. */

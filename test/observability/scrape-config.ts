@@ -1,9 +1,8 @@
 // Prometheus scrape configs generated from a ServiceMonitor and a PodMonitor the way the Prometheus
-// Operator generates them (its relabelling: selector keeps, port keep, the namespace/pod/container/job/
-// endpoint target labels, then the monitor's own relabelings), so that a real Prometheus applies the
-// chart's monitors with their real semantics. Discovery is pluggable: Kubernetes SD against the API
-// server for pods that really listen, or file SD whose targets carry the same __meta_kubernetes_* labels
-// Kubernetes SD would give them (tests whose "pods" are processes on loopback).
+// Operator generates them (Kubernetes SD in the namespaces the monitor's namespaceSelector names, then
+// its relabelling: selector keeps, port keep, the namespace/pod/container/job/endpoint target labels,
+// then the monitor's own relabelings), so that a real Prometheus applies the chart's monitors with their
+// real semantics to the pods and endpoints the API server really has.
 import type { K8sObject } from '../monitoring/chart.js';
 
 type Labels = Record<string, string>;
@@ -69,7 +68,7 @@ function userRelabelings(list: Array<Record<string, unknown>> | undefined): Rela
 }
 
 export interface Discovery {
-  /** e.g. { kubernetes_sd_configs: [...] } or { file_sd_configs: [...] }, per monitor and endpoint. */
+  /** The service discovery of a monitor's endpoint: { kubernetes_sd_configs: [...] } (kubernetesSd). */
   sd: (monitor: K8sObject, endpointIndex: number) => Record<string, unknown>;
   /** Overrides the monitors' intervals (tests scrape every second). */
   interval?: string;
@@ -123,63 +122,21 @@ export function serviceMonitorScrapeConfigs(sm: K8sObject, d: Discovery): Scrape
   ]);
 }
 
-/** An object's labels as Kubernetes SD presents them: the value, and that it is present. */
-function labelMeta(role: 'pod' | 'service', labels: Labels): Labels {
-  return Object.fromEntries(Object.entries(labels).flatMap(([k, v]) => [
-    [`__meta_kubernetes_${role}_label_${sanitize(k)}`, v],
-    [`__meta_kubernetes_${role}_labelpresent_${sanitize(k)}`, 'true'],
-  ]));
-}
-
-/** A pod as Kubernetes SD (role pod) presents each of its container ports. */
-export interface PodTarget {
-  namespace: string;
-  name: string;
-  labels: Labels;
-  nodeName: string;
-  phase: string;
-  container: string;
-  portName: string;
-  /** Where this pod's port really answers (a loopback process standing in for it). */
-  address: string;
-}
-
-export function podSdLabels(p: PodTarget): Labels {
-  const out: Labels = {
-    __meta_kubernetes_namespace: p.namespace,
-    __meta_kubernetes_pod_name: p.name,
-    __meta_kubernetes_pod_node_name: p.nodeName,
-    __meta_kubernetes_pod_phase: p.phase,
-    __meta_kubernetes_pod_container_name: p.container,
-    __meta_kubernetes_pod_container_port_name: p.portName,
+/**
+ * Kubernetes SD against the API server a kubeconfig names, as the Prometheus Operator sets it up for a
+ * monitor: role pod for a PodMonitor, endpoints for a ServiceMonitor (its default service discovery role),
+ * in the namespaces of the monitor's namespaceSelector (`any`: all; `matchNames`; neither: its own).
+ */
+export function kubernetesSd(kubeconfigFile: string): Discovery['sd'] {
+  return (monitor) => {
+    const selector = (monitor.spec.namespaceSelector ?? {}) as { any?: boolean; matchNames?: string[] };
+    const names = selector.matchNames?.length ? selector.matchNames : [monitor.metadata.namespace!];
+    return {
+      kubernetes_sd_configs: [{
+        role: monitor.kind === 'PodMonitor' ? 'pod' : 'endpoints',
+        kubeconfig_file: kubeconfigFile,
+        ...(selector.any ? {} : { namespaces: { names } }),
+      }],
+    };
   };
-  return { ...out, ...labelMeta('pod', p.labels) };
 }
-
-/** An endpoint of a Service as Kubernetes SD (role endpoints) presents it. */
-export interface EndpointTarget {
-  namespace: string;
-  service: string;
-  serviceLabels: Labels;
-  portName: string;
-  pod: string;
-  container: string;
-  address: string;
-}
-
-export function endpointSdLabels(e: EndpointTarget): Labels {
-  const out: Labels = {
-    __meta_kubernetes_namespace: e.namespace,
-    __meta_kubernetes_service_name: e.service,
-    __meta_kubernetes_endpoint_port_name: e.portName,
-    __meta_kubernetes_endpoint_address_target_kind: 'Pod',
-    __meta_kubernetes_endpoint_address_target_name: e.pod,
-    __meta_kubernetes_endpoint_ready: 'true',
-    __meta_kubernetes_pod_name: e.pod,
-    __meta_kubernetes_pod_container_name: e.container,
-  };
-  return { ...out, ...labelMeta('service', e.serviceLabels) };
-}
-
-/** A file SD group: one target with its meta labels. */
-export const fileSdGroup = (address: string, labels: Labels) => ({ targets: [address], labels });

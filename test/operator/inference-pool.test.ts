@@ -2,16 +2,13 @@
 // when a JambaDeployment asks for one, checked by the API server against the extension's own CRD
 // (sigs.k8s.io/gateway-api-inference-extension v1.5.0, installed from its Go module): created with the
 // pods' selector, port and endpoint picker; drift restored; removed with the field; garbage-collected.
-import { run } from '../harness/exec.js';
 import { kubectl, kubectlJson, waitFor, withNamespace } from '../harness/cluster.js';
-import { createJd, useInProcessOperator, waitForCondition } from './support.js';
+import { createJd, installThirdPartyCrds, useInProcessOperator, waitForCondition } from './support.js';
 
 const ns = withNamespace('op-pool');
 // Before the operator starts: it watches InferencePools only where the API is served.
 beforeAll(async () => {
-  const files = (await run('bash', ['tools/monitoring/third-party-crds.sh', 'inference-extension'])).stdout.trim().split('\n');
-  await kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=jamba-tests', ...files.flatMap((f) => ['-f', f])]);
-  for (const f of files) await kubectl(['wait', '--for=condition=Established', '--timeout=60s', '-f', f]);
+  await installThirdPartyCrds('inference-extension');
 }, 90_000);
 useInProcessOperator(ns);
 

@@ -9,7 +9,7 @@ import { CRD_FILE, CRD_NAME } from '../../operator/api/crd.js';
 import { Operator } from '../../operator/controller/operator.js';
 import { createLogger } from '../../operator/observability/logger.js';
 import type { ModelProgressReader } from '../../operator/model/progress-reader.js';
-import { repoRoot } from '../harness/exec.js';
+import { repoRoot, run } from '../harness/exec.js';
 import { kubeconfigPath, kubectl, kubectlJson, makeKubeConfig, waitFor } from '../harness/cluster.js';
 
 /** Applies the generated CRD (server-side, so test files racing to apply it do not conflict). */
@@ -19,6 +19,16 @@ export async function installCrd(): Promise<void> {
     await kubectl(['wait', '--for=condition=Established', '--timeout=30s', `crd/${CRD_NAME}`]);
     return true;
   }, { description: `CRD ${CRD_NAME} established`, timeoutMs: 60_000, intervalMs: 1000 });
+}
+
+/**
+ * Installs a third-party API's CRDs from its Go module at the pinned version (tools/monitoring/third-party-crds.sh:
+ * prometheus-operator, inference-extension), server-side, and waits until they are served.
+ */
+export async function installThirdPartyCrds(name: 'prometheus-operator' | 'inference-extension'): Promise<void> {
+  const files = (await run('bash', ['tools/monitoring/third-party-crds.sh', name])).stdout.trim().split('\n');
+  await kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=jamba-tests', ...files.flatMap((f) => ['-f', f])]);
+  for (const f of files) await kubectl(['wait', '--for=condition=Established', '--timeout=60s', '-f', f]);
 }
 
 export const MINI = 'ai21labs/AI21-Jamba-1.5-Mini';
