@@ -1,10 +1,15 @@
 // Operator → pod → runtime, for real: a CPU JambaDeployment with the default (locally built) image runs
 // on the real node (containerd, kubelet, CNI bridge), turns Ready through the real probes, and answers
-// the official `openai` client through its Service's ClusterIP (kube-proxy). Scaling, a rollout under
-// streaming load, bad images and flags, and deletion, each on real pods.
+// the official `openai` client through its Service's ClusterIP (kube-proxy). kubectl logs and exec
+// through the API server and the kubelet. Scaling, a rollout under streaming load, bad images and
+// flags, and deletion, each on real pods.
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
 import type OpenAI from 'openai';
-import type { V1Deployment, V1PodList } from '@kubernetes/client-node';
+import type { V1Deployment, V1Node, V1PodList } from '@kubernetes/client-node';
 import { REAL_NODE, kubectl, kubectlJson, waitFor, withNamespace } from '../harness/cluster.js';
+import { clusterDir } from '../harness/exec.js';
 import { condition, getJd, jdManifest, useInProcessOperator, waitForCondition } from '../operator/support.js';
 import { tinyCpuSpec } from './specs.js';
 import { nodeContainers, serviceClient, startStreamingLoad } from './support.js';
@@ -83,6 +88,35 @@ describe('a CPU JambaDeployment on the real node', () => {
     }
     expect(chatStreamed).toBe(chat.choices[0]!.message.content);
   }, 120_000);
+
+  test('kubectl logs shows the runtime\'s startup lines and kubectl exec runs commands in its container', async () => {
+    const pod = (await pods(name)).items[0]!.metadata!.name!;
+    const lines = (await kubectl(['-n', ns.name, 'logs', pod, '-c', 'runtime'])).split('\n').filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg: string; model?: string });
+    expect(lines.find((l) => l.msg === 'listening')).toMatchObject({ model: 'jamba-tiny' });
+    expect(lines.map((l) => l.msg)).toContain('model loaded');
+    // In the pod's own container: its hostname is the pod's name, its user the image's; stdin goes through.
+    expect((await kubectl(['-n', ns.name, 'exec', pod, '-c', 'runtime', '--', 'sh', '-c', 'echo "$(cat /proc/sys/kernel/hostname) $(id -u)"'])).trim()).toBe(`${pod} 65532`);
+    expect((await kubectl(['-n', ns.name, 'exec', '-i', pod, '-c', 'runtime', '--', 'wc', '-c'], { input: 'twelve bytes' })).trim()).toBe('12');
+  }, 60_000);
+
+  test('the kubelet serves with a certificate from the cluster CA, authenticates and authorizes through the API server', async () => {
+    const node = await kubectlJson<V1Node>(['get', 'node', REAL_NODE]);
+    const address = node.status!.addresses!.find((a) => a.type === 'InternalIP')!.address;
+    const port = node.status!.daemonEndpoints!.kubeletEndpoint!.Port;
+    // TLS verified against the cluster CA for the node's address, as the API server verifies it.
+    const kubeletGet = (token?: string) => new Promise<number | undefined>((resolve, reject) => {
+      https.get({ host: address, port, path: '/pods', ca: readFileSync(path.join(clusterDir, 'pki', 'ca.crt')), headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      }).on('error', reject);
+    });
+    // No credentials: anonymous, which the kubelet does not allow.
+    expect(await kubeletGet()).toBe(401);
+    // A ServiceAccount's token: known to the API server (TokenReview), but not allowed nodes/proxy (SubjectAccessReview).
+    await kubectl(['-n', ns.name, 'create', 'serviceaccount', 'nobody']);
+    expect(await kubeletGet((await kubectl(['-n', ns.name, 'create', 'token', 'nobody'])).trim())).toBe(403);
+  });
 
   test('kubectl scale up and down', async () => {
     await kubectl(['-n', ns.name, 'scale', `jambadeployment/${name}`, '--replicas=2']);

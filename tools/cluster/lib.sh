@@ -184,6 +184,12 @@ apiserver_flags() {
     --requestheader-extra-headers-prefix=X-Remote-Extra-
     --proxy-client-cert-file="$PKI/front-proxy-client.crt"
     --proxy-client-key-file="$PKI/front-proxy-client.key"
+    # To the kubelets (logs, exec, port-forward): the real node's serving certificate is from our CA, and
+    # the API server presents a client certificate the kubelet checks and authorizes through this server.
+    --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt"
+    --kubelet-client-key="$PKI/apiserver-kubelet-client.key"
+    --kubelet-certificate-authority="$PKI/ca.crt"
+    --kubelet-preferred-address-types=InternalIP
     --authorization-mode=Node,RBAC
     --enable-admission-plugins=NodeRestriction
     --service-account-issuer=https://kubernetes.default.svc.cluster.local

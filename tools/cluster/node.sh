@@ -143,6 +143,7 @@ node_network_down() {
 
 node_write_configs() {
   mkdir -p "$NODE_DIR/cni/net.d" "$NODE_DIR/containerd" "$NODE_DIR/pod-logs"
+  ensure_kubelet_serving_cert "$LINK_HOST_IP"
   cat >"$NODE_DIR/cni/net.d/10-jamba.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
@@ -212,11 +213,18 @@ failSwapOn: false
 # The kubelet sets its kernel defaults (vm.overcommit_memory=1, kernel.panic=10, ...): see node.sh.
 protectKernelDefaults: false
 podLogsDir: $NODE_DIR/pod-logs
+# Served with a certificate from the cluster CA (the API server checks it: kubectl logs, exec, port-forward).
+tlsCertFile: $PKI/kubelet-server.crt
+tlsPrivateKeyFile: $PKI/kubelet-server.key
+# Who calls: a client certificate from the cluster CA (the API server's) or a bearer token, checked
+# with a TokenReview; what they may do: asked of the API server (SubjectAccessReview), as kubeadm sets it up.
 authentication:
   anonymous: {enabled: false}
-  webhook: {enabled: false}
+  webhook: {enabled: true, cacheTTL: 30s}
   x509: {clientCAFile: $PKI/ca.crt}
-authorization: {mode: AlwaysAllow}
+authorization:
+  mode: Webhook
+  webhook: {cacheAuthorizedTTL: 30s, cacheUnauthorizedTTL: 5s}
 # The disk and memory belong to the whole machine: evict only when it is really out.
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
 # Locally built images cannot be pulled again: never garbage-collect them.

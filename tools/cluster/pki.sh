@@ -1,11 +1,11 @@
 # Certificates and kubeconfigs for the local cluster (sourced by up.sh).
 # shellcheck shell=bash
 #
-# Laid out as kubeadm does: one CA signs the serving certificates of etcd and kube-apiserver and the
-# client certificates of the API server (to etcd), the admin, the controller manager, the scheduler and
+# Laid out as kubeadm does: one CA signs the serving certificates of etcd, kube-apiserver and the real
+# node's kubelet and the client certificates of the API server (to etcd and to the kubelet), the admin, the controller manager, the scheduler and
 # KWOK; a front-proxy CA signs the API server's aggregation-layer client certificate; the
 # service-account signing key stands apart. Keys are ECDSA P-256 (fast to make).
-PKI_LAYOUT=3  # bump when the set of files changes, so an older .cluster/pki is regenerated
+PKI_LAYOUT=4  # bump when the set of files changes, so an older .cluster/pki is regenerated
 
 # openssl's chatter goes to a log; a failure names the step.
 _openssl() { openssl "$@" 2>>"$PKI/openssl.log" || die "openssl $1 failed (see $PKI/openssl.log)"; }
@@ -61,11 +61,22 @@ ensure_pki() {
   # (bound to system:node-proxier by the API server's bootstrap policy).
   _sign kubelet "/O=system:nodes/CN=system:node:$REAL_NODE_NAME" "$_client_ext"
   _sign kube-proxy "/CN=system:kube-proxy" "$_client_ext"
+  # The API server to the kubelet (logs, exec, port-forward), as kubeadm's apiserver-kubelet-client; the
+  # kubelet authorizes it through the API server (webhook), where system:masters may do anything.
+  _sign apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$_client_ext"
   _sign front-proxy-client "/CN=front-proxy-client" "$_client_ext" front-proxy-ca
   _new_key "$PKI/sa.key"
   _openssl pkey -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
   chmod 600 "$PKI"/*.key
   echo "$PKI_LAYOUT" >"$PKI/complete"
+}
+
+# ensure_kubelet_serving_cert ADDRESS: the kubelet's serving certificate, signed by the cluster CA for
+# the node's name and address, so that the API server (--kubelet-certificate-authority) trusts it.
+# Made at every node start: the address depends on the node's slot.
+ensure_kubelet_serving_cert() {
+  _sign kubelet-server "/CN=$REAL_NODE_NAME" "$(_server_ext "DNS:$REAL_NODE_NAME,IP:$1")"
+  chmod 600 "$PKI/kubelet-server.key"
 }
 
 # write_kubeconfig FILE CERT_NAME USER: a self-contained kubeconfig (certificates embedded).
