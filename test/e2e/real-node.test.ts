@@ -1,15 +1,16 @@
 // Operator → pod → runtime, for real: a CPU JambaDeployment with the default (locally built) image runs
 // on the real node (containerd, kubelet, CNI bridge), turns Ready through the real probes, and answers
-// the official `openai` client through its Service's ClusterIP (kube-proxy). kubectl logs and exec
-// through the API server and the kubelet. Scaling, a rollout under streaming load, bad images and
-// flags, and deletion, each on real pods.
+// the official `openai` client through its Service's ClusterIP (kube-proxy). kubectl logs, exec and
+// port-forward through the API server and the kubelet. Scaling, a rollout under streaming load, bad
+// images and flags, and deletion, each on real pods.
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import type OpenAI from 'openai';
 import type { V1Deployment, V1Node, V1PodList } from '@kubernetes/client-node';
-import { REAL_NODE, kubectl, kubectlJson, waitFor, withNamespace } from '../harness/cluster.js';
-import { clusterDir } from '../harness/exec.js';
+import { REAL_NODE, kubeconfigPath, kubectl, kubectlJson, waitFor, withNamespace } from '../harness/cluster.js';
+import { clusterDir, toolPath } from '../harness/exec.js';
 import { condition, getJd, jdManifest, useInProcessOperator, waitForCondition } from '../operator/support.js';
 import { tinyCpuSpec } from './specs.js';
 import { nodeContainers, serviceClient, startStreamingLoad } from './support.js';
@@ -98,6 +99,22 @@ describe('a CPU JambaDeployment on the real node', () => {
     // In the pod's own container: its hostname is the pod's name, its user the image's; stdin goes through.
     expect((await kubectl(['-n', ns.name, 'exec', pod, '-c', 'runtime', '--', 'sh', '-c', 'echo "$(cat /proc/sys/kernel/hostname) $(id -u)"'])).trim()).toBe(`${pod} 65532`);
     expect((await kubectl(['-n', ns.name, 'exec', '-i', pod, '-c', 'runtime', '--', 'wc', '-c'], { input: 'twelve bytes' })).trim()).toBe('12');
+  }, 60_000);
+
+  test('kubectl port-forward reaches the runtime in its pod', async () => {
+    const pod = (await pods(name)).items[0]!;
+    const port = pod.spec!.containers[0]!.ports!.find((p) => p.name === 'http')!.containerPort;
+    const forward = spawn(toolPath('kubectl'), ['--kubeconfig', kubeconfigPath(), '-n', ns.name, 'port-forward', `pod/${pod.metadata!.name}`, `:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      forward.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+      const local = await waitFor(() => /Forwarding from 127\.0\.0\.1:(\d+)/.exec(out)?.[1], { description: 'kubectl port-forward listening', timeoutMs: 20_000 });
+      const res = await fetch(`http://127.0.0.1:${local}/v1/models`);
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { data: { id: string }[] }).data.map((m) => m.id)).toEqual(['jamba-tiny']);
+    } finally {
+      forward.kill('SIGTERM');
+    }
   }, 60_000);
 
   test('the kubelet serves with a certificate from the cluster CA, authenticates and authorizes through the API server', async () => {
