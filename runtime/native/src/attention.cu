@@ -94,7 +94,9 @@ __global__ void attention_rows_kernel(const void* q, int qdt, int qld, Paged pg,
 // --- decode: split-K over the context ------------------------------------------------------------------
 
 constexpr int kDecodeThreads = 128;
-constexpr int kMinSplitKeys = 512;
+// Keys per decode slice, at least: one chunk of the block's loop. A block walks its keys serially, so
+// a short context (a 1K-token decode) must still spread over enough blocks to keep the GPU busy.
+constexpr int kMinSplitKeys = 128;
 
 __device__ __forceinline__ int splits_for(int ctx, int max_splits) {
   const int want = (ctx + kMinSplitKeys - 1) / kMinSplitKeys;

@@ -13,7 +13,12 @@ namespace {
 
 __device__ __forceinline__ float softplus(float v) { return v > 20.f ? v : log1pf(__expf(v)); }
 
-__global__ void conv_kernel(const void* x, int xdt, int xld, const float* w, const float* bias, const __nv_bfloat16* state, int di, int dconv, const int* meta,
+/**
+ * One output per (row, channel). A sequence with a single row (decode) also moves its own state here:
+ * this thread is the only one that reads that channel's state, so it can shift in the new input after
+ * reading it, and a decode step needs no second kernel.
+ */
+__global__ void conv_kernel(const void* x, int xdt, int xld, const float* w, const float* bias, __nv_bfloat16* state, int di, int dconv, const int* meta,
                             const int* row_seq, int rows, __nv_bfloat16* out) {
   const int c = blockIdx.y * blockDim.x + threadIdx.x;
   const int r = blockIdx.x;  // rows on x: a prefill can have more than 65535
@@ -22,7 +27,7 @@ __global__ void conv_kernel(const void* x, int xdt, int xld, const float* w, con
   const int* m = meta + seq * JB_META_INTS;
   const int local = r - m[JB_META_ROW_START];
   const int past = dconv - 1;
-  const __nv_bfloat16* st = state + ((size_t)m[JB_META_SLOT] * di + c) * past;
+  __nv_bfloat16* st = state + ((size_t)m[JB_META_SLOT] * di + c) * past;
   float acc = bias ? bias[c] : 0.f;
   for (int j = 0; j < dconv; j++) {
     const int t = local - past + j;  // < 0: from the state
@@ -30,15 +35,23 @@ __global__ void conv_kernel(const void* x, int xdt, int xld, const float* w, con
     acc += w[c * dconv + j] * v;
   }
   out[(size_t)r * di + c] = __float2bfloat16_rn(silu(acc));
+  if (m[JB_META_NUM_ROWS] == 1 && past > 0) {
+    for (int i = 0; i + 1 < past; i++) st[i] = st[i + 1];
+    st[past - 1] = __float2bfloat16_rn(load_as_float(x, xdt, (size_t)r * xld + c));
+  }
 }
 
-/** After the conv: each sequence's state becomes the last dConv-1 inputs of (state ++ rows). */
+/**
+ * After the conv, for sequences of several rows: the state becomes the last dConv-1 inputs of
+ * (state ++ rows). Single-row sequences moved theirs in conv_kernel.
+ */
 __global__ void conv_state_kernel(const void* x, int xdt, int xld, __nv_bfloat16* state, int di, int dconv, const int* meta, int seqs) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   const int s = blockIdx.y;
   if (c >= di || s >= seqs) return;
   const int* m = meta + s * JB_META_INTS;
   const int past = dconv - 1, n = m[JB_META_NUM_ROWS];
+  if (n == 1) return;
   __nv_bfloat16* st = state + ((size_t)m[JB_META_SLOT] * di + c) * past;
   constexpr int kMaxPast = 8;
   __nv_bfloat16 next[kMaxPast];
@@ -207,7 +220,8 @@ int conv(Args& a) {
                                                                               as<__nv_bfloat16>(state), di, dconv, as<int>(meta), as<int>(row_seq), x.rows,
                                                                               as<__nv_bfloat16>(out));
   JB_LAUNCHED("conv");
-  if (dconv > 1) {
+  // Every sequence has at least one row, so as many rows as sequences means all are single-row.
+  if (dconv > 1 && x.rows > seqs) {
     conv_state_kernel<<<dim3(ceil_div(di, threads), seqs), threads, 0, stream()>>>(as<void>(x.ptr), x.dtype, x.ld, as<__nv_bfloat16>(state), di, dconv,
                                                                                     as<int>(meta), seqs);
     JB_LAUNCHED("conv state");
