@@ -2,7 +2,7 @@
 // jamba-operator: reconciles JambaDeployments. See docs/OPERATOR.md.
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
-import { Operator } from '../controller/operator.js';
+import { DEFAULT_WORKERS, Operator } from '../controller/operator.js';
 import { createLogger, type Level } from '../observability/logger.js';
 import { startTracing, stopTracing } from '../observability/tracing.js';
 
@@ -16,7 +16,7 @@ const USAGE = `usage: jamba-operator [options]
   --leader-elect-retry-period SECONDS     between acquire/renew attempts (default 2)
   --namespace NS[,NS...]       watch only these namespaces (default: all namespaces)
   --default-runtime-image IMG  run IMG where a JambaDeployment keeps the CRD's default runtime image
-  --workers N                  concurrent reconciles (default 8)
+  --workers N                  concurrent reconciles (default ${DEFAULT_WORKERS})
   --autoscaler-interval SECONDS   between autoscaling decisions (default 10)
   --prometheus-url URL         read autoscaling metrics from this Prometheus HTTP API instead of scraping each pod
   --log-level LEVEL            debug|info|warn|error (default info)
@@ -40,7 +40,7 @@ function parse() {
         'leader-elect-retry-period': { type: 'string', default: '2' },
         namespace: { type: 'string' },
         'default-runtime-image': { type: 'string' },
-        workers: { type: 'string', default: '8' },
+        workers: { type: 'string', default: String(DEFAULT_WORKERS) },
         'autoscaler-interval': { type: 'string', default: '10' },
         'prometheus-url': { type: 'string' },
         'log-level': { type: 'string', default: 'info' },

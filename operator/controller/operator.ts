@@ -55,6 +55,12 @@ export interface OperatorOptions {
 type Informers = { [K in keyof Caches]-?: CacheInformer<NonNullable<Caches[K]> extends Lister<infer T extends KubernetesObject> ? T : never> };
 
 export const LEASE_NAME = 'jamba-operator-leader';
+/**
+ * Concurrent reconciles. A reconcile mostly waits on the API server (a round trip for its applies, one
+ * for its status), so a burst drains at workers ÷ round trip: 8 left 100 new JambaDeployments queued for
+ * seconds behind each other on a loaded API server, 32 did not (docs/BENCHMARKS.md).
+ */
+export const DEFAULT_WORKERS = 32;
 
 export class Operator {
   readonly metrics: OperatorMetrics;
@@ -258,7 +264,7 @@ export class Operator {
     // Children and pods first, so the first reconcile of each JambaDeployment sees them.
     await Promise.all([informers.deployments, informers.services, informers.podDisruptionBudgets, informers.inferencePools, informers.pods, informers.jobs, informers.downloadPods].map((i) => i.start()));
     await informers.jambaDeployments.start();
-    const workers = this.o.workers ?? 8;
+    const workers = this.o.workers ?? DEFAULT_WORKERS;
     this.workers = Array.from({ length: workers }, () => this.work(queue, reconciler));
     autoscaler.start();
     progress.start();

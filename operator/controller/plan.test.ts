@@ -83,6 +83,24 @@ describe('planStatus', () => {
     expect(again.events).toEqual([]);
   });
 
+  test('a Deployment its controller has not seen yet: the write waits for that controller, unless something cannot wait', () => {
+    const jd = jambaDeployment();
+    const children = planChildren(jd, { pods: [] });
+    // Just created by our apply (generation 1, no status yet): the controller's update is due any moment.
+    const created = { metadata: { name: 'mini', namespace: 'ns', generation: 1 }, status: {} };
+    expect(planStatus(jd, children, created, [], now)).toEqual({ events: [] });
+    // Once the controller has seen it, its status is written.
+    expect(planStatus(jd, children, deploymentStatus({ replicas: 1 }), [], now).status).toMatchObject({ observedGeneration: 1, replicas: 1, readyText: '0/1' });
+    // An edit of ours not yet seen (generation 3, observed 2) waits as well.
+    const ready = planStatus(jd, children, deploymentStatus({ replicas: 1, ready: 1 }), [pod('ready')], now).status!;
+    const edited = jambaDeployment({ maxContextLength: 131072 }, { generation: 2 });
+    expect(planStatus({ ...edited, status: ready }, planChildren(edited, { pods: [] }), deploymentStatus({ replicas: 1, ready: 1, generation: 3, observed: 2 }), [pod('ready')], now).status).toBeUndefined();
+    // What cannot wait: a problem (with its event), and a failed apply.
+    const problem = planStatus(jd, children, created, [pod('unschedulable')], now);
+    expect(problem.status?.conditions?.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'Unschedulable' });
+    expect(planStatus(jd, children, created, [], now, new Error('applying Service ns/mini: forbidden')).status).toBeDefined();
+  });
+
   test('apply error becomes Degraded/ApplyFailed', () => {
     const jd = jambaDeployment();
     const s = planStatus(jd, planChildren(jd, { pods: [] }), undefined, [], now, new Error('applying Deployment ns/mini: forbidden'));

@@ -167,10 +167,32 @@ function sameStatus(a: JambaDeploymentStatus | undefined, b: JambaDeploymentStat
   return isDeepStrictEqual(a ?? {}, b);
 }
 
+/** The Deployment's controller has not yet seen its latest spec (an apply of ours just changed it). */
+export function awaitingDeploymentController(d: V1Deployment | undefined): boolean {
+  return !!d && (d.metadata?.generation ?? 0) > (d.status?.observedGeneration ?? 0);
+}
+
+/**
+ * A status computed from a Deployment its controller has not yet seen is about to change, and that
+ * controller's status update brings another reconcile within moments: write it now only when it says
+ * what cannot wait (a problem, an event, an autoscaling decision, the model's state). Otherwise the
+ * write waits for the controller: one write less per creation and per edit, and none that shows a
+ * Deployment's status for a spec it has not seen yet.
+ */
+function canWaitForDeploymentController(jd: JambaDeployment, status: JambaDeploymentStatus, deployment: V1Deployment | undefined, events: PlannedEvent[], blocked: Blocked | undefined): boolean {
+  if (!awaitingDeploymentController(deployment) || blocked || events.length > 0 || jd.spec.autoscaling?.enabled) return false;
+  const before = jd.status;
+  const model = (s: JambaDeploymentStatus | undefined) => find(s?.conditions, 'ModelReady');
+  return find(status.conditions, 'Degraded')?.status !== 'True'
+    && model(before)?.status === model(status)?.status && model(before)?.reason === model(status)?.reason
+    && isDeepStrictEqual(before?.model, status.model);
+}
+
 export function planStatus(jd: JambaDeployment, children: ChildPlan, deployment: V1Deployment | undefined, pods: V1Pod[], now: Date, applyError?: Error): StatusPlan {
   const blocked: Blocked | undefined = children.blocked ?? (applyError ? { reason: 'ApplyFailed', message: applyError.message } : undefined);
   const scaling = jd.spec.autoscaling?.enabled ? scalingStatus(jd.status, children.autoscaler) : undefined;
   const status = computeStatus({ jd, desiredReplicas: children.desiredReplicas, deployment, pods, blocked, now, scaling, model: children.model });
   const events = [...modelEvents(jd.status?.conditions, status.conditions ?? []), ...transitionEvents(jd.status?.conditions, status.conditions ?? []), ...(scaling?.events ?? [])];
-  return { status: sameStatus(jd.status, status) ? undefined : status, events };
+  if (sameStatus(jd.status, status) || canWaitForDeploymentController(jd, status, deployment, events, blocked)) return { events };
+  return { status, events };
 }

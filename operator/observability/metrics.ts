@@ -46,6 +46,17 @@ export class OperatorMetrics {
     if (opts.jambaDeployments) registerJambaDeploymentMetrics(this.registry, opts.jambaDeployments);
   }
 
+  /** Requests by "VERB resource", apart from watches and the leader lease: what the operator's work cost. */
+  async apiRequestsByCall(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const v of (await this.apiRequests.get()).values) {
+      if (v.labels.resource === 'leases' || v.labels.verb === 'WATCH') continue;
+      const k = `${v.labels.verb} ${v.labels.resource}`;
+      out[k] = (out[k] ?? 0) + v.value;
+    }
+    return out;
+  }
+
   /** Sum of API requests, optionally only some verbs and excluding some resources (e.g. leases). */
   async apiRequestCount(filter: { verbs?: string[]; excludeResources?: string[] } = {}): Promise<number> {
     const m = await this.apiRequests.get();

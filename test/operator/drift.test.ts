@@ -14,7 +14,7 @@ import { EventRecorder } from '../../operator/kube/events.js';
 import { silentLogger } from '../../operator/observability/logger.js';
 import { RESOURCES, objectPath } from '../../operator/kube/resources.js';
 import { kubectl, kubectlJson, makeKubeConfig, waitFor, withNamespace } from '../harness/cluster.js';
-import { createJd, getJd, operatorRequests, operatorWrites, useInProcessOperator, waitForCondition } from './support.js';
+import { createJd, getJd, operatorRequests, operatorWrites, reconciles, settle, useInProcessOperator, waitForCondition } from './support.js';
 
 const ns = withNamespace('op-drift');
 const op = useInProcessOperator(ns);
@@ -30,32 +30,13 @@ async function childApplies(): Promise<number> {
   return m.values.filter((v) => v.labels.verb === 'PATCH' && ['deployments', 'services', 'poddisruptionbudgets'].includes(String(v.labels.resource))).reduce((sum, v) => sum + v.value, 0);
 }
 
-async function reconciles(): Promise<number> {
-  const m = await op.operator.metrics.reconciles.get();
-  return m.values.reduce((sum, v) => sum + v.value, 0);
-}
-
 /** Makes the operator reconcile the JambaDeployment `times` times (an annotation edit each), and waits for it. */
 async function triggerReconciles(times: number): Promise<void> {
   for (let i = 0; i < times; i++) {
-    const before = await reconciles();
+    const before = await reconciles(op.operator);
     await kubectl(['annotate', 'jambadeployment', NAME, '-n', ns.name, `test.jamba.dev/poke=${Date.now()}-${i}`, '--overwrite']);
-    await waitFor(async () => (await reconciles()) > before, { description: 'a reconcile', timeoutMs: 10_000, intervalMs: 50 });
+    await waitFor(async () => (await reconciles(op.operator)) > before, { description: 'a reconcile', timeoutMs: 10_000, intervalMs: 50 });
   }
-}
-
-/** Waits until the operator has had nothing to do for `quietMs` (no reconcile): the world is at rest. */
-async function settle(quietMs = 3000): Promise<void> {
-  let last = await reconciles();
-  let since = Date.now();
-  await waitFor(async () => {
-    const now = await reconciles();
-    if (now !== last) {
-      last = now;
-      since = Date.now();
-    }
-    return Date.now() - since >= quietMs;
-  }, { description: 'the operator to settle', timeoutMs: 60_000, intervalMs: 100 });
 }
 
 beforeAll(async () => {
@@ -63,7 +44,7 @@ beforeAll(async () => {
   // `kubectl set env` will add to.
   await createJd(ns.name, NAME, { gpusPerReplica: 1, runtime: { resources: { requests: { cpu: '0.5', memory: '1Gi' } }, env: [{ name: 'JAMBA_LOG_LEVEL', value: 'info' }] } });
   await waitForCondition(ns.name, NAME, 'Ready', 'True');
-  await settle();
+  await settle(op.operator);
 });
 
 test('the fields the server records for our apply are those the unit tables assume (testing/managed-fields.ts)', async () => {
@@ -87,7 +68,7 @@ test('a CPU request written 0.5 converges: the stored 500m is no drift, reconcil
 test('kubectl annotate on the Deployment is left alone', async () => {
   const applies = await childApplies();
   await kubectl(['annotate', 'deployment', NAME, '-n', ns.name, 'team.example.com/owner=search']);
-  await settle();
+  await settle(op.operator);
   await triggerReconciles(2);
   expect(await childApplies()).toBe(applies);
   expect((await deployment()).metadata?.annotations?.['team.example.com/owner']).toBe('search');
@@ -100,7 +81,7 @@ test('kubectl set env on the Deployment is left alone (no apply, no Updated even
   // The env change rolls the pods; the operator follows it in status, but applies nothing.
   await waitFor(async () => (await deployment()).metadata?.generation !== before.metadata?.generation, { description: 'the env edit to land' });
   await waitForCondition(ns.name, NAME, 'Ready', 'True');
-  await settle();
+  await settle(op.operator);
   const requests = await operatorRequests(op.operator);
   await triggerReconciles(3);
   expect(await operatorRequests(op.operator)).toBe(requests);
@@ -125,7 +106,7 @@ test('an owned field changed by someone else is restored, once', async () => {
   expect(d.metadata?.annotations?.['team.example.com/owner']).toBe('search');
   // And the repair is not repeated.
   await waitForCondition(ns.name, NAME, 'Ready', 'True');
-  await settle();
+  await settle(op.operator);
   const requests = await operatorRequests(op.operator);
   await triggerReconciles(3);
   expect(await operatorRequests(op.operator)).toBe(requests);

@@ -4,7 +4,7 @@ import type { V1Deployment, V1PodList, V1Service, V1PodDisruptionBudget, CoreV1E
 import { writeFileSync } from 'node:fs';
 import { kubectl, kubectlJson, waitFor, withNamespace } from '../harness/cluster.js';
 import {
-  LARGE, condition, createJd, getJd, operatorRequests, operatorWrites, useInProcessOperator, waitForCondition,
+  LARGE, condition, createJd, getJd, operatorRequests, operatorWrites, settle, useInProcessOperator, waitForCondition,
 } from './support.js';
 
 const ns = withNamespace('op-reconcile');
@@ -22,6 +22,24 @@ function deployment(name: string): Promise<V1Deployment> {
 }
 
 const selector = (name: string) => `serving.jamba.dev/jambadeployment=${name}`;
+
+test('what a JambaDeployment costs from creation to Ready: one apply per child, a status write per step of the rollout at most, two events, no reads', async () => {
+  const before = await op.operator.metrics.apiRequestsByCall();
+  await createJd(ns.name, 'costed', { gpusPerReplica: 1 });
+  await waitForCondition(ns.name, 'costed', 'Ready', 'True', 'AllReplicasReady');
+  await settle(op.operator);
+  const after = await op.operator.metrics.apiRequestsByCall();
+  // Informer relists (a watch the API server closed) are not the JambaDeployment's doing.
+  const made = Object.fromEntries(Object.entries(after).filter(([k]) => !k.startsWith('LIST ')).map(([k, v]) => [k, v - (before[k] ?? 0)] as const).filter(([, v]) => v !== 0));
+  // The status changes at most at each step of the Deployment controller (the Deployment seen, its pod
+  // created, its pod ready; steps that come close together coalesce into one write), whatever the
+  // number of reconciles the watch events cause; never while our apply is still unseen by that controller.
+  const { 'PATCH jambadeployments/status': statusWrites, ...rest } = made;
+  expect(rest).toEqual({ 'PATCH deployments': 1, 'PATCH services': 1, 'PATCH poddisruptionbudgets': 1, 'CREATE events': 2 });
+  expect(statusWrites).toBeGreaterThanOrEqual(1);
+  expect(statusWrites).toBeLessThanOrEqual(3);
+  await kubectl(['delete', 'jd', '-n', ns.name, 'costed', '--wait=true']);
+});
 
 describe('a Jamba-1.5-Large JambaDeployment on 8 GPUs', () => {
   beforeAll(async () => {

@@ -126,6 +126,25 @@ export function operatorRequests(operator: Operator): Promise<number> {
   return operator.metrics.apiRequestCount({ verbs: ['GET', 'LIST', 'CREATE', 'UPDATE', 'PATCH', 'DELETE'], excludeResources: ['leases'] });
 }
 
+export async function reconciles(operator: Operator): Promise<number> {
+  const m = await operator.metrics.reconciles.get();
+  return m.values.reduce((sum, v) => sum + v.value, 0);
+}
+
+/** Waits until the operator has had nothing to do for `quietMs` (no reconcile): the world is at rest. */
+export async function settle(operator: Operator, quietMs = 3000): Promise<void> {
+  let last = await reconciles(operator);
+  let since = Date.now();
+  await waitFor(async () => {
+    const now = await reconciles(operator);
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    }
+    return Date.now() - since >= quietMs;
+  }, { description: 'the operator to settle', timeoutMs: 60_000, intervalMs: 100 });
+}
+
 function newestMtime(dir: string): number {
   let newest = 0;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {

@@ -5,19 +5,19 @@
 // at once, create → Deployment ready; the ratio of the two is what the operator adds.
 // The 1-minute load average at start and end goes with the figures: the control plane shares the machine.
 //
-//   node dist/tools/bench/operator-bench.js [--count 100] [--quiet-seconds 60] [--baseline=false] [--workers 8] [--kubeconfig .cluster/kubeconfig] [--keep]
+//   node dist/tools/bench/operator-bench.js [--count 100] [--quiet-seconds 60] [--baseline=false] [--workers 32] [--kubeconfig .cluster/kubeconfig] [--keep]
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { KubeConfig, makeInformer, type KubernetesListObject, type V1Deployment } from '@kubernetes/client-node';
+import { KubeConfig, makeInformer, type KubernetesListObject, type KubernetesObject, type V1Deployment } from '@kubernetes/client-node';
 import { API_VERSION, KIND, type JambaDeployment } from '../../operator/api/jambadeployment.js';
 import { CRD_FILE } from '../../operator/api/crd.js';
 import { withSpecDefaults } from '../../operator/api/defaults.js';
 import { desiredDeployment } from '../../operator/controller/desired.js';
-import { Operator } from '../../operator/controller/operator.js';
+import { DEFAULT_WORKERS, Operator } from '../../operator/controller/operator.js';
 import { KubeClient } from '../../operator/kube/client.js';
 import { RESOURCES, collectionPath } from '../../operator/kube/resources.js';
 import { createLogger } from '../../operator/observability/logger.js';
@@ -42,32 +42,40 @@ function isReady(jd: JambaDeployment): boolean {
   return jd.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true && jd.status.observedGeneration === jd.metadata.generation;
 }
 
-interface Timestamped {
-  metadata?: { name?: string; creationTimestamp?: string; labels?: Record<string, string> };
-  status?: { conditions?: { type: string; status: string; lastTransitionTime?: string }[] };
+/**
+ * When each object of a collection first met `test`, by name (ms since the epoch), as this process's
+ * own watch sees it: millisecond resolution, where the objects' API timestamps have 1 s.
+ */
+async function firstSeen<T extends KubernetesObject>(kubeConfig: KubeConfig, client: KubeClient, path: string, tests: Record<string, (o: T) => boolean>) {
+  const seen = Object.fromEntries(Object.keys(tests).map((k) => [k, new Map<string, number>()]));
+  const watch = makeInformer<T>(kubeConfig, path, () => client.request<KubernetesListObject<T>>({ method: 'GET', path, verb: 'LIST', resource: 'bench' }));
+  const onChange = (o: T) => {
+    const now = Date.now();
+    for (const [k, test] of Object.entries(tests)) if (!seen[k]!.has(o.metadata!.name!) && test(o)) seen[k]!.set(o.metadata!.name!, now);
+  };
+  watch.on('add', onChange);
+  watch.on('update', onChange);
+  await watch.start();
+  return { seen, stop: () => watch.stop() };
 }
 
-/** p50 of: create → Deployment created (operator), → pod Ready (control plane + KWOK), → status Ready (operator). */
-function breakdown(kubectl: (...a: string[]) => string, ns: string, createdAt: Map<string, number>, readyAt: Map<string, number>) {
-  const deps = (JSON.parse(kubectl('get', 'deployments', '-n', ns, '-o', 'json')) as { items: Timestamped[] }).items;
-  const pods = (JSON.parse(kubectl('get', 'pods', '-n', ns, '-o', 'json')) as { items: Timestamped[] }).items;
-  const toOperator: number[] = [];
-  const toPodReady: number[] = [];
-  const toStatus: number[] = [];
-  for (const d of deps) {
-    const name = d.metadata!.name!;
-    const created = createdAt.get(name);
-    const ready = readyAt.get(name);
-    const pod = pods.find((p) => p.metadata?.labels?.['serving.jamba.dev/jambadeployment'] === name);
-    const podReady = pod?.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True')?.lastTransitionTime;
-    if (created === undefined || ready === undefined || !podReady) continue;
-    const depCreated = Date.parse(d.metadata!.creationTimestamp!);
-    toOperator.push(Math.max(0, depCreated - created) / 1000);
-    toPodReady.push(Math.max(0, Date.parse(podReady) - depCreated) / 1000);
-    toStatus.push(Math.max(0, ready - Date.parse(podReady)) / 1000);
+const deploymentReady = (d: V1Deployment) => (d.status?.readyReplicas ?? 0) >= 1 && d.status?.observedGeneration === d.metadata?.generation;
+
+function p50Of(xs: number[]): number {
+  return percentile([...xs].sort((a, b) => a - b), 50);
+}
+
+/** p50 (seconds) of: create → the operator's Deployment seen, → that Deployment ready (control plane + KWOK), → status Ready (operator). */
+function breakdown(createdAt: Map<string, number>, deploymentSeen: Map<string, number>, deploymentReadyAt: Map<string, number>, readyAt: Map<string, number>) {
+  const phases = { createToDeploymentApplied: [] as number[], deploymentToReady: [] as number[], deploymentReadyToStatusReady: [] as number[] };
+  for (const [name, created] of createdAt) {
+    const [applied, depReady, ready] = [deploymentSeen.get(name), deploymentReadyAt.get(name), readyAt.get(name)];
+    if (applied === undefined || depReady === undefined || ready === undefined) continue;
+    phases.createToDeploymentApplied.push((applied - created) / 1000);
+    phases.deploymentToReady.push((depReady - applied) / 1000);
+    phases.deploymentReadyToStatusReady.push((ready - depReady) / 1000);
   }
-  const p50 = (xs: number[]) => percentile(xs.sort((a, b) => a - b), 50);
-  return { createToDeploymentApplied: p50(toOperator), deploymentToPodReady: p50(toPodReady), podReadyToStatusReady: p50(toStatus) };
+  return { createToDeploymentApplied: p50Of(phases.createToDeploymentApplied), deploymentToReady: p50Of(phases.deploymentToReady), deploymentReadyToStatusReady: p50Of(phases.deploymentReadyToStatusReady) };
 }
 
 /**
@@ -81,15 +89,8 @@ async function plainDeployments(kubeConfig: KubeConfig, kubectl: (...a: string[]
   const client = new KubeClient(kubeConfig);
   const path = collectionPath(RESOURCES.deployments, ns);
   const createdAt = new Map<string, number>();
-  const readyAt = new Map<string, number>();
-  const watch = makeInformer<V1Deployment>(kubeConfig, path, () => client.request<KubernetesListObject<V1Deployment>>({ method: 'GET', path, verb: 'LIST', resource: 'deployments' }));
-  const onChange = (d: V1Deployment) => {
-    const name = d.metadata!.name!;
-    if (!readyAt.has(name) && (d.status?.readyReplicas ?? 0) >= 1 && d.status?.observedGeneration === d.metadata?.generation) readyAt.set(name, Date.now());
-  };
-  watch.on('add', onChange);
-  watch.on('update', onChange);
-  await watch.start();
+  const watch = await firstSeen<V1Deployment>(kubeConfig, client, path, { ready: deploymentReady });
+  const readyAt = watch.seen.ready!;
   const t0 = Date.now();
   await Promise.all(Array.from({ length: count }, async (_, i) => {
     const name = `plain-${String(i).padStart(3, '0')}`;
@@ -118,7 +119,7 @@ async function main(): Promise<void> {
       kubeconfig: { type: 'string', default: path.join(root, '.cluster', 'kubeconfig') },
       keep: { type: 'boolean', default: false },
       baseline: { type: 'string', default: 'true' },
-      workers: { type: 'string', default: '8' },
+      workers: { type: 'string', default: String(DEFAULT_WORKERS) },
     },
   });
   const count = Number(values.count);
@@ -152,22 +153,18 @@ async function main(): Promise<void> {
   const writes = () => m.apiRequestCount({ verbs: ['CREATE', 'UPDATE', 'PATCH', 'DELETE'], excludeResources: ['leases'] });
   const leaseRequests = () => m.apiRequestCount({ verbs: ['GET', 'CREATE', 'UPDATE'], excludeResources: ['jambadeployments', 'jambadeployments/status', 'deployments', 'services', 'poddisruptionbudgets', 'pods', 'events'] });
   const reconciles = async () => (await m.reconciles.get()).values.reduce((s, v) => s + v.value, 0);
+  const byCall = () => m.apiRequestsByCall();
 
   // The benchmark's own watch (a separate client, not counted) records when each one turns Ready.
   const createdAt = new Map<string, number>();
-  const readyAt = new Map<string, number>();
   const client = new KubeClient(kubeConfig);
   const jdPath = collectionPath(RESOURCES.jambaDeployments, ns);
-  const watch = makeInformer<JambaDeployment>(kubeConfig, jdPath, () => client.request<KubernetesListObject<JambaDeployment>>({ method: 'GET', path: jdPath, verb: 'LIST', resource: 'jambadeployments' }));
-  const onChange = (jd: JambaDeployment) => {
-    const name = jd.metadata.name!;
-    if (!readyAt.has(name) && isReady(jd)) readyAt.set(name, Date.now());
-  };
-  watch.on('add', onChange);
-  watch.on('update', onChange);
-  await watch.start();
+  const jdWatch = await firstSeen<JambaDeployment>(kubeConfig, client, jdPath, { ready: isReady });
+  const readyAt = jdWatch.seen.ready!;
+  // Their Deployments: when the operator's apply shows, and when the control plane has its pod ready.
+  const depWatch = await firstSeen<V1Deployment>(kubeConfig, client, collectionPath(RESOURCES.deployments, ns), { seen: () => true, ready: deploymentReady });
 
-  const before = { requests: await requests(), writes: await writes(), reconciles: await reconciles() };
+  const before = { requests: await requests(), writes: await writes(), reconciles: await reconciles(), byCall: await byCall() };
   console.error(`bench: creating ${count} JambaDeployments in ${ns}`);
   const t0 = Date.now();
   await Promise.all(Array.from({ length: count }, async (_, i) => {
@@ -179,11 +176,17 @@ async function main(): Promise<void> {
   const createdMs = Date.now() - t0;
 
   const deadline = Date.now() + 10 * 60_000;
-  while (readyAt.size < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  let queueDepthMax = 0;
+  while (readyAt.size < count && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    queueDepthMax = Math.max(queueDepthMax, (await m.queueDepth.get()).values[0]?.value ?? 0);
+  }
   const allReadyMs = Date.now() - t0;
   const latencies = [...readyAt].map(([name, t]) => (t - createdAt.get(name)!) / 1000).sort((a, b) => a - b);
-  const afterCreate = { requests: await requests(), writes: await writes(), reconciles: await reconciles() };
-  const phases = breakdown(kubectl, ns, createdAt, readyAt);
+  const durations = (await m.reconcileDuration.get()).values;
+  const reconcileSeconds = { sum: durations.find((v) => v.metricName?.endsWith('_sum'))?.value ?? 0, count: durations.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0 };
+  const afterCreate = { requests: await requests(), writes: await writes(), reconciles: await reconciles(), byCall: await byCall() };
+  const phases = breakdown(createdAt, depWatch.seen.seen!, depWatch.seen.ready!, readyAt);
 
   console.error(`bench: all Ready; waiting 5 s, then counting requests over a quiet ${quietSeconds} s`);
   await new Promise((r) => setTimeout(r, 5000));
@@ -207,13 +210,17 @@ async function main(): Promise<void> {
       baselinePlainDeployments: baseline,
       ratioToBaseline: { p50: percentile(latencies, 50) / baseline.createToReadySeconds.p50, p99: percentile(latencies, 99) / baseline.createToReadySeconds.p99 },
     } : {}),
-    // Where the time goes (p50 over the JambaDeployments; API timestamps have 1 s resolution).
+    // Where the time goes (p50 over the JambaDeployments, as this process's watches saw it).
     phasesP50Seconds: phases,
     rampUp: {
       reconciles: afterCreate.reconciles - before.reconciles,
       apiRequests: afterCreate.requests - before.requests,
       apiWrites: afterCreate.writes - before.writes,
+      queueDepthMax,
+      meanReconcileSeconds: reconcileSeconds.count > 0 ? reconcileSeconds.sum / reconcileSeconds.count : 0,
       requestsPerJambaDeployment: (afterCreate.requests - before.requests) / count,
+      perJambaDeploymentByCall: Object.fromEntries(Object.entries(afterCreate.byCall)
+        .map(([k, v]) => [k, (v - (before.byCall[k] ?? 0)) / count] as const).filter(([, v]) => v > 0)),
     },
     quiet: {
       seconds: quietSeconds,
@@ -226,7 +233,8 @@ async function main(): Promise<void> {
   };
   console.log(JSON.stringify(result, null, 2));
 
-  await watch.stop();
+  await jdWatch.stop();
+  await depWatch.stop();
   await operator.stop();
   client.close();
   if (!values.keep) {
