@@ -1,5 +1,6 @@
-// The controller manager runs: Deployments get ReplicaSets and Pods, and owners' deletion is cascaded.
-import type { V1ConfigMap, V1Deployment, V1PodList, V1ReplicaSetList } from '@kubernetes/client-node';
+// The controller manager runs: Deployments get ReplicaSets and Pods, and owners' deletion is cascaded;
+// KWOK plays the kubelet's part of re-reporting pods Ready after the node-lifecycle controller took it away.
+import type { V1ConfigMap, V1Deployment, V1Pod, V1PodList, V1ReplicaSetList } from '@kubernetes/client-node';
 import { KWOK_CPU_TOLERATION, KWOK_ONLY, kubectl, kubectlJson, waitFor, withNamespace } from '../harness/cluster.js';
 
 const ns = withNamespace('workloads');
@@ -83,4 +84,22 @@ test('deleting an owner garbage-collects its dependent, and leaves unrelated obj
   );
   const left = (await kubectl(['-n', ns.name, 'get', 'configmaps', '-o', 'name'])).split('\n');
   expect(left).toContain('configmap/bystander');
+});
+
+test('a KWOK pod the node-lifecycle controller marked NotReady is Ready again, as a kubelet re-reports it', async () => {
+  const name = 'readiness';
+  await kubectl(['-n', ns.name, 'apply', '-f', '-'], { input: JSON.stringify({ ...deployment, metadata: { name, labels: { app: name } }, spec: { ...deployment.spec, replicas: 1, selector: { matchLabels: { app: name } }, template: { ...deployment.spec.template, metadata: { labels: { app: name } } } } }) });
+  const ready = (d: V1Deployment) => d.status?.readyReplicas === 1;
+  await waitFor(async () => ready(await kubectlJson<V1Deployment>(['-n', ns.name, 'get', 'deployment', name])), { description: `deployment ${name} ready` });
+  const [pod] = (await podsOf(name)).items;
+  // What the node-lifecycle controller does to the pods of a node whose lease it saw go stale (MarkPodsNotReady).
+  const conditions = pod!.status!.conditions!.map((c) => (c.type === 'Ready' ? { ...c, status: 'False', lastTransitionTime: new Date() } : c));
+  await kubectl(['-n', ns.name, 'patch', 'pod', pod!.metadata!.name!, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { conditions } })]);
+  const again = await waitFor(async () => {
+    const p = await kubectlJson<V1Pod>(['-n', ns.name, 'get', 'pod', pod!.metadata!.name!]);
+    return p.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' ? p : undefined;
+  }, { description: 'the pod to be Ready again', timeoutMs: 20_000 });
+  expect(again.status?.phase).toBe('Running');
+  expect(again.status?.conditions?.find((c) => c.type === 'PodScheduled')?.status).toBe('True');
+  await waitFor(async () => ready(await kubectlJson<V1Deployment>(['-n', ns.name, 'get', 'deployment', name])), { description: `deployment ${name} ready again` });
 });

@@ -4,7 +4,7 @@
 import { request } from 'node:https';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { KubernetesListObject, KubernetesObject, V1Deployment, V1Pod } from '@kubernetes/client-node';
+import type { KubernetesListObject, KubernetesObject, V1Deployment, V1Node, V1Pod } from '@kubernetes/client-node';
 import type { JambaDeployment } from '../../operator/api/jambadeployment.js';
 import { clusterDir } from '../harness/exec.js';
 import { kubectl, kubectlJson, waitFor } from '../harness/cluster.js';
@@ -23,10 +23,19 @@ export async function expectAllConverged(namespace: string, timeoutMs = 120_000)
         d?.status?.observedGeneration === d?.metadata?.generation && d?.status?.updatedReplicas === jd.spec.replicas && d?.status?.readyReplicas === jd.spec.replicas);
     });
     if (behind.length === 0) return jds;
-    // Said on timeout: which ones, and what their status says.
+    // Said on timeout: which ones, what their status says, and what the cluster shows (the Deployment, its pods and their nodes).
+    const pods = (await kubectlJson<KubernetesListObject<V1Pod>>(['get', 'pods', '-n', namespace])).items;
+    const nodes = (await kubectlJson<KubernetesListObject<V1Node>>(['get', 'nodes'])).items;
+    const ready = (conditions: { type: string; status: string }[] | undefined) => conditions?.find((c) => c.type === 'Ready')?.status ?? '?';
     throw new Error(`${behind.length} not converged, e.g. ${behind.slice(0, 3).map((jd) => {
       const c = jd.status?.conditions?.filter((x) => x.status === 'True' || x.type === 'Ready').map((x) => `${x.type}=${x.status}/${x.reason}: ${x.message}`).join('; ');
-      return `${jd.metadata.name} (generation ${jd.metadata.generation}, observed ${jd.status?.observedGeneration}): ${c}`;
+      const d = deps.find((x) => ownerUid(x) === jd.metadata.uid);
+      const mine = pods.filter((p) => p.metadata?.labels?.['serving.jamba.dev/jambadeployment'] === jd.metadata.name).map((p) => {
+        const node = nodes.find((n) => n.metadata?.name === p.spec?.nodeName);
+        return `${p.metadata?.name} ready=${ready(p.status?.conditions)}${p.metadata?.deletionTimestamp ? ' deleting' : ''} on ${p.spec?.nodeName ?? '(none)'} (node ready=${ready(node?.status?.conditions)})`;
+      });
+      return `${jd.metadata.name} (generation ${jd.metadata.generation}, observed ${jd.status?.observedGeneration}): ${c}; ` +
+        `Deployment ${d ? `generation ${d.metadata?.generation}, observed ${d.status?.observedGeneration}, ready ${d.status?.readyReplicas ?? 0}/${d.spec?.replicas}` : 'missing'}; pods: ${mine.join(', ') || 'none'}`;
     }).join(' | ')}`);
   }, { description: `every JambaDeployment in ${namespace} to converge`, timeoutMs, intervalMs: 1000 });
 }

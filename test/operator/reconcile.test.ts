@@ -1,17 +1,13 @@
 // The operator (in this process) against the real control plane: children, scheduling on the KWOK GPU
 // nodes, status, scale, rollout, drift repair, garbage collection, unschedulable without a hot loop.
 import type { V1Deployment, V1PodList, V1Service, V1PodDisruptionBudget, CoreV1EventList } from '@kubernetes/client-node';
-import { writeFileSync } from 'node:fs';
 import { kubectl, kubectlJson, waitFor, withNamespace } from '../harness/cluster.js';
 import {
   LARGE, condition, createJd, getJd, operatorRequests, operatorWrites, settle, useInProcessOperator, waitForCondition,
 } from './support.js';
 
 const ns = withNamespace('op-reconcile');
-// OPERATOR_TEST_LOG=FILE keeps the operator's JSON log of this run for debugging.
-const op = useInProcessOperator(ns, (logs) => {
-  if (process.env.OPERATOR_TEST_LOG) writeFileSync(process.env.OPERATOR_TEST_LOG, logs.join('\n') + '\n');
-});
+const op = useInProcessOperator(ns);
 
 function pods(selector: string): Promise<V1PodList> {
   return kubectlJson<V1PodList>(['get', 'pods', '-n', ns.name, '-l', selector]);

@@ -1,7 +1,7 @@
 // Helpers for the operator's cluster tests: the CRD, JambaDeployment manifests, the operator run
 // in-process (most tests) or as the real CLI in a child process (leader election, SIGTERM).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { appendFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import type { JambaDeployment } from '../../operator/api/jambadeployment.js';
@@ -103,7 +103,10 @@ export function useInProcessOperator(ns: { readonly name: string }, afterStop?: 
   });
   afterAll(async () => {
     await started?.operator.stop();
-    if (started) afterStop?.(started.logs);
+    if (!started) return;
+    afterStop?.(started.logs);
+    // OPERATOR_TEST_LOG=FILE keeps the operator's JSON log of the file's run (appended: one file per run of several).
+    if (process.env.OPERATOR_TEST_LOG) appendFileSync(process.env.OPERATOR_TEST_LOG, started.logs.join('\n') + '\n');
   });
   return {
     get operator() {

@@ -117,12 +117,16 @@ start_component kube-scheduler \
   --profiling=false
 
 # KWOK's stock "fast" Stages, shipped with its module (see build-tools.sh): nodes turn Ready and keep
-# a lease; pods bound to them turn Running and Ready at once; deleted pods are removed.
-# KWOK_STAGES_DIR replaces them with a directory of one's own Stage files (e.g. pods that stay
+# a lease; pods bound to them turn Running and Ready at once; deleted pods are removed. Plus ours
+# (tools/cluster/kwok-stages/): what a kubelet does that those lack (pods Ready again once the
+# node-lifecycle controller has marked them NotReady).
+# KWOK_STAGES_DIR replaces them all with a directory of one's own Stage files (e.g. pods that stay
 # unready for a while, to play a model that is loading).
 stages_dir="${KWOK_STAGES_DIR:-$ROOT/.tools/share/kwok/stages}"
 ls "$stages_dir"/*.yaml >/dev/null 2>&1 || die "no KWOK Stage files (*.yaml) in $stages_dir (the stock ones come with 'make tools')"
-awk 'FNR == 1 { print "---" } { print }' "$stages_dir"/*.yaml >"$CLUSTER_DIR/kwok-stages.yaml"
+stage_files=("$stages_dir"/*.yaml)
+[[ -n "${KWOK_STAGES_DIR:-}" ]] || stage_files+=("$ROOT/tools/cluster/kwok-stages"/*.yaml)
+awk 'FNR == 1 { print "---" } { print }' "${stage_files[@]}" >"$CLUSTER_DIR/kwok-stages.yaml"
 start_component kwok \
   --kubeconfig="$CLUSTER_DIR/kwok.kubeconfig" \
   --config="$CLUSTER_DIR/kwok-stages.yaml" \
