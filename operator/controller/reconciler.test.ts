@@ -3,7 +3,7 @@
 // response to the write itself is handled.
 import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
 import type { JambaDeployment, JambaDeploymentStatus } from '../api/jambadeployment.js';
-import type { KubeClient, RequestSpec } from '../kube/client.js';
+import { ApiError, TransportError, type KubeClient, type RequestSpec } from '../kube/client.js';
 import { EventRecorder } from '../kube/events.js';
 import { silentLogger } from '../observability/logger.js';
 import { systemClock } from './backoff.js';
@@ -66,4 +66,45 @@ test('a Deployment status update cached before our apply returns is not hidden b
   expect(last.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'AllReplicasReady' });
   // And then it is quiet: nothing more to write.
   expect(await reconciler.reconcile('ns/mini')).toBe('unchanged');
+});
+
+test('a child apply that got no answer in time, or a 5xx, is retried without a status verdict; a refusal is Degraded/ApplyFailed', async () => {
+  const jd: JambaDeployment = withVersion(jambaDeployment(), 1);
+  const caches = {
+    jambaDeployments: new MutableLister<JambaDeployment>(), deployments: new MutableLister<V1Deployment>(),
+    services: new MutableLister<KubernetesObject>(), podDisruptionBudgets: new MutableLister<KubernetesObject>(),
+    inferencePools: new MutableLister<KubernetesObject>(), pods: new MutableLister<KubernetesObject>(),
+  };
+  caches.jambaDeployments.current = jd;
+  let serviceFails: Error | undefined;
+  const requests: string[] = [];
+  const client = {
+    async apply<T extends KubernetesObject>(_path: string, resource: string, object: T): Promise<T> {
+      requests.push(`apply ${resource}`);
+      if (resource === 'services' && serviceFails) throw serviceFails;
+      return withVersion(asApplied(object), 2);
+    },
+    async request<T>(r: RequestSpec): Promise<T> {
+      requests.push(`${r.verb} ${r.resource}${r.resource === 'events' ? ` ${(r.body as { reason: string }).reason}` : ''}`);
+      return (r.resource === 'jambadeployments/status' ? withVersion(jd, 3, { status: (r.body as { status: JambaDeploymentStatus }).status }) : {}) as T;
+    },
+  } as unknown as KubeClient;
+  const events = new EventRecorder(client, 'test');
+  const reconciler = new Reconciler({ client, caches: caches as unknown as Caches, events, clock: systemClock, log: silentLogger });
+
+  for (const transient of [new TransportError('PATCH /api/v1/namespaces/ns/services/mini: no answer within 4000 ms'), new ApiError('PATCH ...: 503 unavailable', 503)]) {
+    serviceFails = transient;
+    requests.length = 0;
+    await expect(reconciler.reconcile('ns/mini')).rejects.toThrow(/applying Service ns\/mini/);
+    await events.flush();
+    // The applies that went through are announced (the first time); no status, no Degraded event.
+    expect(requests.filter((r) => !r.startsWith('apply') && r !== 'CREATE events Created')).toEqual([]);
+    expect(requests).toContain('apply services');
+  }
+  serviceFails = new ApiError('PATCH ...: 403 forbidden', 403);
+  requests.length = 0;
+  await expect(reconciler.reconcile('ns/mini')).rejects.toThrow(/forbidden/);
+  await events.flush();
+  expect(requests).toContain('PATCH jambadeployments/status');
+  expect(requests).toContain('CREATE events ApplyFailed');
 });

@@ -3,7 +3,7 @@
 // transitions). Nothing is written when the world already matches, so a quiet cluster costs no calls.
 import type { KubernetesObject, V1Deployment, V1Job, V1PodDisruptionBudget, V1Pod, V1Service } from '@kubernetes/client-node';
 import type { JambaDeployment } from '../api/jambadeployment.js';
-import { isNotFound, type KubeClient } from '../kube/client.js';
+import { isNotFound, isTransient, type KubeClient } from '../kube/client.js';
 import type { EventRecorder } from '../kube/events.js';
 import { RESOURCES, objectPath, type Resource } from '../kube/resources.js';
 import type { Logger } from '../observability/logger.js';
@@ -15,7 +15,7 @@ import type { ModelReadings } from './model-status.js';
 import { RecentWrites } from './recent-writes.js';
 import type { OperatorDefaults } from './desired.js';
 import type { InferencePool } from './inference-pool.js';
-import { childEvents, planChildren, planStatus, type ChildAction, type ChildKind, type Observed } from './plan.js';
+import { childEvents, planChildren, planStatus, type ChildAction, type ChildKind, type Observed, type PlannedEvent } from './plan.js';
 
 export interface Lister<T> {
   get(name: string, namespace?: string): T | undefined;
@@ -114,6 +114,11 @@ export class Reconciler {
     };
   }
 
+  /** Events are best effort and must not slow the reconcile; the recorder tracks them for shutdown. */
+  private record(jd: JambaDeployment, events: PlannedEvent[], log: Logger, now = new Date(this.d.clock.now())): void {
+    for (const event of events) this.d.events.recordInBackground(jd, event, now, (e) => log.warn('recording event failed', { reason: event.reason, error: e }));
+  }
+
   async reconcile(key: string): Promise<ReconcileResult> {
     const { namespace, name } = splitKey(key);
     const cachedJd = this.d.caches.jambaDeployments.get(name, namespace);
@@ -150,9 +155,14 @@ export class Reconciler {
     }));
     let deployment = observed.deployment;
     let applyError: Error | undefined;
+    let retryError: Error | undefined;
     const applied: ChildAction[] = [];
     results.forEach((r, i) => {
       const action = children.apply[i]!;
+      if (r.status === 'rejected' && isTransient(r.reason)) {
+        retryError ??= new Error(`applying ${action.kind} ${key}: ${(r.reason as Error).message}`, { cause: r.reason });
+        return;
+      }
       if (r.status === 'rejected') {
         const missingApi = action.kind === 'InferencePool' && isNotFound(r.reason);
         const why = missingApi
@@ -166,6 +176,13 @@ export class Reconciler {
       applied.push(action);
       log.info(`${action.reason.toLowerCase()} ${action.kind}`, { field: action.field });
     });
+
+    // No answer in time, or an overloaded API server: the work queue retries; the status (Degraded/ApplyFailed)
+    // and its events are for failures a retry would not fix, not for a busy moment.
+    if (retryError) {
+      this.record(jd, childEvents(applied), log);
+      throw retryError;
+    }
 
     // Children the spec no longer asks for; one already gone (a stale cache) is fine.
     for (const kind of children.remove) {
@@ -202,10 +219,7 @@ export class Reconciler {
       const [from, to] = [jd.status?.desiredReplicas, statusPlan.status.desiredReplicas];
       if (from !== undefined && to !== undefined && from !== to) this.d.onDesiredReplicasChanged?.(namespace, name, from, to);
     }
-    // Events are best effort and must not slow the reconcile; the recorder tracks them for shutdown.
-    for (const event of [...childEvents(applied), ...statusPlan.events]) {
-      this.d.events.recordInBackground(jd, event, now, (e) => log.warn('recording event failed', { reason: event.reason, error: e }));
-    }
+    this.record(jd, [...childEvents(applied), ...statusPlan.events], log, now);
     if (applyError) throw applyError;
     if (children.autoscaler) this.d.autoscalerApplied?.(key, children.autoscaler.at);
     return applied.length > 0 || statusPlan.status ? 'applied' : 'unchanged';

@@ -20,6 +20,24 @@ export function isConflict(e: unknown): boolean {
   return e instanceof ApiError && e.statusCode === 409;
 }
 
+/** The request got no answer: the connection failed, or no reply came before its deadline. */
+export class TransportError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'TransportError';
+  }
+}
+
+/**
+ * A failure that says nothing about the request itself, only about the moment: no answer (TransportError),
+ * the API server overloaded or failing (429, 5xx), or this process no longer leading. A retry is what it
+ * calls for, not a verdict in the status.
+ */
+export function isTransient(e: unknown): boolean {
+  if (e instanceof ApiError) return e.statusCode === 429 || e.statusCode >= 500;
+  return e instanceof TransportError || e instanceof NotLeaderError;
+}
+
 export type Verb = 'GET' | 'LIST' | 'WATCH' | 'CREATE' | 'UPDATE' | 'PATCH' | 'DELETE';
 export type RequestObserver = (verb: Verb, resource: string, statusCode: number) => void;
 
@@ -111,7 +129,7 @@ export class KubeClient {
       const req = send(url, { method: r.method, headers, agent: this.agent, auth: opts.auth, signal: r.signal }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (e) => reject(new Error(`${what}: reading response`, { cause: e })));
+        res.on('error', (e) => reject(new TransportError(`${what}: reading response`, { cause: e })));
         res.on('end', () => {
           const status = res.statusCode ?? 0;
           for (const o of this.observers) o(r.verb, r.resource, status);
@@ -132,7 +150,7 @@ export class KubeClient {
       req.on('close', () => clearTimeout(timer));
       req.on('error', (e) => {
         for (const o of this.observers) o(r.verb, r.resource, 0);
-        reject(new Error(`${what}: ${e.message}`, { cause: e }));
+        reject(new TransportError(`${what}: ${e.message}`, { cause: e }));
       });
       if (payload) req.write(payload);
       req.end();
