@@ -14,7 +14,7 @@ test('defaults: loopback, port 8000, no quantization, the documented limits', ()
       tensorParallelSize: 1,
       gpuMemoryUtilization: RUNTIME_DEFAULTS.gpuMemoryUtilization,
       maxModelLen: undefined,
-      maxNumSeqs: RUNTIME_DEFAULTS.maxNumSeqs,
+      maxNumSeqs: undefined, // the backend's default, chosen at load
       maxNumBatchedTokens: undefined,
       maxWaiting: RUNTIME_DEFAULTS.maxWaiting,
       servedModelName: undefined,

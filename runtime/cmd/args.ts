@@ -31,7 +31,7 @@ Options:
   --tensor-parallel-size N       GPUs the model is split over                     [default: 1]
   --gpu-memory-utilization F     share of GPU memory for weights, KV cache and state (0..1]  [default: ${D.gpuMemoryUtilization}]
   --max-model-len N              longest prompt + output, tokens  [default: cpu ${D.maxModelLen}; cuda the model's max_position_embeddings]
-  --max-num-seqs N               most sequences running at once                   [default: ${D.maxNumSeqs}]
+  --max-num-seqs N               most sequences running at once   [default: cpu 16; cuda 256, fewer if memory is short]
   --max-num-batched-tokens N     token budget of one engine step  [default: cpu ${D.maxNumBatchedTokens}; cuda ${D.maxNumBatchedTokensGpu}]
   --max-waiting N                requests queued beyond the running batch; more get 429  [default: ${D.maxWaiting}]
   --served-model-name NAME       model id clients use                             [default: the directory's name]
@@ -147,7 +147,7 @@ export function parseServeArgs(argv: string[]): ServeConfig | 'help' {
       tensorParallelSize,
       gpuMemoryUtilization: fraction('gpu-memory-utilization', str('gpu-memory-utilization'), D.gpuMemoryUtilization),
       maxModelLen,
-      maxNumSeqs: positiveInt('max-num-seqs', str('max-num-seqs'), D.maxNumSeqs),
+      maxNumSeqs: str('max-num-seqs') !== undefined ? positiveInt('max-num-seqs', str('max-num-seqs'), 1) : undefined,
       maxNumBatchedTokens,
       maxWaiting: positiveInt('max-waiting', str('max-waiting'), D.maxWaiting, 0),
       servedModelName,

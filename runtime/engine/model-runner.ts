@@ -81,8 +81,12 @@ export interface LoadOptions {
   maxModelLen?: number;
   /** Most tokens in one step: sizes a GPU backend's activation arena. */
   maxNumBatchedTokens?: number;
-  /** Most sequences running at once: sizes the Mamba state pool. */
-  maxNumSeqs: number;
+  /**
+   * Most sequences running at once: sizes the Mamba state pool. Default: 16 on the CPU; on a GPU 256,
+   * or fewer where their state would take more than a quarter of the memory the weights leave
+   * (defaultDeviceMaxNumSeqs in models/geometry.ts).
+   */
+  maxNumSeqs?: number;
   /** Tokens per KV block (default 16). */
   kvBlockSize?: number;
   /**

@@ -53,6 +53,23 @@ export function cacheGeometry(cfg: JambaConfig, limits: PoolLimits, bytes: Cache
 const GIB = 2 ** 30;
 const gib = (n: number): string => `${(n / GIB).toFixed(2)} GiB`;
 
+/** Sequences at once on the CPU by default: its steps are slow, and each sequence holds a Mamba state. */
+export const CPU_DEFAULT_MAX_NUM_SEQS = 16;
+/** Sequences at once on a GPU by default (vLLM's long-standing max_num_seqs). */
+export const GPU_DEFAULT_MAX_NUM_SEQS = 256;
+
+/**
+ * max-num-seqs on a GPU when none is given: 256, or as many as keep their Mamba state within a quarter
+ * of what `utilization` × total leaves after the weights (the rest is for the KV cache and activations),
+ * at least 1. A batch of 16 left an H200 mostly idle under 64 concurrent streams.
+ */
+export function defaultDeviceMaxNumSeqs(cfg: JambaConfig, bytes: CacheElementBytes, memory: DeviceMemory, utilization: number): number {
+  const left = Math.floor(utilization * memory.totalBytes) - (memory.totalBytes - memory.freeBytes);
+  const perSlot = stateBytesPerSlot(cfg, bytes);
+  if (perSlot === 0) return GPU_DEFAULT_MAX_NUM_SEQS;
+  return Math.max(1, Math.min(GPU_DEFAULT_MAX_NUM_SEQS, Math.floor(left / 4 / perSlot)));
+}
+
 /**
  * Pools sized from device memory: of `utilization` × total, what weights (already resident, so
  * counted by total − free), the state pool and `reservedBytes` (activations, workspaces) leave goes

@@ -9,7 +9,7 @@ import type { LoadedModel, LoadOptions } from '../engine/model-runner.js';
 import { openCheckpoint } from '../loader/checkpoint.js';
 import { loadWeights, type SelectTensor } from '../loader/load-weights.js';
 import { parseJambaConfig, type JambaConfig } from './config.js';
-import { activationBytesBound, cacheGeometry, deviceCacheGeometry } from './geometry.js';
+import { activationBytesBound, cacheGeometry, CPU_DEFAULT_MAX_NUM_SEQS, defaultDeviceMaxNumSeqs, deviceCacheGeometry } from './geometry.js';
 import { JambaModel } from './jamba.js';
 import { checkShardable, localConfig, selection, tensorSlice } from './sharding.js';
 import { ignorableTensors, jambaTensorSpecs } from './weights.js';
@@ -86,9 +86,12 @@ export async function loadModelOn(backend: Backend, dir: string, opts: LoadOptio
 function finishModel(config: JambaConfig, backend: Backend, store: WeightStore, opts: ModelLimits): LoadedModel {
   const memory = backend.deviceMemory();
   const local = localConfig(config, backend.shard); // a rank's pools hold its share of the heads and channels
+  const utilization = opts.gpuMemoryUtilization ?? 0.9;
+  const maxNumSeqs =
+    opts.maxNumSeqs ?? (memory ? defaultDeviceMaxNumSeqs(local, backend.cacheElementBytes, memory, utilization) : CPU_DEFAULT_MAX_NUM_SEQS);
   const limits = {
     maxModelLen: opts.maxModelLen ?? defaultMaxModelLen(config, memory !== undefined),
-    maxNumSeqs: opts.maxNumSeqs,
+    maxNumSeqs,
     kvBlockSize: opts.kvBlockSize,
     kvNumBlocks: opts.kvNumBlocks,
   };
@@ -96,12 +99,12 @@ function finishModel(config: JambaConfig, backend: Backend, store: WeightStore, 
   if (memory) {
     const maxRows = opts.maxNumBatchedTokens ?? DEFAULT_MAX_BATCHED_TOKENS;
     const reserved = backend.reserveActivations({
-      activationBytes: activationBytesBound(local, maxRows, opts.maxNumSeqs, backend.activationElementBytes),
+      activationBytes: activationBytesBound(local, maxRows, maxNumSeqs, backend.activationElementBytes),
       maxRows,
-      maxSeqs: opts.maxNumSeqs,
+      maxSeqs: maxNumSeqs,
       maxBlocksPerSeq: Math.ceil(limits.maxModelLen / (limits.kvBlockSize ?? 16)),
     });
-    geometry = deviceCacheGeometry(local, limits, backend.cacheElementBytes, memory, opts.gpuMemoryUtilization ?? 0.9, reserved);
+    geometry = deviceCacheGeometry(local, limits, backend.cacheElementBytes, memory, utilization, reserved);
   } else {
     geometry = cacheGeometry(local, limits, backend.cacheElementBytes);
   }

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { LoadedModel, LoadOptions, ModelRunner, SampleResult, StepSequence } from '../engine/model-runner.js';
 import type { JambaConfig } from '../models/config.js';
+import { CPU_DEFAULT_MAX_NUM_SEQS } from '../models/geometry.js';
 import { createCollectiveBuffers } from './collective.js';
 import type { RankInit, RankReply, RankRequest } from './rank-worker.js';
 
@@ -96,9 +97,11 @@ class ParallelRunner implements ModelRunner {
 /** Loads `dir` over `opts.tensorParallelSize` CPU ranks in worker threads. */
 export async function loadCpuGroup(dir: string, config: JambaConfig, opts: LoadOptions): Promise<LoadedModel> {
   const size = opts.tensorParallelSize ?? 1;
-  const maxRows = Math.max(opts.maxNumBatchedTokens ?? 512, opts.maxNumSeqs);
-  const buffers = createCollectiveBuffers(size, exchangeFloats(config, size, maxRows, opts.maxNumSeqs));
-  const { onProgress, ...options } = opts;
+  const maxNumSeqs = opts.maxNumSeqs ?? CPU_DEFAULT_MAX_NUM_SEQS;
+  const maxRows = Math.max(opts.maxNumBatchedTokens ?? 512, maxNumSeqs);
+  const buffers = createCollectiveBuffers(size, exchangeFloats(config, size, maxRows, maxNumSeqs));
+  const { onProgress, ...rest } = opts;
+  const options = { ...rest, maxNumSeqs }; // every rank sizes its state pool as the buffers were sized
   const started = performance.now();
   const ranks = Array.from(
     { length: size },

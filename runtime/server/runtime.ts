@@ -30,7 +30,8 @@ export interface RuntimeOptions {
   gpuMemoryUtilization: number;
   /** Default: the backend's (see models/load.ts). */
   maxModelLen?: number;
-  maxNumSeqs: number;
+  /** Default: 16 on the CPU, 256 on a GPU (fewer where memory is short: models/geometry.ts). */
+  maxNumSeqs?: number;
   /** Default: 512 on the CPU, 8192 on a GPU. */
   maxNumBatchedTokens?: number;
   maxWaiting: number;
@@ -58,7 +59,6 @@ export const RUNTIME_DEFAULTS = {
   tensorParallelSize: 1,
   gpuMemoryUtilization: 0.9,
   maxModelLen: 4096,
-  maxNumSeqs: 16,
   maxNumBatchedTokens: 512,
   maxNumBatchedTokensGpu: 8192,
   maxWaiting: 256,
@@ -163,7 +163,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       options.faultInjection ? withFaults(model.runner, options.faultInjection) : model.runner,
       (ids) => tokenizer.decode(ids),
       { eosTokenIds: model.info.eosTokenIds },
-      { maxNumSeqs: options.maxNumSeqs, maxNumBatchedTokens, maxModelLen, maxWaiting: options.maxWaiting, stepStallSeconds: options.stepStallSeconds },
+      // The state pool was sized for the backend's max-num-seqs (given, or its default).
+      { maxNumSeqs: model.runner.geometry.numStateSlots, maxNumBatchedTokens, maxModelLen, maxWaiting: options.maxWaiting, stepStallSeconds: options.stepStallSeconds },
       {
         onPromptTokens: (n) => metrics.onPromptTokens(n),
         onGenerationTokens: (n) => metrics.onGenerationTokens(n),
