@@ -1,6 +1,7 @@
 // Cross-backend op conformance: every op of the Backend interface run on seeded random inputs, on a
 // candidate backend and on a reference (the CPU backend, the executable specification), and compared.
-// Stateful ops (attention, Mamba conv and scan) run two steps, so cache and state updates count.
+// Stateful ops (attention, Mamba conv and scan) run three steps (prefill, continued chunk, decode), so
+// cache and state updates count and the single-row kernels are covered.
 //
 // Inputs are drawn in fp32 and rounded to bf16, so a backend that keeps bf16 sees exactly the values
 // the fp32 reference sees; differences then come from the candidate's own arithmetic.
@@ -32,6 +33,11 @@ export interface Shapes {
   vocab: number;
   /** Rows of the linear and MoE cases. */
   rows: number;
+  /**
+   * Rows of an extra MoE and dense-MLP batch with more than 32 rows per expert (the prefill kernels,
+   * several row tiles, split K); 0 skips it where the fp32 reference would take minutes.
+   */
+  prefillRows: number;
   /** Prompt lengths of the two sequences of the stateful cases, and where step 0 stops. */
   lens: [number, number];
   splits: [number, number];
@@ -41,12 +47,12 @@ export interface Shapes {
 export const PROFILES: Record<'tiny' | 'mini', Shapes> = {
   tiny: {
     hidden: 48, ffn: 80, experts: 5, topK: 2, heads: 6, kvHeads: 2, headDim: 8, dInner: 24, dState: 6, dConv: 4, dtRank: 3, vocab: 300,
-    rows: 9, lens: [19, 6], splits: [17, 3], blockSize: 4,
+    rows: 9, prefillRows: 221, lens: [19, 6], splits: [17, 3], blockSize: 4,
   },
   // Real shapes, except 2 experts instead of 16 and few rows: the fp32 reference runs them in JavaScript.
   mini: {
     hidden: 4096, ffn: 14336, experts: 2, topK: 2, heads: 32, kvHeads: 8, headDim: 128, dInner: 8192, dState: 16, dConv: 4, dtRank: 256,
-    vocab: 65536, rows: 4, lens: [613, 130], splits: [600, 64], blockSize: 16,
+    vocab: 65536, rows: 4, prefillRows: 0, lens: [613, 130], splits: [600, 64], blockSize: 16,
   },
 };
 
@@ -114,12 +120,20 @@ function flatStep(rows: number, tokenIds = new Int32Array(rows)): StepInputs {
 }
 
 /** Two sequences; step 0 runs their first `split` tokens, step 1 the rest. Blocks are scattered. */
-function twoSteps(s: Shapes, step: 0 | 1): RaggedBatch {
+/** Row counts of the expert cases: decode, a small batch, and (where affordable) a prefill-sized one. */
+function expertRows(s: Shapes): number[] {
+  return s.prefillRows > 0 ? [1, s.rows, s.prefillRows] : [1, s.rows];
+}
+
+/** The steps stateful cases run: a prefill, a chunk that continues it, then one decode row each. */
+const STEPS = [0, 1, 2] as const;
+
+function stepBatch(s: Shapes, step: (typeof STEPS)[number]): RaggedBatch {
   let row = 0;
   const segments = s.lens.map((len, q) => {
-    const from = step === 0 ? 0 : s.splits[q]!;
-    const to = step === 0 ? s.splits[q]! : len;
-    const blocks = Math.ceil(len / s.blockSize);
+    const from = [0, s.splits[q]!, len][step];
+    const to = [s.splits[q]!, len, len + 1][step];
+    const blocks = Math.ceil((len + 1) / s.blockSize);
     const blockTable = Int32Array.from({ length: blocks }, (_, i) => (q === 0 ? 2 * (blocks - 1 - i) + 1 : 2 * i));
     const seg = { rowStart: row, numRows: to - from, cachedLen: from, stateSlot: [2, 0][q]!, blockTable };
     row += to - from;
@@ -129,7 +143,7 @@ function twoSteps(s: Shapes, step: 0 | 1): RaggedBatch {
 }
 
 function totalBlocks(s: Shapes): number {
-  return 2 * Math.max(...s.lens.map((l) => Math.ceil(l / s.blockSize)));
+  return 2 * Math.max(...s.lens.map((l) => Math.ceil((l + 1) / s.blockSize)));
 }
 
 /** Runs `body` inside a step and always ends it. */
@@ -228,7 +242,7 @@ export const OP_CASES: OpCase[] = [
           down: make(b, r, s.hidden, s.ffn),
         }));
         const set = b.createExpertSet(experts);
-        for (const rows of [1, s.rows]) {
+        for (const rows of expertRows(s)) {
           const x = act(b, r, [rows, s.hidden]);
           const logits = act(b, r, [rows, s.experts], 2);
           outs.push(...(await inStep(b, flatStep(rows), async () => [await b.download(b.moeExperts(x, b.routerTopK(logits, s.topK), set))])));
@@ -245,7 +259,7 @@ export const OP_CASES: OpCase[] = [
       const outs: Float32Array[] = [];
       for (const make of [dense, int8]) {
         const mlp = b.createExpertSet([{ gate: make(b, r, s.ffn, s.hidden), up: make(b, r, s.ffn, s.hidden), down: make(b, r, s.hidden, s.ffn) }]);
-        for (const rows of [1, s.rows]) {
+        for (const rows of expertRows(s)) {
           const x = act(b, r, [rows, s.hidden]);
           outs.push(...(await inStep(b, flatStep(rows), async () => [await b.download(b.denseMlp(x, mlp))])));
         }
@@ -254,15 +268,15 @@ export const OP_CASES: OpCase[] = [
     },
   },
   {
-    name: 'pagedAttention (GQA, two sequences, two steps over scattered blocks)',
+    name: 'pagedAttention (GQA, two sequences, prefill + chunk + decode over scattered blocks)',
     tolerance: BF16_TOL,
     async run(b, s) {
       const r = rng(7);
       const cache = b.createKvCache(totalBlocks(s), s.blockSize, s.kvHeads, s.headDim);
       const shape = { numHeads: s.heads, numKvHeads: s.kvHeads, headDim: s.headDim, scale: 1 / Math.sqrt(s.headDim) };
       const outs: Float32Array[] = [];
-      for (const step of [0, 1] as const) {
-        const batch = twoSteps(s, step);
+      for (const step of STEPS) {
+        const batch = stepBatch(s, step);
         const rows = batch.numRows;
         const q = act(b, r, [rows, s.heads * s.headDim]);
         const k = act(b, r, [rows, s.kvHeads * s.headDim]);
@@ -273,7 +287,7 @@ export const OP_CASES: OpCase[] = [
     },
   },
   {
-    name: 'mambaConv + selectiveScan (two sequences, two steps through the state pool)',
+    name: 'mambaConv + selectiveScan (two sequences, prefill + chunk + decode through the state pool)',
     tolerance: BF16_TOL,
     async run(b, s) {
       const r = rng(8);
@@ -283,8 +297,8 @@ export const OP_CASES: OpCase[] = [
       const negA = b.upload(Float32Array.from(normals(r, s.dInner * s.dState, 0.5), (v) => -Math.exp(v)), [s.dInner, s.dState]);
       const d = act(b, r, [s.dInner], 0.3, 1);
       const outs: Float32Array[] = [];
-      for (const step of [0, 1] as const) {
-        const batch = twoSteps(s, step);
+      for (const step of STEPS) {
+        const batch = stepBatch(s, step);
         const rows = batch.numRows;
         const xIn = act(b, r, [rows, s.dInner]);
         const dtRaw = act(b, r, [rows, s.dInner], 1, -2);

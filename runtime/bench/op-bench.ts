@@ -2,6 +2,7 @@
 // shapes, timed on the device (CUDA events around the op's kernels, median of several runs, with a
 // 256 MiB write between runs so the L2 is cold), against the peers measured on the same GPU model:
 //   moe:        both expert GEMMs + SiLU, ExpertsInt8, routing precomputed (vLLM fused_moe int8_w8a16)
+//   mlp:        the dense MLP of the layers without experts, int8 (the same kernels, one expert)
 //   attention:  causal prefill over one sequence; decode batch 1 over 256K and batch 64 over 4K (cuDNN SDPA)
 //   mamba:      selective scan prefill (mamba-ssm CUDA scan) and the decode state update (its Triton kernel)
 import type { RaggedBatch, StepInputs, Tensor } from '../backends/backend.js';
@@ -54,15 +55,17 @@ export class OpBench {
     this.flushBuffer = b.randomMatrix([64 * 1024, 2048], 1, 99); // 256 MiB
   }
 
-  /** Median device ms of `op` recorded in its own step, after cooling the L2. */
+  /**
+   * Median device ms of `op`, after cooling the L2. The flush runs first in the same step and the clock
+   * starts behind it: the op's kernels are queued while the device is still flushing, so the figure is
+   * the op's device time without host launch gaps, like the peers' CUDA-graph replays.
+   */
   private async time(batch: RaggedBatch, op: () => void): Promise<number> {
     const times: number[] = [];
     for (let i = 0; i < RUNS; i++) {
-      this.b.beginStep(inputs(oneSequence(1, 0, 0)));
-      this.b.addInPlace(this.flushBuffer, this.flushBuffer);
-      await this.b.flush();
-      this.b.endStep();
       this.b.beginStep(inputs(batch));
+      this.b.addInPlace(this.flushBuffer, this.flushBuffer);
+      this.b.startTimer();
       op();
       const ms = await this.b.flush();
       this.b.endStep();
@@ -71,15 +74,22 @@ export class OpBench {
     return median(times);
   }
 
-  async moe(tokenCounts: number[]): Promise<OpBenchRow[]> {
+  /** Random int8 SwiGLU experts at Mini's shapes (ExpertsInt8 tiles with per-channel scales). */
+  private int8Experts(count: number) {
     const b = this.b;
-    const { hidden, ffn, experts } = MINI;
-    const set = b.createExpertSet(
-      Array.from({ length: experts }, (_, e) => {
+    const { hidden, ffn } = MINI;
+    return b.createExpertSet(
+      Array.from({ length: count }, (_, e) => {
         const make = (shape: [number, number], j: number) => ({ kind: 'int8' as const, ...b.randomInt8Matrix(shape, 0.02, 1000 + e * 3 + j) });
         return { gate: make([ffn, hidden], 0), up: make([ffn, hidden], 1), down: make([hidden, ffn], 2) };
       }),
     );
+  }
+
+  async moe(tokenCounts: number[]): Promise<OpBenchRow[]> {
+    const b = this.b;
+    const { hidden, experts } = MINI;
+    const set = this.int8Experts(experts);
     const peers: Record<number, number> = { 1: 0.128, 8: 0.451, 64: 0.747, 256: 1.29, 1024: 2.17, 4096: 7.81 };
     const rows: OpBenchRow[] = [];
     const rng = new Xoshiro128(3);
@@ -93,11 +103,31 @@ export class OpBench {
       const touched = new Set(ids).size;
       const routing = { experts: b.upload(ids, [n, 2]), weights: b.upload(new Float32Array(n * 2).fill(0.5), [n, 2]) };
       const ms = await this.time(oneSequence(n, 0, 0), () => void b.moeExperts(x, routing, set));
-      const bytes = touched * 3 * (ffn * hidden + ffn * 4);
-      rows.push({ op: 'moe int8', shape: `${n} tokens (${touched} experts)`, ms, peerMs: peers[n], bytes, flops: n * 2 * 3 * 2 * ffn * hidden });
+      rows.push(this.expertRow('moe int8', `${n} tokens (${touched} experts)`, ms, touched, n * 2, peers[n]));
       this.log(`moe int8 ${n} tokens: ${(ms * 1000).toFixed(0)} µs (vLLM ${peers[n] ? (peers[n]! * 1000).toFixed(0) : '-'} µs)`);
     }
     return rows;
+  }
+
+  /** The dense MLPs of the layers without experts: one int8 SwiGLU over every row (the MoE kernels). */
+  async mlp(tokenCounts: number[]): Promise<OpBenchRow[]> {
+    const b = this.b;
+    const set = this.int8Experts(1);
+    const rows: OpBenchRow[] = [];
+    for (const n of tokenCounts) {
+      const x = b.randomMatrix([n, MINI.hidden], 1, n);
+      const ms = await this.time(oneSequence(n, 0, 0), () => void b.denseMlp(x, set));
+      const row = this.expertRow('mlp int8', `${n} tokens`, ms, 1, n);
+      rows.push(row);
+      this.log(`mlp int8 ${n} tokens: ${(ms * 1000).toFixed(1)} µs, ${(row.bytes! / ms / 1e9).toFixed(2)} TB/s, ${(row.flops! / ms / 1e9).toFixed(0)} TFLOP/s`);
+    }
+    return rows;
+  }
+
+  /** Weight bytes of the experts touched and the FLOPs of `pairs` (token, expert) SwiGLUs. */
+  private expertRow(op: string, shape: string, ms: number, touched: number, pairs: number, peerMs?: number): OpBenchRow {
+    const { hidden, ffn } = MINI;
+    return { op, shape, ms, peerMs, bytes: touched * 3 * (ffn * hidden + ffn * 4), flops: pairs * 3 * 2 * ffn * hidden };
   }
 
   async attention(prefills: number[], decodes: [batch: number, context: number][]): Promise<OpBenchRow[]> {

@@ -27,8 +27,8 @@ Options:
   --long-prompt N                one prompt of N tokens (0: none)           [default: 262144]
   --max-num-batched-tokens N     prefill chunk                              [default: 8192]
   --steps N                      timed decode steps per batch size          [default: 20]
-  --ops LIST                     op benchmarks instead of the model: moe, attention, mamba
-  --moe-tokens LIST              token counts of the MoE op benchmark       [default: 1,8,64,256,1024,4096]
+  --ops LIST                     op benchmarks instead of the model: moe, mlp, attention, mamba
+  --moe-tokens LIST              token counts of the MoE and MLP benchmarks [default: 1,8,64,256,1024,4096]
   --serve URL                    a streaming load against a running server instead (output tok/s, TTFT, ITL)
   --served-model NAME            the model id the server serves                     [with --serve]
   --concurrency N                streams at once                                   [default: 64]
@@ -66,9 +66,10 @@ async function opBenches(ops: string[], moeTokens: number[]): Promise<OpBenchRow
     const rows: OpBenchRow[] = [];
     for (const op of ops) {
       if (op === 'moe') rows.push(...(await bench.moe(moeTokens)));
+      else if (op === 'mlp') rows.push(...(await bench.mlp(moeTokens)));
       else if (op === 'attention') rows.push(...(await bench.attention([4096, 32768, 131072, 262144], [[1, 262144], [64, 4096]])));
       else if (op === 'mamba') rows.push(...(await bench.mamba([4096, 32768, 131072], [1, 8, 64, 256])));
-      else throw new UsageError(`unknown op '${op}' (moe, attention, mamba)`);
+      else throw new UsageError(`unknown op '${op}' (moe, mlp, attention, mamba)`);
     }
     return rows;
   } finally {

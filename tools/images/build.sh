@@ -30,7 +30,8 @@ IMAGES=(
 CONTEXT_PATHS=(package.json package-lock.json tsconfig.json tsconfig.build.json common runtime operator)
 
 mkdir -p "$LOGS"
-install_debian_packages "the image build" buildah mmdebstrap
+# buildah runs RUN steps with an OCI runtime; Debian installs buildah without one (runc is only recommended).
+install_debian_packages "the image build" buildah mmdebstrap runc
 mkdir -p "$CACHE_DIR" "$ROOT/.tools"
 exec 8>"$CACHE_DIR/.lock"
 flock 8  # one build at a time per machine: buildah's storage is shared

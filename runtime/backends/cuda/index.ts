@@ -435,6 +435,12 @@ export class CudaBackend implements Backend {
     return this.lib.lastRunMs();
   }
 
+  /** Benchmarks: the device time `flush` reports counts from here (see JB_OP_TIMER). */
+  startTimer(): void {
+    this.open('startTimer');
+    this.program.emit(OP.TIMER);
+  }
+
   /** Benchmarks: runs what the open step recorded and returns the device milliseconds it took. */
   async flush(): Promise<number> {
     await this.execute(-1, 0);

@@ -18,6 +18,7 @@ export const OP = {
   CONV: 12,
   SCAN: 13,
   SAMPLE: 14,
+  TIMER: 15,
 } as const;
 
 export const DTYPE = { f32: 0, bf16: 1, i8: 2, i32: 3, f16: 4 } as const;

@@ -77,19 +77,23 @@ __host__ __device__ inline T* as(uint64_t ptr) {
 
 // --- element access -------------------------------------------------------------------------------
 
+/**
+ * Element `index` of a tensor of any dtype, as float. Straight-line code (the aligned 32-bit word that
+ * holds the element, then every conversion and a select): a kernel's loads can all be in flight at
+ * once. A switch with a load in each case makes the compiler convert inside the branch, which waits
+ * for that load before the next one is issued. The word never leaves the element's allocation (device
+ * allocations are 256-byte aligned).
+ */
 __device__ __forceinline__ float load_as_float(const void* base, int dtype, size_t index) {
-  switch (dtype) {
-    case JB_DTYPE_F32:
-      return static_cast<const float*>(base)[index];
-    case JB_DTYPE_BF16:
-      return __bfloat162float(static_cast<const __nv_bfloat16*>(base)[index]);
-    case JB_DTYPE_F16:
-      return __half2float(static_cast<const __half*>(base)[index]);
-    case JB_DTYPE_I8:
-      return static_cast<float>(static_cast<const int8_t*>(base)[index]);
-    default:
-      return static_cast<float>(static_cast<const int32_t*>(base)[index]);
-  }
+  const int log_size = dtype == JB_DTYPE_F32 || dtype == JB_DTYPE_I32 ? 2 : dtype == JB_DTYPE_I8 ? 0 : 1;
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(base) + (index << log_size);
+  const uint32_t word = *reinterpret_cast<const uint32_t*>(addr & ~uintptr_t(3));
+  const uint32_t bits = word >> (8 * (addr & 3));
+  const float as_bf16 = __uint_as_float(bits << 16);
+  const float as_f16 = __half2float(__ushort_as_half(static_cast<unsigned short>(bits & 0xffffu)));
+  const float as_i8 = static_cast<float>(static_cast<int8_t>(bits & 0xffu));
+  const float as_i32 = static_cast<float>(static_cast<int32_t>(word));
+  return dtype == JB_DTYPE_F32 ? __uint_as_float(word) : dtype == JB_DTYPE_BF16 ? as_bf16 : dtype == JB_DTYPE_F16 ? as_f16 : dtype == JB_DTYPE_I8 ? as_i8 : as_i32;
 }
 
 __device__ __forceinline__ void store_from_float(void* base, int dtype, size_t index, float v) {

@@ -72,6 +72,7 @@ struct GemmConfig {
   static constexpr int kSmem = STAGES * kStageBytes + kQBytes;
   static constexpr int kWarpM = BM / WM, kWarpN = BN / WN;
   static constexpr int kMT = kWarpM / 16, kNT = kWarpN / 8;
+  static constexpr int kBN = BN;
   static_assert(kWarpM % 16 == 0 && kWarpN % 8 == 0 && BK % 16 == 0, "tile shape");
 };
 
@@ -111,13 +112,15 @@ __global__ void __launch_bounds__(32 * WM * WN) grouped_gemm(GemmParams p) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int warp_m = warp / WN, warp_n = warp % WN;
   const int K = p.k, N = p.n;
-  const int k_tiles = (K + BK - 1) / BK;
+  // Split-K (blockIdx.z of gridDim.z; GATED and DOWN only): this block's slice of the k tiles.
+  const int all_tiles = (K + BK - 1) / BK, per = (all_tiles + gridDim.z - 1) / gridDim.z;
+  const int kt0 = blockIdx.z * per, k_tiles = max(0, min(all_tiles, kt0 + per) - kt0);
 
   auto a_tile = [&](int stage) { return reinterpret_cast<__nv_bfloat16*>(smem + stage * C::kStageBytes); };
   auto b_tile = [&](int stage, int mat) { return smem + stage * C::kStageBytes + C::kABytes + mat * C::kBBytes; };
 
   auto load = [&](int stage, int kt) {
-    const int k0 = kt * BK;
+    const int k0 = (kt0 + kt) * BK;
     constexpr int a_chunks_per_row = BK / 8;
     __nv_bfloat16* as_ = a_tile(stage);
     for (int c = tid; c < BM * a_chunks_per_row; c += C::kThreads) {
@@ -241,10 +244,16 @@ __global__ void __launch_bounds__(32 * WM * WN) grouped_gemm(GemmParams p) {
         const float v0 = acc[0][i][t][q] * (s[0] ? s[0][n] : 1.f);
         if constexpr (MODE == GATED) {
           const float v1 = acc[C::kMats - 1][i][t][q] * (s[C::kMats - 1] ? s[C::kMats - 1][n] : 1.f);
-          p.h[(size_t)row * N + n] = __float2bfloat16_rn(silu(v0) * v1);
+          if (gridDim.z == 1) {
+            p.h[(size_t)row * N + n] = __float2bfloat16_rn(silu(v0) * v1);
+          } else {  // a K slice: scaled gate and up sums, finished by gated_finish_kernel
+            float* part = p.partial + ((size_t)blockIdx.z * p.pairs + row) * 2 * N;
+            part[n] = v0;
+            part[N + n] = v1;
+          }
         } else if constexpr (MODE == DOWN) {
           const int pair = p.pair_index[row];
-          p.partial[(size_t)pair * N + n] = p.route_w ? v0 * p.route_w[pair] : v0;
+          p.partial[((size_t)blockIdx.z * p.pairs + pair) * N + n] = p.route_w ? v0 * p.route_w[pair] : v0;
         } else {
           store_from_float(p.out, p.out_dtype, (size_t)row * N + n, v0 + (p.bias ? p.bias[n] : 0.f));
         }
@@ -535,7 +544,7 @@ template <bool INT8, int MODE>
 using LargeGemm = std::conditional_t<INT8 && MODE == DOWN, GemmConfig<INT8, MODE, 128, 128, 64, 2, 4, 3>, GemmConfig<INT8, MODE, 128, 64, 64, 4, 2, 3>>;
 
 template <bool INT8, int MODE, int BM, int BN, int BK, int WM, int WN, int STAGES>
-int launch_gemm(const GemmParams& p, int tiles, GemmConfig<INT8, MODE, BM, BN, BK, WM, WN, STAGES>) {
+int launch_gemm(const GemmParams& p, int tiles, int splits, GemmConfig<INT8, MODE, BM, BN, BK, WM, WN, STAGES>) {
   using C = GemmConfig<INT8, MODE, BM, BN, BK, WM, WN, STAGES>;
   auto kernel = grouped_gemm<INT8, MODE, BM, BN, BK, WM, WN, STAGES>;
   static bool configured = false;
@@ -543,7 +552,8 @@ int launch_gemm(const GemmParams& p, int tiles, GemmConfig<INT8, MODE, BM, BN, B
     JB_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem));
     configured = true;
   }
-  dim3 grid(ceil_div(p.n, BN), tiles);
+  if (MODE == DENSE && splits != 1) return fail("grouped gemm: a dense GEMM cannot split K");
+  dim3 grid(ceil_div(p.n, C::kBN), tiles, splits);
   kernel<<<grid, C::kThreads, C::kSmem, stream()>>>(p);
   JB_LAUNCHED("grouped gemm");
   return 0;
@@ -569,6 +579,26 @@ inline int streamed_tile_rows(int avg_rows) {
   return 128;
 }
 
+/** JAMBA_MOE_TILE_ROWS=8|16|32|128 forces the token tile (tuning sweeps); 0 when unset. */
+int forced_tile_rows() {
+  static const int forced = [] {
+    const char* v = getenv("JAMBA_MOE_TILE_ROWS");
+    const int n = v ? std::atoi(v) : 0;
+    return n == 8 || n == 16 || n == 32 || n == 128 ? n : 0;
+  }();
+  return forced;
+}
+
+/** JAMBA_MOE_LARGE_SPLITS=1|2|4|8 forces the large kernel's down split (tuning sweeps); 0 when unset. */
+int forced_large_splits() {
+  static const int forced = [] {
+    const char* v = getenv("JAMBA_MOE_LARGE_SPLITS");
+    const int n = v ? std::atoi(v) : 0;
+    return n == 1 || n == 2 || n == 4 || n == 8 ? n : 0;
+  }();
+  return forced;
+}
+
 /** Expected number of experts that `pairs` random picks among `experts` touch: tiles there are at least. */
 inline double expected_experts(int pairs, int experts) { return experts * (1.0 - std::pow(1.0 - 1.0 / experts, pairs)); }
 
@@ -585,7 +615,7 @@ int run_gemm_typed(int bm, const GemmParams& p, int tiles, int splits) {
     case 8: return launch_swapped<INT8, MODE, 8>(p, tiles, splits);
     case 16: return launch_swapped<INT8, MODE, 16>(p, tiles, splits);
     case 32: return launch_swapped<INT8, MODE, 32>(p, tiles, splits);
-    default: return launch_gemm(p, tiles, LargeGemm<INT8, MODE>{});
+    default: return launch_gemm(p, tiles, splits, LargeGemm<INT8, MODE>{});
   }
 }
 
@@ -762,6 +792,7 @@ int plan_moe(Args& a, MoeRun& r) {
   const bool streamed = r.int8 && use_streamed();
   // One expert (a dense MLP) has no uneven routing: its rows fit the smallest tile that holds them.
   r.bm = streamed && experts > 1 ? streamed_tile_rows(r.pairs / experts) : tile_rows(r.pairs / experts);
+  if (const int forced = forced_tile_rows(); forced > 0) r.bm = forced;
   int* base = as<int>(align);
   const int max_tiles = ceil_div(r.pairs, 8) + experts, pairs = r.pairs;
   r.b = Books{base, base + experts, base + 2 * experts + 1, base + 2 * experts + 1 + pairs, base + 2 * experts + 1 + 2 * pairs,
@@ -811,6 +842,13 @@ int plan_moe(Args& a, MoeRun& r) {
   } else if (r.bm < 64) {
     const int active = std::min(pairs, experts), blocks = ceil_div(r.hidden, 64) * active;
     while (r.splits < 8 && (r.splits * 2) * slice_down <= partial_bytes && blocks * r.splits < 4 * num_sms()) r.splits *= 2;
+  } else {
+    // The large kernel holds two blocks per SM; a down projection of few row tiles (a dense MLP of
+    // up to a few hundred rows) has too few output tiles to fill them: split its K.
+    const int bn = r.int8 ? LargeGemm<true, DOWN>::kBN : LargeGemm<false, DOWN>::kBN;
+    const int blocks = ceil_div(r.hidden, bn) * ceil_div(pairs, r.bm);
+    const int forced = forced_large_splits();
+    while (r.splits < 8 && (r.splits * 2) * slice_down <= partial_bytes && (forced ? r.splits < forced : blocks * r.splits < 2 * num_sms())) r.splits *= 2;
   }
   r.ffn = ffn;
   return 0;
