@@ -295,13 +295,14 @@ __device__ __forceinline__ void store_transposed(const GemmParams& p, const floa
  * rows of weights; a block covers 64 output channels (per matrix) over the whole K with a deep cp.async
  * pipeline, since this regime is bound by weight bytes.
  */
-template <bool INT8, int MODE, int TN>
+template <bool INT8, int MODE, int TN, int WARPS>
 struct SwapConfig {
-  static constexpr int kWarps = 4, kThreads = 128, kRows = 16 * kWarps;
+  static constexpr int kWarps = WARPS, kThreads = 32 * WARPS, kRows = 16 * kWarps;
   static constexpr int kMats = MODE == GATED ? 2 : 1;
   static constexpr int kElem = INT8 ? 1 : 2;
-  static constexpr int BK = INT8 ? 128 : 64;
-  static constexpr int kStages = 4;
+  // Wide token tiles (prefill) hold their activations in a shallower, narrower pipeline.
+  static constexpr int BK = INT8 && TN < 64 ? 128 : 64;
+  static constexpr int kStages = TN < 64 ? 4 : 3;
   static constexpr int kWStride = BK + 16 / kElem;  // elements
   static constexpr int kXStride = BK + 8;           // bf16 elements
   static constexpr int kWBytes = kRows * kWStride * kElem;
@@ -310,9 +311,9 @@ struct SwapConfig {
   static constexpr int kSmem = kStages * kStageBytes;
 };
 
-template <bool INT8, int MODE, int TN>
-__global__ void __launch_bounds__(128) swapped_gemm(GemmParams p) {
-  using C = SwapConfig<INT8, MODE, TN>;
+template <bool INT8, int MODE, int TN, int WARPS>
+__global__ void __launch_bounds__(32 * WARPS) swapped_gemm(GemmParams p) {
+  using C = SwapConfig<INT8, MODE, TN, WARPS>;
   constexpr int BK = C::BK;
   extern __shared__ __align__(16) unsigned char smem[];
   int row0, row_end;
@@ -521,10 +522,10 @@ bool use_streamed() {
   return streamed;
 }
 
-template <bool INT8, int MODE, int TN>
+template <bool INT8, int MODE, int TN, int WARPS = 4>
 int launch_swapped(const GemmParams& p, int tiles, int splits) {
-  using C = SwapConfig<INT8, MODE, TN>;
-  auto kernel = swapped_gemm<INT8, MODE, TN>;
+  using C = SwapConfig<INT8, MODE, TN, WARPS>;
+  auto kernel = swapped_gemm<INT8, MODE, TN, WARPS>;
   static bool configured = false;
   if (!configured) {
     JB_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem));
@@ -579,6 +580,21 @@ inline int streamed_tile_rows(int avg_rows) {
   return 128;
 }
 
+/**
+ * 128-token tiles (prefill) run on the swapped kernel with 8 warps: each weight is dequantized once per
+ * block, in registers, with no barrier between dequantization and the mma, against the large kernel's
+ * bf16 tile in shared memory (Mini, ExpertsInt8: MoE at 4096 tokens 12.8 against 14.0 ms, 1024 tokens
+ * 4.86 against 5.26; dense MLP at 4096 5.86 against 6.39). JAMBA_MOE_PREFILL_KERNEL=large picks the large
+ * kernel (for comparison).
+ */
+bool use_swapped_prefill() {
+  static const bool swapped = [] {
+    const char* v = getenv("JAMBA_MOE_PREFILL_KERNEL");
+    return !(v && std::string(v) == "large");
+  }();
+  return swapped;
+}
+
 /** JAMBA_MOE_TILE_ROWS=8|16|32|128 forces the token tile (tuning sweeps); 0 when unset. */
 int forced_tile_rows() {
   static const int forced = [] {
@@ -615,7 +631,9 @@ int run_gemm_typed(int bm, const GemmParams& p, int tiles, int splits) {
     case 8: return launch_swapped<INT8, MODE, 8>(p, tiles, splits);
     case 16: return launch_swapped<INT8, MODE, 16>(p, tiles, splits);
     case 32: return launch_swapped<INT8, MODE, 32>(p, tiles, splits);
-    default: return launch_gemm(p, tiles, splits, LargeGemm<INT8, MODE>{});
+    default:
+      if (use_swapped_prefill()) return launch_swapped<INT8, MODE, 128, 8>(p, tiles, splits);
+      return launch_gemm(p, tiles, splits, LargeGemm<INT8, MODE>{});
   }
 }
 
@@ -843,9 +861,11 @@ int plan_moe(Args& a, MoeRun& r) {
     const int active = std::min(pairs, experts), blocks = ceil_div(r.hidden, 64) * active;
     while (r.splits < 8 && (r.splits * 2) * slice_down <= partial_bytes && blocks * r.splits < 4 * num_sms()) r.splits *= 2;
   } else {
-    // The large kernel holds two blocks per SM; a down projection of few row tiles (a dense MLP of
-    // up to a few hundred rows) has too few output tiles to fill them: split its K.
-    const int bn = r.int8 ? LargeGemm<true, DOWN>::kBN : LargeGemm<false, DOWN>::kBN;
+    // 128-token tiles: a down projection of few row tiles (a dense MLP of up to a few hundred rows)
+    // has too few output blocks to fill the GPU twice over: split its K (dense MLP at 64 tokens 549 →
+    // 243 µs, at 256 tokens 701 → 479, large kernel). Output channels per block: the swapped
+    // kernel's 16 per warp (8 warps), or the large kernel's.
+    const int bn = use_swapped_prefill() ? 16 * 8 : r.int8 ? LargeGemm<true, DOWN>::kBN : LargeGemm<false, DOWN>::kBN;
     const int blocks = ceil_div(r.hidden, bn) * ceil_div(pairs, r.bm);
     const int forced = forced_large_splits();
     while (r.splits < 8 && (r.splits * 2) * slice_down <= partial_bytes && (forced ? r.splits < forced : blocks * r.splits < 2 * num_sms())) r.splits *= 2;
