@@ -103,10 +103,16 @@ __device__ __forceinline__ int splits_for(int ctx, int max_splits) {
   return want < max_splits ? (want > 0 ? want : 1) : max_splits;
 }
 
+constexpr int kDecodeWarps = kDecodeThreads / 32;
+
 /**
- * Block (decode sequence, KV head, slice): the GQA group's queries against keys [lo, hi). Keys in
- * chunks of 128: scores one key per thread (16-byte loads of its K row), then the weighted V sum one
- * head dimension per thread (coalesced V rows). Writes per query head: max, sum of exp, partial output.
+ * Block (decode sequence, KV head, slice): the GQA group's queries against keys [lo, hi), in chunks of
+ * 128 keys. Scores: one key per thread (16-byte loads of its K row), which also looks its position up
+ * in the block table once and leaves the row's offset in shared memory. Softmax statistics: warp
+ * shuffles, then one exchange between the 4 warps (two barriers per chunk). Weighted V sum: each warp
+ * takes every 4th key of the chunk and each lane 4 head dims of it (8-byte loads, a V row read
+ * coalesced), keys unrolled so that their loads are in flight together; the warps' sums meet in shared
+ * memory at the end. Writes per query head: max, sum of exp, partial output.
  */
 template <int GROUP>
 __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const void* q, int qdt, int qld, Paged pg, int heads, float scale, const int* decode_seqs,
@@ -121,24 +127,26 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const void
   const int lo = split * per, hi = min(ctx, lo + per);
   const int row = m[JB_META_ROW_START];
   const int hd = pg.head_dim;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 
   extern __shared__ float sm[];
-  float* qs = sm;                           // [GROUP][hd]
-  float* sc = qs + GROUP * hd;              // [GROUP][128] scores of the chunk
-  __shared__ float red[32];
+  float* qs = sm;                                  // [GROUP][hd], scaled queries
+  float* sc = qs + GROUP * hd;                     // [GROUP][128] probabilities of the chunk
+  float* stats = sc + GROUP * kDecodeThreads;      // [kDecodeWarps][GROUP] warp maxima, then sums
+  float* vsum = stats + kDecodeWarps * GROUP;      // [kDecodeWarps][GROUP][hd] the warps' V sums
+  size_t* offs = reinterpret_cast<size_t*>(vsum + kDecodeWarps * GROUP * hd);  // [128] K/V row offsets
   for (int i = threadIdx.x; i < GROUP * hd; i += blockDim.x) {
     const int g = i / hd, d = i % hd;
     qs[i] = load_as_float(q, qdt, (size_t)row * qld + (kvh * GROUP + g) * hd + d) * scale;
   }
-  float mx[GROUP], l[GROUP];
-  constexpr int kMaxD = 2;  // head dims up to 256 over 128 threads
-  float acc[GROUP][kMaxD];
+  constexpr int kMaxD4 = 2;  // head dims up to 256: 4 per lane, twice
+  float mx[GROUP], l[GROUP], acc[GROUP][kMaxD4][4];
 #pragma unroll
   for (int g = 0; g < GROUP; g++) {
     mx[g] = -INFINITY;
     l[g] = 0.f;
 #pragma unroll
-    for (int j = 0; j < kMaxD; j++) acc[g][j] = 0.f;
+    for (int j = 0; j < kMaxD4; j++) acc[g][j][0] = acc[g][j][1] = acc[g][j][2] = acc[g][j][3] = 0.f;
   }
   __syncthreads();
 
@@ -150,7 +158,9 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const void
     if (key < hi) {
 #pragma unroll
       for (int g = 0; g < GROUP; g++) s[g] = 0.f;
-      const __nv_bfloat16* kr = pg.k + pg.offset(seq, key, kvh);
+      const size_t off = pg.offset(seq, key, kvh);
+      offs[threadIdx.x] = off;
+      const __nv_bfloat16* kr = pg.k + off;
       for (int d = 0; d < hd; d += 8) {
         const uint4 raw = *reinterpret_cast<const uint4*>(kr + d);
         const __nv_bfloat16* kv8 = reinterpret_cast<const __nv_bfloat16*>(&raw);
@@ -162,48 +172,105 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const void
         }
       }
     }
-    // Online softmax over the chunk, per query head.
+    // Online softmax over the chunk, per query head: the chunk's maximum, then its sum of exp.
 #pragma unroll
     for (int g = 0; g < GROUP; g++) {
-      const float cm = block_max(s[g], red);
+      const float wm = warp_max(s[g]);
+      if (lane == 0) stats[warp * GROUP + g] = wm;
+    }
+    __syncthreads();
+    float corr[GROUP];
+#pragma unroll
+    for (int g = 0; g < GROUP; g++) {
+      float cm = stats[g];
+#pragma unroll
+      for (int w = 1; w < kDecodeWarps; w++) cm = fmaxf(cm, stats[w * GROUP + g]);
       const float nm = fmaxf(mx[g], cm);
       const float p = key < hi ? __expf(s[g] - nm) : 0.f;
       sc[g * kDecodeThreads + threadIdx.x] = p;
-      const float ps = block_sum(p, red);
-      const float corr = __expf(mx[g] - nm);
-      l[g] = l[g] * corr + ps;
-#pragma unroll
-      for (int j = 0; j < kMaxD; j++) acc[g][j] *= corr;
+      s[g] = warp_sum(p);
+      corr[g] = __expf(mx[g] - nm);
       mx[g] = nm;
     }
-    __syncthreads();
-    const int n = min(kDecodeThreads, hi - base);
+    __syncthreads();  // every warp has read the maxima; the probabilities and offsets are in place
 #pragma unroll
-    for (int j = 0; j < kMaxD; j++) {
-      const int d = threadIdx.x + j * kDecodeThreads;
-      if (d >= hd) continue;
-      for (int i = 0; i < n; i++) {
-        const float vv = __bfloat162float(pg.v[pg.offset(seq, base + i, kvh) + d]);
+    for (int g = 0; g < GROUP; g++) {
+      if (lane == 0) stats[warp * GROUP + g] = s[g];
 #pragma unroll
-        for (int g = 0; g < GROUP; g++) acc[g][j] += sc[g * kDecodeThreads + i] * vv;
+      for (int j = 0; j < kMaxD4; j++) {
+        acc[g][j][0] *= corr[g];
+        acc[g][j][1] *= corr[g];
+        acc[g][j][2] *= corr[g];
+        acc[g][j][3] *= corr[g];
       }
     }
-    __syncthreads();
-  }
-  // partial[di][head][split] = (max, sum, acc[hd])
+    const int n = min(kDecodeThreads, hi - base);
+#pragma unroll 4
+    for (int i = warp; i < n; i += kDecodeWarps) {
+      const __nv_bfloat16* vr = pg.v + offs[i];
+      float p[GROUP];
 #pragma unroll
-  for (int g = 0; g < GROUP; g++) {
-    float* p = partial + (((size_t)di * heads + kvh * GROUP + g) * max_splits + split) * (hd + 2);
-    if (threadIdx.x == 0) {
-      p[0] = mx[g];
-      p[1] = l[g];
-    }
+      for (int g = 0; g < GROUP; g++) p[g] = sc[g * kDecodeThreads + i];
 #pragma unroll
-    for (int j = 0; j < kMaxD; j++) {
-      const int d = threadIdx.x + j * kDecodeThreads;
-      if (d < hd) p[2 + d] = acc[g][j];
+      for (int j = 0; j < kMaxD4; j++) {
+        const int d0 = 4 * lane + 128 * j;
+        if (d0 >= hd) continue;
+        const uint2 raw = *reinterpret_cast<const uint2*>(vr + d0);
+        const float2 lo2 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.x));
+        const float2 hi2 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
+#pragma unroll
+        for (int g = 0; g < GROUP; g++) {
+          acc[g][j][0] += p[g] * lo2.x;
+          acc[g][j][1] += p[g] * lo2.y;
+          acc[g][j][2] += p[g] * hi2.x;
+          acc[g][j][3] += p[g] * hi2.y;
+        }
+      }
+    }
+    __syncthreads();  // the chunk's sums are written and its probabilities and offsets are read
+#pragma unroll
+    for (int g = 0; g < GROUP; g++) {
+      float total = 0.f;
+#pragma unroll
+      for (int w = 0; w < kDecodeWarps; w++) total += stats[w * GROUP + g];
+      l[g] = l[g] * corr[g] + total;
+    }
+    __syncthreads();  // stats is rewritten by the next chunk
+  }
+  // The warps' V sums meet; partial[di][head][split] = (max, sum, acc[hd]).
+#pragma unroll
+  for (int g = 0; g < GROUP; g++)
+#pragma unroll
+    for (int j = 0; j < kMaxD4; j++) {
+      const int d0 = 4 * lane + 128 * j;
+      if (d0 >= hd) continue;
+      float* dst = vsum + (warp * GROUP + g) * hd + d0;
+      dst[0] = acc[g][j][0];
+      dst[1] = acc[g][j][1];
+      dst[2] = acc[g][j][2];
+      dst[3] = acc[g][j][3];
+    }
+  __syncthreads();
+  auto out = [&](int g) { return partial + (((size_t)di * heads + kvh * GROUP + g) * max_splits + split) * (hd + 2); };
+  if (threadIdx.x == 0) {
+#pragma unroll
+    for (int g = 0; g < GROUP; g++) {
+      out(g)[0] = mx[g];
+      out(g)[1] = l[g];
     }
   }
+  for (int i = threadIdx.x; i < GROUP * hd; i += blockDim.x) {
+    const int g = i / hd, d = i % hd;
+    float o = 0.f;
+#pragma unroll
+    for (int w = 0; w < kDecodeWarps; w++) o += vsum[(w * GROUP + g) * hd + d];
+    out(g)[2 + d] = o;
+  }
+}
+
+/** Dynamic shared memory of decode_split_kernel for a GQA group and head dim (see its layout). */
+size_t decode_smem_bytes(int group, int hd) {
+  return (size_t)(group * hd + group * kDecodeThreads + kDecodeWarps * group + kDecodeWarps * group * hd) * sizeof(float) + kDecodeThreads * sizeof(size_t) + 8;
 }
 
 /** Block (decode sequence, head): merges the slices. */
@@ -383,7 +450,7 @@ __global__ void __launch_bounds__(128) prefill_fa_kernel(const __nv_bfloat16* q,
 
 int launch_decode(int group, const Mat& q, const Paged& pg, int heads, float scale, const int* decode_seqs, int num_decode, int max_splits, float* partial) {
   dim3 grid(num_decode, pg.kv_heads, max_splits);
-  const size_t smem = (size_t)group * (pg.head_dim + kDecodeThreads) * sizeof(float);
+  const size_t smem = decode_smem_bytes(group, pg.head_dim);
   const void* qp = as<void>(q.ptr);
 #define JB_DECODE(G)                                                                                                            \
   case G:                                                                                                                       \
