@@ -129,7 +129,7 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const void
   const int hd = pg.head_dim;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 
-  extern __shared__ float sm[];
+  extern __shared__ __align__(16) float sm[];
   float* qs = sm;                                  // [GROUP][hd], scaled queries
   float* sc = qs + GROUP * hd;                     // [GROUP][128] probabilities of the chunk
   float* stats = sc + GROUP * kDecodeThreads;      // [kDecodeWarps][GROUP] warp maxima, then sums
@@ -164,11 +164,14 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const void
       for (int d = 0; d < hd; d += 8) {
         const uint4 raw = *reinterpret_cast<const uint4*>(kr + d);
         const __nv_bfloat16* kv8 = reinterpret_cast<const __nv_bfloat16*>(&raw);
+        float kf[8];
 #pragma unroll
-        for (int e = 0; e < 8; e++) {
-          const float kf = __bfloat162float(kv8[e]);
+        for (int e = 0; e < 8; e++) kf[e] = __bfloat162float(kv8[e]);
 #pragma unroll
-          for (int g = 0; g < GROUP; g++) s[g] += qs[g * hd + d + e] * kf;
+        for (int g = 0; g < GROUP; g++) {
+          // The same q for every thread: two broadcast 16-byte reads per 8 dims.
+          const float4 qa = *reinterpret_cast<const float4*>(qs + g * hd + d), qb = *reinterpret_cast<const float4*>(qs + g * hd + d + 4);
+          s[g] += qa.x * kf[0] + qa.y * kf[1] + qa.z * kf[2] + qa.w * kf[3] + qb.x * kf[4] + qb.y * kf[5] + qb.z * kf[6] + qb.w * kf[7];
         }
       }
     }
@@ -205,25 +208,35 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_split_kernel(const void
       }
     }
     const int n = min(kDecodeThreads, hi - base);
-#pragma unroll 4
-    for (int i = warp; i < n; i += kDecodeWarps) {
-      const __nv_bfloat16* vr = pg.v + offs[i];
-      float p[GROUP];
+    // A warp's keys in batches of 8: every V load of a batch is issued before its sums.
+    constexpr int kBatch = 8;
+    for (int i0 = warp; i0 < n; i0 += kDecodeWarps * kBatch) {
+      uint2 raw[kBatch][kMaxD4];
 #pragma unroll
-      for (int g = 0; g < GROUP; g++) p[g] = sc[g * kDecodeThreads + i];
+      for (int b = 0; b < kBatch; b++) {
+        const int i = i0 + b * kDecodeWarps;
 #pragma unroll
-      for (int j = 0; j < kMaxD4; j++) {
-        const int d0 = 4 * lane + 128 * j;
-        if (d0 >= hd) continue;
-        const uint2 raw = *reinterpret_cast<const uint2*>(vr + d0);
-        const float2 lo2 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.x));
-        const float2 hi2 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
+        for (int j = 0; j < kMaxD4; j++) {
+          const int d0 = 4 * lane + 128 * j;
+          raw[b][j] = i < n && d0 < hd ? *reinterpret_cast<const uint2*>(pg.v + offs[i] + d0) : make_uint2(0, 0);
+        }
+      }
 #pragma unroll
-        for (int g = 0; g < GROUP; g++) {
-          acc[g][j][0] += p[g] * lo2.x;
-          acc[g][j][1] += p[g] * lo2.y;
-          acc[g][j][2] += p[g] * hi2.x;
-          acc[g][j][3] += p[g] * hi2.y;
+      for (int b = 0; b < kBatch; b++) {
+        const int i = i0 + b * kDecodeWarps;
+        if (i >= n) break;
+#pragma unroll
+        for (int j = 0; j < kMaxD4; j++) {
+          const float2 lo2 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw[b][j].x));
+          const float2 hi2 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw[b][j].y));
+#pragma unroll
+          for (int g = 0; g < GROUP; g++) {
+            const float pg_ = sc[g * kDecodeThreads + i];
+            acc[g][j][0] += pg_ * lo2.x;
+            acc[g][j][1] += pg_ * lo2.y;
+            acc[g][j][2] += pg_ * hi2.x;
+            acc[g][j][3] += pg_ * hi2.y;
+          }
         }
       }
     }
