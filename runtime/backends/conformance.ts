@@ -119,7 +119,6 @@ function flatStep(rows: number, tokenIds = new Int32Array(rows)): StepInputs {
   return stepInputs({ numRows: rows, segments: [{ rowStart: 0, numRows: rows, cachedLen: 0, stateSlot: 0, blockTable: new Int32Array(0) }] }, tokenIds);
 }
 
-/** Two sequences; step 0 runs their first `split` tokens, step 1 the rest. Blocks are scattered. */
 /** Row counts of the expert cases: decode, a small batch, and (where affordable) a prefill-sized one. */
 function expertRows(s: Shapes): number[] {
   return s.prefillRows > 0 ? [1, s.rows, s.prefillRows] : [1, s.rows];
@@ -128,6 +127,7 @@ function expertRows(s: Shapes): number[] {
 /** The steps stateful cases run: a prefill, a chunk that continues it, then one decode row each. */
 const STEPS = [0, 1, 2] as const;
 
+/** Two sequences; step 0 runs their first `split` tokens, step 1 the rest, step 2 one more. Blocks are scattered. */
 function stepBatch(s: Shapes, step: (typeof STEPS)[number]): RaggedBatch {
   let row = 0;
   const segments = s.lens.map((len, q) => {
