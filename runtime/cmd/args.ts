@@ -3,8 +3,10 @@ import { parseArgs } from 'node:util';
 import { type FaultSpec, parseFaultSpec } from '../engine/fault-injection.js';
 import { isBackendChoice, type Quantization } from '../engine/model-runner.js';
 import { RUNTIME_DEFAULTS, type RuntimeOptions } from '../server/runtime.js';
+import { UsageError } from './usage-error.js';
 
-export class UsageError extends Error {}
+// In a module of its own so that commands other than serve import it without the serving runtime.
+export { UsageError } from './usage-error.js';
 
 export interface ServeConfig {
   runtime: RuntimeOptions;

@@ -13,7 +13,7 @@ import { DEFAULT_INCLUDE } from '../download/filters.js';
 import { hubEndpoint, hubToken } from '../download/hub-api.js';
 import { DownloadProgress, type ProgressSnapshot } from '../download/progress.js';
 import { jsonLogger, type Logger } from '../server/log.js';
-import { UsageError } from './args.js';
+import { UsageError } from './usage-error.js';
 
 export interface DownloadConfig {
   repo: string;

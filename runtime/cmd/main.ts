@@ -5,12 +5,12 @@
 // within --drain-timeout seconds (the rest are cancelled), then the process exits 0.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseServeArgs, serveUsage, type ServeConfig, UsageError } from './args.js';
-import { bench, benchUsage } from './bench.js';
-import { downloadUsage, parseDownloadArgs, runDownload } from './download.js';
-import { jsonLogger } from '../server/log.js';
-import { startRuntime } from '../server/runtime.js';
-import { startTracing, stopTracing } from '../../common/tracing.js';
+import type { ServeConfig } from './args.js';
+import { UsageError } from './usage-error.js';
+
+// Each command's modules are imported when it runs: `download` (a short-lived Job) then starts without
+// compiling the serving runtime, the model code and tracing, and its heap (which every full garbage
+// collection marks) holds only what it uses.
 
 const TOP_USAGE = `Usage: jamba-runtime <command> [options]
 
@@ -27,6 +27,7 @@ export async function main(argv: string[]): Promise<number> {
     return command === undefined ? 2 : 0;
   }
   if (command === 'bench') {
+    const { bench, benchUsage } = await import('./bench.js');
     try {
       return await bench(rest);
     } catch (error) {
@@ -35,11 +36,15 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
   }
-  if (command === 'download') return subcommand('download', () => parseDownloadArgs(rest), downloadUsage, runDownload);
+  if (command === 'download') {
+    const { downloadUsage, parseDownloadArgs, runDownload } = await import('./download.js');
+    return subcommand('download', () => parseDownloadArgs(rest), downloadUsage, runDownload);
+  }
   if (command !== 'serve') {
     process.stderr.write(`jamba-runtime: unknown command '${command}'\n\n${TOP_USAGE}`);
     return 2;
   }
+  const { parseServeArgs, serveUsage } = await import('./args.js');
   return subcommand('serve', () => parseServeArgs(rest), serveUsage, serve);
 }
 
@@ -62,7 +67,9 @@ async function subcommand<C>(name: string, parse: () => C | 'help', usage: () =>
 }
 
 async function serve(config: ServeConfig): Promise<number> {
-  const log = jsonLogger;
+  const [{ jsonLogger: log }, { startRuntime }, { startTracing, stopTracing }] = await Promise.all([
+    import('../server/log.js'), import('../server/runtime.js'), import('../../common/tracing.js'),
+  ]);
   if (startTracing('jamba-runtime')) log('info', 'tracing on (OTEL_* environment)', {});
   const runtime = await startRuntime({ ...config.runtime, log });
   return new Promise<number>((resolve) => {
