@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import { open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { DownloadError, formatBytes } from './errors.js';
-import { failure, RetryableStatus, type HubHttp } from './http.js';
+import { ChunkWriter } from './chunk-writer.js';
+import { failureOf, RetryableStatus, type BodyReceiver, type HubHttp, type Received } from './http.js';
 import type { RepoFile } from './hub-api.js';
 import { WorkerHash } from './hash-worker.js';
 import { PrefixHash } from './prefix-hash.js';
@@ -190,11 +191,9 @@ export async function fetchFile(o: FetchFileOptions): Promise<void> {
 /** Where a chunk's bytes go once written: the hash, the progress and the chunk's count of bytes on disk. */
 interface ChunkSink {
   written(c: Chunk): number;
+  /** `bufs` (`bytes` in all) were written at the chunk's end. */
   wrote(c: Chunk, bufs: Buffer[], bytes: number): void;
 }
-
-/** Writes are batched to this size (fewer system calls than one per network read; progress moves in these steps). */
-const WRITE_BATCH = 256 * 1024;
 
 /** One chunk with retries; a retry after a cut resumes at the byte reached. */
 async function fetchChunk(o: FetchFileOptions, fh: FileHandle, c: Chunk, whole: boolean, sink: ChunkSink): Promise<void> {
@@ -203,63 +202,32 @@ async function fetchChunk(o: FetchFileOptions, fh: FileHandle, c: Chunk, whole: 
     const from = c.start + sink.written(c);
     const end = c.start + c.length - 1;
     const ranged = !(whole && from === 0);
-    const res = await o.http.once(o.url, ranged ? { range: `bytes=${from}-${end}` } : {});
-    if (res.statusCode !== 200 && res.statusCode !== 206) throw await failure(res, o.file.path, !!o.http.options.token);
-    if (ranged && res.statusCode !== 206) {
-      await res.body.dump();
-      throw new DownloadError('HttpError', `${o.file.path}: the server ignored the Range header (HTTP ${res.statusCode})`);
-    }
-    const contentRange = res.headers['content-range'];
-    if (ranged && typeof contentRange === 'string' && !contentRange.startsWith(`bytes ${from}-`)) {
-      await res.body.dump();
-      throw new RetryableStatus(res.statusCode, undefined, `unexpected Content-Range ${contentRange} for bytes=${from}-${end}`);
-    }
-    // One write in flight while the next batch is received (receiving and writing overlap).
-    let batch: Buffer[] = [];
-    let batchBytes = 0;
-    let inFlight: Promise<void> = Promise.resolve();
-    const flush = async (): Promise<void> => {
-      await inFlight;
-      if (batchBytes === 0) return;
-      const [bufs, bytes] = [batch, batchBytes];
-      batch = [];
-      batchBytes = 0;
-      inFlight = fh.writev(bufs, c.start + sink.written(c)).then(() => {
-        sink.wrote(c, bufs, bytes);
-        progressed();
-      }, (e: unknown) => diskFull(e, o));
+    const writer = new ChunkWriter(fh, from, (_pos, bufs, bytes) => {
+      sink.wrote(c, bufs, bytes);
+      progressed();
+    });
+    const receiver: BodyReceiver = {
+      start: (status, headers) => {
+        if (ranged && status !== 206) throw new DownloadError('HttpError', `${o.file.path}: the server ignored the Range header (HTTP ${status})`);
+        const contentRange = headers['content-range'];
+        if (ranged && typeof contentRange === 'string' && !contentRange.startsWith(`bytes ${from}-`)) {
+          throw new RetryableStatus(status, undefined, `unexpected Content-Range ${contentRange} for bytes=${from}-${end}`);
+        }
+      },
+      data: (chunk, controller) => {
+        if (writer.received + chunk.length > end - from + 1) controller.abort(new DownloadError('HttpError', `${what}: the server sent more bytes than asked for`));
+        else writer.data(chunk, controller);
+      },
+      end: () => writer.end(),
     };
-    let received = 0;
+    let answer: Received;
     try {
-      // Flowing mode, paused while a batch waits for the previous write: no promise per network read.
-      await new Promise<void>((resolve, reject) => {
-        const body = res.body;
-        body.on('data', (data: Buffer) => {
-          received += data.length;
-          if (received > end - from + 1) {
-            body.destroy();
-            reject(new DownloadError('HttpError', `${what}: the server sent more bytes than asked for`));
-            return;
-          }
-          batch.push(data);
-          batchBytes += data.length;
-          if (batchBytes >= WRITE_BATCH) {
-            body.pause();
-            flush().then(() => body.resume(), (e: unknown) => {
-              body.destroy();
-              reject(e);
-            });
-          }
-        });
-        body.on('end', () => resolve());
-        body.on('error', reject);
-        body.on('close', () => resolve());
-      });
+      answer = await o.http.receive(o.url, ranged ? { range: `bytes=${from}-${end}` } : {}, receiver);
     } finally {
       // What arrived before a cut is kept: the retry asks only for the rest.
-      await flush();
-      await inFlight;
+      await writer.finish().catch((e: unknown) => diskFull(e, o));
     }
+    if (answer.text !== undefined || (answer.statusCode !== 200 && answer.statusCode !== 206)) throw failureOf(answer, o.file.path, !!o.http.options.token);
     const got = sink.written(c);
     if (got < c.length) throw new DownloadError('NetworkError', `${what}: the body ended after ${got - (from - c.start)} of ${c.length - (from - c.start)} bytes`, true);
   });

@@ -105,6 +105,34 @@ export class HubHttp {
   }
 
   /**
+   * A GET whose 2xx body goes to `body` through undici's dispatch callbacks (no stream in between: each
+   * network read is handed over as it is parsed), following redirects like `once`. Resolves when the
+   * body has ended; an answer other than 2xx resolves with its (short) text instead, for `failureOf`.
+   */
+  async receive(url: string, headers: Record<string, string>, body: BodyReceiver): Promise<Received> {
+    const origin = new URL(url).origin;
+    let current = url;
+    for (let hop = 0; hop <= 10; hop++) {
+      const target = new URL(current);
+      const answer = await new Promise<Received & { location?: string }>((resolve, reject) => {
+        this.agent.dispatch({
+          origin: target.origin,
+          path: `${target.pathname}${target.search}`,
+          method: 'GET',
+          headers: {
+            'user-agent': this.options.userAgent,
+            ...headers,
+            ...(target.origin === origin && this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
+          },
+        }, receiveHandler(body, (r) => resolve({ ...r, url: current }), reject));
+      });
+      if (answer.location === undefined) return answer;
+      current = new URL(answer.location, current).toString();
+    }
+    throw new DownloadError('HttpError', `too many redirects from ${url}`);
+  }
+
+  /**
    * Runs `attempt` until it succeeds, retrying retryable failures with backoff. `attempt` reports
    * whether it made progress (received bytes), which resets the attempt count.
    */
@@ -134,6 +162,62 @@ export class HubHttp {
   }
 }
 
+/** Takes a response body piece by piece; `controller` pauses and resumes the connection. */
+export interface BodyReceiver {
+  /** A 2xx answer's status and headers; throwing refuses it (the request is aborted with that error). */
+  start(statusCode: number, headers: HubResponse['headers']): void;
+  data(chunk: Buffer, controller: Dispatcher.DispatchController): void;
+  /** The body ended or failed: no more `data`, and the controller must not be resumed. */
+  end(): void;
+}
+
+export interface Received {
+  statusCode: number;
+  headers: HubResponse['headers'];
+  url: string;
+  /** The body of an answer other than 2xx (up to 4 kB), undefined for 2xx. */
+  text?: string;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+function receiveHandler(body: BodyReceiver, resolve: (r: Omit<Received, 'url'> & { location?: string }) => void, reject: (e: Error) => void): Dispatcher.DispatchHandler {
+  let statusCode = 0;
+  let headers: HubResponse['headers'] = {};
+  let text: string | undefined;
+  let location: string | undefined;
+  return {
+    // Present so undici takes this for a handler of its current callback API.
+    onRequestStart() {},
+    onResponseStart(controller, status, h) {
+      statusCode = status;
+      headers = h;
+      location = REDIRECTS.has(status) ? header(h, 'location') : undefined;
+      if (location !== undefined) return;
+      if (status >= 200 && status < 300) {
+        try {
+          body.start(status, h);
+        } catch (e) {
+          controller.abort(e as Error);
+        }
+      } else text = '';
+    },
+    onResponseData(controller, chunk) {
+      if (location !== undefined) return;
+      if (text === undefined) body.data(chunk, controller);
+      else if (text.length < 4096) text += chunk.toString('utf8');
+    },
+    onResponseEnd() {
+      if (location === undefined && text === undefined && statusCode !== 0) body.end();
+      resolve({ statusCode, headers, ...(text !== undefined ? { text } : {}), ...(location !== undefined ? { location } : {}) });
+    },
+    onResponseError(_controller, error) {
+      if (location === undefined && text === undefined && statusCode !== 0) body.end();
+      reject(error);
+    },
+  };
+}
+
 /** A 429 or 5xx answer, to be retried. */
 export class RetryableStatus extends Error {
   constructor(readonly status: number, readonly retryAfterMs: number | undefined, readonly detail?: string) {
@@ -146,7 +230,11 @@ export class RetryableStatus extends Error {
  * retryable, missing repositories, revisions and files and gated repositories get their own codes.
  */
 export async function failure(res: HubResponse, what: string, hasToken: boolean): Promise<Error> {
-  const text = (await res.body.text().catch(() => '')).slice(0, 500);
+  return failureOf({ ...res, text: await res.body.text().catch(() => '') }, what, hasToken);
+}
+
+export function failureOf(res: Received, what: string, hasToken: boolean): Error {
+  const text = (res.text ?? '').slice(0, 500);
   const code = header(res.headers, 'x-error-code');
   const message = header(res.headers, 'x-error-message') ?? text;
   const s = res.statusCode;

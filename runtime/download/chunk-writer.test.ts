@@ -1,0 +1,74 @@
+// ChunkWriter: bodies written at their offset in batches, the connection paused while too many batches
+// wait for the disk, and everything received written before `finish` returns (also after a cut).
+import { mkdtemp, open, readFile, rm, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Dispatcher } from 'undici';
+import { ChunkWriter } from './chunk-writer.js';
+
+class FakeController implements Dispatcher.DispatchController {
+  paused = false;
+  pauses = 0;
+  aborted = false;
+  reason: Error | null = null;
+  pause(): void {
+    this.paused = true;
+    this.pauses++;
+  }
+  resume(): void {
+    this.paused = false;
+  }
+  abort(reason: Error): void {
+    this.aborted = true;
+    this.reason = reason;
+  }
+}
+
+let dir: string;
+let fh: FileHandle;
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'chunk-writer-'));
+  fh = await open(path.join(dir, 'f'), 'w+');
+  await fh.truncate(64);
+});
+
+afterEach(async () => {
+  await fh.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('writes the body at its offset in batches, in order, and reports each batch once written', async () => {
+  const reported: { pos: number; length: number }[] = [];
+  const w = new ChunkWriter(fh, 10, (pos, _bufs, length) => reported.push({ pos, length }), { batchBytes: 8, maxBatchesInFlight: 2 });
+  const c = new FakeController();
+  for (const s of ['abcde', 'fghij', 'klmno', 'pq']) w.data(Buffer.from(s), c);
+  w.end();
+  await w.finish();
+  expect(reported).toEqual([{ pos: 10, length: 10 }, { pos: 20, length: 7 }]);
+  expect(w.received).toBe(17);
+  expect((await readFile(path.join(dir, 'f'))).subarray(10, 27).toString()).toBe('abcdefghijklmnopq');
+});
+
+test('pauses the connection while too many batches wait for the disk, and resumes it after', async () => {
+  const c = new FakeController();
+  const w = new ChunkWriter(fh, 0, () => {}, { batchBytes: 4, maxBatchesInFlight: 1 });
+  w.data(Buffer.from('1234'), c);
+  expect(c.paused).toBe(true);
+  await w.finish();
+  expect(c.paused).toBe(false);
+  expect(c.pauses).toBe(1);
+});
+
+test('a failed write aborts the request and is thrown by finish; nothing after it is reported', async () => {
+  await fh.close();
+  fh = await open(path.join(dir, 'f'), 'r'); // read-only: writes fail
+  const reported: number[] = [];
+  const c = new FakeController();
+  const w = new ChunkWriter(fh, 0, (pos) => reported.push(pos), { batchBytes: 2, maxBatchesInFlight: 8 });
+  w.data(Buffer.from('ab'), c);
+  await expect(w.finish()).rejects.toMatchObject({ code: 'EBADF' });
+  w.data(Buffer.from('cd'), c);
+  expect(c.aborted).toBe(true);
+  expect(reported).toEqual([]);
+});
