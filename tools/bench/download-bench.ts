@@ -2,7 +2,8 @@
 // Download throughput on loopback against the Hub-protocol test server (tools/hub-server, its own
 // process): `jamba-runtime download` vs curl (one file after another, and --parallel) vs
 // huggingface_hub's snapshot_download, on the same synthetic safetensors, runs interleaved.
-//   node dist/tools/bench/download-bench.js [--gib 1] [--files 4] [--runs 5] [--python /path/to/venv/bin/python]
+//   node dist/tools/bench/download-bench.js [--gib 1] [--files 4] [--runs 5] [--python /path/to/venv/bin/python] [--port P]
+// --port P: the Hub server listens on P and its CDN origin on P+1 (default: ports the system picks).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -13,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { repoRoot } from './runtime-process.js';
 
 const { values } = parseArgs({
-  options: { gib: { type: 'string' }, files: { type: 'string' }, runs: { type: 'string' }, python: { type: 'string' }, work: { type: 'string' } },
+  options: { gib: { type: 'string' }, files: { type: 'string' }, runs: { type: 'string' }, python: { type: 'string' }, work: { type: 'string' }, port: { type: 'string' } },
 });
 const totalBytes = Math.round(Number(values.gib ?? '1') * 1024 ** 3);
 const fileCount = Number(values.files ?? '4');
@@ -63,7 +64,8 @@ function median(xs: number[]): number {
 const dataDir = path.join(work, 'repo');
 const names = await syntheticRepo(dataDir);
 const weightBytes = await bytesUnder(dataDir, names);
-const server = spawn(process.execPath, [path.join(repoRoot, 'dist/tools/hub-server/main.js'), '--repo', `${REPO}=${dataDir}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+const ports = values.port ? ['--port', values.port, '--cdn-port', String(Number(values.port) + 1)] : [];
+const server = spawn(process.execPath, [path.join(repoRoot, 'dist/tools/hub-server/main.js'), '--repo', `${REPO}=${dataDir}`, ...ports], { stdio: ['ignore', 'pipe', 'inherit'] });
 const { endpoint } = await new Promise<{ endpoint: string }>((resolve) => createInterface({ input: server.stdout! }).once('line', (l) => resolve(JSON.parse(l))));
 const resolveUrl = (name: string) => `${endpoint}/${REPO}/resolve/main/${name}`;
 const runtimeMain = path.join(repoRoot, 'dist/runtime/cmd/main.js');
