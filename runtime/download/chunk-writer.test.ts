@@ -40,7 +40,7 @@ afterEach(async () => {
 
 test('writes the body at its offset in batches, in order, and reports each batch once written', async () => {
   const reported: { pos: number; length: number }[] = [];
-  const w = new ChunkWriter(fh, 10, (pos, _bufs, length) => reported.push({ pos, length }), { batchBytes: 8, maxBatchesInFlight: 2 });
+  const w = new ChunkWriter(fh, 10, (pos, _bufs, length) => reported.push({ pos, length }), { batchBytes: 8, maxBatchesInFlight: 2, maxBatchAgeMs: 60_000 });
   const c = new FakeController();
   for (const s of ['abcde', 'fghij', 'klmno', 'pq']) w.data(Buffer.from(s), c);
   w.end();
@@ -50,9 +50,25 @@ test('writes the body at its offset in batches, in order, and reports each batch
   expect((await readFile(path.join(dir, 'f'))).subarray(10, 27).toString()).toBe('abcdefghijklmnopq');
 });
 
+test('a slow body is written once its batch is old enough, not only when the batch is full', async () => {
+  const reported: number[] = [];
+  const w = new ChunkWriter(fh, 0, (_pos, _bufs, length) => reported.push(length), { batchBytes: 1024, maxBatchesInFlight: 2, maxBatchAgeMs: 40 });
+  const c = new FakeController();
+  w.data(Buffer.from('ab'), c);
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  w.data(Buffer.from('cd'), c); // the batch began 60 ms ago: written now, far below batchBytes
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  expect(reported).toEqual([4]);
+  w.data(Buffer.from('e'), c); // a fresh batch: held until the end
+  w.end();
+  await w.finish();
+  expect(reported).toEqual([4, 1]);
+  expect((await readFile(path.join(dir, 'f'))).subarray(0, 5).toString()).toBe('abcde');
+});
+
 test('pauses the connection while too many batches wait for the disk, and resumes it after', async () => {
   const c = new FakeController();
-  const w = new ChunkWriter(fh, 0, () => {}, { batchBytes: 4, maxBatchesInFlight: 1 });
+  const w = new ChunkWriter(fh, 0, () => {}, { batchBytes: 4, maxBatchesInFlight: 1, maxBatchAgeMs: 60_000 });
   w.data(Buffer.from('1234'), c);
   expect(c.paused).toBe(true);
   await w.finish();
@@ -65,7 +81,7 @@ test('a failed write aborts the request and is thrown by finish; nothing after i
   fh = await open(path.join(dir, 'f'), 'r'); // read-only: writes fail
   const reported: number[] = [];
   const c = new FakeController();
-  const w = new ChunkWriter(fh, 0, (pos) => reported.push(pos), { batchBytes: 2, maxBatchesInFlight: 8 });
+  const w = new ChunkWriter(fh, 0, (pos) => reported.push(pos), { batchBytes: 2, maxBatchesInFlight: 8, maxBatchAgeMs: 60_000 });
   w.data(Buffer.from('ab'), c);
   await expect(w.finish()).rejects.toMatchObject({ code: 'EBADF' });
   w.data(Buffer.from('cd'), c);

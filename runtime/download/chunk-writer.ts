@@ -2,6 +2,8 @@
 // into batches and each batch is written with one positioned writev (no copy), in order, so the bytes
 // on disk stay contiguous from where the body started. At most `maxBatchesInFlight` batches wait for
 // the disk; beyond that the connection is paused, so memory stays bounded by a few batches per request.
+// A batch is also written once its first bytes are `maxBatchAgeMs` old: from a slow origin, progress
+// and the resumable bytes on disk still advance steadily instead of once per batch.
 import type { FileHandle } from 'node:fs/promises';
 import type { Dispatcher } from 'undici';
 
@@ -11,9 +13,10 @@ export type OnWritten = (pos: number, bufs: Buffer[], length: number) => void;
 export interface ChunkWriterLimits {
   batchBytes: number;
   maxBatchesInFlight: number;
+  maxBatchAgeMs: number;
 }
 
-export const WRITE_LIMITS: ChunkWriterLimits = { batchBytes: 1024 * 1024, maxBatchesInFlight: 2 };
+export const WRITE_LIMITS: ChunkWriterLimits = { batchBytes: 1024 * 1024, maxBatchesInFlight: 2, maxBatchAgeMs: 250 };
 
 async function writevAll(fh: FileHandle, bufs: Buffer[], length: number, pos: number): Promise<void> {
   let done = (await fh.writev(bufs, pos)).bytesWritten;
@@ -30,6 +33,8 @@ async function writevAll(fh: FileHandle, bufs: Buffer[], length: number, pos: nu
 export class ChunkWriter {
   private batch: Buffer[] = [];
   private batchBytes = 0;
+  /** When the batch's first bytes arrived (performance.now()). */
+  private batchStarted = 0;
   /** File offset where the next batch goes. */
   private pos: number;
   private inFlight = 0;
@@ -50,9 +55,11 @@ export class ChunkWriter {
       return;
     }
     this.received += chunk.length;
+    const now = performance.now();
+    if (this.batchBytes === 0) this.batchStarted = now;
     this.batch.push(chunk);
     this.batchBytes += chunk.length;
-    if (this.batchBytes < this.limits.batchBytes) return;
+    if (this.batchBytes < this.limits.batchBytes && now - this.batchStarted < this.limits.maxBatchAgeMs) return;
     this.submit();
     if (this.inFlight >= this.limits.maxBatchesInFlight && !this.ended) {
       this.pausedController = controller;
