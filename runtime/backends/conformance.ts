@@ -119,9 +119,13 @@ function flatStep(rows: number, tokenIds = new Int32Array(rows)): StepInputs {
   return stepInputs({ numRows: rows, segments: [{ rowStart: 0, numRows: rows, cachedLen: 0, stateSlot: 0, blockTable: new Int32Array(0) }] }, tokenIds);
 }
 
-/** Row counts of the expert cases: decode, a small batch, and (where affordable) a prefill-sized one. */
+/**
+ * Row counts of the expert cases: decode, a small batch, a decode-sized batch (33-128 rows of a dense
+ * MLP stream in several 32-row tiles with the gated GEMM split), and (where affordable) a prefill-sized one.
+ */
 function expertRows(s: Shapes): number[] {
-  return s.prefillRows > 0 ? [1, s.rows, s.prefillRows] : [1, s.rows];
+  const decodeBatch = 4 * s.rows + 23;
+  return s.prefillRows > 0 ? [1, s.rows, decodeBatch, s.prefillRows] : [1, s.rows, decodeBatch];
 }
 
 /** The steps stateful cases run: a prefill, a chunk that continues it, then one decode row each. */
@@ -161,14 +165,19 @@ const FP32_TOL = 1e-4;
 
 export const OP_CASES: OpCase[] = [
   {
-    name: 'linear (dense, bias; decode and prefill row counts)',
+    name: 'linear (dense, bias; decode and prefill row counts; a narrow x_proj-shaped weight)',
     tolerance: BF16_TOL,
     async run(b, s) {
       const r = rng(1);
       const w = dense(b, r, s.ffn + 3, s.hidden, true);
       const outs: Float32Array[] = [];
-      for (const rows of [1, s.rows, 4 * s.rows + 3]) {
+      for (const rows of [1, 5, s.rows, 4 * s.rows + 3]) {
         outs.push(...(await inStep(b, flatStep(rows), async () => [await b.download(b.linear(act(b, r, [rows, s.hidden]), w))])));
+      }
+      // A small weight at few rows (Mamba's x_proj): the kernel decode steps use for it may differ.
+      const narrow = dense(b, r, s.dtRank + 2 * s.dState, s.dInner, true);
+      for (const rows of [1, 2, 7]) {
+        outs.push(...(await inStep(b, flatStep(rows), async () => [await b.download(b.linear(act(b, r, [rows, s.dInner]), narrow))])));
       }
       return outs;
     },
@@ -200,7 +209,7 @@ export const OP_CASES: OpCase[] = [
     },
   },
   {
-    name: 'embedding, rmsNorm, siluMul, addInPlace, splitColumns, gatherSampleRows',
+    name: 'embedding, rmsNorm, siluMul, addInPlace, addInPlace + rmsNorm, splitColumns, gatherSampleRows',
     tolerance: BF16_TOL,
     async run(b, s) {
       const r = rng(4);
@@ -214,7 +223,14 @@ export const OP_CASES: OpCase[] = [
         const m = b.siluMul(g, u);
         const resid = act(b, r, [s.rows, s.ffn]);
         b.addInPlace(resid, m);
-        return [await b.download(x), await b.download(n), await b.download(m), await b.download(b.gatherSampleRows(resid))];
+        const gathered = b.gatherSampleRows(resid);
+        // A residual add straight into a norm of the sum (a backend may fuse the two).
+        const stream = act(b, r, [s.rows, s.hidden], 4);
+        b.addInPlace(stream, x);
+        const normed = b.rmsNorm(stream, act(b, r, [s.hidden], 0.2, 1), 1e-6);
+        const outs: Float32Array[] = [];
+        for (const t of [x, n, m, gathered, stream, normed]) outs.push(await b.download(t));
+        return outs;
       });
     },
   },

@@ -3,12 +3,16 @@
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr \
 //        -Iruntime/native/include tools/gpu/gemm_microbench.cu -lcublasLt -o /tmp/gemm_microbench
 // For each shape and row count: cuBLASLt's first heuristic (what the backend runs), the best of up to 16
-// of its algorithms, and a plain read of W as the ceiling; median device µs with a cold L2, and W's bytes
-// over that time. (A hand-written weight-streaming kernel for few rows was measured against these on
-// 2026-12-02 and lost everywhere: docs/benchmarks/cuda.md.)
+// of its algorithms, the one-row skinny kernel (runtime/native/src/skinny_gemm.cuh) with its largest
+// difference from cuBLASLt's output, and a plain read of W as the ceiling; median device µs with a
+// cold L2, and W's bytes over that time. (A hand-written weight-streaming tensor-core kernel for few rows
+// was measured against these on 2026-12-02 and lost everywhere: docs/benchmarks/cuda.md.)
 #include <cublasLt.h>
 
+#include <cmath>
+
 #include "../../runtime/native/src/common.cuh"
+#include "../../runtime/native/src/skinny_gemm.cuh"
 
 #include "bench_common.cuh"
 
@@ -42,11 +46,12 @@ int main() {
   const Shape shapes[] = {{"mamba in_proj", 16384, 4096}, {"mamba out_proj", 4096, 8192}, {"mamba x_proj", 288, 8192}, {"mamba dt_proj", 8192, 256},
                           {"attn q / o", 4096, 4096},     {"attn k / v", 1024, 4096},    {"lm_head", 65536, 4096},   {"router", 16, 4096}};
   const int max_m = 256;
-  __nv_bfloat16 *x, *w, *y_lt;
+  __nv_bfloat16 *x, *w, *y_lt, *y_sk;
   uint32_t* sink;
   CHECK(cudaMalloc(&x, (size_t)max_m * 16384 * 2));
   CHECK(cudaMalloc(&w, (size_t)65536 * 4096 * 2));
   CHECK(cudaMalloc(&y_lt, (size_t)max_m * 65536 * 2));
+  CHECK(cudaMalloc(&y_sk, (size_t)65536 * 2));
   CHECK(cudaMalloc(&sink, 4));
   fill_bf16<<<1024, 256>>>(x, (size_t)max_m * 16384, 1.f);
   fill_bf16<<<1024, 256>>>(w, (size_t)65536 * 4096, 0.02f);
@@ -56,7 +61,7 @@ int main() {
     const double bytes = 2.0 * s.n * s.k;
     const float read_us = timer.median_us([&] { read_words<<<4 * num_sms(), 512, 0, stream()>>>((const uint4*)w, (size_t)bytes / 16, sink); });
     printf("%-16s %5s %-26s %10.1f %8.2f\n", s.name, "-", "read W", read_us, bytes / read_us / 1e6);
-    for (int m : {1, 8, 16, 32, 64, 256}) {
+    for (int m : {1, 8, 16, 64, 256}) {
       auto row = [&](const char* what, float us) { printf("%-16s %5d %-26s %10.1f %8.2f\n", s.name, m, what, us, bytes / us / 1e6); };
       cublasLtMatmulDesc_t op;
       cublasLtMatrixLayout_t a, b, d;
@@ -82,6 +87,22 @@ int main() {
         if (us < best) best = us, best_i = i;
       }
       row("cuBLASLt heuristic #1", first);
+      if (m == 1) {
+        cublasLtMatmul(lt, op, &one, w, a, x, b, &zero, y_lt, d, y_lt, d, &results[0].algo, ws, ws_bytes, stream());
+        const float us = timer.median_us([&] { launch_skinny_gemv(x, w, s.n, s.k, nullptr, y_sk, JB_DTYPE_BF16); });
+        std::vector<__nv_bfloat16> ref((size_t)m * s.n), got((size_t)m * s.n);
+        CHECK(cudaMemcpy(ref.data(), y_lt, ref.size() * 2, cudaMemcpyDeviceToHost));
+        CHECK(cudaMemcpy(got.data(), y_sk, got.size() * 2, cudaMemcpyDeviceToHost));
+        float worst = 0.f, scale = 0.f;
+        for (size_t i = 0; i < ref.size(); i++) {
+          worst = std::max(worst, std::fabs(__bfloat162float(ref[i]) - __bfloat162float(got[i])));
+          scale = std::max(scale, std::fabs(__bfloat162float(ref[i])));
+        }
+        char label[64];
+        snprintf(label, sizeof label, "skinny (%d K slices)", skinny_k_splits(s.n, s.k));
+        row(label, us);
+        printf("%-16s %5d %-26s %10.2e %8s\n", s.name, m, "skinny max |diff| / max", worst / std::max(scale, 1e-30f), "");
+      }
       char label[64];
       snprintf(label, sizeof label, "cuBLASLt best (#%d of %d)", best_i + 1, found);
       row(label, best);

@@ -163,6 +163,11 @@ int main() {
     row("gated (default)", timer.median_us([&] { moe_gated(r); }), gated_bytes);
     row("down (default)", timer.median_us([&] { run_gemm<DOWN>(true, r.bm, r.down, r.tiles, r.splits); }), down_bytes);
     row("reduce", timer.median_us([&] { moe_reduce(r); }), 0);
+    if (r.bm == 8) {
+      // The dequantization's share: the streamed gated GEMM fed raw bytes (wrong results, same loads).
+      row("gated, no int8 conversion", timer.median_us([&] { launch_streamed<GATED, 8, 4, 4, true, false>(r.up, r.tiles, r.gated_splits); }), gated_bytes);
+      row("down, no int8 conversion", timer.median_us([&] { launch_streamed<DOWN, 8, 4, 4, true, false>(r.down, r.tiles, r.splits); }), down_bytes);
+    }
     // The streamed kernel at each token tile (rows per tile) and K-slice count, with the books rebuilt
     // for that tile: which shape the planner should pick.
     for (int tn : {8, 16, 32}) {
@@ -188,9 +193,9 @@ int main() {
         moe_align(v);
         char label[64];
         snprintf(label, sizeof label, "gated %s", name);
-        row(label, timer.median_us([&] { launch_gemm(v.up, v.tiles, gated_cfg); }), gated_bytes);
+        row(label, timer.median_us([&] { launch_gemm(v.up, v.tiles, 1, gated_cfg); }), gated_bytes);
         snprintf(label, sizeof label, "down %s", name);
-        row(label, timer.median_us([&] { launch_gemm(v.down, v.tiles, down_cfg); }), down_bytes);
+        row(label, timer.median_us([&] { launch_gemm(v.down, v.tiles, 1, down_cfg); }), down_bytes);
         CHECK(cudaGetLastError());
       };
       large("128x64x64 w4x2 s3", GemmConfig<true, GATED, 128, 64, 64, 4, 2, 3>{}, GemmConfig<true, DOWN, 128, 64, 64, 4, 2, 3>{}, 128);

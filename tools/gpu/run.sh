@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, in a copy of the working tree carrying .gpu, dist and the native library
 # (tools/gpu/bundle.sh makes them): unpacks Node, then runs the parts asked for, each logging to $OUT.
-#   bash tools/gpu/run.sh check fixtures|conformance | ops moe,attention,mamba | model [bench flags...] | load | build
+#   bash tools/gpu/run.sh check fixtures|conformance | ops moe,attention,mamba [bench flags...] | model [bench flags...] | load | build
 set -uo pipefail
 OUT="${OUT:-/tmp/out}"
 mkdir -p "$OUT" /tmp/jamba-node
@@ -22,7 +22,7 @@ case "$what" in
     # Hugging Face's own bf16 deviations set the fixtures' tolerance (tools/gpu/check.ts); needs torch.
     if [[ "$part" == *fixtures* ]] && python3 tools/gpu/hf_bf16_deviation.py "$OUT/hf-bf16.json" >"$OUT/hf-bf16.log" 2>&1; then export JAMBA_HF_BF16="$OUT/hf-bf16.json"; fi
     node dist/tools/gpu/check.js "$OUT/check-${part//,/-}.json" "$part" 2>&1 | tee "$OUT/check-${part//,/-}.log" ;;
-  ops) node dist/runtime/cmd/main.js bench --ops "${1:-moe,attention,mamba}" --json "$OUT/ops.json" 2>&1 | tee "$OUT/ops.log" | grep -v '^  \|^{\|^}\|^\]' ;;
+  ops) list="${1:-moe,attention,mamba}"; shift || true; node dist/runtime/cmd/main.js bench --ops "$list" --json "$OUT/ops.json" "$@" 2>&1 | tee "$OUT/ops.log" | grep -v '^  \|^{\|^}\|^\]' ;;
   model) tag="${JAMBA_BENCH_TAG:-model}"; node dist/runtime/cmd/main.js bench --preset jamba-1.5-mini --random-weights --backend cuda --json "$OUT/$tag.json" "$@" 2>&1 | tee "$OUT/$tag.log" | grep -v '^    \|^{\|^}\|^\]' ;;
   load)
     # The loading benchmark: a Mini-shaped checkpoint of its first 8 layers (~26 GB, written once), then a

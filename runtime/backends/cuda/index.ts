@@ -31,9 +31,9 @@ import { moePartialFloats } from '../../models/geometry.js';
 import { Arena } from './arena.js';
 import { CudaTiledInt8, tiledInt8, tiledInt8Bytes, untileInt8 } from './int8-tiles.js';
 import { check, type NativeLib, openNative } from './native.js';
-import { BYTES, DTYPE, type NativeDType, OP, Program } from './program.js';
+import { BYTES, type DeviceMatrix, DTYPE, type NativeDType, OP, Program } from './program.js';
 import { packStep, type PayloadLayout, payloadBound } from './step-payload.js';
-import { cuda, CudaExpertSet, CudaKvCache, CudaMambaState, CudaTensor } from './tensor.js';
+import { cuda, CudaExpertSet, CudaKvCache, CudaMambaState, CudaTensor, overlaps, sameMatrix } from './tensor.js';
 
 /** Most top log-probabilities per sampled row (the sampling kernel's fixed output width). */
 const MAX_TOP = 20;
@@ -85,6 +85,8 @@ export class CudaBackend implements Backend {
   private step?: OpenStep;
   /** Mamba slot resets asked for between steps: they run first in the next program. */
   private pendingResets: [ptr: number, bytes: number][] = [];
+  /** The operands of the last ADD emitted (a following norm of its destination fuses with it). */
+  private lastAdd?: { dst: DeviceMatrix; src: DeviceMatrix };
   private readonly ptrOut = new Float64Array(1);
   private disposed = false;
 
@@ -498,7 +500,15 @@ export class CudaBackend implements Backend {
     const w = cuda(weight, 'rmsNorm', 'f32');
     if (w.cols !== xs.cols) throw new Error(`rmsNorm: weight of ${w.cols} for rows of ${xs.cols}`);
     const out = this.activation('bf16', xs.rows, xs.cols, 'rmsNorm');
-    this.program.emit(OP.RMSNORM, xs, w.ptr, eps, out.ptr, DTYPE.bf16);
+    // A norm of the tensor the op just before added into (the residual stream between sublayers): one
+    // kernel does both, unless the output overlaps what was added (arena addresses are reused).
+    const add = this.program.lastOp === OP.ADD ? this.lastAdd : undefined;
+    if (add && sameMatrix(add.dst, xs) && !overlaps(out, add.src)) {
+      this.program.dropLastOp();
+      this.program.emit(OP.ADD_RMSNORM, add.dst, add.src, w.ptr, eps, out.ptr, DTYPE.bf16);
+    } else {
+      this.program.emit(OP.RMSNORM, xs, w.ptr, eps, out.ptr, DTYPE.bf16);
+    }
     return out;
   }
 
@@ -525,6 +535,7 @@ export class CudaBackend implements Backend {
     const s = cuda(src, 'addInPlace', 'f32', 'bf16');
     if (d.rows !== s.rows || d.cols !== s.cols) throw new Error(`addInPlace: [${d.shape.join(', ')}] += [${s.shape.join(', ')}]`);
     this.program.emit(OP.ADD, d, s);
+    this.lastAdd = { dst: d, src: s };
   }
 
   siluMul(gate: Tensor, up: Tensor): Tensor {

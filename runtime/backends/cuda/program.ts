@@ -19,6 +19,7 @@ export const OP = {
   SCAN: 13,
   SAMPLE: 14,
   TIMER: 15,
+  ADD_RMSNORM: 16,
 } as const;
 
 export const DTYPE = { f32: 0, bf16: 1, i8: 2, i32: 3, f16: 4 } as const;
@@ -39,6 +40,9 @@ export class Program {
   private data = new Float64Array(4096);
   private size = 0;
   private ops = 0;
+  /** Where the last op starts and its code (-1: none since the last reset), for fusions that replace it. */
+  private lastStart = -1;
+  private lastCode = -1;
 
   get length(): number {
     return this.size;
@@ -56,10 +60,26 @@ export class Program {
   reset(): void {
     this.size = 0;
     this.ops = 0;
+    this.lastStart = this.lastCode = -1;
+  }
+
+  /** The code of the op emitted last (-1: none since the last reset or drop). */
+  get lastOp(): number {
+    return this.lastCode;
+  }
+
+  /** Removes the op emitted last (a fusion replaces it). */
+  dropLastOp(): void {
+    if (this.lastStart < 0) throw new Error('Program.dropLastOp: no op to drop');
+    this.size = this.lastStart;
+    this.ops--;
+    this.lastStart = this.lastCode = -1;
   }
 
   /** Appends one op; tensor arguments are spread into their five numbers. */
   emit(op: number, ...args: (number | DeviceMatrix)[]): void {
+    this.lastStart = this.size;
+    this.lastCode = op;
     let argc = 0;
     for (const a of args) argc += typeof a === 'number' ? 1 : 5;
     this.reserve(2 + argc);

@@ -1,54 +1,9 @@
-// The step flow around CUDA graphs, on a stand-in for the native library (CI has no GPU; the GPU
-// machine's check runs the real one, tools/gpu/check.ts): a decode batch size runs recorded until the
-// library has captured its graph, then replays without recording; other steps always record.
+// The step flow around CUDA graphs, on a stand-in for the native library (stand-in.ts): a decode batch
+// size runs recorded until the library has captured its graph, then replays without recording; other
+// steps always record.
 import type { SamplingRow, StepInputs } from '../backend.js';
 import { CudaBackend } from './index.js';
-import type { NativeLib } from './native.js';
-
-interface Run {
-  programLength: number;
-  graphKey: number;
-}
-
-/** Mimics jb_run's graph rule: a key's first run is eager, the second captures, later ones replay. */
-function standIn(): { lib: NativeLib; runs: Run[] } {
-  const runs: Run[] = [];
-  const seen = new Map<number, number>();
-  let next = 1 << 20;
-  const lib: NativeLib = {
-    lastError: () => '',
-    init: () => 0,
-    deviceInfo: () => 0,
-    deviceCount: () => 1,
-    malloc: (bytes, out) => {
-      out[0] = next;
-      next += Math.ceil(bytes / 256) * 256;
-      return 0;
-    },
-    free: () => 0,
-    upload: () => 0,
-    download: () => 0,
-    sync: () => 0,
-    convert: () => 0,
-    quantizeInt8: () => 0,
-    fillRandomBf16: () => 0,
-    run: async (_program, length, _payload, _payloadBytes, _payloadDev, result, resultBytes, _resultDev, graphKey) => {
-      runs.push({ programLength: length, graphKey });
-      if (graphKey >= 0) seen.set(graphKey, (seen.get(graphKey) ?? 0) + 1);
-      new Int32Array(result.buffer, result.byteOffset, resultBytes / 4).fill(7); // token id 7 everywhere
-      return 0;
-    },
-    resetGraphs: () => {
-      seen.clear();
-      return 0;
-    },
-    hasGraph: (key) => ((seen.get(key) ?? 0) >= 2 ? 1 : 0),
-    measureCeilings: () => 0,
-    opProfile: () => 0,
-    lastRunMs: () => 0,
-  };
-  return { lib, runs };
-}
+import { standIn } from './stand-in.js';
 
 const greedy: SamplingRow = { temperature: 0, topP: 1, topK: 0, minP: 0, seed: 0, counter: 0, logprobs: 0 };
 

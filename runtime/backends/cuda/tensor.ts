@@ -34,6 +34,23 @@ export class CudaTensor implements Tensor, DeviceMatrix {
   }
 }
 
+/** The bytes a matrix spans, from its first element to past its last. */
+function span(m: DeviceMatrix): [number, number] {
+  return [m.ptr, m.ptr + ((m.rows - 1) * m.ld + m.cols) * BYTES[m.dtype]];
+}
+
+/** Whether two matrices share any byte. */
+export function overlaps(a: DeviceMatrix, b: DeviceMatrix): boolean {
+  const [a0, a1] = span(a);
+  const [b0, b1] = span(b);
+  return a0 < b1 && b0 < a1;
+}
+
+/** The same elements in the same layout. */
+export function sameMatrix(a: DeviceMatrix, b: DeviceMatrix): boolean {
+  return a.ptr === b.ptr && a.dtype === b.dtype && a.rows === b.rows && a.cols === b.cols && a.ld === b.ld;
+}
+
 export function cuda(t: Tensor, op: string, ...dtypes: DType[]): CudaTensor {
   if (!(t instanceof CudaTensor)) throw new Error(`${op}: tensor does not belong to the cuda backend`);
   if (dtypes.length > 0 && !dtypes.includes(t.dtype)) throw new Error(`${op}: expected ${dtypes.join(' or ')} tensor, got ${t.dtype} [${t.shape.join(', ')}]`);

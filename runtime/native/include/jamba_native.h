@@ -48,7 +48,8 @@ enum { JB_SAMPLE_PARAM_WORDS = 8, JB_MAX_TOP_LOGPROBS = 20 };
   X(13, SCAN)      /* T x, T dt, negA ptr (f32), T b, T c, d ptr (f32), T z, state ptr (f32), d_state, meta,  */ \
                    /* seqs, decode seqs ptr, decode seqs, out ptr (bf16)                                        */ \
   X(14, SAMPLE)    /* logits ptr (f32 [rows, vocab]), rows, vocab, params ptr, out ptr                       */ \
-  X(15, TIMER)     /* (none) the step's device time counts from here; eager runs only (benchmarks)           */
+  X(15, TIMER)     /* (none) the step's device time counts from here; eager runs only (benchmarks)           */ \
+  X(16, ADD_RMSNORM) /* T dst, T src, weight ptr (f32), eps, out ptr, out dtype: dst += src, out = rmsnorm(dst) */
 
 #define JB_OP_ENUM(code, name) JB_OP_##name = code,
 enum { JB_OPS(JB_OP_ENUM) JB_OP_COUNT };

@@ -148,6 +148,7 @@ int memset(Args& a);
 int convert(Args& a);
 int embed(Args& a);
 int rmsnorm(Args& a);
+int add_rmsnorm(Args& a);
 int gemm(Args& a);
 int add(Args& a);
 int silu_mul(Args& a);

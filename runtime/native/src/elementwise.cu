@@ -27,12 +27,21 @@ __global__ void embed_kernel(const void* table, int dtype, int vocab, int hidden
 }
 
 /** One block per row; fp32 sum of squares (as the CPU reference and Hugging Face do). */
-__global__ void rmsnorm_kernel(const void* x, int dtype, int cols, int ld, const float* w, float eps, void* out, int out_dtype) {
+/**
+ * out = rmsnorm(x) per row; with ADD, x += src first (the residual add and the next layer's norm in one
+ * launch). The sum is stored, then read back, so the norm sees x rounded to its dtype as an unfused
+ * add followed by a norm would.
+ */
+template <bool ADD>
+__global__ void rmsnorm_kernel(void* x, int dtype, int cols, int ld, const void* src, int src_dtype, int src_ld, const float* w, float eps, void* out,
+                               int out_dtype) {
   __shared__ float scratch[32];
   const int r = blockIdx.x;
   float ss = 0.f;
   for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-    const float v = load_as_float(x, dtype, (size_t)r * ld + c);
+    const size_t i = (size_t)r * ld + c;
+    if constexpr (ADD) store_from_float(x, dtype, i, load_as_float(x, dtype, i) + load_as_float(src, src_dtype, (size_t)r * src_ld + c));
+    const float v = load_as_float(x, dtype, i);
     ss += v * v;
   }
   const float inv = rsqrtf(block_sum(ss, scratch) / cols + eps);
@@ -185,8 +194,23 @@ int rmsnorm(Args& a) {
   const uint64_t out = a.ptr();
   const int out_dtype = a.i();
   if (x.rows == 0) return 0;
-  rmsnorm_kernel<<<x.rows, row_threads(x.cols), 0, stream()>>>(as<void>(x.ptr), x.dtype, x.cols, x.ld, as<float>(w), eps, as<void>(out), out_dtype);
+  rmsnorm_kernel<false><<<x.rows, row_threads(x.cols), 0, stream()>>>(as<void>(x.ptr), x.dtype, x.cols, x.ld, nullptr, 0, 0, as<float>(w), eps, as<void>(out),
+                                                                     out_dtype);
   JB_LAUNCHED("rmsnorm");
+  return 0;
+}
+
+int add_rmsnorm(Args& a) {
+  const Mat x = a.mat();
+  const Mat src = a.mat();
+  const uint64_t w = a.ptr();
+  const float eps = a.f();
+  const uint64_t out = a.ptr();
+  const int out_dtype = a.i();
+  if (x.rows == 0) return 0;
+  rmsnorm_kernel<true><<<x.rows, row_threads(x.cols), 0, stream()>>>(as<void>(x.ptr), x.dtype, x.cols, x.ld, as<void>(src.ptr), src.dtype, src.ld, as<float>(w), eps,
+                                                                    as<void>(out), out_dtype);
+  JB_LAUNCHED("add rmsnorm");
   return 0;
 }
 

@@ -2,13 +2,16 @@
 // bf16 or fp32 output. Row-major y is column-major yᵀ = W·xᵀ: A = W (K×N column-major, transposed),
 // B = x (K×M column-major, ld = x's row stride), D = yᵀ (N×M, ld = N). The bias epilogue adds one
 // value per row of D, i.e. per output feature. Plans (layouts + chosen algorithm) are cached per
-// shape; the workspace is fixed, so the calls are legal inside CUDA graph capture.
+// shape; the workspace is fixed, so the calls are legal inside CUDA graph capture. A single row (batch-1
+// decode) goes to the skinny kernel instead (skinny_gemm.cuh).
 #include <cublasLt.h>
 
+#include <cstdlib>
 #include <map>
 #include <tuple>
 
 #include "common.cuh"
+#include "skinny_gemm.cuh"
 
 namespace jb {
 namespace {
@@ -71,6 +74,15 @@ int make_plan(int m, int n, int k, int ldb, int out_dtype, Plan& plan) {
   return 0;
 }
 
+/** One row goes to the skinny kernel; JAMBA_SKINNY_GEMV=0 keeps it on cuBLASLt (for comparison). */
+bool use_skinny() {
+  static const bool on = [] {
+    const char* v = getenv("JAMBA_SKINNY_GEMV");
+    return !(v && std::string(v) == "0");
+  }();
+  return on;
+}
+
 }  // namespace
 
 namespace ops {
@@ -84,6 +96,8 @@ int gemm(Args& a) {
   const int out_dtype = a.i();
   if (x.rows == 0) return 0;
   if (x.dtype != JB_DTYPE_BF16) return fail("gemm: x must be bf16");
+  if (use_skinny() && skinny_fits(x.rows, x.cols, x.ptr, w))
+    return launch_skinny_gemv(as<__nv_bfloat16>(x.ptr), as<__nv_bfloat16>(w), n, x.cols, bias ? as<float>(bias) : nullptr, as<void>(out), out_dtype);
   if (ensure_handle() != 0) return -1;
   const auto key = std::make_tuple(x.rows, n, x.cols, x.ld, out_dtype);
   auto it = g_plans.find(key);

@@ -427,7 +427,7 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int i) { return i == 0 
  * with the same permutation, so every dot product is unchanged. Grid: (tiles, row blocks, K splits),
  * tiles fastest so that the tiles of one expert read its rows while they are in L2.
  */
-template <int MODE, int TN, int WARPS, int BATCH, bool PREFETCH>
+template <int MODE, int TN, int WARPS, int BATCH, bool PREFETCH, bool CONVERT>
 __global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
   constexpr int kMats = MODE == GATED ? 2 : 1, kOct = TN / 8, kBatch = BATCH;
   int row0, row_end;
@@ -490,8 +490,10 @@ __global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
 #pragma unroll
         for (int j = 0; j < kMats; j++) {
           const uint32_t lo = word(wv[u][j][0], step), hi = word(wv[u][j][1], step);
-          const uint32_t a[4] = {mma::i8x2_to_bf16x2(lo & 0xffffu), mma::i8x2_to_bf16x2(hi & 0xffffu), mma::i8x2_to_bf16x2(lo >> 16),
-                                 mma::i8x2_to_bf16x2(hi >> 16)};
+          // CONVERT false feeds the raw bytes (wrong results): tools/gpu/moe_microbench.cu times the
+          // dequantization's share that way.
+          const uint32_t a[4] = {CONVERT ? mma::i8x2_to_bf16x2(lo & 0xffffu) : lo, CONVERT ? mma::i8x2_to_bf16x2(hi & 0xffffu) : hi,
+                                 CONVERT ? mma::i8x2_to_bf16x2(lo >> 16) : lo >> 16, CONVERT ? mma::i8x2_to_bf16x2(hi >> 16) : hi >> 16};
 #pragma unroll
           for (int o = 0; o < kOct; o++)
             mma::mma_bf16(acc[j][o], a, word(xv[u][o][step / 2], (step % 2) * 2), word(xv[u][o][step / 2], (step % 2) * 2 + 1));
@@ -506,9 +508,9 @@ __global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
 }
 
 // More k-blocks in flight where fewer tokens leave registers free (this regime is bound by weight bytes).
-template <int MODE, int TN, int WARPS = 4, int BATCH = TN == 8 ? 4 : 2, bool PREFETCH = true>
+template <int MODE, int TN, int WARPS = 4, int BATCH = TN == 8 ? 4 : 2, bool PREFETCH = true, bool CONVERT = true>
 int launch_streamed(const GemmParams& p, int tiles, int splits) {
-  streamed_gemm<MODE, TN, WARPS, BATCH, PREFETCH><<<dim3(tiles, ceil_div(p.n, 16 * WARPS), splits), 32 * WARPS, 0, stream()>>>(p);
+  streamed_gemm<MODE, TN, WARPS, BATCH, PREFETCH, CONVERT><<<dim3(tiles, ceil_div(p.n, 16 * WARPS), splits), 32 * WARPS, 0, stream()>>>(p);
   JB_LAUNCHED("grouped gemm (streamed)");
   return 0;
 }
@@ -747,10 +749,15 @@ __global__ void align_kernel(const int* ids, int pairs, int k, int experts, int 
   }
 }
 
-/** out[t] = Σ over split-K slices and the token's k slots, in a fixed order (deterministic). */
+/**
+ * out[t] = Σ over split-K slices and the token's k slots, in a fixed order (deterministic). Blocks of
+ * (token, 256 columns): a decode token's 16 slices × slots per column spread over 16 blocks, not one
+ * (a 1-token reduce took 9 µs in one block).
+ */
 __global__ void reduce_kernel(const float* partial, int k, int hidden, int splits, int pairs, float* out) {
   const int t = blockIdx.x;
-  for (int c = threadIdx.x; c < hidden; c += blockDim.x) {
+  const int c = blockIdx.y * blockDim.x + threadIdx.x;
+  if (c < hidden) {
     float s = 0.f;
     for (int j = 0; j < k; j++)
       for (int z = 0; z < splits; z++) s += partial[((size_t)z * pairs + (size_t)t * k + j) * hidden + c];
@@ -808,8 +815,12 @@ int plan_moe(Args& a, MoeRun& r) {
   if (r.hidden % 16 != 0 || ffn % 16 != 0) return fail("moe: hidden and ffn sizes must be multiples of 16");
 
   const bool streamed = r.int8 && use_streamed();
-  // One expert (a dense MLP) has no uneven routing: its rows fit the smallest tile that holds them.
-  r.bm = streamed && experts > 1 ? streamed_tile_rows(r.pairs / experts) : tile_rows(r.pairs / experts);
+  // One expert (a dense MLP) has no uneven routing: its rows fit the smallest tile that holds them, and
+  // 33-64 rows stream the weights in two 32-row tiles (64 rows 201 against 225 µs in one 128-row tile;
+  // at 128 rows the 128-row tile wins, 294 against 328).
+  if (!streamed) r.bm = tile_rows(r.pairs / experts);
+  else if (experts > 1) r.bm = streamed_tile_rows(r.pairs / experts);
+  else r.bm = tile_rows(r.pairs <= 64 ? std::min(r.pairs, 32) : r.pairs);
   if (const int forced = forced_tile_rows(); forced > 0) r.bm = forced;
   int* base = as<int>(align);
   const int max_tiles = ceil_div(r.pairs, 8) + experts, pairs = r.pairs;
@@ -881,7 +892,7 @@ int moe_align(const MoeRun& r) {
 }
 
 int moe_reduce(const MoeRun& r) {
-  reduce_kernel<<<r.rows, std::min(1024, ((r.hidden + 31) / 32) * 32), 0, stream()>>>(r.down.partial, r.k, r.hidden, r.splits, r.pairs, r.out);
+  reduce_kernel<<<dim3(r.rows, ceil_div(r.hidden, 256)), 256, 0, stream()>>>(r.down.partial, r.k, r.hidden, r.splits, r.pairs, r.out);
   JB_LAUNCHED("moe reduce");
   return 0;
 }
