@@ -139,6 +139,11 @@ const runtime = object({
   }),
   port: withDefault(integer({ minimum: 1, maximum: 65535 }), 8000),
   maxNumSeqs: integer({ minimum: 1, maximum: 4096, description: 'Sequences batched at once (runtime --max-num-seqs).' }),
+  maxNumBatchedTokens: integer({
+    minimum: 1,
+    maximum: 1048576,
+    description: 'Tokens one engine step may run (runtime --max-num-batched-tokens): smaller prefill chunks lower inter-token latency for some throughput.',
+  }),
   startupTimeoutSeconds: withDefault(
     integer({ minimum: 60, maximum: 86400, description: 'How long weight loading may take before the pod is restarted.' }),
     3600,

@@ -203,6 +203,7 @@ export function runtimeArgs(spec: JambaDeploymentSpec, modelPath: string): strin
     '--served-model-name', spec.model.name,
     '--drain-timeout', String(r.drainTimeoutSeconds),
     ...(r.maxNumSeqs !== undefined ? ['--max-num-seqs', String(r.maxNumSeqs)] : []),
+    ...(r.maxNumBatchedTokens !== undefined ? ['--max-num-batched-tokens', String(r.maxNumBatchedTokens)] : []),
     // An InferencePool's endpoint picker reads vLLM's metric names.
     ...(spec.inferencePool ? ['--vllm-metrics'] : []),
     ...(r.args ?? []),

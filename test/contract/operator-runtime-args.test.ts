@@ -40,7 +40,7 @@ function matrixSpecs(): [string, Record<string, unknown>][] {
     }
     out.push([`gpus ${gpus}, every optional runtime field`, {
       model: { name: 'org/some-jamba', source: SOURCES.hostPath }, gpusPerReplica: gpus,
-      runtime: { port: 9000, maxNumSeqs: 17, drainTimeoutSeconds: 0, args: ['--max-waiting', '3'] },
+      runtime: { port: 9000, maxNumSeqs: 17, maxNumBatchedTokens: 2048, drainTimeoutSeconds: 0, args: ['--max-waiting', '3'] },
       inferencePool: { endpointPicker: { name: 'epp' } },
     }]);
   }
@@ -78,6 +78,7 @@ describe.each(CASES)('%s', (_name, rawSpec) => {
     expect(r.modelDir === modelMount.mountPath || r.modelDir.startsWith(`${modelMount.mountPath}/`)).toBe(true);
     expect(parsed.drainTimeoutSeconds).toBe(s.runtime.drainTimeoutSeconds);
     if (s.runtime.maxNumSeqs !== undefined) expect(r.maxNumSeqs).toBe(s.runtime.maxNumSeqs);
+    if (s.runtime.maxNumBatchedTokens !== undefined) expect(r.maxNumBatchedTokens).toBe(s.runtime.maxNumBatchedTokens);
     expect(r.vllmMetrics).toBe(s.inferencePool !== undefined);
   });
 
