@@ -26,11 +26,10 @@ __global__ void embed_kernel(const void* table, int dtype, int vocab, int hidden
   for (int c = threadIdx.x; c < hidden; c += blockDim.x) out[(size_t)r * hidden + c] = load_as_float(table, dtype, (size_t)id * hidden + c);
 }
 
-/** One block per row; fp32 sum of squares (as the CPU reference and Hugging Face do). */
 /**
- * out = rmsnorm(x) per row; with ADD, x += src first (the residual add and the next layer's norm in one
- * launch). The sum is stored, then read back, so the norm sees x rounded to its dtype as an unfused
- * add followed by a norm would.
+ * out = rmsnorm(x), one block per row, fp32 sum of squares (as the CPU reference and Hugging Face do);
+ * with ADD, x += src first (the residual add and the next layer's norm in one launch). The sum is
+ * stored, then read back, so the norm sees x rounded to its dtype as an unfused add and norm would.
  */
 template <bool ADD>
 __global__ void rmsnorm_kernel(void* x, int dtype, int cols, int ld, const void* src, int src_dtype, int src_ld, const float* w, float eps, void* out,
