@@ -120,12 +120,14 @@ function flatStep(rows: number, tokenIds = new Int32Array(rows)): StepInputs {
 }
 
 /**
- * Row counts of the expert cases: decode, a small batch, a decode-sized batch (33-128 rows of a dense
- * MLP stream in several 32-row tiles with the gated GEMM split), and (where affordable) a prefill-sized one.
+ * Row counts of the expert cases: decode, a small batch, a decode-sized batch (33-64 rows of a dense
+ * MLP take one 64-row tile on Hopper, several 32-row tiles elsewhere), and where affordable two
+ * prefill-sized ones: 40 rows per expert on average (the MoE's 64-row tiles on Hopper) and `prefillRows`.
  */
 function expertRows(s: Shapes): number[] {
   const decodeBatch = 4 * s.rows + 23;
-  return s.prefillRows > 0 ? [1, s.rows, decodeBatch, s.prefillRows] : [1, s.rows, decodeBatch];
+  const midBatch = Math.ceil((40 * s.experts) / s.topK);
+  return s.prefillRows > 0 ? [1, s.rows, decodeBatch, midBatch, s.prefillRows] : [1, s.rows, decodeBatch];
 }
 
 /** The steps stateful cases run: a prefill, a chunk that continues it, then one decode row each. */
@@ -209,7 +211,7 @@ export const OP_CASES: OpCase[] = [
     },
   },
   {
-    name: 'embedding, rmsNorm, siluMul, addInPlace, addInPlace + rmsNorm, splitColumns, gatherSampleRows',
+    name: 'embedding, rmsNorm, siluMul, addInPlace, addInPlace + rmsNorm, rmsNorms in a row, splitColumns, gatherSampleRows',
     tolerance: BF16_TOL,
     async run(b, s) {
       const r = rng(4);
@@ -228,8 +230,13 @@ export const OP_CASES: OpCase[] = [
         const stream = act(b, r, [s.rows, s.hidden], 4);
         b.addInPlace(stream, x);
         const normed = b.rmsNorm(stream, act(b, r, [s.hidden], 0.2, 1), 1e-6);
+        // Norms of three column slices in a row (Mamba's dt, B and C; a backend may run them as one op).
+        const widths = [s.dtRank, s.dState, s.dState];
+        const parts = b.splitColumns(act(b, r, [s.rows, s.dtRank + 2 * s.dState]), widths);
+        const weights = widths.map((width) => act(b, r, [width], 0.2, 1));
+        const partNorms = parts.map((part, i) => b.rmsNorm(part, weights[i]!, 1e-5));
         const outs: Float32Array[] = [];
-        for (const t of [x, n, m, gathered, stream, normed]) outs.push(await b.download(t));
+        for (const t of [x, n, m, gathered, stream, normed, ...partNorms]) outs.push(await b.download(t));
         return outs;
       });
     },

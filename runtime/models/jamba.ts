@@ -187,9 +187,11 @@ export class JambaModel implements ModelRunner {
     const dtbc = this.reduced(b.linear(xc, m.xProj)); // [T, dtRank + 2·dState], summed over the channel shards
     const [dt, bRaw, cRaw] = b.splitColumns(dtbc, [c.mambaDtRank, c.mambaDState, c.mambaDState]) as [Tensor, Tensor, Tensor];
     const eps = c.rmsNormEps;
-    const dtRaw = b.linear(b.rmsNorm(dt, m.dtNorm, eps), m.dtProj); // [T, Di], softplus inside the scan
+    // The three norms side by side (a backend may run them as one op), then dt's projection.
+    const [dtNormed, bNormed, cNormed] = [b.rmsNorm(dt, m.dtNorm, eps), b.rmsNorm(bRaw, m.bNorm, eps), b.rmsNorm(cRaw, m.cNorm, eps)];
+    const dtRaw = b.linear(dtNormed, m.dtProj); // [T, Di], softplus inside the scan
     const y = b.selectiveScan(
-      { x: xc, dtRaw, negA: m.negA, b: b.rmsNorm(bRaw, m.bNorm, eps), c: b.rmsNorm(cRaw, m.cNorm, eps), d: m.d, z },
+      { x: xc, dtRaw, negA: m.negA, b: bNormed, c: cNormed, d: m.d, z },
       m.state,
       batch,
     ); // [T, Di], gated by silu(z)

@@ -14,6 +14,7 @@ namespace jb {
 namespace {
 cudaStream_t g_bench_stream;
 int g_bench_sms;
+int g_bench_sm_version;
 }  // namespace
 int fail(const std::string& message) {
   fprintf(stderr, "error: %s\n", message.c_str());
@@ -22,6 +23,7 @@ int fail(const std::string& message) {
 int fail_cuda(cudaError_t err, const char* what) { return fail(std::string(what) + ": " + cudaGetErrorString(err)); }
 cudaStream_t stream() { return g_bench_stream; }
 int num_sms() { return g_bench_sms; }
+int sm_version() { return g_bench_sm_version; }
 }  // namespace jb
 
 using namespace jb;
@@ -81,4 +83,8 @@ inline void bench_init() {
   CHECK(cudaSetDevice(0));
   CHECK(cudaStreamCreate(&jb::g_bench_stream));
   CHECK(cudaDeviceGetAttribute(&jb::g_bench_sms, cudaDevAttrMultiProcessorCount, 0));
+  int major = 0, minor = 0;
+  CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
+  CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0));
+  jb::g_bench_sm_version = major * 10 + minor;
 }

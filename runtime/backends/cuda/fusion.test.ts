@@ -1,6 +1,7 @@
-// The CUDA backend's one recording-time fusion, on the stand-in library (stand-in.ts): a residual add
+// The CUDA backend's recording-time fusions, on the stand-in library (stand-in.ts): a residual add
 // followed by a norm of the same tensor runs as one ADD_RMSNORM op, unless the norm's output would
-// overlap the tensor that was added (the arena hands freed addresses out again).
+// overlap the tensor that was added (the arena hands freed addresses out again); norms of independent
+// tensors in a row run as one RMSNORMS op.
 import type { SamplingRow, StepInputs } from '../backend.js';
 import { CudaBackend } from './index.js';
 import { OP } from './program.js';
@@ -58,4 +59,27 @@ test('no fusion when the norm is of another tensor, when an op comes between, or
     b.rmsNorm(x, w, 1e-6);
   });
   expect(ops).toEqual([OP.ADD, OP.RMSNORM, OP.ADD, OP.SILU_MUL, OP.RMSNORM, OP.SILU_MUL, OP.ADD, OP.RMSNORM, OP.SAMPLE]);
+});
+
+test('norms of independent tensors in a row (Mamba’s dt, B and C) are one RMSNORMS op of up to four', async () => {
+  const ops = await recorded((b) => {
+    const w = b.upload(new Float32Array(hidden), [hidden]);
+    const xs = Array.from({ length: 6 }, () => b.upload(new Float32Array(rows * hidden), [rows, hidden]));
+    for (const x of xs) b.rmsNorm(x, w, 1e-6);
+  });
+  expect(ops).toEqual([OP.RMSNORMS, OP.RMSNORMS, OP.SAMPLE]);
+});
+
+test('a norm does not join one whose output it reads, one of other rows, or across another op', async () => {
+  const ops = await recorded((b) => {
+    const w = b.upload(new Float32Array(hidden), [hidden]);
+    const x = b.upload(new Float32Array(rows * hidden), [rows, hidden]);
+    const fewer = b.upload(new Float32Array(hidden), [1, hidden]);
+    const normed = b.rmsNorm(x, w, 1e-6);
+    b.rmsNorm(normed, w, 1e-6); // reads the previous output
+    b.rmsNorm(fewer, w, 1e-6); // other rows
+    b.siluMul(x, x);
+    b.rmsNorm(x, w, 1e-6); // an op between
+  });
+  expect(ops).toEqual([OP.RMSNORM, OP.RMSNORM, OP.RMSNORM, OP.SILU_MUL, OP.RMSNORM, OP.SAMPLE]);
 });

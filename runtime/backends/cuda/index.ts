@@ -47,6 +47,17 @@ const MAX_DECODE_SPLITS = 128;
 const DEFAULT_PLAN: ActivationPlan = { activationBytes: 2 * 2 ** 30, maxRows: 8192, maxSeqs: 256, maxBlocksPerSeq: 4096 };
 const SOURCE_DTYPE = { BF16: DTYPE.bf16, F16: DTYPE.f16, F32: DTYPE.f32 } as const;
 
+/** As many norms as one RMSNORMS op takes (include/jamba_native.h). */
+const MAX_GROUPED_NORMS = 4;
+
+/** A norm recorded as part of the last RMSNORM(S) op. */
+interface PendingNorm {
+  x: DeviceMatrix;
+  weight: number;
+  eps: number;
+  out: DeviceMatrix;
+}
+
 interface Regions {
   arena: Arena;
   payloadDev: number;
@@ -87,6 +98,8 @@ export class CudaBackend implements Backend {
   private pendingResets: [ptr: number, bytes: number][] = [];
   /** The operands of the last ADD emitted (a following norm of its destination fuses with it). */
   private lastAdd?: { dst: DeviceMatrix; src: DeviceMatrix };
+  /** The norms of the last RMSNORM or RMSNORMS op, which the next independent norm may join. */
+  private lastNorms: PendingNorm[] = [];
   private readonly ptrOut = new Float64Array(1);
   private disposed = false;
 
@@ -506,7 +519,24 @@ export class CudaBackend implements Backend {
     if (add && sameMatrix(add.dst, xs) && !overlaps(out, add.src)) {
       this.program.dropLastOp();
       this.program.emit(OP.ADD_RMSNORM, add.dst, add.src, w.ptr, eps, out.ptr, DTYPE.bf16);
+      return out;
+    }
+    // Norms of independent tensors in a row (Mamba's dt, B and C): one launch for all of them, which
+    // runs where the first one was recorded, so a later norm joins only if it reads none of the earlier
+    // outputs and writes none of their inputs.
+    const norm: PendingNorm = { x: xs, weight: w.ptr, eps, out };
+    const group = this.program.lastOp === OP.RMSNORM || this.program.lastOp === OP.RMSNORMS ? this.lastNorms : [];
+    const joins =
+      group.length > 0 &&
+      group.length < MAX_GROUPED_NORMS &&
+      group[0]!.x.rows === xs.rows &&
+      group.every((n) => !overlaps(n.out, xs) && !overlaps(out, n.x));
+    if (joins) {
+      this.program.dropLastOp();
+      this.lastNorms = [...group, norm];
+      this.program.emit(OP.RMSNORMS, this.lastNorms.length, ...this.lastNorms.flatMap((n) => [n.x, n.weight, n.eps, n.out.ptr, DTYPE.bf16]));
     } else {
+      this.lastNorms = [norm];
       this.program.emit(OP.RMSNORM, xs, w.ptr, eps, out.ptr, DTYPE.bf16);
     }
     return out;
@@ -600,8 +630,9 @@ export class CudaBackend implements Backend {
     if (xs.cols !== experts.hidden || (ids && ids.rows !== rows)) throw new Error(`${op}: x [${xs.shape.join(', ')}] does not match the experts' hidden ${experts.hidden}`);
     const pairs = rows * k;
     const e = experts.numExperts;
-    // Routing books (counts, offsets, pair lists, the tile map of the grouped GEMM), see moe.cu.
-    const alignInts = 2 * e + 2 + 2 * pairs + 2 * (Math.ceil(pairs / 8) + e) + 4;
+    // Routing books (moe.cu's Books): counts, offsets, pair lists, the grouped GEMM's tile map and its
+    // count, the tail-tile map and its count; 4 ints of slack.
+    const alignInts = 2 * e + 1 + 2 * pairs + 2 * (Math.ceil(pairs / 8) + e) + 1 + 2 * e + 1 + 4;
     const align = this.r.arena.alloc(alignInts * 4, 'moe routing');
     const h = this.r.arena.alloc(pairs * experts.ffn * 2, 'moe intermediate');
     const partialBytes = moePartialFloats(pairs, experts.hidden, experts.ffn) * 4;

@@ -20,6 +20,7 @@ export const OP = {
   SAMPLE: 14,
   TIMER: 15,
   ADD_RMSNORM: 16,
+  RMSNORMS: 17,
 } as const;
 
 export const DTYPE = { f32: 0, bf16: 1, i8: 2, i32: 3, f16: 4 } as const;

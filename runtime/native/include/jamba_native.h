@@ -49,7 +49,8 @@ enum { JB_SAMPLE_PARAM_WORDS = 8, JB_MAX_TOP_LOGPROBS = 20 };
                    /* seqs, decode seqs ptr, decode seqs, out ptr (bf16)                                        */ \
   X(14, SAMPLE)    /* logits ptr (f32 [rows, vocab]), rows, vocab, params ptr, out ptr                       */ \
   X(15, TIMER)     /* (none) the step's device time counts from here; eager runs only (benchmarks)           */ \
-  X(16, ADD_RMSNORM) /* T dst, T src, weight ptr (f32), eps, out ptr, out dtype: dst += src, out = rmsnorm(dst) */
+  X(16, ADD_RMSNORM) /* T dst, T src, weight ptr (f32), eps, out ptr, out dtype: dst += src, out = rmsnorm(dst) */ \
+  X(17, RMSNORMS)  /* count (1-4), then per norm: T x, weight ptr (f32), eps, out ptr, out dtype; equal rows  */
 
 #define JB_OP_ENUM(code, name) JB_OP_##name = code,
 enum { JB_OPS(JB_OP_ENUM) JB_OP_COUNT };

@@ -32,6 +32,8 @@ int fail_cuda(cudaError_t err, const char* what);
 /** The backend's stream and library handles (context.cu). */
 cudaStream_t stream();
 int num_sms();
+/** The device's compute capability, major·10 + minor (90 on Hopper). */
+int sm_version();
 
 // --- program arguments ----------------------------------------------------------------------------
 
@@ -149,6 +151,7 @@ int convert(Args& a);
 int embed(Args& a);
 int rmsnorm(Args& a);
 int add_rmsnorm(Args& a);
+int rmsnorms(Args& a);
 int gemm(Args& a);
 int add(Args& a);
 int silu_mul(Args& a);

@@ -17,6 +17,7 @@ namespace {
 std::string g_error;
 int g_device = -1;
 int g_sms = 0;
+int g_sm_version = 0;  // major·10 + minor
 cudaStream_t g_stream = nullptr;
 cudaEvent_t g_start = nullptr, g_stop = nullptr;
 float g_last_ms = 0.f;
@@ -75,6 +76,7 @@ OpFn op_table(int code) {
     case JB_OP_SAMPLE: return ops::sample;
     case JB_OP_TIMER: return timer_start;
     case JB_OP_ADD_RMSNORM: return ops::add_rmsnorm;
+    case JB_OP_RMSNORMS: return ops::rmsnorms;
     default: return nullptr;
   }
 }
@@ -148,6 +150,7 @@ int fail_cuda(cudaError_t err, const char* what) {
 
 cudaStream_t stream() { return g_stream; }
 int num_sms() { return g_sms; }
+int sm_version() { return g_sm_version; }
 
 }  // namespace jb
 
@@ -176,6 +179,7 @@ int jb_init(int device) {
   JB_CUDA(cudaGetDeviceProperties(&prop, device));
   if (prop.major < 8) return fail(std::string(prop.name) + " (sm_" + std::to_string(prop.major * 10 + prop.minor) + ") is older than sm_80; the kernels need bf16 tensor cores");
   g_sms = prop.multiProcessorCount;
+  g_sm_version = prop.major * 10 + prop.minor;
   JB_CUDA(cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking));
   JB_CUDA(cudaEventCreate(&g_start));
   JB_CUDA(cudaEventCreate(&g_stop));

@@ -32,10 +32,9 @@ __global__ void embed_kernel(const void* table, int dtype, int vocab, int hidden
  * stored, then read back, so the norm sees x rounded to its dtype as an unfused add and norm would.
  */
 template <bool ADD>
-__global__ void rmsnorm_kernel(void* x, int dtype, int cols, int ld, const void* src, int src_dtype, int src_ld, const float* w, float eps, void* out,
-                               int out_dtype) {
+__device__ __forceinline__ void rmsnorm_row(int r, void* x, int dtype, int cols, int ld, const void* src, int src_dtype, int src_ld, const float* w, float eps,
+                                            void* out, int out_dtype) {
   __shared__ float scratch[32];
-  const int r = blockIdx.x;
   float ss = 0.f;
   for (int c = threadIdx.x; c < cols; c += blockDim.x) {
     const size_t i = (size_t)r * ld + c;
@@ -47,6 +46,28 @@ __global__ void rmsnorm_kernel(void* x, int dtype, int cols, int ld, const void*
   for (int c = threadIdx.x; c < cols; c += blockDim.x) {
     store_from_float(out, out_dtype, (size_t)r * cols + c, load_as_float(x, dtype, (size_t)r * ld + c) * inv * w[c]);
   }
+}
+
+template <bool ADD>
+__global__ void rmsnorm_kernel(void* x, int dtype, int cols, int ld, const void* src, int src_dtype, int src_ld, const float* w, float eps, void* out,
+                               int out_dtype) {
+  rmsnorm_row<ADD>(blockIdx.x, x, dtype, cols, ld, src, src_dtype, src_ld, w, eps, out, out_dtype);
+}
+
+/** Up to four independent norms over the same rows (Mamba's dt, B and C norms), one per blockIdx.y. */
+struct NormSet {
+  static constexpr int kMax = 4;
+  Mat x[kMax];
+  const float* w[kMax];
+  float eps[kMax];
+  void* out[kMax];
+  int out_dtype[kMax];
+};
+
+__global__ void rmsnorms_kernel(NormSet set) {
+  const int i = blockIdx.y;
+  const Mat& x = set.x[i];
+  rmsnorm_row<false>(blockIdx.x, reinterpret_cast<void*>(x.ptr), x.dtype, x.cols, x.ld, nullptr, 0, 0, set.w[i], set.eps[i], set.out[i], set.out_dtype[i]);
 }
 
 __global__ void add_kernel(void* dst, int dst_dtype, int dst_ld, const void* src, int src_dtype, int src_ld, int cols) {
@@ -196,6 +217,26 @@ int rmsnorm(Args& a) {
   rmsnorm_kernel<false><<<x.rows, row_threads(x.cols), 0, stream()>>>(as<void>(x.ptr), x.dtype, x.cols, x.ld, nullptr, 0, 0, as<float>(w), eps, as<void>(out),
                                                                      out_dtype);
   JB_LAUNCHED("rmsnorm");
+  return 0;
+}
+
+int rmsnorms(Args& a) {
+  const int count = a.i();
+  if (count < 1 || count > NormSet::kMax) return fail("rmsnorms: 1 to " + std::to_string(NormSet::kMax) + " norms, not " + std::to_string(count));
+  NormSet set{};
+  int cols = 0;
+  for (int i = 0; i < count; i++) {
+    set.x[i] = a.mat();
+    set.w[i] = as<float>(a.ptr());
+    set.eps[i] = a.f();
+    set.out[i] = as<void>(a.ptr());
+    set.out_dtype[i] = a.i();
+    if (set.x[i].rows != set.x[0].rows) return fail("rmsnorms: the norms must have the same rows");
+    if (set.x[i].cols > cols) cols = set.x[i].cols;
+  }
+  if (set.x[0].rows == 0) return 0;
+  rmsnorms_kernel<<<dim3(set.x[0].rows, count), row_threads(cols), 0, stream()>>>(set);
+  JB_LAUNCHED("rmsnorms");
   return 0;
 }
 

@@ -58,6 +58,21 @@ __device__ __forceinline__ uint32_t i8x2_to_bf16x2(uint32_t two) {
   return __byte_perm(__float_as_uint(lo), __float_as_uint(hi), 0x7632);
 }
 
+/**
+ * Four int8 (low byte first) to two bf16 pairs, bytes 0-1 in `lo` and 2-3 in `hi`: the conversion above
+ * with one offset for all four bytes and each byte picked straight from the word (11 instructions for
+ * four values against 14 for two calls of the pair version).
+ */
+__device__ __forceinline__ void i8x4_to_bf16x2x2(uint32_t four, uint32_t& lo, uint32_t& hi) {
+  const uint32_t u = four ^ 0x80808080u;
+  const float f0 = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7540)) - 8388736.f;
+  const float f1 = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7541)) - 8388736.f;
+  const float f2 = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7542)) - 8388736.f;
+  const float f3 = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7543)) - 8388736.f;
+  lo = __byte_perm(__float_as_uint(f0), __float_as_uint(f1), 0x7632);
+  hi = __byte_perm(__float_as_uint(f2), __float_as_uint(f3), 0x7632);
+}
+
 __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
   __nv_bfloat162 r = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<uint32_t*>(&r);

@@ -18,6 +18,7 @@
 #include "common.cuh"
 #include "int8_tiles.cuh"
 #include "mma.cuh"
+#include "wgmma.cuh"
 
 namespace jb {
 namespace {
@@ -404,6 +405,163 @@ __global__ void __launch_bounds__(32 * WARPS) swapped_gemm(GemmParams p) {
       store_transposed<MODE, C::kMats>(p, s, acc[0][t][q], acc[C::kMats - 1][t][q], row0 + t * 8 + 2 * t4 + (q & 1), row_end, n0 + warp * 16 + g + (q >= 2 ? 8 : 0));
 }
 
+/**
+ * Many rows per group on Hopper (prefill, int8 weights): the swapped product outᵀ = W·xᵀ on warpgroup
+ * MMAs. Each warpgroup owns 64 output channels (per matrix), whose int8 weights it dequantizes from
+ * shared memory into A fragments in registers; the TN tokens of the tile are the B operand, a bf16 tile
+ * in shared memory (128-byte swizzle, wgmma.cuh) that the tensor cores read directly, so no warp loads
+ * token fragments. WGS warpgroups share each token tile. The k loop is software-pipelined: while the
+ * MMAs of k tile t run, the warpgroup dequantizes tile t+1 into the other set of A registers.
+ */
+template <int MODE, int TN, int WGS>
+struct WgConfig {
+  static constexpr int kMats = MODE == GATED ? 2 : 1;
+  static constexpr int kThreads = 128 * WGS, kRows = 64 * WGS, BK = 64, kStages = 4;
+  static constexpr int kWStride = BK + 16;  // int8 bytes per weight row in shared memory (16 B pad)
+  static constexpr int kXBytes = TN * 128;  // the token tile: 64 bf16 per row, first in a stage (1024-aligned)
+  static constexpr int kWBytes = kRows * kWStride;
+  static constexpr int kStageBytes = (kXBytes + kMats * kWBytes + 1023) / 1024 * 1024;
+  static constexpr int kSmem = kStages * kStageBytes + 1024;  // + slack to align the first stage
+  // 16-byte chunks each thread copies per k tile: its column chunk is fixed (tid % chunks per row).
+  static constexpr int kWChunks = kRows * (BK / 16) / kThreads, kXChunks = TN * (BK / 8) / kThreads;
+  static_assert(kWChunks * kThreads == kRows * (BK / 16) && kXChunks * kThreads == TN * (BK / 8), "copy split");
+};
+
+template <int MODE, int TN, int WGS>
+__global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
+#if defined(JB_WGMMA)
+  using C = WgConfig<MODE, TN, WGS>;
+  constexpr int BK = C::BK, kMats = C::kMats, S = C::kStages;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* smem = smem_raw + ((1024 - (mma::smem_addr(smem_raw) & 1023)) & 1023);
+  int row0, row_end;
+  const void* w[2];
+  const float* s[2];
+  if (!block_tile<kMats>(p, blockIdx.y, TN, row0, row_end, w, s)) return;
+  const int n0 = blockIdx.x * C::kRows;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+  const int K = p.k, N = p.n;
+  const int all_tiles = (K + BK - 1) / BK, per = (all_tiles + gridDim.z - 1) / gridDim.z;
+  const int kt0 = blockIdx.z * per, k_tiles = max(0, min(all_tiles, kt0 + per) - kt0);
+  auto x_tile = [&](int stage) { return smem + stage * C::kStageBytes; };
+  auto w_tile = [&](int stage, int mat) { return smem + stage * C::kStageBytes + C::kXBytes + mat * C::kWBytes; };
+
+  // What this thread copies, fixed over the k loop: weight rows tid/4 + i·threads/4 at 16-byte column
+  // chunk tid % 4 (their tiled offsets advance 1 KiB per k tile, int8_tiles.cuh), and token rows
+  // tid/8 + i·threads/8 at chunk tid % 8 (source row -1: past the tile, zero-filled).
+  const int w_cc = tid % (BK / 16), x_cc = tid % (BK / 8);
+  uint32_t w_off[C::kWChunks];
+  bool w_ok[C::kWChunks];
+#pragma unroll
+  for (int i = 0; i < C::kWChunks; i++) {
+    const int n = n0 + tid / (BK / 16) + i * (C::kThreads / (BK / 16));
+    w_ok[i] = n < N;
+    w_off[i] = (uint32_t)int8_tile_offset(w_ok[i] ? n : 0, (kt0 * BK) + w_cc * 16, int8_padded_cols(K));
+  }
+  int x_src[C::kXChunks];
+#pragma unroll
+  for (int i = 0; i < C::kXChunks; i++) {
+    const int row = row0 + tid / (BK / 8) + i * (C::kThreads / (BK / 8));
+    x_src[i] = row < row_end ? (p.a_rows ? p.a_rows[row] : row) : -1;
+  }
+  auto load = [&](int stage, int kt) {
+    const int kk_w = (kt0 + kt) * BK + w_cc * 16, kk_x = (kt0 + kt) * BK + x_cc * 8;
+#pragma unroll
+    for (int j = 0; j < kMats; j++) {
+      unsigned char* ws = w_tile(stage, j) + w_cc * 16;
+      const unsigned char* wg = static_cast<const unsigned char*>(w[j]);
+#pragma unroll
+      for (int i = 0; i < C::kWChunks; i++) {
+        const bool valid = w_ok[i] && kk_w < K;
+        mma::cp_async16(ws + (tid / (BK / 16) + i * (C::kThreads / (BK / 16))) * C::kWStride, wg + (valid ? w_off[i] + (size_t)kt * kInt8TileBytes : 0), valid);
+      }
+    }
+    unsigned char* xs = x_tile(stage);
+#pragma unroll
+    for (int i = 0; i < C::kXChunks; i++) {
+      const bool valid = x_src[i] >= 0 && kk_x < K;
+      mma::cp_async16(xs + wgmma::swizzled_chunk(tid / (BK / 8) + i * (C::kThreads / (BK / 8)), x_cc), p.a + (valid ? (size_t)x_src[i] * p.lda + kk_x : 0), valid);
+    }
+  };
+
+  // This lane's weight rows in the block: warp w holds rows 16w + g and 16w + g + 8 (warp w % 4 of
+  // warpgroup w / 4, whose 64 rows start at 64·(w / 4)).
+  const int w_row = warp * 16 + g;
+  using AFrags = uint32_t[kMats][BK / 16][4];
+  auto dequantize = [&](int stage, AFrags& a) {
+#pragma unroll
+    for (int j = 0; j < kMats; j++) {
+      const unsigned char* base = w_tile(stage, j) + w_row * C::kWStride + 2 * t4;
+#pragma unroll
+      for (int kk = 0; kk < BK / 16; kk++) {
+        a[j][kk][0] = mma::i8x2_to_bf16x2(*reinterpret_cast<const uint16_t*>(base + kk * 16));
+        a[j][kk][1] = mma::i8x2_to_bf16x2(*reinterpret_cast<const uint16_t*>(base + 8 * C::kWStride + kk * 16));
+        a[j][kk][2] = mma::i8x2_to_bf16x2(*reinterpret_cast<const uint16_t*>(base + kk * 16 + 8));
+        a[j][kk][3] = mma::i8x2_to_bf16x2(*reinterpret_cast<const uint16_t*>(base + 8 * C::kWStride + kk * 16 + 8));
+      }
+    }
+  };
+
+  float acc[kMats][TN / 2];  // set by the first MMAs (which ignore its old value), or zeroed below
+
+  // One k tile: its MMAs (A in `cur`) start; once the previous tile's MMAs are done, every warpgroup
+  // has left the stage that the next load overwrites; then tile kt+1 is dequantized into `next` while
+  // this tile's MMAs run. Groups of cp.async: one per tile, S - 1 ahead.
+  auto step = [&](int kt, AFrags& cur, AFrags& next) {
+    const uint32_t xs = mma::smem_addr(x_tile(kt % S));
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < BK / 16; kk++)
+#pragma unroll
+      for (int j = 0; j < kMats; j++) wgmma::mma<TN>(acc[j], cur[j][kk], wgmma::b_desc(xs, kk), kt > 0 || kk > 0);
+    wgmma::commit();
+    wgmma::wait<1>();
+    if (kt + 1 < k_tiles) {
+      mma::cp_async_wait<S - 3>();
+      wgmma::fence_shared();
+      __syncthreads();
+      if (kt + S - 1 < k_tiles) load((kt + S - 1) % S, kt + S - 1);
+      mma::cp_async_commit();
+      dequantize((kt + 1) % S, next);
+    }
+  };
+
+#pragma unroll
+  for (int st = 0; st < S - 1; st++) {
+    if (st < k_tiles) load(st, st);
+    mma::cp_async_commit();
+  }
+  AFrags a0, a1;
+  if (k_tiles > 0) {
+    mma::cp_async_wait<S - 2>();
+    wgmma::fence_shared();
+    __syncthreads();
+    dequantize(0, a0);
+  }
+  for (int kt = 0; kt < k_tiles; kt += 2) {
+    step(kt, a0, a1);
+    if (kt + 1 < k_tiles) step(kt + 1, a1, a0);
+  }
+  wgmma::wait<0>();
+  if (k_tiles == 0) {  // a K slice past the end: its partial sums are zero
+#pragma unroll
+    for (int j = 0; j < kMats; j++)
+#pragma unroll
+      for (int i = 0; i < TN / 2; i++) acc[j][i] = 0.f;
+  }
+  mma::cp_async_wait<0>();
+
+  // acc[j][4·o + q]: channel w_row (+8 for q >= 2), token 8·o + 2·t4 (+1 for odd q): mma's C layout.
+#pragma unroll
+  for (int o = 0; o < TN / 8; o++)
+#pragma unroll
+    for (int q = 0; q < 4; q++)
+      store_transposed<MODE, kMats>(p, s, acc[0][4 * o + q], acc[kMats - 1][4 * o + q], row0 + o * 8 + 2 * t4 + (q & 1), row_end, n0 + w_row + (q >= 2 ? 8 : 0));
+#else
+  __trap();  // launched only on sm_90 (use_wgmma)
+#endif
+}
+
 /** 16 bytes of weights that are read once: not kept in L1; PREFETCH asks L2 for the whole 256-byte block. */
 template <bool PREFETCH = false>
 __device__ __forceinline__ uint4 load_streamed(const void* p) {
@@ -490,10 +648,14 @@ __global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
 #pragma unroll
         for (int j = 0; j < kMats; j++) {
           const uint32_t lo = word(wv[u][j][0], step), hi = word(wv[u][j][1], step);
+          // a = {row g k 0-1, row g+8 k 0-1, row g k 2-3, row g+8 k 2-3} of the lane's four bytes per row.
           // CONVERT false feeds the raw bytes (wrong results): tools/gpu/moe_microbench.cu times the
           // dequantization's share that way.
-          const uint32_t a[4] = {CONVERT ? mma::i8x2_to_bf16x2(lo & 0xffffu) : lo, CONVERT ? mma::i8x2_to_bf16x2(hi & 0xffffu) : hi,
-                                 CONVERT ? mma::i8x2_to_bf16x2(lo >> 16) : lo >> 16, CONVERT ? mma::i8x2_to_bf16x2(hi >> 16) : hi >> 16};
+          uint32_t a[4] = {lo, hi, lo >> 16, hi >> 16};
+          if constexpr (CONVERT) {
+            mma::i8x4_to_bf16x2x2(lo, a[0], a[2]);
+            mma::i8x4_to_bf16x2x2(hi, a[1], a[3]);
+          }
 #pragma unroll
           for (int o = 0; o < kOct; o++)
             mma::mma_bf16(acc[j][o], a, word(xv[u][o][step / 2], (step % 2) * 2), word(xv[u][o][step / 2], (step % 2) * 2 + 1));
@@ -524,18 +686,69 @@ bool use_streamed() {
   return streamed;
 }
 
+/** Lets `kKernel` use `bytes` of dynamic shared memory (above the 48 KiB default), once per kernel. */
+template <auto kKernel>
+int allow_smem(int bytes) {
+  static bool done = false;
+  if (!done) {
+    JB_CUDA(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    done = true;
+  }
+  return 0;
+}
+
 template <bool INT8, int MODE, int TN, int WARPS = 4>
 int launch_swapped(const GemmParams& p, int tiles, int splits) {
   using C = SwapConfig<INT8, MODE, TN, WARPS>;
   auto kernel = swapped_gemm<INT8, MODE, TN, WARPS>;
-  static bool configured = false;
-  if (!configured) {
-    JB_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem));
-    configured = true;
-  }
+  if (allow_smem<swapped_gemm<INT8, MODE, TN, WARPS>>(C::kSmem) != 0) return -1;
   kernel<<<dim3(ceil_div(p.n, C::kRows), tiles, splits), C::kThreads, C::kSmem, stream()>>>(p);
   JB_LAUNCHED("grouped gemm (swapped)");
   return 0;
+}
+
+/**
+ * The warpgroup-MMA kernel for int8 weights where it runs (sm_90), from 64 rows per group on (Mini,
+ * ExpertsInt8, against the swapped mma.sync kernel: MoE at 4096 tokens 7.45 against 12.45 ms, 1024
+ * tokens 2.43 against 3.97; dense MLP at 4096 3.34 against 5.87 ms, at 64 tokens 127 against 185 µs).
+ * JAMBA_MOE_PREFILL_KERNEL=swapped|large keeps the mma.sync kernels (for comparison).
+ */
+bool use_wgmma() {
+  static const bool on = [] {
+    const char* v = getenv("JAMBA_MOE_PREFILL_KERNEL");
+    return sm_version() == 90 && !(v && (std::string(v) == "swapped" || std::string(v) == "large"));
+  }();
+  return on;
+}
+
+/**
+ * Warpgroups per block of the wgmma kernel (64 output channels each). One: two blocks share an SM and
+ * overlap each other's barriers (Mini, ExpertsInt8, 128-token tiles: MoE at 4096 tokens 7.45 against
+ * 7.60 ms with two warpgroups sharing each token tile, dense MLP 3.34 against 3.48 ms, at 128 tokens 138
+ * against 182 µs). JAMBA_WGMMA_GROUPS=2 runs 128-token tiles with two (for comparison).
+ */
+int wgmma_groups(int tn) {
+  static const bool two = [] {
+    const char* v = getenv("JAMBA_WGMMA_GROUPS");
+    return v && std::string(v) == "2";
+  }();
+  return tn == 128 && two ? 2 : 1;
+}
+
+template <int MODE, int TN, int WGS>
+int launch_wgmma_groups(const GemmParams& p, int tiles, int splits) {
+  using C = WgConfig<MODE, TN, WGS>;
+  auto kernel = wgmma_gemm<MODE, TN, WGS>;
+  if (allow_smem<wgmma_gemm<MODE, TN, WGS>>(C::kSmem) != 0) return -1;
+  kernel<<<dim3(ceil_div(p.n, C::kRows), tiles, splits), C::kThreads, C::kSmem, stream()>>>(p);
+  JB_LAUNCHED("grouped gemm (wgmma)");
+  return 0;
+}
+
+template <int MODE, int TN>
+int launch_wgmma(const GemmParams& p, int tiles, int splits) {
+  if (wgmma_groups(TN) == 1) return launch_wgmma_groups<MODE, TN, 1>(p, tiles, splits);
+  return launch_wgmma_groups<MODE, TN, 2>(p, tiles, splits);
 }
 
 /**
@@ -550,11 +763,7 @@ template <bool INT8, int MODE, int BM, int BN, int BK, int WM, int WN, int STAGE
 int launch_gemm(const GemmParams& p, int tiles, int splits, GemmConfig<INT8, MODE, BM, BN, BK, WM, WN, STAGES>) {
   using C = GemmConfig<INT8, MODE, BM, BN, BK, WM, WN, STAGES>;
   auto kernel = grouped_gemm<INT8, MODE, BM, BN, BK, WM, WN, STAGES>;
-  static bool configured = false;
-  if (!configured) {
-    JB_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmem));
-    configured = true;
-  }
+  if (allow_smem<grouped_gemm<INT8, MODE, BM, BN, BK, WM, WN, STAGES>>(C::kSmem) != 0) return -1;
   if (MODE == DENSE && splits != 1) return fail("grouped gemm: a dense GEMM cannot split K");
   dim3 grid(ceil_div(p.n, C::kBN), tiles, splits);
   kernel<<<grid, C::kThreads, C::kSmem, stream()>>>(p);
@@ -562,12 +771,15 @@ int launch_gemm(const GemmParams& p, int tiles, int splits, GemmConfig<INT8, MOD
   return 0;
 }
 
-/** Rows per tile for `avg_rows` rows per group: the swapped kernel's token tile, or 64 for the large kernel. */
-inline int tile_rows(int avg_rows) {
+/**
+ * Rows per tile for `avg_rows` rows per group: the swapped kernel's token tile, or 128 for the prefill
+ * kernels (64 on the wgmma kernel when the groups average at most 64 rows, `wide64`).
+ */
+inline int tile_rows(int avg_rows, bool wide64 = false) {
   if (avg_rows <= 8) return 8;
   if (avg_rows <= 16) return 16;
   if (avg_rows <= 32) return 32;
-  return 128;
+  return wide64 && avg_rows <= 64 ? 64 : 128;
 }
 
 /**
@@ -575,19 +787,19 @@ inline int tile_rows(int avg_rows) {
  * expert whose rows spill into a second tile streams its weights twice (64 tokens, 8 per expert:
  * tile 16 565 µs gated / 341 down against tile 8 655 / 440, tools/gpu/moe_microbench.cu).
  */
-inline int streamed_tile_rows(int avg_rows) {
+inline int streamed_tile_rows(int avg_rows, bool wide64) {
   if (avg_rows < 8) return 8;
   if (avg_rows < 16) return 16;
   if (avg_rows <= 32) return 32;
-  return 128;
+  return wide64 && avg_rows <= 48 ? 64 : 128;
 }
 
 /**
- * 128-token tiles (prefill) run on the swapped kernel with 8 warps: each weight is dequantized once per
- * block, in registers, with no barrier between dequantization and the mma, against the large kernel's
- * bf16 tile in shared memory (Mini, ExpertsInt8: MoE at 4096 tokens 12.8 against 14.0 ms, 1024 tokens
- * 4.86 against 5.26; dense MLP at 4096 5.86 against 6.39). JAMBA_MOE_PREFILL_KERNEL=large picks the large
- * kernel (for comparison).
+ * 128-token tiles (prefill) without wgmma (sm_80, or JAMBA_MOE_PREFILL_KERNEL=swapped) run on the swapped
+ * kernel with 8 warps: each weight is dequantized once per block, in registers, with no barrier between
+ * dequantization and the mma, against the large kernel's bf16 tile in shared memory (Mini, ExpertsInt8:
+ * MoE at 4096 tokens 12.8 against 14.0 ms, 1024 tokens 4.86 against 5.26; dense MLP at 4096 5.86 against
+ * 6.39). JAMBA_MOE_PREFILL_KERNEL=large picks the large kernel (for comparison).
  */
 bool use_swapped_prefill() {
   static const bool swapped = [] {
@@ -597,12 +809,21 @@ bool use_swapped_prefill() {
   return swapped;
 }
 
-/** JAMBA_MOE_TILE_ROWS=8|16|32|128 forces the token tile (tuning sweeps); 0 when unset. */
+/** Tail tiles for 128-row tiles (wgmma only); JAMBA_MOE_TAIL_TILES=0 turns them off (for comparison). */
+bool use_tail_tiles() {
+  static const bool on = [] {
+    const char* v = getenv("JAMBA_MOE_TAIL_TILES");
+    return !(v && std::string(v) == "0");
+  }();
+  return on;
+}
+
+/** JAMBA_MOE_TILE_ROWS=8|16|32|64|128 forces the token tile (tuning sweeps; 64 only on the wgmma kernel); 0 when unset. */
 int forced_tile_rows() {
   static const int forced = [] {
     const char* v = getenv("JAMBA_MOE_TILE_ROWS");
     const int n = v ? std::atoi(v) : 0;
-    return n == 8 || n == 16 || n == 32 || n == 128 ? n : 0;
+    return n == 8 || n == 16 || n == 32 || n == 128 || (n == 64 && use_wgmma()) ? n : 0;
   }();
   return forced;
 }
@@ -629,6 +850,7 @@ int run_gemm_typed(int bm, const GemmParams& p, int tiles, int splits) {
       default: return launch_streamed<MODE, 32>(p, tiles, splits);
     }
   }
+  if (INT8 && bm >= 64 && use_wgmma()) return bm == 64 ? launch_wgmma<MODE, 64>(p, tiles, splits) : launch_wgmma<MODE, 128>(p, tiles, splits);
   switch (bm) {
     case 8: return launch_swapped<INT8, MODE, 8>(p, tiles, splits);
     case 16: return launch_swapped<INT8, MODE, 16>(p, tiles, splits);
@@ -709,10 +931,18 @@ struct Books {
   int* tile_expert;
   int* tile_start;
   int* num_tiles;
+  // The tail tiles (at most one per expert, `tail` rows at most; unused when tail is 0).
+  int* tail_expert;
+  int* tail_start;
+  int* num_tail_tiles;
 };
 
-/** One block: counts pairs per expert, their offsets, the BM-row tile map, and the sorted pair lists. */
-__global__ void align_kernel(const int* ids, int pairs, int k, int experts, int bm, Books b) {
+/**
+ * One block: counts pairs per expert, their offsets, the BM-row tile map, and the sorted pair lists.
+ * With `tail` > 0, an expert's last rows go to a tile of the tail map instead when they number at most
+ * `tail` (a narrower kernel runs those, so that 129 rows do not cost two 128-row tiles).
+ */
+__global__ void align_kernel(const int* ids, int pairs, int k, int experts, int bm, int tail, Books b) {
   extern __shared__ int sh[];
   int* cnt = sh;
   int* fill = sh + experts;
@@ -724,11 +954,17 @@ __global__ void align_kernel(const int* ids, int pairs, int k, int experts, int 
   }
   __syncthreads();
   if (threadIdx.x == 0) {
-    int off = 0, tiles = 0;
+    int off = 0, tiles = 0, tails = 0;
     for (int e = 0; e < experts; e++) {
       b.counts[e] = cnt[e];
       b.offsets[e] = off;
       for (int s = 0; s < cnt[e]; s += bm) {
+        if (cnt[e] - s <= tail) {
+          b.tail_expert[tails] = e;
+          b.tail_start[tails] = off + s;
+          tails++;
+          break;
+        }
         b.tile_expert[tiles] = e;
         b.tile_start[tiles] = off + s;
         tiles++;
@@ -738,6 +974,7 @@ __global__ void align_kernel(const int* ids, int pairs, int k, int experts, int 
     }
     b.offsets[experts] = off;
     *b.num_tiles = tiles;
+    if (tail > 0) *b.num_tail_tiles = tails;
   }
   __syncthreads();
   for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
@@ -785,11 +1022,13 @@ bool aligned_rows(const Mat& x) { return x.ld % 8 == 0 && x.ptr % 16 == 0; }
 /** A MoE call decoded from its program arguments: the routing books and both grouped GEMMs. */
 struct MoeRun {
   int rows = 0, k = 0, hidden = 0, ffn = 0, experts = 0, pairs = 0, bm = 0, tiles = 0, splits = 1, gated_splits = 1;
+  int tail = 0;  // rows of the tail tiles (0: none)
   bool int8 = false;
   const int* ids = nullptr;
   float* out = nullptr;
   Books b{};
   GemmParams up{}, down{};
+  GemmParams up_tail{}, down_tail{};  // the same GEMMs over the tail tiles
 };
 
 /** Validates and decodes the arguments of OP_MOE (see include/jamba_native.h) into `r`. */
@@ -815,17 +1054,22 @@ int plan_moe(Args& a, MoeRun& r) {
   if (r.hidden % 16 != 0 || ffn % 16 != 0) return fail("moe: hidden and ffn sizes must be multiples of 16");
 
   const bool streamed = r.int8 && use_streamed();
-  // One expert (a dense MLP) has no uneven routing: its rows fit the smallest tile that holds them, and
-  // 33-64 rows stream the weights in two 32-row tiles (64 rows 201 against 225 µs in one 128-row tile;
-  // at 128 rows the 128-row tile wins, 294 against 328).
-  if (!streamed) r.bm = tile_rows(r.pairs / experts);
-  else if (experts > 1) r.bm = streamed_tile_rows(r.pairs / experts);
+  // One expert (a dense MLP) has no uneven routing: its rows fit the smallest tile that holds them. On
+  // Hopper 33-64 rows take one 64-row wgmma tile (64 rows 127 µs); elsewhere two 32-row streamed tiles
+  // (201 against 225 µs in one 128-row tile; at 128 rows the 128-row tile wins, 294 against 328).
+  const bool wgmma = r.int8 && use_wgmma();
+  if (!streamed) r.bm = tile_rows(r.pairs / experts, wgmma);
+  else if (experts > 1) r.bm = streamed_tile_rows(r.pairs / experts, wgmma);
+  else if (wgmma) r.bm = tile_rows(r.pairs, true);
   else r.bm = tile_rows(r.pairs <= 64 ? std::min(r.pairs, 32) : r.pairs);
-  if (const int forced = forced_tile_rows(); forced > 0) r.bm = forced;
+  if (const int forced = forced_tile_rows(); forced > 0 && (forced != 64 || wgmma)) r.bm = forced;
   int* base = as<int>(align);
   const int max_tiles = ceil_div(r.pairs, 8) + experts, pairs = r.pairs;
+  int* tails = base + 2 * experts + 1 + 2 * pairs + 2 * max_tiles + 1;
   r.b = Books{base, base + experts, base + 2 * experts + 1, base + 2 * experts + 1 + pairs, base + 2 * experts + 1 + 2 * pairs,
-              base + 2 * experts + 1 + 2 * pairs + max_tiles, base + 2 * experts + 1 + 2 * pairs + 2 * max_tiles};
+              base + 2 * experts + 1 + 2 * pairs + max_tiles, base + 2 * experts + 1 + 2 * pairs + 2 * max_tiles, tails, tails + experts, tails + 2 * experts};
+  // 128-row tiles on Hopper: an expert's last 1-64 rows take a 64-row tile (JAMBA_MOE_TAIL_TILES=0: off).
+  r.tail = wgmma && r.bm == 128 && use_tail_tiles() ? 64 : 0;
   r.tiles = ceil_div(pairs, r.bm) + experts;
 
   GemmParams& up = r.up;
@@ -876,17 +1120,25 @@ int plan_moe(Args& a, MoeRun& r) {
     // has too few output blocks to fill the GPU twice over: split its K (dense MLP at 64 tokens 549 →
     // 243 µs, at 256 tokens 701 → 479, large kernel). Output channels per block: the swapped
     // kernel's 16 per warp (8 warps), or the large kernel's.
-    const int bn = use_swapped_prefill() ? 16 * 8 : r.int8 ? LargeGemm<true, DOWN>::kBN : LargeGemm<false, DOWN>::kBN;
+    const int bn = wgmma ? 64 * wgmma_groups(r.bm) : use_swapped_prefill() ? 16 * 8 : r.int8 ? LargeGemm<true, DOWN>::kBN : LargeGemm<false, DOWN>::kBN;
     const int blocks = ceil_div(r.hidden, bn) * ceil_div(pairs, r.bm);
     const int forced = forced_large_splits();
     while (r.splits < 8 && (r.splits * 2) * slice_down <= partial_bytes && (forced ? r.splits < forced : blocks * r.splits < 2 * num_sms())) r.splits *= 2;
   }
   r.ffn = ffn;
+  if (r.tail > 0) {
+    for (GemmParams* t : {&r.up_tail, &r.down_tail}) {
+      *t = t == &r.up_tail ? r.up : r.down;
+      t->tile_expert = r.b.tail_expert;
+      t->tile_start = r.b.tail_start;
+      t->num_tiles = r.b.num_tail_tiles;
+    }
+  }
   return 0;
 }
 
 int moe_align(const MoeRun& r) {
-  align_kernel<<<1, 1024, 2 * r.experts * sizeof(int), stream()>>>(r.ids, r.pairs, r.k, r.experts, r.bm, r.b);
+  align_kernel<<<1, 1024, 2 * r.experts * sizeof(int), stream()>>>(r.ids, r.pairs, r.k, r.experts, r.bm, r.tail, r.b);
   JB_LAUNCHED("moe align");
   return 0;
 }
@@ -900,6 +1152,7 @@ int moe_reduce(const MoeRun& r) {
 /** The gated GEMM, over K slices and their finish when it is split. */
 int moe_gated(const MoeRun& r) {
   if (run_gemm<GATED>(r.int8, r.bm, r.up, r.tiles, r.gated_splits) != 0) return -1;
+  if (r.tail > 0 && run_gemm<GATED>(r.int8, r.tail, r.up_tail, r.experts, r.gated_splits) != 0) return -1;
   if (r.gated_splits == 1) return 0;
   gated_finish_kernel<<<ceil_div(r.pairs * r.ffn, 256), 256, 0, stream()>>>(r.up.partial, r.gated_splits, r.pairs, r.ffn, r.up.h);
   JB_LAUNCHED("moe gated finish");
@@ -911,6 +1164,7 @@ int run_moe(const MoeRun& r) {
   if (moe_align(r) != 0) return -1;
   if (moe_gated(r) != 0) return -1;
   if (run_gemm<DOWN>(r.int8, r.bm, r.down, r.tiles, r.splits) != 0) return -1;
+  if (r.tail > 0 && run_gemm<DOWN>(r.int8, r.tail, r.down_tail, r.experts, r.splits) != 0) return -1;
   return moe_reduce(r);
 }
 
@@ -958,7 +1212,7 @@ int int8_gemm(Args& a) {
   p.out = as<void>(out);
   p.out_dtype = out_dtype;
   p.bias = bias ? as<float>(bias) : nullptr;
-  const int bm = tile_rows(x.rows);
+  const int bm = tile_rows(x.rows, use_wgmma());
   p.pairs = x.rows;
   return run_gemm<DENSE>(true, bm, p, ceil_div(x.rows, bm));
 }
