@@ -38,7 +38,10 @@ export interface Shapes {
    * several row tiles, split K); 0 skips it where the fp32 reference would take minutes.
    */
   prefillRows: number;
-  /** Prompt lengths of the two sequences of the stateful cases, and where step 0 stops. */
+  /**
+   * Prompt lengths of the two sequences of the stateful cases, and where step 0 stops (tiny: the first
+   * sequence's second step is long enough for a backend's segmented prefill scan, from a carried state).
+   */
   lens: [number, number];
   splits: [number, number];
   blockSize: number;
@@ -47,7 +50,7 @@ export interface Shapes {
 export const PROFILES: Record<'tiny' | 'mini', Shapes> = {
   tiny: {
     hidden: 48, ffn: 80, experts: 5, topK: 2, heads: 6, kvHeads: 2, headDim: 8, dInner: 24, dState: 6, dConv: 4, dtRank: 3, vocab: 300,
-    rows: 9, prefillRows: 221, lens: [19, 6], splits: [17, 3], blockSize: 4,
+    rows: 9, prefillRows: 221, lens: [300, 6], splits: [17, 3], blockSize: 4,
   },
   // Real shapes, except 2 experts instead of 16 and few rows: the fp32 reference runs them in JavaScript.
   mini: {

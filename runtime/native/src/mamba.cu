@@ -3,10 +3,14 @@
 //         dConv-1 inputs (bf16, the inputs' own type, so nothing is rounded twice);
 //   scan: delta = softplus(dt); h = exp(delta·A)·h + delta·B·x; y = h·C + D·x; out = y·silu(z), with the
 //         fp32 SSM state read once and written once per sequence.
-// The prefill scan gives one thread to each (channel, state) pair; the recurrence is one dependent FMA
-// per row (exp(delta·A) and delta·B·x do not depend on h), fed from shared memory, so the sequential loop
-// over a prefill costs a few instructions per row. Single-row sequences (decode) take a kernel of their
-// own, bound by the bytes of the state.
+// Chunks of a few rows give one thread to each (channel, state) pair; the recurrence is one dependent FMA
+// per row (exp(delta·A) and delta·B·x do not depend on h), fed from shared memory. Long prefills (192
+// rows and more, d_state ≤ 16) are cut into segments scanned in parallel and joined by their decays (the
+// segmented scan below). Single-row sequences (decode) take a kernel of their own, bound by the bytes
+// of the state.
+#include <cstdlib>
+#include <string>
+
 #include "common.cuh"
 
 namespace jb {
@@ -72,6 +76,7 @@ struct ScanArgs {
   const int* meta;
   __nv_bfloat16* out;
   bool decodes_done;
+  int segmented_rows;  // sequences of at least this many rows take the segmented scan (0: none)
 };
 
 constexpr int kScanThreads = 128;
@@ -100,7 +105,8 @@ __global__ void __launch_bounds__(kScanThreads) scan_kernel(ScanArgs a) {
   const int seq = blockIdx.y;
   const int* m = a.meta + seq * JB_META_INTS;
   const int row0 = m[JB_META_ROW_START], rows = m[JB_META_NUM_ROWS];
-  if (rows == 1 && a.decodes_done) return;  // scan_decode_kernel took it
+  if (rows == 1 && a.decodes_done) return;                        // scan_decode_kernel took it
+  if (a.segmented_rows > 0 && rows >= a.segmented_rows) return;  // the segmented scan takes it
   const bool live = ch < a.di && n < a.dstate;
   float* hp = a.state + ((size_t)m[JB_META_SLOT] * a.di + ch) * a.dstate + n;
   float h = live ? *hp : 0.f;
@@ -223,6 +229,216 @@ __global__ void __launch_bounds__(256) scan_decode_kernel(ScanArgs a, const int*
   }
 }
 
+// --- the segmented prefill scan ------------------------------------------------------------------------
+//
+// A long sequence's rows are cut into S segments (S ≤ 32, at least kSegRows rows each) scanned in
+// parallel, one thread per (segment, channel) with the channel's d_state states in registers:
+//   1. each segment runs the recurrence from h = 0, giving its end state e_s and Σδ over its rows;
+//   2. per channel, sequentially over the segments: h_s (the state entering segment s) = the slot's
+//      state for s = 0, else h_{s-1}·exp(A·Σδ_{s-1}) + e_{s-1} (the decays of a segment multiply to
+//      exp(A·Σδ)); the slot's state becomes the last one;
+//   3. each segment reruns its recurrence from h_s and writes y.
+// Steps 1-2 keep their per-(segment, channel) results (d_state + 1 floats) in the output column of
+// that channel over the segment's own rows, which step 3 overwrites with y only after reading them:
+// no scratch buffer, and no thread reads what another one writes.
+
+constexpr int kSegThreads = 128, kSegMax = 32, kSegRows = 96;
+constexpr float kLog2e = 1.4426950408889634f;
+
+/** 2^x on the special-function unit (what __expf uses after its multiply by log2 e). */
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+struct Segments {
+  int rows, count, len;  // the sequence's rows; segments; rows per segment (the last one may have fewer)
+};
+
+__device__ __forceinline__ Segments segments_of(int rows) {
+  const int count = min(kSegMax, rows / kSegRows);
+  return {rows, count, count > 0 ? (rows + count - 1) / count : 0};
+}
+
+/** Float `i` of a (segment, channel) record kept in output column `ch` from row `r0` on (two bf16 slots each). */
+__device__ __forceinline__ void put_record(__nv_bfloat16* out, int di, size_t r0, int ch, int i, float v) {
+  const uint32_t bits = __float_as_uint(v);
+  reinterpret_cast<uint16_t*>(out)[(r0 + 2 * i) * di + ch] = (uint16_t)(bits & 0xffffu);
+  reinterpret_cast<uint16_t*>(out)[(r0 + 2 * i + 1) * di + ch] = (uint16_t)(bits >> 16);
+}
+
+__device__ __forceinline__ float get_record(const __nv_bfloat16* out, int di, size_t r0, int ch, int i) {
+  const uint16_t lo = reinterpret_cast<const uint16_t*>(out)[(r0 + 2 * i) * di + ch];
+  const uint16_t hi = reinterpret_cast<const uint16_t*>(out)[(r0 + 2 * i + 1) * di + ch];
+  return __uint_as_float((uint32_t)lo | ((uint32_t)hi << 16));
+}
+
+/** One row's inputs of a channel in the segmented scan, as loaded (bf16 bits where FAST). */
+template <bool FAST, int NS>
+struct RowIn {
+  float dt, u, z;
+  float b[FAST ? 1 : NS], c[FAST ? 1 : NS];
+  uint4 braw[FAST ? 2 : 1], craw[FAST ? 2 : 1];
+};
+
+/**
+ * FAST: x, dt, z, B and C are bf16 with B and C rows of 16 aligned to 16 bytes (the model's case): raw
+ * 16-bit loads and four 16-byte ones, converted when used. Otherwise element loads of any dtype.
+ */
+template <bool FAST, bool APPLY, int NS>
+__device__ __forceinline__ void load_row_in(const ScanArgs& a, size_t r, int ch, RowIn<FAST, NS>& in) {
+  if constexpr (FAST) {
+    auto bf16_at = [](const Mat& m, size_t i) { return __uint_as_float((uint32_t)__ldg(as<unsigned short>(m.ptr) + i) << 16); };
+    in.dt = bf16_at(a.dt, r * a.dt.ld + ch);
+    in.u = bf16_at(a.x, r * a.x.ld + ch);
+    in.z = APPLY ? bf16_at(a.z, r * a.z.ld + ch) : 0.f;
+    const uint4* pb = reinterpret_cast<const uint4*>(as<__nv_bfloat16>(a.b.ptr) + r * a.b.ld);
+    in.braw[0] = __ldg(pb);
+    in.braw[1] = __ldg(pb + 1);
+    if constexpr (APPLY) {
+      const uint4* pc = reinterpret_cast<const uint4*>(as<__nv_bfloat16>(a.c.ptr) + r * a.c.ld);
+      in.craw[0] = __ldg(pc);
+      in.craw[1] = __ldg(pc + 1);
+    }
+  } else {
+    in.dt = load_as_float(as<void>(a.dt.ptr), a.dt.dtype, r * a.dt.ld + ch);
+    in.u = load_as_float(as<void>(a.x.ptr), a.x.dtype, r * a.x.ld + ch);
+    in.z = APPLY ? load_as_float(as<void>(a.z.ptr), a.z.dtype, r * a.z.ld + ch) : 0.f;
+#pragma unroll
+    for (int n = 0; n < NS; n++) {
+      in.b[n] = n < a.dstate ? load_as_float(as<void>(a.b.ptr), a.b.dtype, r * a.b.ld + n) : 0.f;
+      in.c[n] = APPLY && n < a.dstate ? load_as_float(as<void>(a.c.ptr), a.c.dtype, r * a.c.ld + n) : 0.f;
+    }
+  }
+}
+
+/** Value n of B (or C) from a row's inputs. */
+template <bool FAST, int NS>
+__device__ __forceinline__ float row_value(const uint4 (&raw)[FAST ? 2 : 1], const float (&vals)[FAST ? 1 : NS], int n) {
+  if constexpr (FAST) {
+    const uint4& q = raw[n / 8];
+    const uint32_t w = (n % 8) / 2 == 0 ? q.x : (n % 8) / 2 == 1 ? q.y : (n % 8) / 2 == 2 ? q.z : q.w;
+    return __uint_as_float(n % 2 == 0 ? w << 16 : w & 0xffff0000u);
+  } else {
+    return vals[n];
+  }
+}
+
+/**
+ * Steps 1 (APPLY false: end state and Σδ from h = 0) and 3 (APPLY: from the entering state, writing y).
+ * Each row's inputs are loaded one row ahead, so a warp waits on memory once per segment, not per row.
+ */
+template <int NS, bool APPLY, bool FAST>
+__global__ void __launch_bounds__(kSegThreads) seg_scan_kernel(ScanArgs a) {
+  const int* m = a.meta + blockIdx.z * JB_META_INTS;
+  const int rows = m[JB_META_NUM_ROWS];
+  if (rows < a.segmented_rows) return;
+  const Segments sg = segments_of(rows);
+  const int s = blockIdx.y, ch = blockIdx.x * kSegThreads + threadIdx.x;
+  if (s >= sg.count || ch >= a.di) return;
+  const size_t row0 = m[JB_META_ROW_START];
+  const int t0 = s * sg.len, t1 = min(rows, t0 + sg.len);
+  const size_t rec = row0 + t0;  // this (segment, channel)'s record: column ch from row rec on
+  float A2[NS], h[NS];
+#pragma unroll
+  for (int n = 0; n < NS; n++) {
+    A2[n] = n < a.dstate ? a.neg_a[(size_t)ch * a.dstate + n] * kLog2e : 0.f;
+    h[n] = APPLY && n < a.dstate ? get_record(a.out, a.di, rec, ch, n) : 0.f;
+  }
+  const float D = a.d[ch];
+  float sum_delta = 0.f;
+  RowIn<FAST, NS> cur, next;
+  load_row_in<FAST, APPLY, NS>(a, row0 + t0, ch, cur);
+  for (int t = t0; t < t1; t++) {
+    const size_t r = row0 + t;
+    if (t + 1 < t1) load_row_in<FAST, APPLY, NS>(a, r + 1, ch, next);
+    const float delta = softplus(cur.dt);
+    const float du = delta * cur.u;
+    if constexpr (APPLY) {
+      float y = 0.f;
+#pragma unroll
+      for (int n = 0; n < NS; n++) {
+        h[n] = fast_exp2(delta * A2[n]) * h[n] + du * row_value<FAST, NS>(cur.braw, cur.b, n);
+        y += h[n] * row_value<FAST, NS>(cur.craw, cur.c, n);
+      }
+      a.out[r * a.di + ch] = __float2bfloat16_rn((y + D * cur.u) * silu(cur.z));
+    } else {
+      sum_delta += delta;
+#pragma unroll
+      for (int n = 0; n < NS; n++) h[n] = fast_exp2(delta * A2[n]) * h[n] + du * row_value<FAST, NS>(cur.braw, cur.b, n);
+    }
+    cur = next;
+  }
+  if constexpr (!APPLY) {
+#pragma unroll
+    for (int n = 0; n < NS; n++)
+      if (n < a.dstate) put_record(a.out, a.di, rec, ch, n, h[n]);
+    put_record(a.out, a.di, rec, ch, a.dstate, sum_delta);
+  }
+}
+
+/** Step 2: per channel, the state entering each segment (into its record) and the slot's new state. */
+template <int NS>
+__global__ void __launch_bounds__(kSegThreads) seg_combine_kernel(ScanArgs a) {
+  const int* m = a.meta + blockIdx.y * JB_META_INTS;
+  const int rows = m[JB_META_NUM_ROWS];
+  const int ch = blockIdx.x * kSegThreads + threadIdx.x;
+  if (rows < a.segmented_rows || ch >= a.di) return;
+  const Segments sg = segments_of(rows);
+  const size_t row0 = m[JB_META_ROW_START];
+  float* hp = a.state + ((size_t)m[JB_META_SLOT] * a.di + ch) * a.dstate;
+  float A2[NS], h[NS];
+#pragma unroll
+  for (int n = 0; n < NS; n++) {
+    A2[n] = n < a.dstate ? a.neg_a[(size_t)ch * a.dstate + n] * kLog2e : 0.f;
+    h[n] = n < a.dstate ? hp[n] : 0.f;
+  }
+  for (int s = 0; s < sg.count; s++) {
+    const size_t rec = row0 + (size_t)s * sg.len;
+    const float sum_delta = get_record(a.out, a.di, rec, ch, a.dstate);
+#pragma unroll
+    for (int n = 0; n < NS; n++) {
+      if (n >= a.dstate) continue;
+      const float end = get_record(a.out, a.di, rec, ch, n);
+      put_record(a.out, a.di, rec, ch, n, h[n]);
+      h[n] = fast_exp2(A2[n] * sum_delta) * h[n] + end;
+    }
+  }
+#pragma unroll
+  for (int n = 0; n < NS; n++)
+    if (n < a.dstate) hp[n] = h[n];
+}
+
+/** The segmented scan of the sequences with at least `a.segmented_rows` rows (d_state ≤ 16). */
+template <bool FAST>
+int launch_seg_scan_typed(const ScanArgs& a, int seqs) {
+  const dim3 scan_grid(ceil_div(a.di, kSegThreads), kSegMax, seqs), combine_grid(ceil_div(a.di, kSegThreads), seqs);
+  seg_scan_kernel<16, false, FAST><<<scan_grid, kSegThreads, 0, stream()>>>(a);
+  JB_LAUNCHED("selective scan (segments)");
+  seg_combine_kernel<16><<<combine_grid, kSegThreads, 0, stream()>>>(a);
+  JB_LAUNCHED("selective scan (segment states)");
+  seg_scan_kernel<16, true, FAST><<<scan_grid, kSegThreads, 0, stream()>>>(a);
+  JB_LAUNCHED("selective scan (segments, output)");
+  return 0;
+}
+
+int launch_seg_scan(const ScanArgs& a, int seqs) {
+  auto bf16 = [](const Mat& m) { return m.dtype == JB_DTYPE_BF16; };
+  auto rows_of_16 = [](const Mat& m) { return m.ld % 8 == 0 && m.ptr % 16 == 0; };
+  const bool fast = bf16(a.x) && bf16(a.dt) && bf16(a.z) && bf16(a.b) && bf16(a.c) && a.dstate == 16 && rows_of_16(a.b) && rows_of_16(a.c);
+  return fast ? launch_seg_scan_typed<true>(a, seqs) : launch_seg_scan_typed<false>(a, seqs);
+}
+
+/** Segmented scans for long prefills (d_state ≤ 16); JAMBA_SEGMENTED_SCAN=0 keeps them on the chunked kernel. */
+bool use_segmented_scan() {
+  static const bool on = [] {
+    const char* v = getenv("JAMBA_SEGMENTED_SCAN");
+    return !(v && std::string(v) == "0");
+  }();
+  return on;
+}
+
 /**
  * Channels per thread: two once there are blocks enough to fill the GPU (batch 64: 36 against 46 µs
  * with one, 48 with four; batch 256: 128 against 168 and 176), one below (batch 1: 5.7 against 6.4).
@@ -242,6 +458,7 @@ int launch_scan(const ScanArgs& a, int seqs, const int* decode_seqs, int decodes
     JB_LAUNCHED("selective scan (decode)");
     if (decodes == seqs) return 0;
   }
+  if (a.segmented_rows > 0 && launch_seg_scan(a, seqs) != 0) return -1;
   dim3 grid(ceil_div(a.di, kScanThreads / GROUP), seqs);
   scan_kernel<GROUP><<<grid, kScanThreads, 0, stream()>>>(a);
   JB_LAUNCHED("selective scan");
@@ -293,6 +510,9 @@ int scan(Args& a) {
   s.out = as<__nv_bfloat16>(a.ptr());
   s.di = s.x.cols;
   s.decodes_done = decodes > 0;
+  // Sequences long enough for two segments take the segmented scan (d_state ≤ 16); the chunked kernel
+  // keeps the shorter ones.
+  s.segmented_rows = s.dstate <= 16 && s.x.rows >= 2 * kSegRows && use_segmented_scan() ? 2 * kSegRows : 0;
   if (s.x.rows == 0) return 0;
   if (s.dstate <= 1) return launch_scan<1>(s, seqs, decode_seqs, decodes);
   if (s.dstate <= 2) return launch_scan<2>(s, seqs, decode_seqs, decodes);

@@ -783,15 +783,17 @@ inline int tile_rows(int avg_rows, bool wide64 = false) {
 }
 
 /**
- * The streamed kernel's token tile: above the mean rows per expert, because routing is uneven and an
- * expert whose rows spill into a second tile streams its weights twice (64 tokens, 8 per expert:
- * tile 16 565 µs gated / 341 down against tile 8 655 / 440, tools/gpu/moe_microbench.cu).
+ * The token tile of MoE GEMMs with int8 weights: above the mean rows per expert, because routing is
+ * uneven and an expert whose rows spill into a second tile streams its weights twice (64 tokens, 8 per
+ * expert: tile 16 565 µs gated / 341 down against tile 8 655 / 440, tools/gpu/moe_microbench.cu). On
+ * Hopper (`wide64`), 25-48 rows per expert take the wgmma kernel's 64-row tile (Mini, 256 tokens: 1117
+ * against 1346 µs with 32-row streamed tiles; at 128 tokens the 16-row tile wins, 981 against 1095).
  */
 inline int streamed_tile_rows(int avg_rows, bool wide64) {
   if (avg_rows < 8) return 8;
   if (avg_rows < 16) return 16;
-  if (avg_rows <= 32) return 32;
-  return wide64 && avg_rows <= 48 ? 64 : 128;
+  if (wide64 && avg_rows > 24 && avg_rows <= 48) return 64;
+  return avg_rows <= 32 ? 32 : 128;
 }
 
 /**
