@@ -6,6 +6,8 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "jamba_native.h"
@@ -28,6 +30,12 @@ int fail_cuda(cudaError_t err, const char* what);
     cudaError_t jb_err_ = cudaGetLastError();                           \
     if (jb_err_ != cudaSuccess) return ::jb::fail_cuda(jb_err_, what);  \
   } while (0)
+
+/** Whether environment variable `name` is set to exactly `value` (the tuning and comparison switches). */
+inline bool env_is(const char* name, const char* value) {
+  const char* v = std::getenv(name);
+  return v && std::strcmp(v, value) == 0;
+}
 
 /** The backend's stream and library handles (context.cu). */
 cudaStream_t stream();

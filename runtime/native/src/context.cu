@@ -1,8 +1,6 @@
 // The library's state (device, stream, events, CUDA graphs), the C ABI's memory functions, and the
 // program interpreter that runs one step per call.
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -184,8 +182,7 @@ int jb_init(int device) {
   JB_CUDA(cudaEventCreate(&g_start));
   JB_CUDA(cudaEventCreate(&g_stop));
   if (gemm_init() != 0) return -1;  // cuBLASLt handle and workspace: never allocated inside a capture
-  const char* profile = std::getenv("JAMBA_PROFILE_OPS");
-  g_profile = profile && std::strcmp(profile, "1") == 0;
+  g_profile = env_is("JAMBA_PROFILE_OPS", "1");
   g_device = device;
   return 0;
 }

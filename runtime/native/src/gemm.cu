@@ -6,7 +6,6 @@
 // decode) goes to the skinny kernel instead (skinny_gemm.cuh).
 #include <cublasLt.h>
 
-#include <cstdlib>
 #include <map>
 #include <tuple>
 
@@ -76,10 +75,7 @@ int make_plan(int m, int n, int k, int ldb, int out_dtype, Plan& plan) {
 
 /** One row goes to the skinny kernel; JAMBA_SKINNY_GEMV=0 keeps it on cuBLASLt (for comparison). */
 bool use_skinny() {
-  static const bool on = [] {
-    const char* v = getenv("JAMBA_SKINNY_GEMV");
-    return !(v && std::string(v) == "0");
-  }();
+  static const bool on = !env_is("JAMBA_SKINNY_GEMV", "0");
   return on;
 }
 

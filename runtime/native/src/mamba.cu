@@ -8,9 +8,6 @@
 // rows and more, d_state ≤ 16) are cut into segments scanned in parallel and joined by their decays (the
 // segmented scan below). Single-row sequences (decode) take a kernel of their own, bound by the bytes
 // of the state.
-#include <cstdlib>
-#include <string>
-
 #include "common.cuh"
 
 namespace jb {
@@ -432,10 +429,7 @@ int launch_seg_scan(const ScanArgs& a, int seqs) {
 
 /** Segmented scans for long prefills (d_state ≤ 16); JAMBA_SEGMENTED_SCAN=0 keeps them on the chunked kernel. */
 bool use_segmented_scan() {
-  static const bool on = [] {
-    const char* v = getenv("JAMBA_SEGMENTED_SCAN");
-    return !(v && std::string(v) == "0");
-  }();
+  static const bool on = !env_is("JAMBA_SEGMENTED_SCAN", "0");
   return on;
 }
 

@@ -450,18 +450,20 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
   // chunk tid % 4 (their tiled offsets advance 1 KiB per k tile, int8_tiles.cuh), and token rows
   // tid/8 + i·threads/8 at chunk tid % 8 (source row -1: past the tile, zero-filled).
   const int w_cc = tid % (BK / 16), x_cc = tid % (BK / 8);
+  auto w_copy_row = [&](int i) { return tid / (BK / 16) + i * (C::kThreads / (BK / 16)); };
+  auto x_copy_row = [&](int i) { return tid / (BK / 8) + i * (C::kThreads / (BK / 8)); };
   uint32_t w_off[C::kWChunks];
   bool w_ok[C::kWChunks];
 #pragma unroll
   for (int i = 0; i < C::kWChunks; i++) {
-    const int n = n0 + tid / (BK / 16) + i * (C::kThreads / (BK / 16));
+    const int n = n0 + w_copy_row(i);
     w_ok[i] = n < N;
     w_off[i] = (uint32_t)int8_tile_offset(w_ok[i] ? n : 0, (kt0 * BK) + w_cc * 16, int8_padded_cols(K));
   }
   int x_src[C::kXChunks];
 #pragma unroll
   for (int i = 0; i < C::kXChunks; i++) {
-    const int row = row0 + tid / (BK / 8) + i * (C::kThreads / (BK / 8));
+    const int row = row0 + x_copy_row(i);
     x_src[i] = row < row_end ? (p.a_rows ? p.a_rows[row] : row) : -1;
   }
   auto load = [&](int stage, int kt) {
@@ -473,14 +475,14 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
 #pragma unroll
       for (int i = 0; i < C::kWChunks; i++) {
         const bool valid = w_ok[i] && kk_w < K;
-        mma::cp_async16(ws + (tid / (BK / 16) + i * (C::kThreads / (BK / 16))) * C::kWStride, wg + (valid ? w_off[i] + (size_t)kt * kInt8TileBytes : 0), valid);
+        mma::cp_async16(ws + w_copy_row(i) * C::kWStride, wg + (valid ? w_off[i] + (size_t)kt * kInt8TileBytes : 0), valid);
       }
     }
     unsigned char* xs = x_tile(stage);
 #pragma unroll
     for (int i = 0; i < C::kXChunks; i++) {
       const bool valid = x_src[i] >= 0 && kk_x < K;
-      mma::cp_async16(xs + wgmma::swizzled_chunk(tid / (BK / 8) + i * (C::kThreads / (BK / 8)), x_cc), p.a + (valid ? (size_t)x_src[i] * p.lda + kk_x : 0), valid);
+      mma::cp_async16(xs + wgmma::swizzled_chunk(x_copy_row(i), x_cc), p.a + (valid ? (size_t)x_src[i] * p.lda + kk_x : 0), valid);
     }
   };
 
@@ -679,10 +681,7 @@ int launch_streamed(const GemmParams& p, int tiles, int splits) {
 
 /** The streamed kernel for int8 weights at few rows per group; JAMBA_MOE_DECODE_KERNEL=swapped picks the older one (for comparison). */
 bool use_streamed() {
-  static const bool streamed = [] {
-    const char* v = getenv("JAMBA_MOE_DECODE_KERNEL");
-    return !(v && std::string(v) == "swapped");
-  }();
+  static const bool streamed = !env_is("JAMBA_MOE_DECODE_KERNEL", "swapped");
   return streamed;
 }
 
@@ -714,10 +713,7 @@ int launch_swapped(const GemmParams& p, int tiles, int splits) {
  * JAMBA_MOE_PREFILL_KERNEL=swapped|large keeps the mma.sync kernels (for comparison).
  */
 bool use_wgmma() {
-  static const bool on = [] {
-    const char* v = getenv("JAMBA_MOE_PREFILL_KERNEL");
-    return sm_version() == 90 && !(v && (std::string(v) == "swapped" || std::string(v) == "large"));
-  }();
+  static const bool on = sm_version() == 90 && !env_is("JAMBA_MOE_PREFILL_KERNEL", "swapped") && !env_is("JAMBA_MOE_PREFILL_KERNEL", "large");
   return on;
 }
 
@@ -728,10 +724,7 @@ bool use_wgmma() {
  * against 182 µs). JAMBA_WGMMA_GROUPS=2 runs 128-token tiles with two (for comparison).
  */
 int wgmma_groups(int tn) {
-  static const bool two = [] {
-    const char* v = getenv("JAMBA_WGMMA_GROUPS");
-    return v && std::string(v) == "2";
-  }();
+  static const bool two = env_is("JAMBA_WGMMA_GROUPS", "2");
   return tn == 128 && two ? 2 : 1;
 }
 
@@ -747,8 +740,9 @@ int launch_wgmma_groups(const GemmParams& p, int tiles, int splits) {
 
 template <int MODE, int TN>
 int launch_wgmma(const GemmParams& p, int tiles, int splits) {
-  if (wgmma_groups(TN) == 1) return launch_wgmma_groups<MODE, TN, 1>(p, tiles, splits);
-  return launch_wgmma_groups<MODE, TN, 2>(p, tiles, splits);
+  if constexpr (TN == 128)
+    if (wgmma_groups(TN) == 2) return launch_wgmma_groups<MODE, TN, 2>(p, tiles, splits);
+  return launch_wgmma_groups<MODE, TN, 1>(p, tiles, splits);
 }
 
 /**
@@ -804,19 +798,13 @@ inline int streamed_tile_rows(int avg_rows, bool wide64) {
  * 6.39). JAMBA_MOE_PREFILL_KERNEL=large picks the large kernel (for comparison).
  */
 bool use_swapped_prefill() {
-  static const bool swapped = [] {
-    const char* v = getenv("JAMBA_MOE_PREFILL_KERNEL");
-    return !(v && std::string(v) == "large");
-  }();
+  static const bool swapped = !env_is("JAMBA_MOE_PREFILL_KERNEL", "large");
   return swapped;
 }
 
 /** Tail tiles for 128-row tiles (wgmma only); JAMBA_MOE_TAIL_TILES=0 turns them off (for comparison). */
 bool use_tail_tiles() {
-  static const bool on = [] {
-    const char* v = getenv("JAMBA_MOE_TAIL_TILES");
-    return !(v && std::string(v) == "0");
-  }();
+  static const bool on = !env_is("JAMBA_MOE_TAIL_TILES", "0");
   return on;
 }
 
