@@ -24,6 +24,7 @@ Options:
   --batches LIST                 decode batch sizes                         [default: 1,8,64,256]
   --context N                    tokens already in each decoding sequence   [default: 1024]
   --prefills LIST                prompt lengths for prefill throughput      [default: 4096,32768]
+                                 (with --ops: attention's and mamba's prefills [default: 4096,32768,131072(,262144)])
   --long-prompt N                one prompt of N tokens (0: none)           [default: 262144]
   --max-num-batched-tokens N     prefill chunk                              [default: 8192]
   --steps N                      timed decode steps per batch size          [default: 20]
@@ -56,7 +57,7 @@ function int(name: string, value: string | undefined, fallback: number, min = 1)
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
-async function opBenches(ops: string[], moeTokens: number[]): Promise<OpBenchRow[]> {
+async function opBenches(ops: string[], moeTokens: number[], prefills?: number[]): Promise<OpBenchRow[]> {
   const { CudaBackend } = await import('../backends/cuda/index.js');
   const { OpBench } = await import('../bench/op-bench.js');
   const b = await CudaBackend.open();
@@ -67,8 +68,8 @@ async function opBenches(ops: string[], moeTokens: number[]): Promise<OpBenchRow
     for (const op of ops) {
       if (op === 'moe') rows.push(...(await bench.moe(moeTokens)));
       else if (op === 'mlp') rows.push(...(await bench.mlp(moeTokens)));
-      else if (op === 'attention') rows.push(...(await bench.attention([4096, 32768, 131072, 262144], [[1, 262144], [64, 4096]])));
-      else if (op === 'mamba') rows.push(...(await bench.mamba([4096, 32768, 131072], [1, 8, 64, 256])));
+      else if (op === 'attention') rows.push(...(await bench.attention(prefills ?? [4096, 32768, 131072, 262144], [[1, 262144], [64, 4096]])));
+      else if (op === 'mamba') rows.push(...(await bench.mamba(prefills ?? [4096, 32768, 131072], [1, 8, 64, 256])));
       else throw new UsageError(`unknown op '${op}' (moe, mlp, attention, mamba)`);
     }
     return rows;
@@ -127,7 +128,7 @@ export async function bench(argv: string[]): Promise<number> {
     const s = output.serve!;
     log(`serve: ${s.requests} requests (${s.failed} failed, ${s.truncated} cut) in ${s.seconds.toFixed(1)} s: ${s.outputTokensPerSecond.toFixed(0)} output tok/s, TTFT p50 ${s.ttftMs.p50.toFixed(0)} / p99 ${s.ttftMs.p99.toFixed(0)} ms, ITL p50 ${s.itlMs.p50.toFixed(1)} / p99 ${s.itlMs.p99.toFixed(1)} ms`);
   } else if (values.ops) {
-    output = { ops: await opBenches(values.ops.split(','), list(values['moe-tokens'], [1, 8, 64, 256, 1024, 4096])) };
+    output = { ops: await opBenches(values.ops.split(','), list(values['moe-tokens'], [1, 8, 64, 256, 1024, 4096]), values.prefills === undefined ? undefined : list(values.prefills, [])) };
   } else {
     if (!values.preset) throw new UsageError('--preset NAME or --ops LIST is required');
     if (!values['random-weights']) throw new UsageError('--preset needs --random-weights (the preset has no checkpoint)');

@@ -116,11 +116,11 @@ export function deviceCacheGeometry(
 
 /**
  * fp32 partial sums of an MoE over `pairs` (token, expert) pairs, K split into slices (moe.cu picks how
- * many fit): up to 8 slices for small batches, the gated GEMM's too (twice the FFN wide) for very few
- * rows, up to 4 for decode-sized batches, one (the down projection's sum) beyond.
+ * many fit): up to 16 slices for very few rows, where the gated GEMM's are kept too (twice the FFN wide),
+ * 8 for small batches, up to 4 for decode-sized batches, one (the down projection's sum) beyond.
  */
 export function moePartialFloats(pairs: number, hidden: number, ffn: number): number {
-  const slices = pairs <= 64 ? 8 : pairs <= 1024 ? 4 : 1;
+  const slices = pairs <= 16 ? 16 : pairs <= 64 ? 8 : pairs <= 1024 ? 4 : 1;
   const width = pairs <= 16 ? Math.max(hidden, 2 * ffn) : hidden;
   return slices * pairs * width;
 }

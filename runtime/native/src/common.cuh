@@ -43,6 +43,17 @@ int num_sms();
 /** The device's compute capability, major·10 + minor (90 on Hopper). */
 int sm_version();
 
+/** Lets `kKernel` use `bytes` of dynamic shared memory (above the 48 KiB default), once per kernel. */
+template <auto kKernel>
+int allow_smem(int bytes) {
+  static bool done = false;
+  if (!done) {
+    JB_CUDA(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    done = true;
+  }
+  return 0;
+}
+
 // --- program arguments ----------------------------------------------------------------------------
 
 struct Mat {

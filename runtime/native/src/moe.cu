@@ -679,21 +679,21 @@ int launch_streamed(const GemmParams& p, int tiles, int splits) {
   return 0;
 }
 
+/**
+ * The most K slices of the streamed kernel: 16 for a single row tile (a dense MLP of up to 16 rows, whose
+ * few output warps must spread further: 1 token 80.5 → 70.6 µs, 16 tokens 97.0 → 88.2), 8 otherwise (MoE at
+ * 1 token, two tiles: 121 µs with 8, 130 with 16). geometry.ts sizes the partial sums for 16 slices up to 16
+ * pairs. JAMBA_MOE_STREAMED_SPLITS=8 caps single tiles at 8 too (for comparison).
+ */
+int streamed_split_cap(int tiles) {
+  static const bool eight = env_is("JAMBA_MOE_STREAMED_SPLITS", "8");
+  return tiles == 1 && !eight ? 16 : 8;
+}
+
 /** The streamed kernel for int8 weights at few rows per group; JAMBA_MOE_DECODE_KERNEL=swapped picks the older one (for comparison). */
 bool use_streamed() {
   static const bool streamed = !env_is("JAMBA_MOE_DECODE_KERNEL", "swapped");
   return streamed;
-}
-
-/** Lets `kKernel` use `bytes` of dynamic shared memory (above the 48 KiB default), once per kernel. */
-template <auto kKernel>
-int allow_smem(int bytes) {
-  static bool done = false;
-  if (!done) {
-    JB_CUDA(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    done = true;
-  }
-  return 0;
 }
 
 template <bool INT8, int MODE, int TN, int WARPS = 4>
@@ -1100,8 +1100,9 @@ int plan_moe(Args& a, MoeRun& r) {
   if (streamed && r.bm <= 32) {
     const int tiles = std::max((int)std::ceil(expected_experts(pairs, experts)), ceil_div(pairs, r.bm));
     const int down_warps = tiles * ceil_div(r.hidden, 16), gated_warps = tiles * ceil_div(ffn, 16), enough = 128 * num_sms();
-    while (r.splits < 8 && (r.splits * 2) * slice_down <= partial_bytes && down_warps * r.splits < enough) r.splits *= 2;
-    while (r.gated_splits < 8 && (r.gated_splits * 2) * slice_gated <= partial_bytes && gated_warps * r.gated_splits < enough) r.gated_splits *= 2;
+    const int cap = streamed_split_cap(tiles);
+    while (r.splits < cap && (r.splits * 2) * slice_down <= partial_bytes && down_warps * r.splits < enough) r.splits *= 2;
+    while (r.gated_splits < cap && (r.gated_splits * 2) * slice_gated <= partial_bytes && gated_warps * r.gated_splits < enough) r.gated_splits *= 2;
   } else if (r.bm < 64) {
     const int active = std::min(pairs, experts), blocks = ceil_div(r.hidden, 64) * active;
     while (r.splits < 8 && (r.splits * 2) * slice_down <= partial_bytes && blocks * r.splits < 4 * num_sms()) r.splits *= 2;
