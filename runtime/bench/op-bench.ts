@@ -92,8 +92,9 @@ export class OpBench {
     const set = this.int8Experts(experts);
     const peers: Record<number, number> = { 1: 0.128, 8: 0.451, 64: 0.747, 256: 1.29, 1024: 2.17, 4096: 7.81 };
     const rows: OpBenchRow[] = [];
-    const rng = new Xoshiro128(3);
     for (const n of tokenCounts) {
+      // The routing of n tokens depends on n only, not on which counts ran before it.
+      const rng = new Xoshiro128(3 + n);
       const x = b.randomMatrix([n, hidden], 1, n);
       const ids = new Int32Array(n * 2);
       for (let t = 0; t < n; t++) {

@@ -42,6 +42,8 @@ const MAX_TOP = 20;
  * sequence is cut into many slices and a large batch into few (the grid depends on the batch size only).
  */
 const DECODE_ATTENTION_BLOCKS = 4096;
+/** The decode grid's target, JAMBA_DECODE_ATTENTION_BLOCKS (a sweep switch) up to the partials' bound. */
+const decodeAttentionBlocks = Math.min(DECODE_ATTENTION_BLOCKS, Number(process.env['JAMBA_DECODE_ATTENTION_BLOCKS']) || DECODE_ATTENTION_BLOCKS);
 const MAX_DECODE_SPLITS = 128;
 /** Arena, payload and result sizes for a backend used without reserveActivations (tests). */
 const DEFAULT_PLAN: ActivationPlan = { activationBytes: 2 * 2 ** 30, maxRows: 8192, maxSeqs: 256, maxBlocksPerSeq: 4096 };
@@ -658,7 +660,7 @@ export class CudaBackend implements Backend {
     if (numHeads % numKvHeads !== 0) throw new Error(`pagedAttention: ${numHeads} heads over ${numKvHeads} KV heads`);
     if (headDim > 256 || headDim % 8 !== 0) throw new Error(`pagedAttention: head dim ${headDim} (a multiple of 8 up to 256)`);
     const L = step.layout;
-    const maxSplits = Math.min(MAX_DECODE_SPLITS, Math.max(1, Math.floor(DECODE_ATTENTION_BLOCKS / Math.max(1, L.numDecode * numKvHeads))));
+    const maxSplits = Math.min(MAX_DECODE_SPLITS, Math.max(1, Math.floor(decodeAttentionBlocks / Math.max(1, L.numDecode * numKvHeads))));
     const partial = L.numDecode > 0 ? this.r.arena.alloc(L.numDecode * numHeads * maxSplits * (headDim + 2) * 4, 'attention partials') : 0;
     const out = this.activation('bf16', qs.rows, numHeads * headDim, 'pagedAttention');
     this.program.emit(

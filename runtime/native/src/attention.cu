@@ -406,15 +406,16 @@ __global__ void __launch_bounds__(128) decode_mma_kernel(const void* q, int qdt,
     const int r = i >> 7, d = i & 127;
     qs[r * kDecStride + d] = __float2bfloat16_rn(r < group ? load_as_float(q, qdt, (size_t)row * qld + (kvh * group + r) * 128 + d) : 0.f);
   }
+  // A pair of threads per key, copying its row's 16-byte chunks 2c and 2c + 1 together (whole sectors).
   auto load = [&](int stage, int key0) {
-    const int r = tid >> 1, half = tid & 1, key = key0 + r;
+    const int r = tid >> 1, sub = tid & 1, key = key0 + r;
     const bool valid = key < hi;
-    const size_t off = (valid ? pg.offset(seq, key, kvh) : 0) + half * 64;
-    __nv_bfloat16* kd = ks + stage * kDecTileElems + r * kDecStride + half * 64;
-    __nv_bfloat16* vd = vs + stage * kDecTileElems + r * kDecStride + half * 64;
+    const size_t off = valid ? pg.offset(seq, key, kvh) : 0;
+    const int row = stage * kDecTileElems + r * kDecStride;
     for (int c = 0; c < 8; c++) {
-      mma::cp_async16(kd + c * 8, pg.k + off + c * 8, valid);
-      mma::cp_async16(vd + c * 8, pg.v + off + c * 8, valid);
+      const int e = (2 * c + sub) * 8;
+      mma::cp_async16(ks + row + e, pg.k + off + e, valid);
+      mma::cp_async16(vs + row + e, pg.v + off + e, valid);
     }
   };
   const int n_tiles = (hi - lo + kDecKeys - 1) / kDecKeys;
@@ -638,19 +639,27 @@ __global__ void __launch_bounds__(128) prefill_fa_kernel(const __nv_bfloat16* q,
 // --- prefill on Hopper: warpgroup MMA (head dim 128, GQA groups of even size) -----------------------------
 
 constexpr int kWgKeys = 128;                     // keys per K/V tile
+constexpr int kWgStages = 3;                     // K/V tiles in shared memory: one in use, two in flight
 constexpr int kWgHalf = kWgKeys * 128;           // bytes of one 64-dim column block of a K/V tile
 constexpr int kWgQBytes = 2 * 64 * 128;          // one warpgroup's Q tile: 64 rows, two column blocks
 constexpr int kWgKvBytes = 2 * kWgHalf;          // one K or V tile
-constexpr int kWgSmem = 2 * kWgQBytes + 2 * 2 * kWgKvBytes + 1024;  // two Q tiles, K and V twice, alignment
+constexpr int kWgBars = 2 * kWgQBytes + 2 * kWgStages * kWgKvBytes;  // offset of the stages' barriers
+constexpr int kWgSmem = kWgBars + 2 * kWgStages * 8 + 1024;           // + barriers, + alignment
 
 /**
  * Block (64-row query tile of one sequence, two query heads of one KV head), one warpgroup per head:
  * both heads read the same K/V tiles, so each 128-key tile is loaded once for two heads. Every operand
  * in shared memory is stored as 64-dim column blocks of 128-byte rows with the 128-byte swizzle
  * (wgmma.cuh). S = Q·Kᵀ takes Q and K from shared memory; the probabilities stay in registers as the A
- * operand of O += P·V, whose B (V, keys × dims) is read MN-major. K/V tiles are double-buffered with
- * cp.async; each key's cache offset is looked up once per tile by the thread that copies its row.
+ * operand of O += P·V, whose B (V, keys × dims) is read MN-major.
+ *
+ * K/V tiles pass through three stages guarded by mbarriers instead of block-wide barriers, so that the
+ * two warpgroups drift apart and one's softmax overlaps the other's MMAs: each warpgroup copies half of
+ * every tile's keys with cp.async (each key's cache offset looked up once) and arrives on the stage's
+ * "full" barrier when its copies land; after its P·V it arrives on the stage's "empty" barrier, which the
+ * copies of the tile two ahead wait for.
  */
+template <bool PINGPONG>
 __global__ void __launch_bounds__(256, 1) prefill_wgmma_kernel(const __nv_bfloat16* q, int qld, Paged pg, int heads, float scale, const int* tiles,
                                                               __nv_bfloat16* out, int out_ld) {
 #if defined(JB_WGMMA)
@@ -659,7 +668,9 @@ __global__ void __launch_bounds__(256, 1) prefill_wgmma_kernel(const __nv_bfloat
   const int tid = threadIdx.x, wg = tid >> 7, wtid = tid & 127;
   unsigned char* qs = smem + wg * kWgQBytes;
   unsigned char* ks = smem + 2 * kWgQBytes;  // [stage][column block][key][128 bytes]
-  unsigned char* vs = ks + 2 * kWgKvBytes;
+  unsigned char* vs = ks + kWgStages * kWgKvBytes;
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kWgBars);
+  uint64_t* empty = full + kWgStages;
   // Longest tiles first: the list runs in position order within a sequence.
   const int tile = gridDim.x - 1 - blockIdx.x;
   const int seq = tiles[2 * tile], row0 = tiles[2 * tile + 1];
@@ -669,29 +680,41 @@ __global__ void __launch_bounds__(256, 1) prefill_wgmma_kernel(const __nv_bfloat
   const int rows = min(64, seg_start + seg_rows - row0);
   const int pos0 = cached + (row0 - seg_start);
   const int last_key = pos0 + rows - 1;
+  const int n_tiles = last_key / kWgKeys + 1;
+  if (tid == 0) {
+    for (int st = 0; st < kWgStages; st++) {
+      mma::mbar_init(full + st, 256);
+      mma::mbar_init(empty + st, 256);
+    }
+  }
+  __syncthreads();  // the barriers are initialised
 
   {  // This warpgroup's Q tile: thread → row wtid / 2, column block wtid % 2 (rows past the segment zero).
     const int r = wtid >> 1, blk = wtid & 1;
     const bool valid = r < rows;
     const __nv_bfloat16* src = q + (size_t)(valid ? row0 + r : row0) * qld + h * 128 + blk * 64;
     for (int c = 0; c < 8; c++) mma::cp_async16(qs + blk * 8192 + wgmma::swizzled_chunk(r, c), src + c * 8, valid);
+    mma::cp_async_commit();
   }
-  // K and V rows of one tile: thread → key tid / 2, column block tid % 2; keys past the last row zero.
-  auto load_kv = [&](int stage, int key0) {
-    const int r = tid >> 1, blk = tid & 1, key = key0 + r;
+  // This warpgroup's half of tile t's keys: a pair of threads per key (64·wg + wtid / 2), which copy its
+  // row's 16-byte chunks 2c and 2c + 1 together (whole 32-byte sectors per instruction); keys past the last
+  // row zero. Arrives on the stage's "full" barrier when the copies land.
+  auto load_half = [&](int t) {
+    const int st = t % kWgStages, r = 64 * wg + (wtid >> 1), sub = wtid & 1, key = t * kWgKeys + r;
     const bool valid = key <= last_key;
-    const size_t off = (valid ? pg.offset(seq, key, kvh) : 0) + blk * 64;
-    unsigned char* kd = ks + stage * kWgKvBytes + blk * kWgHalf;
-    unsigned char* vd = vs + stage * kWgKvBytes + blk * kWgHalf;
+    const size_t off = valid ? pg.offset(seq, key, kvh) : 0;
     for (int c = 0; c < 8; c++) {
-      mma::cp_async16(kd + wgmma::swizzled_chunk(r, c), pg.k + off + c * 8, valid);
-      mma::cp_async16(vd + wgmma::swizzled_chunk(r, c), pg.v + off + c * 8, valid);
+      const int chunk = 2 * c + sub, dst = st * kWgKvBytes + (chunk >> 3) * kWgHalf + wgmma::swizzled_chunk(r, chunk & 7);
+      mma::cp_async16(ks + dst, pg.k + off + chunk * 8, valid);
+      mma::cp_async16(vs + dst, pg.v + off + chunk * 8, valid);
     }
+    mma::cp_async_arrive(full + st);
   };
-  load_kv(0, 0);
-  mma::cp_async_commit();
+  for (int t = 0; t < kWgStages - 1 && t < n_tiles; t++) load_half(t);
+  mma::cp_async_wait<0>();  // the Q tile (the K/V copies are tracked by the barriers, not by groups)
+  wgmma::fence_shared();
+  __syncthreads();
 
-  const int n_tiles = last_key / kWgKeys + 1;
   const int warp = wtid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int my_row0 = warp * 16 + g;  // rows my_row0 and my_row0 + 8 of the tile
   const float c2 = scale * 1.4426950408889634f;  // softmax in base 2
@@ -702,25 +725,40 @@ __global__ void __launch_bounds__(256, 1) prefill_wgmma_kernel(const __nv_bfloat
   float (&o4)[16][4] = *reinterpret_cast<float (*)[16][4]>(o);
   float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
 
-  for (int kt = 0; kt < n_tiles; kt++) {
-    const int stage = kt & 1;
-    if (kt + 1 < n_tiles) load_kv(stage ^ 1, (kt + 1) * kWgKeys);
-    mma::cp_async_commit();
-    mma::cp_async_wait<1>();
-    wgmma::fence_shared();
-    __syncthreads();
-    // S = Q·Kᵀ over the 128 head dims, 16 at a time: dims 64·b + 16·k4 are k16 step k4 of column block b.
-    wgmma::fence();
+  // S(t) = Q·K(t)ᵀ over the 128 head dims, 16 at a time: dims 64·b + 16·k4 are k16 step k4 of column block b.
+  auto issue_s = [&](int t) {
+    const int stage = t % kWgStages;
 #pragma unroll
     for (int kk = 0; kk < 8; kk++) {
       const int blk = kk >> 2, k4 = kk & 3;
       wgmma::mma_ss_n128(s, wgmma::b_desc(q_addr + blk * 8192, k4), wgmma::b_desc(k_addr + stage * kWgKvBytes + blk * kWgHalf, k4), kk > 0);
     }
-    wgmma::commit();
-    wgmma::wait<0>();
+  };
+  // O += P(t)·V(t): keys 16kk … 16kk+15 are rows 16kk … of V's two column blocks (MN-major B).
+  uint32_t pf[8][4];
+  auto issue_pv = [&](int t) {
+#pragma unroll
+    for (int kk = 0; kk < 8; kk++)
+      wgmma::mma_n128<1>(o, pf[kk], wgmma::mn_desc(v_addr + (t % kWgStages) * kWgKvBytes + kk * 2048, kWgHalf), t > 0 || kk > 0);
+  };
+  auto wait_full = [&](int t) {
+    mma::mbar_wait(full + t % kWgStages, (t / kWgStages) & 1);
+    wgmma::fence_shared();  // the copies (generic proxy) before the MMAs' reads (async proxy)
+  };
+  // Ping-pong: the warpgroups take turns to issue their MMAs (named barriers 1 and 2), so that one's
+  // softmax runs while the tensor cores work on the other's MMAs. Warpgroup 1 lets warpgroup 0 go first.
+  auto my_turn = [&]() {
+    if (PINGPONG) asm volatile("bar.sync %0, 256;\n" ::"r"(1 + wg) : "memory");
+  };
+  auto their_turn = [&](bool last) {
+    if (PINGPONG && !(last && wg == 1)) asm volatile("bar.arrive %0, 256;\n" ::"r"(2 - wg) : "memory");
+  };
+  if (PINGPONG && wg == 1) their_turn(false);
 
-    // Causal mask (only on tiles that reach past the first row's position), then the online softmax.
-    const int key0 = kt * kWgKeys;
+  // S(t) is in: causal mask (only on tiles that reach past the first row's position), online softmax,
+  // the output so far rescaled (at t = 0 the scale is 0 and P·V overwrites it).
+  auto softmax_tile = [&](int t) {
+    const int key0 = t * kWgKeys;
     if (key0 + kWgKeys - 1 > pos0) {
 #pragma unroll
       for (int j = 0; j < 16; j++)
@@ -729,18 +767,46 @@ __global__ void __launch_bounds__(256, 1) prefill_wgmma_kernel(const __nv_bfloat
           if (key0 + 8 * j + 2 * t4 + (e & 1) > pos0 + my_row0 + (e >> 1) * 8) s4[j][e] = -INFINITY;
     }
     float corr[2];
-    uint32_t pf[8][4];
     online_softmax(s4, c2, mrow, lrow, corr, pf);
-    if (kt > 0) scale_rows(o4, corr);
-    // O += P·V: keys 16kk … 16kk+15 are rows 16kk … of V's two column blocks (MN-major B).
-    wgmma::fence();
-#pragma unroll
-    for (int kk = 0; kk < 8; kk++)
-      wgmma::mma_n128<1>(o, pf[kk], wgmma::mn_desc(v_addr + stage * kWgKvBytes + kk * 2048, kWgHalf), kt > 0 || kk > 0);
-    wgmma::commit();
+    scale_rows(o4, corr);
+  };
+  // After a turn's MMAs: tile t's stage is released, and the tile two ahead goes to the stage of tile
+  // t - 1 once both warpgroups are done with it.
+  auto finish_tile = [&](int t) {
     wgmma::wait<0>();
-    __syncthreads();  // both warpgroups are done with this stage before it is refilled
+    mma::mbar_arrive(empty + t % kWgStages);
+    const int next = t + kWgStages - 1;
+    if (next < n_tiles) {
+      if (next >= kWgStages) mma::mbar_wait(empty + next % kWgStages, (next / kWgStages - 1) & 1);
+      load_half(next);
+    }
+  };
+  wait_full(0);
+  my_turn();
+  wgmma::fence();
+  issue_s(0);
+  wgmma::commit();
+  their_turn(false);
+  wgmma::wait<0>();
+  // Each turn issues P(t)·V(t) and S(t + 1); the last tile's turn only its P·V.
+  for (int kt = 0; kt + 1 < n_tiles; kt++) {
+    softmax_tile(kt);
+    wait_full(kt + 1);
+    my_turn();
+    wgmma::fence();
+    issue_pv(kt);
+    issue_s(kt + 1);
+    wgmma::commit();
+    their_turn(false);
+    finish_tile(kt);
   }
+  softmax_tile(n_tiles - 1);
+  my_turn();
+  wgmma::fence();
+  issue_pv(n_tiles - 1);
+  wgmma::commit();
+  their_turn(true);
+  finish_tile(n_tiles - 1);
   store_rows(o4, lrow, my_row0, rows, out + (size_t)row0 * out_ld + h * 128, out_ld, t4);
 #else
   __trap();  // launched only on sm_90 (use_wgmma_attention)
@@ -748,8 +814,10 @@ __global__ void __launch_bounds__(256, 1) prefill_wgmma_kernel(const __nv_bfloat
 }
 
 /**
- * The warpgroup-MMA prefill kernel on sm_90 (causal prefill, 32/8 heads: 4K 1.03 → 0.73 ms, 256K 3.79 →
- * 2.33 s against the mma.sync kernel); JAMBA_ATTENTION_PREFILL_KERNEL=mma keeps the mma.sync one (for comparison).
+ * The warpgroup-MMA prefill kernel on sm_90 (causal prefill, 32/8 heads, against the mma.sync kernel's
+ * 1.03 ms / 3.79 s at 4K / 256K: 0.73 ms / 2.33 s with block-wide barriers per tile, 0.53 ms / – with the
+ * mbarrier stages, 0.48 ms / 1.53 s with the ping-pong); JAMBA_ATTENTION_PREFILL_KERNEL=mma keeps the
+ * mma.sync one, JAMBA_ATTENTION_PINGPONG=0 drops the turns (for comparison).
  */
 bool use_wgmma_attention(int group) {
   static const bool on = sm_version() == 90 && !env_is("JAMBA_ATTENTION_PREFILL_KERNEL", "mma");
@@ -757,8 +825,8 @@ bool use_wgmma_attention(int group) {
 }
 
 /**
- * The tensor-core decode kernel for head dim 128 (batch 1 over 256K 562 → 520 µs, batch 64 over 4K 523 →
- * 499 µs against the CUDA-core kernel); JAMBA_ATTENTION_DECODE_KERNEL=cores keeps the CUDA-core one (for comparison).
+ * The tensor-core decode kernel for head dim 128 (batch 1 over 256K 562 → 469 µs, batch 64 over 4K 523 →
+ * 451 µs against the CUDA-core kernel); JAMBA_ATTENTION_DECODE_KERNEL=cores keeps the CUDA-core one (for comparison).
  */
 bool use_mma_decode(int group, int head_dim) {
   static const bool on = !env_is("JAMBA_ATTENTION_DECODE_KERNEL", "cores");
@@ -832,9 +900,11 @@ int attention(Args& a) {
     return 0;
   }
   if (num_tiles > 0 && use_wgmma_attention(group)) {
-    if (allow_smem<prefill_wgmma_kernel>(kWgSmem) != 0) return -1;
-    prefill_wgmma_kernel<<<dim3(num_tiles, heads / 2), 256, kWgSmem, stream()>>>(as<__nv_bfloat16>(q.ptr), q.ld, pg, heads, scale,
-                                                                                  as<int>(prefill_tiles), as<__nv_bfloat16>(out), out_ld);
+    static const bool pingpong = !env_is("JAMBA_ATTENTION_PINGPONG", "0");
+    auto kernel = pingpong ? prefill_wgmma_kernel<true> : prefill_wgmma_kernel<false>;
+    if ((pingpong ? allow_smem<prefill_wgmma_kernel<true>>(kWgSmem) : allow_smem<prefill_wgmma_kernel<false>>(kWgSmem)) != 0) return -1;
+    kernel<<<dim3(num_tiles, heads / 2), 256, kWgSmem, stream()>>>(as<__nv_bfloat16>(q.ptr), q.ld, pg, heads, scale, as<int>(prefill_tiles),
+                                                                   as<__nv_bfloat16>(out), out_ld);
     JB_LAUNCHED("prefill attention (wgmma)");
   } else if (num_tiles > 0) {
     const int smem = (kTileQ + 4 * kTileK) * kStride * 2;
