@@ -125,13 +125,13 @@ __device__ __forceinline__ void online_softmax(float (&s)[J][4], float c2, float
     mx[hr] = fmaxf(mx[hr], __shfl_xor_sync(0xffffffffu, mx[hr], 2));
     const float nm = fmaxf(mrow[hr], mx[hr]);
     nmax[hr] = nm == -INFINITY ? 0.f : nm * c2;  // a row that has seen no key: exp2 gives 0, not NaN
-    corr[hr] = exp2f(mrow[hr] * c2 - nmax[hr]);
+    corr[hr] = fast_exp2(mrow[hr] * c2 - nmax[hr]);
     mrow[hr] = nm;
   }
 #pragma unroll
   for (int j = 0; j < J; j++) {
-    const float p0 = exp2f(fmaf(s[j][0], c2, -nmax[0])), p1 = exp2f(fmaf(s[j][1], c2, -nmax[0]));
-    const float p2 = exp2f(fmaf(s[j][2], c2, -nmax[1])), p3 = exp2f(fmaf(s[j][3], c2, -nmax[1]));
+    const float p0 = fast_exp2(fmaf(s[j][0], c2, -nmax[0])), p1 = fast_exp2(fmaf(s[j][1], c2, -nmax[0]));
+    const float p2 = fast_exp2(fmaf(s[j][2], c2, -nmax[1])), p3 = fast_exp2(fmaf(s[j][3], c2, -nmax[1]));
     rsum[0] += p0 + p1;
     rsum[1] += p2 + p3;
     pf[j / 2][(j & 1) * 2] = mma::pack_bf16x2(p0, p1);
@@ -432,7 +432,7 @@ __global__ void __launch_bounds__(128) decode_mma_kernel(const void* q, int qdt,
 #pragma unroll
   for (int j = 0; j < 16; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
   float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
-  const float c2 = scale * 1.4426950408889634f;
+  const float c2 = scale * kLog2e;
   for (int t = 0; t < n_tiles; t++) {
     mma::cp_async_wait<kDecStages - 2>();
     __syncthreads();  // tile t is in place for every thread, and every warp is done with tile t - 1's stage
@@ -585,7 +585,7 @@ __global__ void __launch_bounds__(128) prefill_fa_kernel(const __nv_bfloat16* q,
   for (int j = 0; j < kHd / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
   float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
   const int my_row0 = warp * 16 + g;  // rows my_row0 and my_row0 + 8 of the tile
-  const float c2 = scale * 1.4426950408889634f;  // softmax in base 2
+  const float c2 = scale * kLog2e;  // softmax in base 2
 
   for (int kt = 0; kt < n_tiles; kt++) {
     if (kt + 1 < n_tiles) load_kv((kt + 1) & 1, (kt + 1) * kTileK);
@@ -717,7 +717,7 @@ __global__ void __launch_bounds__(256, 1) prefill_wgmma_kernel(const __nv_bfloat
 
   const int warp = wtid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int my_row0 = warp * 16 + g;  // rows my_row0 and my_row0 + 8 of the tile
-  const float c2 = scale * 1.4426950408889634f;  // softmax in base 2
+  const float c2 = scale * kLog2e;  // softmax in base 2
   const uint32_t q_addr = mma::smem_addr(qs), k_addr = mma::smem_addr(ks), v_addr = mma::smem_addr(vs);
   float o[64], s[64];
   // The same registers in m16n8 fragment order (online_softmax): s4[j][e] = s[4j + e].

@@ -37,6 +37,18 @@ inline bool env_is(const char* name, const char* value) {
   return v && std::strcmp(v, value) == 0;
 }
 
+constexpr float kLog2e = 1.4426950408889634f;
+
+/**
+ * 2^x on the special-function unit alone (what __expf uses after its multiply by log2 e): results below
+ * 2^-126 flush to 0, which no softmax weight or state decay here can tell from a denormal.
+ */
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 /** The backend's stream and library handles (context.cu). */
 cudaStream_t stream();
 int num_sms();

@@ -240,14 +240,6 @@ __global__ void __launch_bounds__(256) scan_decode_kernel(ScanArgs a, const int*
 // no scratch buffer, and no thread reads what another one writes.
 
 constexpr int kSegThreads = 128, kSegMax = 32, kSegRows = 96;
-constexpr float kLog2e = 1.4426950408889634f;
-
-/** 2^x on the special-function unit (what __expf uses after its multiply by log2 e). */
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
 
 struct Segments {
   int rows, count, len;  // the sequence's rows; segments; rows per segment (the last one may have fewer)
