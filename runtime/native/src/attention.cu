@@ -38,6 +38,7 @@ struct Paged {
 
 __global__ void kv_write_kernel(const void* k, int kdt, int kld, const void* v, int vdt, int vld, __nv_bfloat16* ck, __nv_bfloat16* cv, Paged pg,
                                 const int* row_seq) {
+  pdl_enter();
   const int r = blockIdx.x;
   const int seq = row_seq[r];
   const int* m = pg.meta + seq * JB_META_INTS;
@@ -56,6 +57,7 @@ __global__ void kv_write_kernel(const void* k, int kdt, int kld, const void* v, 
  */
 __global__ void attention_rows_kernel(const void* q, int qdt, int qld, Paged pg, int heads, float scale, const int* row_seq, const int* rows,
                                       int num_rows, __nv_bfloat16* out, int out_ld) {
+  pdl_enter();
   // rows: the step rows to compute (nullptr: rows 0..num_rows-1).
   const int warp_global = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x & 31;
@@ -102,6 +104,20 @@ __global__ void attention_rows_kernel(const void* q, int qdt, int qld, Paged pg,
 }
 
 // --- online softmax over mma accumulators (the tensor-core kernels) -------------------------------------
+
+/**
+ * Sets to -inf the scores of keys a row must not see, in the layout online_softmax takes: s[j][e] is key
+ * key0 + 8j + 2t + (e & 1) of row g (e < 2) or g + 8, whose last visible key is `last` (row g) or
+ * last + row_step (row g + 8): 8 for causal rows, 0 for decode rows that share a context.
+ */
+template <int J>
+__device__ __forceinline__ void mask_keys_after(float (&s)[J][4], int key0, int t4, int last, int row_step) {
+#pragma unroll
+  for (int j = 0; j < J; j++)
+#pragma unroll
+    for (int e = 0; e < 4; e++)
+      if (key0 + 8 * j + 2 * t4 + (e & 1) > last + (e >> 1) * row_step) s[j][e] = -INFINITY;
+}
 
 /**
  * One tile's step of the online softmax for a thread's two rows (g and g+8) of m16n8 accumulator
@@ -391,6 +407,7 @@ constexpr int kDecSmem = 2 * kDecStages * kDecTileElems * 2 + 16 * kDecStride * 
  */
 __global__ void __launch_bounds__(128) decode_mma_kernel(const void* q, int qdt, int qld, Paged pg, int heads, float scale, const int* decode_seqs,
                                                          int max_splits, float* partial) {
+  pdl_enter();
   const int di = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
   const DecodeSlice sl = decode_slice(pg, decode_seqs, max_splits);
   if (sl.lo >= sl.hi) return;
@@ -451,12 +468,7 @@ __global__ void __launch_bounds__(128) decode_mma_kernel(const void* q, int qdt,
         mma::mma_bf16(sc[j], qf[kk], b0, b1);
         mma::mma_bf16(sc[j], qf[kk + 1], b2, b3);
       }
-    const int key0 = lo + t * kDecKeys + warp * 16;
-#pragma unroll
-    for (int j = 0; j < 2; j++)
-#pragma unroll
-      for (int e = 0; e < 4; e++)
-        if (key0 + 8 * j + 2 * t4 + (e & 1) >= hi) sc[j][e] = -INFINITY;
+    mask_keys_after(sc, lo + t * kDecKeys + warp * 16, t4, hi - 1, 0);
     float corr[2];
     uint32_t pf[1][4];
     online_softmax(sc, c2, mrow, lrow, corr, pf);
@@ -517,6 +529,7 @@ size_t decode_smem_bytes(int group, int hd) {
 /** Block (decode sequence, head): merges the slices. */
 __global__ void decode_combine_kernel(const float* partial, const int* decode_seqs, const int* meta, int heads, int hd, int max_splits, __nv_bfloat16* out,
                                       int out_ld) {
+  pdl_enter();
   const int di = blockIdx.x, h = blockIdx.y;
   const int seq = decode_seqs[di];
   const int* m = meta + seq * JB_META_INTS;
@@ -545,6 +558,7 @@ constexpr int kTileQ = 64, kTileK = 64, kHd = 128, kStride = kHd + 8;
  */
 __global__ void __launch_bounds__(128) prefill_fa_kernel(const __nv_bfloat16* q, int qld, Paged pg, int heads, float scale, const int* tiles,
                                                          __nv_bfloat16* out, int out_ld) {
+  pdl_enter();
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __nv_bfloat16* qs = reinterpret_cast<__nv_bfloat16*>(smem_raw);
   __nv_bfloat16* ks = qs + kTileQ * kStride;  // [2][64][136]
@@ -611,12 +625,7 @@ __global__ void __launch_bounds__(128) prefill_fa_kernel(const __nv_bfloat16* q,
       }
     }
     // Mask (causal, and keys past the context), then the online softmax.
-    const int key0 = kt * kTileK;
-#pragma unroll
-    for (int j = 0; j < kTileK / 8; j++)
-#pragma unroll
-      for (int e = 0; e < 4; e++)
-        if (key0 + j * 8 + 2 * t4 + (e & 1) > pos0 + my_row0 + (e >= 2 ? 8 : 0)) s[j][e] = -INFINITY;
+    mask_keys_after(s, kt * kTileK, t4, pos0 + my_row0, 8);
     float corr[2];
     uint32_t pf[kTileK / 16][4];
     online_softmax(s, c2, mrow, lrow, corr, pf);
@@ -662,6 +671,7 @@ constexpr int kWgSmem = kWgBars + 2 * kWgStages * 8 + 1024;           // + barri
 template <bool PINGPONG>
 __global__ void __launch_bounds__(256, 1) prefill_wgmma_kernel(const __nv_bfloat16* q, int qld, Paged pg, int heads, float scale, const int* tiles,
                                                               __nv_bfloat16* out, int out_ld) {
+  pdl_enter();
 #if defined(JB_WGMMA)
   extern __shared__ __align__(16) unsigned char smem_raw[];
   unsigned char* smem = smem_raw + ((1024 - (mma::smem_addr(smem_raw) & 1023)) & 1023);
@@ -759,13 +769,7 @@ __global__ void __launch_bounds__(256, 1) prefill_wgmma_kernel(const __nv_bfloat
   // the output so far rescaled (at t = 0 the scale is 0 and P·V overwrites it).
   auto softmax_tile = [&](int t) {
     const int key0 = t * kWgKeys;
-    if (key0 + kWgKeys - 1 > pos0) {
-#pragma unroll
-      for (int j = 0; j < 16; j++)
-#pragma unroll
-        for (int e = 0; e < 4; e++)
-          if (key0 + 8 * j + 2 * t4 + (e & 1) > pos0 + my_row0 + (e >> 1) * 8) s4[j][e] = -INFINITY;
-    }
+    if (key0 + kWgKeys - 1 > pos0) mask_keys_after(s4, key0, t4, pos0 + my_row0, 8);
     float corr[2];
     online_softmax(s4, c2, mrow, lrow, corr, pf);
     scale_rows(o4, corr);
@@ -837,9 +841,8 @@ int launch_decode(int group, const Mat& q, const Paged& pg, int heads, float sca
   dim3 grid(num_decode, pg.kv_heads, max_splits);
   if (use_mma_decode(group, pg.head_dim)) {
     if (allow_smem<decode_mma_kernel>(kDecSmem) != 0) return -1;
-    decode_mma_kernel<<<grid, 128, kDecSmem, stream()>>>(as<void>(q.ptr), q.dtype, q.ld, pg, heads, scale, decode_seqs, max_splits, partial);
-    JB_LAUNCHED("decode attention (mma)");
-    return 0;
+    return launch_pdl("decode attention (mma)", decode_mma_kernel, grid, 128, kDecSmem, as<void>(q.ptr), q.dtype, q.ld, pg, heads, scale, decode_seqs, max_splits,
+                      partial);
   }
   const size_t smem = decode_smem_bytes(group, pg.head_dim);
   const void* qp = as<void>(q.ptr);
@@ -884,9 +887,9 @@ int attention(Args& a) {
   Paged pg{as<__nv_bfloat16>(cache_k), as<__nv_bfloat16>(cache_v), block_size, kv_heads, head_dim, as<int>(meta), as<int>(tables), head_major};
   const int out_ld = heads * head_dim;
 
-  kv_write_kernel<<<q.rows, 256, 0, stream()>>>(as<void>(k.ptr), k.dtype, k.ld, as<void>(v.ptr), v.dtype, v.ld, as<__nv_bfloat16>(cache_k),
-                                                as<__nv_bfloat16>(cache_v), pg, as<int>(row_seq));
-  JB_LAUNCHED("kv write");
+  if (launch_pdl("kv write", kv_write_kernel, q.rows, 256, 0, as<void>(k.ptr), k.dtype, k.ld, as<void>(v.ptr), v.dtype, v.ld, as<__nv_bfloat16>(cache_k),
+                 as<__nv_bfloat16>(cache_v), pg, as<int>(row_seq)) != 0)
+    return -1;
 
   const int group = heads / kv_heads;
   const bool prefill_fast = num_tiles == 0 || (head_dim == kHd && q.dtype == JB_DTYPE_BF16 && q.ld % 8 == 0 && q.ptr % 16 == 0);
@@ -894,30 +897,28 @@ int attention(Args& a) {
   if (!prefill_fast || !decode_fast) {
     // The general kernel over every row of the step (any head dim, any group).
     const int warps = 4;
-    attention_rows_kernel<<<ceil_div(q.rows * heads, warps), 32 * warps, 0, stream()>>>(as<void>(q.ptr), q.dtype, q.ld, pg, heads, scale, as<int>(row_seq),
-                                                                                         nullptr, q.rows, as<__nv_bfloat16>(out), out_ld);
-    JB_LAUNCHED("attention (rows)");
-    return 0;
+    return launch_pdl("attention (rows)", attention_rows_kernel, ceil_div(q.rows * heads, warps), 32 * warps, 0, as<void>(q.ptr), q.dtype, q.ld, pg, heads, scale,
+                      as<int>(row_seq), nullptr, q.rows, as<__nv_bfloat16>(out), out_ld);
   }
   if (num_tiles > 0 && use_wgmma_attention(group)) {
     static const bool pingpong = !env_is("JAMBA_ATTENTION_PINGPONG", "0");
     auto kernel = pingpong ? prefill_wgmma_kernel<true> : prefill_wgmma_kernel<false>;
     if ((pingpong ? allow_smem<prefill_wgmma_kernel<true>>(kWgSmem) : allow_smem<prefill_wgmma_kernel<false>>(kWgSmem)) != 0) return -1;
-    kernel<<<dim3(num_tiles, heads / 2), 256, kWgSmem, stream()>>>(as<__nv_bfloat16>(q.ptr), q.ld, pg, heads, scale, as<int>(prefill_tiles),
-                                                                   as<__nv_bfloat16>(out), out_ld);
-    JB_LAUNCHED("prefill attention (wgmma)");
+    if (launch_pdl("prefill attention (wgmma)", kernel, dim3(num_tiles, heads / 2), 256, kWgSmem, as<__nv_bfloat16>(q.ptr), q.ld, pg, heads, scale,
+                   as<int>(prefill_tiles), as<__nv_bfloat16>(out), out_ld) != 0)
+      return -1;
   } else if (num_tiles > 0) {
     const int smem = (kTileQ + 4 * kTileK) * kStride * 2;
     if (allow_smem<prefill_fa_kernel>(smem) != 0) return -1;
-    prefill_fa_kernel<<<dim3(num_tiles, heads), 128, smem, stream()>>>(as<__nv_bfloat16>(q.ptr), q.ld, pg, heads, scale, as<int>(prefill_tiles),
-                                                                       as<__nv_bfloat16>(out), out_ld);
-    JB_LAUNCHED("prefill attention");
+    if (launch_pdl("prefill attention", prefill_fa_kernel, dim3(num_tiles, heads), 128, smem, as<__nv_bfloat16>(q.ptr), q.ld, pg, heads, scale,
+                   as<int>(prefill_tiles), as<__nv_bfloat16>(out), out_ld) != 0)
+      return -1;
   }
   if (num_decode > 0) {
     if (launch_decode(group, q, pg, heads, scale, as<int>(decode_seqs), num_decode, max_splits, as<float>(partial)) != 0) return -1;
-    decode_combine_kernel<<<dim3(num_decode, heads), 128, 0, stream()>>>(as<float>(partial), as<int>(decode_seqs), as<int>(meta), heads, head_dim, max_splits,
-                                                                         as<__nv_bfloat16>(out), out_ld);
-    JB_LAUNCHED("decode combine");
+    if (launch_pdl("decode combine", decode_combine_kernel, dim3(num_decode, heads), 128, 0, as<float>(partial), as<int>(decode_seqs), as<int>(meta), heads, head_dim,
+                   max_splits, as<__nv_bfloat16>(out), out_ld) != 0)
+      return -1;
   }
   return 0;
 }

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "jamba_native.h"
 
@@ -64,6 +65,59 @@ int allow_smem(int bytes) {
     done = true;
   }
   return 0;
+}
+
+// --- programmatic dependent launch ----------------------------------------------------------------
+//
+// A decode step is hundreds of short kernels, and each boundary costs a drain, a launch and a ramp. A
+// kernel started with launch_pdl may be scheduled while the kernel before it on the stream is still
+// running, once every block of that one has begun: its blocks then wait in pdl_wait() until that kernel
+// has completed and its writes are visible. So every block of a PDL kernel calls pdl_wait() before it
+// reads anything an earlier kernel wrote, before it writes anything (the arena hands freed addresses out
+// again, so a write can race an earlier read) and before any return; ahead of it only constant data
+// (weights) may be touched, for example prefetched into L2. Each then calls pdl_launch_dependents(), so
+// at most one kernel is ever scheduled ahead. Kernels launched the plain way serialize as usual.
+
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/** A PDL kernel's entry when it has nothing to prefetch. */
+__device__ __forceinline__ void pdl_enter() {
+  pdl_wait();
+  pdl_launch_dependents();
+}
+
+/** Pulls the 128-byte line at `p` (constant data) into L2, for a PDL kernel before its pdl_wait(). */
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+
+/** Whether launch_pdl overlaps kernels: Hopper and later, unless JAMBA_PDL=0 (context.cu). */
+bool pdl_enabled();
+
+/** Launches `kernel` on the backend's stream, overlapped with the kernel before it when pdl_enabled(). */
+template <typename... Params, typename... Values>
+int launch_pdl(const char* what, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, Values&&... values) {
+  cudaLaunchAttribute overlap{};
+  overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  overlap.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream();
+  config.attrs = &overlap;
+  config.numAttrs = pdl_enabled() ? 1 : 0;
+  cudaError_t err = cudaLaunchKernelEx(&config, kernel, std::forward<Values>(values)...);
+  if (err == cudaSuccess) err = cudaGetLastError();
+  return err == cudaSuccess ? 0 : fail_cuda(err, what);
 }
 
 // --- program arguments ----------------------------------------------------------------------------

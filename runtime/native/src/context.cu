@@ -26,6 +26,8 @@ std::unordered_map<int, int> g_runs;
 std::mutex g_mutex;
 // Per-op device time (JAMBA_PROFILE_OPS=1): events around each op of eager runs; graphs are off then.
 bool g_profile = false;
+// Programmatic dependent launch (common.cuh): Hopper on, JAMBA_PDL=0 off for comparison.
+bool g_pdl = false;
 double g_op_ms[JB_OP_COUNT] = {};
 double g_op_calls[JB_OP_COUNT] = {};
 std::vector<cudaEvent_t> g_op_events;
@@ -149,6 +151,7 @@ int fail_cuda(cudaError_t err, const char* what) {
 cudaStream_t stream() { return g_stream; }
 int num_sms() { return g_sms; }
 int sm_version() { return g_sm_version; }
+bool pdl_enabled() { return g_pdl; }
 
 }  // namespace jb
 
@@ -183,6 +186,7 @@ int jb_init(int device) {
   JB_CUDA(cudaEventCreate(&g_stop));
   if (gemm_init() != 0) return -1;  // cuBLASLt handle and workspace: never allocated inside a capture
   g_profile = env_is("JAMBA_PROFILE_OPS", "1");
+  g_pdl = g_sm_version >= 90 && !env_is("JAMBA_PDL", "0");
   g_device = device;
   return 0;
 }

@@ -14,11 +14,13 @@ __global__ void convert_kernel(void* dst, int dst_dtype, const void* src, int sr
 
 /** A strided [rows, cols] source to a contiguous destination. */
 __global__ void convert_2d_kernel(void* dst, int dst_dtype, const void* src, int src_dtype, int rows, int cols, int ld) {
+  pdl_enter();
   const int r = blockIdx.x;
   for (int c = threadIdx.x; c < cols; c += blockDim.x) store_from_float(dst, dst_dtype, (size_t)r * cols + c, load_as_float(src, src_dtype, (size_t)r * ld + c));
 }
 
 __global__ void embed_kernel(const void* table, int dtype, int vocab, int hidden, const int* ids, float* out) {
+  pdl_enter();
   const int r = blockIdx.x;
   int id = ids[r];
   // Ids were checked on the host; clamp anyway so a bad id cannot read outside the table.
@@ -51,6 +53,7 @@ __device__ __forceinline__ void rmsnorm_row(int r, void* x, int dtype, int cols,
 template <bool ADD>
 __global__ void rmsnorm_kernel(void* x, int dtype, int cols, int ld, const void* src, int src_dtype, int src_ld, const float* w, float eps, void* out,
                                int out_dtype) {
+  pdl_enter();
   rmsnorm_row<ADD>(blockIdx.x, x, dtype, cols, ld, src, src_dtype, src_ld, w, eps, out, out_dtype);
 }
 
@@ -65,12 +68,14 @@ struct NormSet {
 };
 
 __global__ void rmsnorms_kernel(NormSet set) {
+  pdl_enter();
   const int i = blockIdx.y;
   const Mat& x = set.x[i];
   rmsnorm_row<false>(blockIdx.x, reinterpret_cast<void*>(x.ptr), x.dtype, x.cols, x.ld, nullptr, 0, 0, set.w[i], set.eps[i], set.out[i], set.out_dtype[i]);
 }
 
 __global__ void add_kernel(void* dst, int dst_dtype, int dst_ld, const void* src, int src_dtype, int src_ld, int cols) {
+  pdl_enter();
   const int r = blockIdx.x;
   for (int c = threadIdx.x; c < cols; c += blockDim.x) {
     const size_t d = (size_t)r * dst_ld + c;
@@ -79,6 +84,7 @@ __global__ void add_kernel(void* dst, int dst_dtype, int dst_ld, const void* src
 }
 
 __global__ void silu_mul_kernel(const void* g, int gdt, int gld, const void* u, int udt, int uld, int cols, __nv_bfloat16* out) {
+  pdl_enter();
   const int r = blockIdx.x;
   for (int c = threadIdx.x; c < cols; c += blockDim.x) {
     const float gv = load_as_float(g, gdt, (size_t)r * gld + c);
@@ -87,6 +93,7 @@ __global__ void silu_mul_kernel(const void* g, int gdt, int gld, const void* u, 
 }
 
 __global__ void gather_kernel(const void* x, int dtype, int cols, int ld, const int* rows, void* out) {
+  pdl_enter();
   const int i = blockIdx.x;
   const int r = rows[i];
   for (int c = threadIdx.x; c < cols; c += blockDim.x) {
@@ -190,9 +197,8 @@ int convert(Args& a) {
   const uint64_t dst = a.ptr();
   const int dst_dtype = a.i();
   if (src.rows == 0) return 0;
-  convert_2d_kernel<<<src.rows, row_threads(src.cols), 0, stream()>>>(as<void>(dst), dst_dtype, as<void>(src.ptr), src.dtype, src.rows, src.cols, src.ld);
-  JB_LAUNCHED("convert");
-  return 0;
+  return launch_pdl("convert", convert_2d_kernel, src.rows, row_threads(src.cols), 0, as<void>(dst), dst_dtype, as<void>(src.ptr), src.dtype, src.rows, src.cols,
+                    src.ld);
 }
 
 int embed(Args& a) {
@@ -202,9 +208,7 @@ int embed(Args& a) {
   const int rows = a.i();
   const uint64_t out = a.ptr();
   if (rows == 0) return 0;
-  embed_kernel<<<rows, row_threads(hidden), 0, stream()>>>(as<void>(table), dtype, vocab, hidden, as<int>(ids), as<float>(out));
-  JB_LAUNCHED("embed");
-  return 0;
+  return launch_pdl("embed", embed_kernel, rows, row_threads(hidden), 0, as<void>(table), dtype, vocab, hidden, as<int>(ids), as<float>(out));
 }
 
 int rmsnorm(Args& a) {
@@ -214,10 +218,8 @@ int rmsnorm(Args& a) {
   const uint64_t out = a.ptr();
   const int out_dtype = a.i();
   if (x.rows == 0) return 0;
-  rmsnorm_kernel<false><<<x.rows, row_threads(x.cols), 0, stream()>>>(as<void>(x.ptr), x.dtype, x.cols, x.ld, nullptr, 0, 0, as<float>(w), eps, as<void>(out),
-                                                                     out_dtype);
-  JB_LAUNCHED("rmsnorm");
-  return 0;
+  return launch_pdl("rmsnorm", rmsnorm_kernel<false>, x.rows, row_threads(x.cols), 0, as<void>(x.ptr), x.dtype, x.cols, x.ld, nullptr, 0, 0, as<float>(w), eps,
+                    as<void>(out), out_dtype);
 }
 
 int rmsnorms(Args& a) {
@@ -235,9 +237,7 @@ int rmsnorms(Args& a) {
     if (set.x[i].cols > cols) cols = set.x[i].cols;
   }
   if (set.x[0].rows == 0) return 0;
-  rmsnorms_kernel<<<dim3(set.x[0].rows, count), row_threads(cols), 0, stream()>>>(set);
-  JB_LAUNCHED("rmsnorms");
-  return 0;
+  return launch_pdl("rmsnorms", rmsnorms_kernel, dim3(set.x[0].rows, count), row_threads(cols), 0, set);
 }
 
 int add_rmsnorm(Args& a) {
@@ -248,19 +248,15 @@ int add_rmsnorm(Args& a) {
   const uint64_t out = a.ptr();
   const int out_dtype = a.i();
   if (x.rows == 0) return 0;
-  rmsnorm_kernel<true><<<x.rows, row_threads(x.cols), 0, stream()>>>(as<void>(x.ptr), x.dtype, x.cols, x.ld, as<void>(src.ptr), src.dtype, src.ld, as<float>(w), eps,
-                                                                    as<void>(out), out_dtype);
-  JB_LAUNCHED("add rmsnorm");
-  return 0;
+  return launch_pdl("add rmsnorm", rmsnorm_kernel<true>, x.rows, row_threads(x.cols), 0, as<void>(x.ptr), x.dtype, x.cols, x.ld, as<void>(src.ptr), src.dtype,
+                    src.ld, as<float>(w), eps, as<void>(out), out_dtype);
 }
 
 int add(Args& a) {
   const Mat dst = a.mat();
   const Mat src = a.mat();
   if (dst.rows == 0) return 0;
-  add_kernel<<<dst.rows, row_threads(dst.cols), 0, stream()>>>(as<void>(dst.ptr), dst.dtype, dst.ld, as<void>(src.ptr), src.dtype, src.ld, dst.cols);
-  JB_LAUNCHED("add");
-  return 0;
+  return launch_pdl("add", add_kernel, dst.rows, row_threads(dst.cols), 0, as<void>(dst.ptr), dst.dtype, dst.ld, as<void>(src.ptr), src.dtype, src.ld, dst.cols);
 }
 
 int silu_mul(Args& a) {
@@ -268,9 +264,8 @@ int silu_mul(Args& a) {
   const Mat u = a.mat();
   const uint64_t out = a.ptr();
   if (g.rows == 0) return 0;
-  silu_mul_kernel<<<g.rows, row_threads(g.cols), 0, stream()>>>(as<void>(g.ptr), g.dtype, g.ld, as<void>(u.ptr), u.dtype, u.ld, g.cols, as<__nv_bfloat16>(out));
-  JB_LAUNCHED("silu_mul");
-  return 0;
+  return launch_pdl("silu_mul", silu_mul_kernel, g.rows, row_threads(g.cols), 0, as<void>(g.ptr), g.dtype, g.ld, as<void>(u.ptr), u.dtype, u.ld, g.cols,
+                    as<__nv_bfloat16>(out));
 }
 
 int gather(Args& a) {
@@ -279,9 +274,7 @@ int gather(Args& a) {
   const int count = a.i();
   const uint64_t out = a.ptr();
   if (count == 0) return 0;
-  gather_kernel<<<count, row_threads(x.cols), 0, stream()>>>(as<void>(x.ptr), x.dtype, x.cols, x.ld, as<int>(rows), as<void>(out));
-  JB_LAUNCHED("gather");
-  return 0;
+  return launch_pdl("gather", gather_kernel, count, row_threads(x.cols), 0, as<void>(x.ptr), x.dtype, x.cols, x.ld, as<int>(rows), as<void>(out));
 }
 
 }  // namespace ops

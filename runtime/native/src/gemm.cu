@@ -43,6 +43,7 @@ int ensure_handle() {
 }
 
 __global__ void add_bias_kernel(void* out, int dtype, int n, const float* bias) {
+  pdl_enter();
   const size_t row = blockIdx.x;
   for (int c = threadIdx.x; c < n; c += blockDim.x) {
     const size_t i = row * n + c;
@@ -107,8 +108,7 @@ int gemm(Args& a) {
   JB_LT(cublasLtMatmul(g_lt, p.op, &one, as<void>(w), p.a, as<void>(x.ptr), p.b, &zero, as<void>(out), p.d, as<void>(out), p.d, &p.algo, g_workspace,
                        kWorkspaceBytes, stream()));
   if (bias) {
-    add_bias_kernel<<<x.rows, n >= 1024 ? 1024 : ((n + 31) / 32) * 32, 0, stream()>>>(as<void>(out), out_dtype, n, as<float>(bias));
-    JB_LAUNCHED("gemm bias");
+    if (launch_pdl("gemm bias", add_bias_kernel, x.rows, n >= 1024 ? 1024 : ((n + 31) / 32) * 32, 0, as<void>(out), out_dtype, n, as<float>(bias)) != 0) return -1;
   }
   return 0;
 }

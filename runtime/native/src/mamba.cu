@@ -22,6 +22,7 @@ __device__ __forceinline__ float softplus(float v) { return v > 20.f ? v : log1p
  */
 __global__ void conv_kernel(const void* x, int xdt, int xld, const float* w, const float* bias, __nv_bfloat16* state, int di, int dconv, const int* meta,
                             const int* row_seq, int rows, __nv_bfloat16* out) {
+  pdl_enter();
   const int c = blockIdx.y * blockDim.x + threadIdx.x;
   const int r = blockIdx.x;  // rows on x: a prefill can have more than 65535
   if (c >= di || r >= rows) return;
@@ -48,6 +49,7 @@ __global__ void conv_kernel(const void* x, int xdt, int xld, const float* w, con
  * (state ++ rows). Single-row sequences moved theirs in conv_kernel.
  */
 __global__ void conv_state_kernel(const void* x, int xdt, int xld, __nv_bfloat16* state, int di, int dconv, const int* meta, int seqs) {
+  pdl_enter();
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   const int s = blockIdx.y;
   if (c >= di || s >= seqs) return;
@@ -87,6 +89,7 @@ constexpr int kScanThreads = 128;
  */
 template <int GROUP>
 __global__ void __launch_bounds__(kScanThreads) scan_kernel(ScanArgs a) {
+  pdl_enter();
   constexpr int CH = kScanThreads / GROUP;
   // Rows per chunk: at most 64, and fewer when the staging would pass 46 KB of shared memory.
   constexpr int kFit = 11776 / (2 * CH + 2 * GROUP + kScanThreads);
@@ -173,6 +176,7 @@ __device__ __forceinline__ void store4(float* p, int n0, int count, bool vec, fl
  */
 template <int QUADS, int CPT>
 __global__ void __launch_bounds__(256) scan_decode_kernel(ScanArgs a, const int* decode_seqs) {
+  pdl_enter();
   constexpr int CH = 256 / QUADS;
   const int q = threadIdx.x % QUADS, n0 = 4 * q;
   const bool vec = a.dstate % 4 == 0;
@@ -320,6 +324,7 @@ __device__ __forceinline__ float row_value(const uint4 (&raw)[FAST ? 2 : 1], con
  */
 template <int NS, bool APPLY, bool FAST>
 __global__ void __launch_bounds__(kSegThreads) seg_scan_kernel(ScanArgs a) {
+  pdl_enter();
   const int* m = a.meta + blockIdx.z * JB_META_INTS;
   const int rows = m[JB_META_NUM_ROWS];
   if (rows < a.segmented_rows) return;
@@ -370,6 +375,7 @@ __global__ void __launch_bounds__(kSegThreads) seg_scan_kernel(ScanArgs a) {
 /** Step 2: per channel, the state entering each segment (into its record) and the slot's new state. */
 template <int NS>
 __global__ void __launch_bounds__(kSegThreads) seg_combine_kernel(ScanArgs a) {
+  pdl_enter();
   const int* m = a.meta + blockIdx.y * JB_META_INTS;
   const int rows = m[JB_META_NUM_ROWS];
   const int ch = blockIdx.x * kSegThreads + threadIdx.x;
@@ -403,13 +409,9 @@ __global__ void __launch_bounds__(kSegThreads) seg_combine_kernel(ScanArgs a) {
 template <bool FAST>
 int launch_seg_scan_typed(const ScanArgs& a, int seqs) {
   const dim3 scan_grid(ceil_div(a.di, kSegThreads), kSegMax, seqs), combine_grid(ceil_div(a.di, kSegThreads), seqs);
-  seg_scan_kernel<16, false, FAST><<<scan_grid, kSegThreads, 0, stream()>>>(a);
-  JB_LAUNCHED("selective scan (segments)");
-  seg_combine_kernel<16><<<combine_grid, kSegThreads, 0, stream()>>>(a);
-  JB_LAUNCHED("selective scan (segment states)");
-  seg_scan_kernel<16, true, FAST><<<scan_grid, kSegThreads, 0, stream()>>>(a);
-  JB_LAUNCHED("selective scan (segments, output)");
-  return 0;
+  if (launch_pdl("selective scan (segments)", seg_scan_kernel<16, false, FAST>, scan_grid, kSegThreads, 0, a) != 0) return -1;
+  if (launch_pdl("selective scan (segment states)", seg_combine_kernel<16>, combine_grid, kSegThreads, 0, a) != 0) return -1;
+  return launch_pdl("selective scan (segments, output)", seg_scan_kernel<16, true, FAST>, scan_grid, kSegThreads, 0, a);
 }
 
 int launch_seg_scan(const ScanArgs& a, int seqs) {
@@ -430,25 +432,21 @@ bool use_segmented_scan() {
  * with one, 48 with four; batch 256: 128 against 168 and 176), one below (batch 1: 5.7 against 6.4).
  */
 template <int QUADS>
-void launch_scan_decode(const ScanArgs& a, const int* decode_seqs, int decodes) {
+int launch_scan_decode(const ScanArgs& a, const int* decode_seqs, int decodes) {
   const int cpt = decodes >= 8 ? 2 : 1;
   const dim3 grid(ceil_div(a.di, cpt * 256 / QUADS), decodes);
-  if (cpt == 2) scan_decode_kernel<QUADS, 2><<<grid, 256, 0, stream()>>>(a, decode_seqs);
-  else scan_decode_kernel<QUADS, 1><<<grid, 256, 0, stream()>>>(a, decode_seqs);
+  return launch_pdl("selective scan (decode)", cpt == 2 ? scan_decode_kernel<QUADS, 2> : scan_decode_kernel<QUADS, 1>, grid, 256, 0, a, decode_seqs);
 }
 
 template <int GROUP>
 int launch_scan(const ScanArgs& a, int seqs, const int* decode_seqs, int decodes) {
   if (decodes > 0) {
-    launch_scan_decode<(GROUP + 3) / 4>(a, decode_seqs, decodes);
-    JB_LAUNCHED("selective scan (decode)");
+    if (launch_scan_decode<(GROUP + 3) / 4>(a, decode_seqs, decodes) != 0) return -1;
     if (decodes == seqs) return 0;
   }
   if (a.segmented_rows > 0 && launch_seg_scan(a, seqs) != 0) return -1;
   dim3 grid(ceil_div(a.di, kScanThreads / GROUP), seqs);
-  scan_kernel<GROUP><<<grid, kScanThreads, 0, stream()>>>(a);
-  JB_LAUNCHED("selective scan");
-  return 0;
+  return launch_pdl("selective scan", scan_kernel<GROUP>, grid, kScanThreads, 0, a);
 }
 
 }  // namespace
@@ -465,15 +463,14 @@ int conv(Args& a) {
   if (x.rows == 0) return 0;
   if (dconv < 1 || dconv > 9) return fail("conv: d_conv must be 1..9");
   const int di = x.cols, threads = 128;
-  conv_kernel<<<dim3(x.rows, ceil_div(di, threads)), threads, 0, stream()>>>(as<void>(x.ptr), x.dtype, x.ld, as<float>(w), bias ? as<float>(bias) : nullptr,
-                                                                              as<__nv_bfloat16>(state), di, dconv, as<int>(meta), as<int>(row_seq), x.rows,
-                                                                              as<__nv_bfloat16>(out));
-  JB_LAUNCHED("conv");
+  if (launch_pdl("conv", conv_kernel, dim3(x.rows, ceil_div(di, threads)), threads, 0, as<void>(x.ptr), x.dtype, x.ld, as<float>(w),
+                 bias ? as<float>(bias) : nullptr, as<__nv_bfloat16>(state), di, dconv, as<int>(meta), as<int>(row_seq), x.rows, as<__nv_bfloat16>(out)) != 0)
+    return -1;
   // Every sequence has at least one row, so as many rows as sequences means all are single-row.
   if (dconv > 1 && x.rows > seqs) {
-    conv_state_kernel<<<dim3(ceil_div(di, threads), seqs), threads, 0, stream()>>>(as<void>(x.ptr), x.dtype, x.ld, as<__nv_bfloat16>(state), di, dconv,
-                                                                                    as<int>(meta), seqs);
-    JB_LAUNCHED("conv state");
+    if (launch_pdl("conv state", conv_state_kernel, dim3(ceil_div(di, threads), seqs), threads, 0, as<void>(x.ptr), x.dtype, x.ld, as<__nv_bfloat16>(state), di,
+                   dconv, as<int>(meta), seqs) != 0)
+      return -1;
   }
   return 0;
 }

@@ -47,6 +47,9 @@ struct GemmParams {
   int out_dtype;
   const float* bias;
   int pairs;  // rows of one partial slice (split-K of the down projection)
+  // The expert of every tile when nothing is routed (a dense MLP), else -1: its weights are known before
+  // the kernel before this one ends, so the streamed kernel prefetches them (common.cuh, PDL).
+  int known_expert;
 };
 
 /** The 16 bytes of weight row n from column k on: bf16 weights are row-major, int8 ones tiled (int8_tiles.cuh). */
@@ -78,6 +81,11 @@ struct GemmConfig {
 };
 
 /** This block's rows (a tile of one expert's run, or of all rows) and that expert's weights; false: no tile. */
+/** Expert `expert`'s weights of the GEMM's matrix `j`. */
+__device__ __forceinline__ const void* expert_weight(const GemmParams& p, int expert, int j) {
+  return p.table ? reinterpret_cast<const void*>(p.table[expert * 6 + p.slot + j]) : p.w0;
+}
+
 template <int MATS>
 __device__ __forceinline__ bool block_tile(const GemmParams& p, int tile, int rows_per_tile, int& row0, int& row_end, const void* (&w)[2], const float* (&s)[2]) {
   int expert = 0;
@@ -93,7 +101,7 @@ __device__ __forceinline__ bool block_tile(const GemmParams& p, int tile, int ro
   }
 #pragma unroll
   for (int j = 0; j < MATS; j++) {
-    w[j] = p.table ? reinterpret_cast<const void*>(p.table[expert * 6 + p.slot + j]) : p.w0;
+    w[j] = expert_weight(p, expert, j);
     s[j] = p.table ? reinterpret_cast<const float*>(p.table[expert * 6 + 3 + p.slot + j]) : p.s0;
   }
   return true;
@@ -101,6 +109,7 @@ __device__ __forceinline__ bool block_tile(const GemmParams& p, int tile, int ro
 
 template <bool INT8, int MODE, int BM, int BN, int BK, int WM, int WN, int STAGES>
 __global__ void __launch_bounds__(32 * WM * WN) grouped_gemm(GemmParams p) {
+  pdl_enter();
   using C = GemmConfig<INT8, MODE, BM, BN, BK, WM, WN, STAGES>;
   extern __shared__ __align__(16) unsigned char smem[];
 
@@ -314,6 +323,7 @@ struct SwapConfig {
 
 template <bool INT8, int MODE, int TN, int WARPS>
 __global__ void __launch_bounds__(32 * WARPS) swapped_gemm(GemmParams p) {
+  pdl_enter();
   using C = SwapConfig<INT8, MODE, TN, WARPS>;
   constexpr int BK = C::BK;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -429,6 +439,7 @@ struct WgConfig {
 
 template <int MODE, int TN, int WGS>
 __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
+  pdl_enter();
 #if defined(JB_WGMMA)
   using C = WgConfig<MODE, TN, WGS>;
   constexpr int BK = C::BK, kMats = C::kMats, S = C::kStages;
@@ -593,13 +604,24 @@ __global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
   int row0, row_end;
   const void* w[2];
   const float* s[2];
-  if (!block_tile<kMats>(p, blockIdx.x, TN, row0, row_end, w, s)) return;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
   const int K = p.k, N = p.n;
   const int n_base = (blockIdx.y * WARPS + warp) * 16;
-  if (n_base >= N) return;
   const int k_blocks = int8_padded_cols(K) / kInt8TileCols, per = (k_blocks + gridDim.z - 1) / gridDim.z;
   const int kb0 = blockIdx.z * per, kb1 = min(k_blocks, kb0 + per);
+  if (p.known_expert >= 0 && blockIdx.x == 0 && n_base < N && kb0 < kb1 && lane % 8 == 0) {
+    // A dense MLP: the warp's first k-block heads for L2 while the kernel before finishes.
+#pragma unroll
+    for (int j = 0; j < kMats; j++) {
+      const unsigned char* tile =
+          static_cast<const unsigned char*>(expert_weight(p, p.known_expert, j)) + ((size_t)(n_base / kInt8TileRows) * k_blocks + kb0) * kInt8TileBytes + lane * 16;
+      prefetch_l2(tile);
+      prefetch_l2(tile + 512);
+    }
+  }
+  pdl_enter();
+  if (!block_tile<kMats>(p, blockIdx.x, TN, row0, row_end, w, s)) return;
+  if (n_base >= N) return;
   // This warp's 16 rows are one run of tiles along K (int8_tiles.cuh); the lane's bytes of rows g and
   // g+8 are at lane·16 in the two halves of each tile.
   const unsigned char* w_run[kMats];
@@ -674,9 +696,8 @@ __global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
 // More k-blocks in flight where fewer tokens leave registers free (this regime is bound by weight bytes).
 template <int MODE, int TN, int WARPS = 4, int BATCH = TN == 8 ? 4 : 2, bool PREFETCH = true, bool CONVERT = true>
 int launch_streamed(const GemmParams& p, int tiles, int splits) {
-  streamed_gemm<MODE, TN, WARPS, BATCH, PREFETCH, CONVERT><<<dim3(tiles, ceil_div(p.n, 16 * WARPS), splits), 32 * WARPS, 0, stream()>>>(p);
-  JB_LAUNCHED("grouped gemm (streamed)");
-  return 0;
+  return launch_pdl("grouped gemm (streamed)", streamed_gemm<MODE, TN, WARPS, BATCH, PREFETCH, CONVERT>, dim3(tiles, ceil_div(p.n, 16 * WARPS), splits), 32 * WARPS,
+                    0, p);
 }
 
 /**
@@ -701,9 +722,7 @@ int launch_swapped(const GemmParams& p, int tiles, int splits) {
   using C = SwapConfig<INT8, MODE, TN, WARPS>;
   auto kernel = swapped_gemm<INT8, MODE, TN, WARPS>;
   if (allow_smem<swapped_gemm<INT8, MODE, TN, WARPS>>(C::kSmem) != 0) return -1;
-  kernel<<<dim3(ceil_div(p.n, C::kRows), tiles, splits), C::kThreads, C::kSmem, stream()>>>(p);
-  JB_LAUNCHED("grouped gemm (swapped)");
-  return 0;
+  return launch_pdl("grouped gemm (swapped)", kernel, dim3(ceil_div(p.n, C::kRows), tiles, splits), C::kThreads, C::kSmem, p);
 }
 
 /**
@@ -733,9 +752,7 @@ int launch_wgmma_groups(const GemmParams& p, int tiles, int splits) {
   using C = WgConfig<MODE, TN, WGS>;
   auto kernel = wgmma_gemm<MODE, TN, WGS>;
   if (allow_smem<wgmma_gemm<MODE, TN, WGS>>(C::kSmem) != 0) return -1;
-  kernel<<<dim3(ceil_div(p.n, C::kRows), tiles, splits), C::kThreads, C::kSmem, stream()>>>(p);
-  JB_LAUNCHED("grouped gemm (wgmma)");
-  return 0;
+  return launch_pdl("grouped gemm (wgmma)", kernel, dim3(ceil_div(p.n, C::kRows), tiles, splits), C::kThreads, C::kSmem, p);
 }
 
 template <int MODE, int TN>
@@ -760,9 +777,7 @@ int launch_gemm(const GemmParams& p, int tiles, int splits, GemmConfig<INT8, MOD
   if (allow_smem<grouped_gemm<INT8, MODE, BM, BN, BK, WM, WN, STAGES>>(C::kSmem) != 0) return -1;
   if (MODE == DENSE && splits != 1) return fail("grouped gemm: a dense GEMM cannot split K");
   dim3 grid(ceil_div(p.n, C::kBN), tiles, splits);
-  kernel<<<grid, C::kThreads, C::kSmem, stream()>>>(p);
-  JB_LAUNCHED("grouped gemm");
-  return 0;
+  return launch_pdl("grouped gemm", kernel, grid, C::kThreads, C::kSmem, p);
 }
 
 /**
@@ -818,15 +833,19 @@ int forced_tile_rows() {
   return forced;
 }
 
-/** JAMBA_MOE_LARGE_SPLITS=1|2|4|8 forces the large kernel's down split (tuning sweeps); 0 when unset. */
+/** A split count forced by environment variable `name` (1, 2, 4 or 8; tuning sweeps), 0 when unset. */
+int forced_splits(const char* name) {
+  const char* v = getenv(name);
+  const int n = v ? std::atoi(v) : 0;
+  return n == 1 || n == 2 || n == 4 || n == 8 ? n : 0;
+}
+
+/** JAMBA_MOE_LARGE_SPLITS forces the large kernels' down split. */
 int forced_large_splits() {
-  static const int forced = [] {
-    const char* v = getenv("JAMBA_MOE_LARGE_SPLITS");
-    const int n = v ? std::atoi(v) : 0;
-    return n == 1 || n == 2 || n == 4 || n == 8 ? n : 0;
-  }();
+  static const int forced = forced_splits("JAMBA_MOE_LARGE_SPLITS");
   return forced;
 }
+
 
 /** Expected number of experts that `pairs` random picks among `experts` touch: tiles there are at least. */
 inline double expected_experts(int pairs, int experts) { return experts * (1.0 - std::pow(1.0 - 1.0 / experts, pairs)); }
@@ -861,6 +880,7 @@ int run_gemm(bool int8, int bm, const GemmParams& p, int tiles, int splits = 1) 
 
 /** One warp per row: fp32 softmax over all experts, then k rounds of argmax (lowest id wins ties). */
 __global__ void router_kernel(const void* logits, int dtype, int ld, int rows, int experts, int k, int* out_ids, float* out_w) {
+  pdl_enter();
   const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x & 31;
   if (row >= rows) return;
@@ -933,6 +953,7 @@ struct Books {
  * `tail` (a narrower kernel runs those, so that 129 rows do not cost two 128-row tiles).
  */
 __global__ void align_kernel(const int* ids, int pairs, int k, int experts, int bm, int tail, Books b) {
+  pdl_enter();
   extern __shared__ int sh[];
   int* cnt = sh;
   int* fill = sh + experts;
@@ -982,6 +1003,7 @@ __global__ void align_kernel(const int* ids, int pairs, int k, int experts, int 
  * (a 1-token reduce took 9 µs in one block).
  */
 __global__ void reduce_kernel(const float* partial, int k, int hidden, int splits, int pairs, float* out) {
+  pdl_enter();
   const int t = blockIdx.x;
   const int c = blockIdx.y * blockDim.x + threadIdx.x;
   if (c < hidden) {
@@ -994,6 +1016,7 @@ __global__ void reduce_kernel(const float* partial, int k, int hidden, int split
 
 /** The gated GEMM split over K: h[row] = silu(Σ gate) ⊙ Σ up over the slices' partials. */
 __global__ void gated_finish_kernel(const float* partial, int splits, int rows, int ffn, __nv_bfloat16* h) {
+  pdl_enter();
   const size_t total = (size_t)rows * ffn;
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
     const size_t row = i / ffn, n = i % ffn;
@@ -1077,6 +1100,7 @@ int plan_moe(Args& a, MoeRun& r) {
   up.h = as<__nv_bfloat16>(h);
   up.partial = as<float>(partial);
   up.pairs = r.pairs;
+  up.known_expert = r.ids ? -1 : 0;
 
   GemmParams& down = r.down;
   down = up;
@@ -1129,15 +1153,11 @@ int plan_moe(Args& a, MoeRun& r) {
 }
 
 int moe_align(const MoeRun& r) {
-  align_kernel<<<1, 1024, 2 * r.experts * sizeof(int), stream()>>>(r.ids, r.pairs, r.k, r.experts, r.bm, r.tail, r.b);
-  JB_LAUNCHED("moe align");
-  return 0;
+  return launch_pdl("moe align", align_kernel, 1, 1024, 2 * r.experts * sizeof(int), r.ids, r.pairs, r.k, r.experts, r.bm, r.tail, r.b);
 }
 
 int moe_reduce(const MoeRun& r) {
-  reduce_kernel<<<dim3(r.rows, ceil_div(r.hidden, 256)), 256, 0, stream()>>>(r.down.partial, r.k, r.hidden, r.splits, r.pairs, r.out);
-  JB_LAUNCHED("moe reduce");
-  return 0;
+  return launch_pdl("moe reduce", reduce_kernel, dim3(r.rows, ceil_div(r.hidden, 256)), 256, 0, r.down.partial, r.k, r.hidden, r.splits, r.pairs, r.out);
 }
 
 /** The gated GEMM, over K slices and their finish when it is split. */
@@ -1145,9 +1165,7 @@ int moe_gated(const MoeRun& r) {
   if (run_gemm<GATED>(r.int8, r.bm, r.up, r.tiles, r.gated_splits) != 0) return -1;
   if (r.tail > 0 && run_gemm<GATED>(r.int8, r.tail, r.up_tail, r.experts, r.gated_splits) != 0) return -1;
   if (r.gated_splits == 1) return 0;
-  gated_finish_kernel<<<ceil_div(r.pairs * r.ffn, 256), 256, 0, stream()>>>(r.up.partial, r.gated_splits, r.pairs, r.ffn, r.up.h);
-  JB_LAUNCHED("moe gated finish");
-  return 0;
+  return launch_pdl("moe gated finish", gated_finish_kernel, ceil_div(r.pairs * r.ffn, 256), 256, 0, r.up.partial, r.gated_splits, r.pairs, r.ffn, r.up.h);
 }
 
 /** align → gated GEMM (gate, up, silu·mul) → down GEMM (× routing weight) → reduce over the k slots. */
@@ -1170,10 +1188,8 @@ int router(Args& a) {
   if (logits.rows == 0) return 0;
   if (logits.cols > 256) return fail("router: more than 256 experts");
   const int warps = 8;
-  router_kernel<<<ceil_div(logits.rows, warps), 32 * warps, 0, stream()>>>(as<void>(logits.ptr), logits.dtype, logits.ld, logits.rows, logits.cols, k, as<int>(ids),
-                                                                           as<float>(w));
-  JB_LAUNCHED("router");
-  return 0;
+  return launch_pdl("router", router_kernel, ceil_div(logits.rows, warps), 32 * warps, 0, as<void>(logits.ptr), logits.dtype, logits.ld, logits.rows, logits.cols, k,
+                    as<int>(ids), as<float>(w));
 }
 
 int moe(Args& a) {
@@ -1203,6 +1219,7 @@ int int8_gemm(Args& a) {
   p.out = as<void>(out);
   p.out_dtype = out_dtype;
   p.bias = bias ? as<float>(bias) : nullptr;
+  p.known_expert = 0;  // w0, nothing routed
   const int bm = tile_rows(x.rows, use_wgmma());
   p.pairs = x.rows;
   return run_gemm<DENSE>(true, bm, p, ceil_div(x.rows, bm));

@@ -163,6 +163,7 @@ __device__ uint32_t radix_select(const float* row, int vocab, const Filter& f, b
 
 __global__ void __launch_bounds__(kThreads) sample_kernel(const float* logits, int vocab, const uint32_t* params, int* out_ids, float* out_lp, int* top_ids,
                                                           float* top_lp, int rows) {
+  pdl_enter();
   __shared__ Shared sh;
   const int r = blockIdx.x;
   const float* row = logits + (size_t)r * vocab;
@@ -282,9 +283,7 @@ int sample(Args& a) {
   float* lp = reinterpret_cast<float*>(ids + rows);
   int* top_ids = reinterpret_cast<int*>(lp + rows);
   float* top_lp = reinterpret_cast<float*>(top_ids + rows * JB_MAX_TOP_LOGPROBS);
-  sample_kernel<<<rows, kThreads, 0, stream()>>>(as<float>(logits), vocab, as<uint32_t>(params), ids, lp, top_ids, top_lp, rows);
-  JB_LAUNCHED("sample");
-  return 0;
+  return launch_pdl("sample", sample_kernel, rows, kThreads, 0, as<float>(logits), vocab, as<uint32_t>(params), ids, lp, top_ids, top_lp, rows);
 }
 
 }  // namespace ops

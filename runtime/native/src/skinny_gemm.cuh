@@ -42,12 +42,19 @@ __global__ void __launch_bounds__(32 * kWarps) gemv_kernel(const __nv_bfloat16* 
   __shared__ float part[kWarps];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int col = blockIdx.x * kOutputs + warp / KSPLIT, slice = warp % KSPLIT;
+  // K in 16-byte chunks of 8 values; this warp's slice of them.
+  const int chunks = k / 8, per = (chunks + KSPLIT - 1) / KSPLIT;
+  const int c0 = slice * per, c1 = min(chunks, c0 + per);
+  const uint4* wrow = reinterpret_cast<const uint4*>(w + (size_t)col * k);
+  // While the kernel before finishes, the first loads' lines of W (one per 8 lanes) head for L2.
+  if (col < n && lane % 8 == 0) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; u++)
+      if (c0 + lane + 32 * u < c1) prefetch_l2(wrow + c0 + lane + 32 * u);
+  }
+  pdl_enter();
   float acc = 0.f;
   if (col < n) {
-    // K in 16-byte chunks of 8 values; this warp's slice of them.
-    const int chunks = k / 8, per = (chunks + KSPLIT - 1) / KSPLIT;
-    const int c0 = slice * per, c1 = min(chunks, c0 + per);
-    const uint4* wrow = reinterpret_cast<const uint4*>(w + (size_t)col * k);
     const uint4* xv = reinterpret_cast<const uint4*>(x);
     int c = c0 + lane;
     for (; c + 32 * (kUnroll - 1) < c1; c += 32 * kUnroll) {
@@ -90,14 +97,8 @@ inline bool skinny_fits(int rows, int k, uint64_t x_ptr, uint64_t w_ptr) { retur
 inline int launch_skinny_gemv(const __nv_bfloat16* x, const __nv_bfloat16* w, int n, int k, const float* bias, void* out, int out_dtype) {
   const int ks = skinny_k_splits(n, k);
   const dim3 grid(ceil_div(n, skinny::kWarps / ks)), block(32 * skinny::kWarps);
-  switch (ks) {
-    case 1: skinny::gemv_kernel<1><<<grid, block, 0, stream()>>>(x, w, n, k, bias, out, out_dtype); break;
-    case 2: skinny::gemv_kernel<2><<<grid, block, 0, stream()>>>(x, w, n, k, bias, out, out_dtype); break;
-    case 4: skinny::gemv_kernel<4><<<grid, block, 0, stream()>>>(x, w, n, k, bias, out, out_dtype); break;
-    default: skinny::gemv_kernel<8><<<grid, block, 0, stream()>>>(x, w, n, k, bias, out, out_dtype); break;
-  }
-  JB_LAUNCHED("skinny gemv");
-  return 0;
+  const auto kernel = ks == 1 ? skinny::gemv_kernel<1> : ks == 2 ? skinny::gemv_kernel<2> : ks == 4 ? skinny::gemv_kernel<4> : skinny::gemv_kernel<8>;
+  return launch_pdl("skinny gemv", kernel, grid, block, 0, x, w, n, k, bias, out, out_dtype);
 }
 
 }  // namespace jb
