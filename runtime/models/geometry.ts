@@ -117,12 +117,13 @@ export function deviceCacheGeometry(
 /**
  * fp32 partial sums of an MoE over `pairs` (token, expert) pairs, K split into slices (moe.cu picks how
  * many fit): up to 16 slices for very few rows, where the gated GEMM's are kept too (twice the FFN wide),
- * 8 for small batches, up to 4 for decode-sized batches, one (the down projection's sum) beyond.
+ * 8 for small batches (or two of the gated GEMM's: a dense MLP of 33-64 rows on Hopper), up to 4 for
+ * decode-sized batches, one (the down projection's sum) beyond.
  */
 export function moePartialFloats(pairs: number, hidden: number, ffn: number): number {
-  const slices = pairs <= 16 ? 16 : pairs <= 64 ? 8 : pairs <= 1024 ? 4 : 1;
-  const width = pairs <= 16 ? Math.max(hidden, 2 * ffn) : hidden;
-  return slices * pairs * width;
+  if (pairs <= 16) return 16 * pairs * Math.max(hidden, 2 * ffn);
+  if (pairs <= 64) return pairs * Math.max(8 * hidden, 2 * 2 * ffn);
+  return (pairs <= 1024 ? 4 : 1) * pairs * hidden;
 }
 
 /** The most moePartialFloats asks for any batch of at most `maxPairs` pairs (it grows within each regime). */

@@ -846,6 +846,11 @@ int forced_large_splits() {
   return forced;
 }
 
+/** JAMBA_MOE_GATED_SPLITS forces the wgmma kernel's gated split (1: never split, for comparison). */
+int forced_gated_splits() {
+  static const int forced = forced_splits("JAMBA_MOE_GATED_SPLITS");
+  return forced;
+}
 
 /** Expected number of experts that `pairs` random picks among `experts` touch: tiles there are at least. */
 inline double expected_experts(int pairs, int experts) { return experts * (1.0 - std::pow(1.0 - 1.0 / experts, pairs)); }
@@ -1139,6 +1144,15 @@ int plan_moe(Args& a, MoeRun& r) {
     const int blocks = ceil_div(r.hidden, bn) * ceil_div(pairs, r.bm);
     const int forced = forced_large_splits();
     while (r.splits < 8 && (r.splits * 2) * slice_down <= partial_bytes && (forced ? r.splits < forced : blocks * r.splits < 2 * num_sms())) r.splits *= 2;
+    // The same for the gated GEMM on wgmma (a dense MLP of 33-64 rows: 224 blocks of 64 channels, so SMs
+    // run one or two): its K split in two, the slices finished by gated_finish_kernel. Dense MLP at 33 / 48 /
+    // 64 tokens 120 / 122 / 124 -> 106 / 110 / 114 µs; four slices were no better (106 / 110 / 117).
+    if (wgmma) {
+      const int gated_blocks = ceil_div(ffn, 64 * wgmma_groups(r.bm)) * ceil_div(pairs, r.bm), forced_gated = forced_gated_splits();
+      while (r.gated_splits < 8 && (r.gated_splits * 2) * slice_gated <= partial_bytes &&
+             (forced_gated ? r.gated_splits < forced_gated : gated_blocks * r.gated_splits < 2 * num_sms()))
+        r.gated_splits *= 2;
+    }
   }
   r.ffn = ffn;
   if (r.tail > 0) {
