@@ -2,7 +2,8 @@
 #   docker build -f images/runtime.Dockerfile -t ghcr.io/jamba-serving/jamba-runtime:0.1.0 .
 # BASE_IMAGE is what the process runs on: a slim Debian for the CPU backend (the default), or a CUDA
 # runtime base for GPU clusters, e.g. --build-arg BASE_IMAGE=nvidia/cuda:13.0.1-runtime-ubuntu24.04
-# (with the native library from `make native` in runtime/native/build/).
+# (with the native library from `make native` in runtime/native/build/). Tensor parallelism over several
+# GPUs also loads libnccl.so.2 from the loader path (or $JAMBA_NCCL_LIB).
 # Locally, tools/images/build.sh builds this file without a Docker engine (buildah, mmdebstrap).
 ARG NODE_IMAGE=node:20.20.2-bookworm-slim
 ARG BASE_IMAGE=debian:bookworm-slim

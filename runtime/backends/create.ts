@@ -4,10 +4,6 @@ import type { Backend } from './backend.js';
 import { CpuBackend } from './cpu/index.js';
 import type { BackendChoice } from '../engine/model-runner.js';
 
-export interface BackendOptions {
-  tensorParallelSize: number;
-}
-
 async function cudaBackend(): Promise<Backend> {
   const { CudaBackend } = await import('./cuda/index.js');
   return CudaBackend.open();
@@ -19,16 +15,9 @@ export async function cudaAvailable(): Promise<{ ok: true } | { ok: false; reaso
   return probeCuda();
 }
 
-export async function createBackend(choice: BackendChoice, opts: BackendOptions): Promise<Backend> {
+/** One backend running the whole model (a tensor-parallel group makes its ranks' own: runtime/parallel). */
+export async function createBackend(choice: BackendChoice): Promise<Backend> {
   let name = choice;
   if (choice === 'auto') name = (await cudaAvailable()).ok ? 'cuda' : 'cpu';
-  const backend = name === 'cuda' ? await cudaBackend() : new CpuBackend();
-  if (opts.tensorParallelSize !== 1 && backend.name !== 'cpu') {
-    backend.dispose();
-    throw new Error(
-      `tensor parallel size ${opts.tensorParallelSize} is not supported by the ${backend.name} backend yet ` +
-        '(it runs the model on one device); use --tensor-parallel-size 1',
-    );
-  }
-  return backend;
+  return name === 'cuda' ? cudaBackend() : new CpuBackend();
 }

@@ -11,7 +11,7 @@ import { loadWeights, type SelectTensor } from '../loader/load-weights.js';
 import { parseJambaConfig, type JambaConfig } from './config.js';
 import { activationBytesBound, cacheGeometry, CPU_DEFAULT_MAX_NUM_SEQS, defaultDeviceMaxNumSeqs, deviceCacheGeometry } from './geometry.js';
 import { JambaModel } from './jamba.js';
-import { checkShardable, localConfig, selection, tensorSlice } from './sharding.js';
+import { checkShardable, localConfig, selection, slicedShape, tensorSlice } from './sharding.js';
 import { ignorableTensors, jambaTensorSpecs } from './weights.js';
 import { WeightStore } from './weight-store.js';
 
@@ -32,15 +32,17 @@ function defaultMaxModelLen(cfg: JambaConfig, onDevice: boolean): number {
  */
 export async function loadModel(dir: string, opts: LoadOptions): Promise<LoadedModel> {
   const size = opts.tensorParallelSize ?? 1;
-  if (size > 1 && (opts.backend === 'cpu' || (opts.backend === 'auto' && !(await cudaAvailable()).ok))) {
-    // Ranks as worker threads sharing memory (runtime/parallel/cpu-group.ts).
-    const config = await readConfig(dir);
-    checkShardable(config, size);
-    const { loadCpuGroup } = await import('../parallel/cpu-group.js');
-    return loadCpuGroup(dir, config, opts);
-  }
-  const backend = await createBackend(opts.backend, { tensorParallelSize: size });
+  if (size > 1) return loadGroup({ kind: 'checkpoint', dir }, await readConfig(dir), opts);
+  const backend = await createBackend(opts.backend);
   return loadModelOn(backend, dir, opts);
+}
+
+/** Ranks as worker threads, one backend each (runtime/parallel/rank-group.ts). */
+async function loadGroup(source: ModelSource, config: JambaConfig, opts: LoadOptions): Promise<LoadedModel> {
+  checkShardable(config, opts.tensorParallelSize ?? 1);
+  const kind = opts.backend === 'auto' ? ((await cudaAvailable()).ok ? 'cuda' : 'cpu') : opts.backend;
+  const { loadRankGroup } = await import('../parallel/rank-group.js');
+  return loadRankGroup(source, config, opts, kind);
 }
 
 async function readConfig(dir: string): Promise<JambaConfig> {
@@ -51,40 +53,64 @@ async function readConfig(dir: string): Promise<JambaConfig> {
   return parseJambaConfig(configText, configPath);
 }
 
+/** Where a model's weights come from: a checkpoint directory, or random numbers at a config's shapes. */
+export type ModelSource = { kind: 'checkpoint'; dir: string } | { kind: 'random'; configFields: Record<string, unknown> };
+
+export interface PlacedWeights {
+  config: JambaConfig;
+  store: WeightStore;
+  loadStats?: LoadedModel['loadStats'];
+}
+
+/** The weights of `source` on the backend: a rank's shard of them when the backend is a rank of a group. */
+export async function placeWeights(backend: Backend, source: ModelSource, opts: LoadOptions): Promise<PlacedWeights> {
+  if (opts.quantization !== 'none' && opts.quantization !== 'expertsint8') {
+    throw new Error(`load options: unknown quantization ${JSON.stringify(opts.quantization)} (supported: none, expertsint8)`);
+  }
+  const shard = backend.shard;
+  const store = new WeightStore(backend, opts.quantization === 'expertsint8');
+  if (source.kind === 'random') {
+    const config = parseJambaConfig(JSON.stringify(source.configFields), 'preset');
+    checkShardable(config, shard.size);
+    // Each rank draws its own shard (benchmarks: the numbers need not match any whole model's).
+    jambaTensorSpecs(config).forEach((spec, i) => store.addRandom(spec.name, slicedShape(spec.shape, tensorSlice(spec.name, config, shard)), 0x5eed + i + 7919 * shard.rank));
+    return { config, store };
+  }
+  const config = await readConfig(source.dir);
+  checkShardable(config, shard.size);
+  const checkpoint = await openCheckpoint(source.dir);
+  try {
+    // A tensor-parallel rank reads only its shard of each tensor.
+    const select: SelectTensor | undefined =
+      shard.size > 1 ? (name, shape, bytesPerElement) => selection(shape, bytesPerElement, tensorSlice(name, config, shard), shard.rank) : undefined;
+    const loadStats = await loadWeights(
+      checkpoint,
+      jambaTensorSpecs(config),
+      { ignorable: ignorableTensors(config), onProgress: opts.onProgress, select },
+      (name, tensor) => store.add(name, tensor),
+    );
+    return { config, store, loadStats };
+  } finally {
+    await checkpoint.close();
+  }
+}
+
 /** loadModel onto a backend the caller made (tests run other backends, or instrumented ones, this way). */
 export async function loadModelOn(backend: Backend, dir: string, opts: LoadOptions): Promise<LoadedModel> {
   try {
-    if (opts.quantization !== 'none' && opts.quantization !== 'expertsint8') {
-      throw new Error(`load options: unknown quantization ${JSON.stringify(opts.quantization)} (supported: none, expertsint8)`);
-    }
-    const config = await readConfig(dir);
-    const shard = backend.shard;
-    checkShardable(config, shard.size);
-    const checkpoint = await openCheckpoint(dir);
-    try {
-      const store = new WeightStore(backend, opts.quantization === 'expertsint8');
-      // A tensor-parallel rank reads only its shard of each tensor.
-      const select: SelectTensor | undefined =
-        shard.size > 1 ? (name, shape, bytesPerElement) => selection(shape, bytesPerElement, tensorSlice(name, config, shard), shard.rank) : undefined;
-      const loadStats = await loadWeights(
-        checkpoint,
-        jambaTensorSpecs(config),
-        { ignorable: ignorableTensors(config), onProgress: opts.onProgress, select },
-        (name, tensor) => store.add(name, tensor),
-      );
-      return { ...finishModel(config, backend, store, opts), loadStats };
-    } finally {
-      await checkpoint.close();
-    }
+    const { config, store, loadStats } = await placeWeights(backend, { kind: 'checkpoint', dir }, opts);
+    return { ...finishModel(config, backend, store, opts), loadStats };
   } catch (err) {
     backend.dispose();
     throw err;
   }
 }
 
-/** Pools sized (on a GPU from what the weights left) and the model built over the placed weights. */
-function finishModel(config: JambaConfig, backend: Backend, store: WeightStore, opts: ModelLimits): LoadedModel {
-  const memory = backend.deviceMemory();
+/**
+ * Pools sized (on a GPU from what the weights left) and the model built over the placed weights. A
+ * group's ranks pass the memory of the rank with the least left, so their pools all come out the same.
+ */
+export function finishModel(config: JambaConfig, backend: Backend, store: WeightStore, opts: ModelLimits, memory = backend.deviceMemory()): LoadedModel {
   const local = localConfig(config, backend.shard); // a rank's pools hold its share of the heads and channels
   const utilization = opts.gpuMemoryUtilization ?? 0.9;
   const maxNumSeqs =
@@ -132,11 +158,11 @@ type ModelLimits = Omit<LoadOptions, 'onProgress'>;
  * real size: `jamba-runtime bench --preset`). Same placement and pools as a loaded checkpoint.
  */
 export async function randomModel(configFields: Record<string, unknown>, opts: ModelLimits): Promise<LoadedModel> {
-  const config = parseJambaConfig(JSON.stringify(configFields), 'preset');
-  const backend = await createBackend(opts.backend, { tensorParallelSize: opts.tensorParallelSize ?? 1 });
+  const source: ModelSource = { kind: 'random', configFields };
+  if ((opts.tensorParallelSize ?? 1) > 1) return loadGroup(source, parseJambaConfig(JSON.stringify(configFields), 'preset'), opts);
+  const backend = await createBackend(opts.backend);
   try {
-    const store = new WeightStore(backend, opts.quantization === 'expertsint8');
-    jambaTensorSpecs(config).forEach((spec, i) => store.addRandom(spec.name, spec.shape, 0x5eed + i));
+    const { config, store } = await placeWeights(backend, source, opts);
     return finishModel(config, backend, store, opts);
   } catch (err) {
     backend.dispose();

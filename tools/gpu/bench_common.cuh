@@ -24,6 +24,7 @@ int fail_cuda(cudaError_t err, const char* what) { return fail(std::string(what)
 cudaStream_t stream() { return g_bench_stream; }
 int num_sms() { return g_bench_sms; }
 int sm_version() { return g_bench_sm_version; }
+int current_device() { return 0; }
 // Kernels are timed one at a time: no programmatic dependent launch.
 bool pdl_enabled() { return false; }
 }  // namespace jb

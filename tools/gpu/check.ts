@@ -5,14 +5,18 @@
 //      ExpertsInt8: greedy tokens identical wherever the reference's top-1/top-2 margin exceeds
 //      MARGIN (past a closer call the two may legitimately part), log-probabilities within a tolerance
 //      measured from Hugging Face's own bf16 run of the same cases (JAMBA_HF_BF16, see below);
-//   3. continuous batching: all cases at once give what each gives alone (same rule).
+//   3. continuous batching: all cases at once give what each gives alone (same rule);
+//   4. (part `collectives`) the tensor-parallel collectives, exact (collectives.ts); with
+//      JAMBA_CHECK_TP=N the fixtures run over N ranks, under the same rule.
 // Prints one line per check and writes everything as JSON to the file given as the first argument.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { compareBackends, PROFILES } from '../../runtime/backends/conformance.js';
+import { checkCollectives } from './collectives.js';
 import { cpuBf16Deviations, FIXTURES, referenceCases, type RefCase, type RefRun, VARIANTS } from './cpu-bf16.js';
 import { CpuBackend } from '../../runtime/backends/cpu/index.js';
 import { CudaBackend } from '../../runtime/backends/cuda/index.js';
+import { loadModel } from '../../runtime/models/index.js';
 import { silentLogger } from '../../runtime/server/log.js';
 import { RUNTIME_DEFAULTS, startRuntime, type Runtime } from '../../runtime/server/runtime.js';
 
@@ -145,6 +149,13 @@ async function conformance(): Promise<void> {
   }
 }
 
+/**
+ * JAMBA_CHECK_TP=N runs the fixtures over N tensor-parallel ranks (JAMBA_TP_DEVICES maps them to
+ * devices: "0,0" puts two on one GPU), held to the same rule against the reference.
+ */
+const TP = Number(process.env['JAMBA_CHECK_TP'] ?? 1);
+const TP_LABEL = TP > 1 ? ` TP ${TP}` : '';
+
 async function fixtures(): Promise<void> {
   const root = resolve(process.env['JAMBA_FIXTURES_DIR'] ?? 'test/fixtures');
   const results: unknown[] = [];
@@ -153,6 +164,16 @@ async function fixtures(): Promise<void> {
   const show = (n?: Noise): string => (n ? `chosen ${n.chosen.toFixed(3)}, top-5 ${n.top5.toFixed(3)}` : 'n/a');
   for (const fixture of FIXTURES) {
     const dir = join(root, fixture);
+    const ffn = (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { intermediate_size: number }).intermediate_size / TP;
+    if (ffn % 16 !== 0) {
+      // The CUDA MoE kernels take multiples of 16: such a shard must be refused at load, clearly.
+      const refused = await loadModel(dir, { quantization: 'none', backend: 'cuda', tensorParallelSize: TP, maxModelLen: 256, maxNumSeqs: 2 }).then(
+        (m) => (m.runner.dispose(), ''),
+        (e: Error) => e.message,
+      );
+      say(refused.includes('multiples of 16'), `fixture${TP_LABEL} ${fixture}: a rank's feed-forward slice of ${ffn} is refused at load: ${refused || 'it loaded'}`);
+      continue;
+    }
     const cases: RefCase[] = referenceCases(root, fixture);
     const { tolerance } = noise[fixture]!;
     process.stdout.write(`${fixture}: bf16 rounding alone moves logprobs by up to ${show(noise[fixture]!.cpu)} (CPU model), ${show(noise[fixture]!.hf)} (HF bf16): tolerance ${show(tolerance)}\n`);
@@ -165,6 +186,7 @@ async function fixtures(): Promise<void> {
           port: 0,
           backend: 'cuda',
           quantization,
+          tensorParallelSize: TP,
           maxModelLen: 1024,
           maxNumSeqs: 8,
           maxNumBatchedTokens: 512,
@@ -177,7 +199,7 @@ async function fixtures(): Promise<void> {
           serial.push(got);
           const r = compare(got, c[key], tolerance, hf?.[fixture]?.[`${key}/bfloat16`]?.[c.name]);
           results.push({ fixture, quantization, case: c.name, tolerance, ...r, got });
-          say(r.ok, `fixture ${fixture} ${quantization} ${c.name}: ${r.note}, worst |Δlogprob| ${show(r.worst)} over ${r.steps} steps`);
+          say(r.ok, `fixture${TP_LABEL} ${fixture} ${quantization} ${c.name}: ${r.note}, worst |Δlogprob| ${show(r.worst)} over ${r.steps} steps`);
         }
         // Continuous batching: everything at once, compared with the serial runs by the same rule.
         const together = await Promise.all(cases.map((c) => complete(rt!, c)));
@@ -192,10 +214,10 @@ async function fixtures(): Promise<void> {
           // rounding differs: the same bf16 tolerance as against the reference.
           const r = compare(got, asRef, tolerance, hf?.[fixture]?.[`${key}/bfloat16`]?.[cases[i]!.name]);
           results.push({ fixture, quantization, case: cases[i]!.name, batched: true, ...r, got });
-          say(r.ok, `batched == serial ${fixture} ${quantization} ${cases[i]!.name}: ${r.note}, worst |Δ| ${show(r.worst)}`);
+          say(r.ok, `batched == serial${TP_LABEL} ${fixture} ${quantization} ${cases[i]!.name}: ${r.note}, worst |Δ| ${show(r.worst)}`);
         });
       } catch (error) {
-        say(false, `fixture ${fixture} ${quantization}: ${(error as Error).stack}`);
+        say(false, `fixture${TP_LABEL} ${fixture} ${quantization}: ${(error as Error).stack}`);
       } finally {
         await rt?.close();
       }
@@ -213,6 +235,7 @@ async function main(): Promise<void> {
       process.stdout.write(`${d.fixture} ${d.quantization} ${d.case}: worst |Δlogprob| chosen ${Math.max(...d.chosen).toFixed(4)}, top-5 ${Math.max(...d.top5).toFixed(4)}${d.parted >= 0 ? `, parts at step ${d.parted}` : ''}\n`);
     }
   }
+  if (parts.includes('collectives')) await checkCollectives(say);
   if (parts.includes('fixtures')) await fixtures();
   if (parts.includes('conformance')) await conformance();
   report['summary'] = { failures, lines };

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, in a copy of the working tree carrying .gpu, dist and the native library
 # (tools/gpu/bundle.sh makes them): unpacks Node, then runs the parts asked for, each logging to $OUT.
-#   bash tools/gpu/run.sh check fixtures|conformance | ops moe,attention,mamba [bench flags...] | model [bench flags...] | load | build
+#   bash tools/gpu/run.sh check fixtures|conformance|collectives | ops moe,attention,mamba [bench flags...] | model [bench flags...] | load | build
 set -uo pipefail
 OUT="${OUT:-/tmp/out}"
 mkdir -p "$OUT" /tmp/jamba-node
@@ -21,6 +21,10 @@ case "$what" in
     part="${1:-fixtures,conformance}"
     # Hugging Face's own bf16 deviations set the fixtures' tolerance (tools/gpu/check.ts); needs torch.
     if [[ "$part" == *fixtures* ]] && python3 tools/gpu/hf_bf16_deviation.py "$OUT/hf-bf16.json" >"$OUT/hf-bf16.log" 2>&1; then export JAMBA_HF_BF16="$OUT/hf-bf16.json"; fi
+    # NCCL at one rank (the collectives check): PyTorch's copy of libnccl, where there is one.
+    nccl="$(python3 -c "import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], 'lib', 'libnccl.so.2'))" 2>/dev/null)"
+    if [[ "$part" == *collectives* && -f "$nccl" ]]; then export JAMBA_NCCL_LIB="${JAMBA_NCCL_LIB:-$nccl}" JAMBA_NCCL_MIN_BYTES="${JAMBA_NCCL_MIN_BYTES:-0}"; fi
+    export UV_THREADPOOL_SIZE="${UV_THREADPOOL_SIZE:-8}"  # the collectives check runs its ranks on koffi's async calls
     node dist/tools/gpu/check.js "$OUT/check-${part//,/-}.json" "$part" 2>&1 | tee "$OUT/check-${part//,/-}.log" ;;
   ops) list="${1:-moe,attention,mamba}"; shift || true; node dist/runtime/cmd/main.js bench --ops "$list" --json "$OUT/ops.json" "$@" 2>&1 | tee "$OUT/ops.log" | grep -v '^  \|^{\|^}\|^\]' ;;
   model) tag="${JAMBA_BENCH_TAG:-model}"; node dist/runtime/cmd/main.js bench --preset jamba-1.5-mini --random-weights --backend cuda --json "$OUT/$tag.json" "$@" 2>&1 | tee "$OUT/$tag.log" | grep -v '^    \|^{\|^}\|^\]' ;;

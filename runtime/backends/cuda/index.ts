@@ -30,7 +30,7 @@ import type {
 import { moePartialFloats } from '../../models/geometry.js';
 import { Arena } from './arena.js';
 import { CudaTiledInt8, tiledInt8, tiledInt8Bytes, untileInt8 } from './int8-tiles.js';
-import { check, type NativeLib, openNative } from './native.js';
+import { check, type ContextOptions, type NativeLib, openContext } from './native.js';
 import { BYTES, type DeviceMatrix, DTYPE, type NativeDType, OP, Program } from './program.js';
 import { packStep, type PayloadLayout, payloadBound } from './step-payload.js';
 import { cuda, CudaExpertSet, CudaKvCache, CudaMambaState, CudaTensor, overlaps, sameMatrix } from './tensor.js';
@@ -42,12 +42,25 @@ const MAX_TOP = 20;
  * sequence is cut into many slices and a large batch into few (the grid depends on the batch size only).
  */
 const DECODE_ATTENTION_BLOCKS = 4096;
-/** The decode grid's target, JAMBA_DECODE_ATTENTION_BLOCKS (a sweep switch) up to the partials' bound. */
-const decodeAttentionBlocks = Math.min(DECODE_ATTENTION_BLOCKS, Number(process.env['JAMBA_DECODE_ATTENTION_BLOCKS']) || DECODE_ATTENTION_BLOCKS);
+/**
+ * The decode grid's target: 512 blocks (about 4 per SM on an H200) was the fastest of 256-4096 both for
+ * one 256K-token sequence and for 64 sequences of 4K (docs/benchmarks/cuda.md); more slices only add
+ * partials to merge. JAMBA_DECODE_ATTENTION_BLOCKS overrides it (a sweep switch) up to the partials' bound.
+ */
+const decodeAttentionBlocks = Math.min(DECODE_ATTENTION_BLOCKS, Number(process.env['JAMBA_DECODE_ATTENTION_BLOCKS']) || 512);
 const MAX_DECODE_SPLITS = 128;
 /** Arena, payload and result sizes for a backend used without reserveActivations (tests). */
 const DEFAULT_PLAN: ActivationPlan = { activationBytes: 2 * 2 ** 30, maxRows: 8192, maxSeqs: 256, maxBlocksPerSeq: 4096 };
 const SOURCE_DTYPE = { BF16: DTYPE.bf16, F16: DTYPE.f16, F32: DTYPE.f32 } as const;
+
+/** Where a backend sits in a tensor-parallel group. */
+export interface RankPlacement {
+  shard?: { readonly rank: number; readonly size: number };
+  /** Ranks on this backend's device (tests run a group on one GPU); default 1. */
+  devicePeers?: number;
+  /** Device bytes in use before the group's ranks allocated anything (counted once, shared by devicePeers). */
+  baselineUsedBytes?: number;
+}
 
 /** As many norms as one RMSNORMS op takes (include/jamba_native.h). */
 const MAX_GROUPED_NORMS = 4;
@@ -89,7 +102,11 @@ export class CudaBackend implements Backend {
   readonly computesOnCallingThread = false;
   readonly cacheElementBytes: CacheElementBytes = { kv: 2, convState: 2, ssmState: 4 };
   readonly activationElementBytes = { act: 2, acc: 4 };
-  readonly shard = { rank: 0, size: 1 };
+  readonly shard: { readonly rank: number; readonly size: number };
+  /** Ranks on this backend's device (1 unless a group's ranks share it, as tests do): each sees its share. */
+  private readonly devicePeers: number;
+  /** Device memory in use when the context opened, before any rank allocated (a shared device's overhead). */
+  private readonly baselineUsed: number;
   private readonly program = new Program();
   private readonly owned = new Set<number>();
   private weightBytes = 0;
@@ -105,17 +122,27 @@ export class CudaBackend implements Backend {
   private readonly ptrOut = new Float64Array(1);
   private disposed = false;
 
-  private constructor(private readonly lib: NativeLib) {}
+  private constructor(
+    private readonly lib: NativeLib,
+    placement: RankPlacement = {},
+  ) {
+    this.shard = placement.shard ?? { rank: 0, size: 1 };
+    this.devicePeers = placement.devicePeers ?? 1;
+    this.baselineUsed = placement.baselineUsedBytes ?? 0;
+  }
 
-  static async open(device = 0): Promise<CudaBackend> {
-    const lib = await openNative();
-    check(lib, lib.init(device), `initialising device ${device}`);
-    return new CudaBackend(lib);
+  static async open(device = 0, placement: RankPlacement & ContextOptions = {}): Promise<CudaBackend> {
+    return new CudaBackend(await openContext(device, placement), placement);
   }
 
   /** Over a library already initialised (the step-flow tests pass a stand-in: CI has no GPU). */
-  static over(lib: NativeLib): CudaBackend {
-    return new CudaBackend(lib);
+  static over(lib: NativeLib, placement: RankPlacement = {}): CudaBackend {
+    return new CudaBackend(lib, placement);
+  }
+
+  /** The native context's id (what a tensor-parallel group is made of). */
+  get context(): number {
+    return this.lib.context;
   }
 
   // --- memory ----------------------------------------------------------------------------------
@@ -224,6 +251,10 @@ export class CudaBackend implements Backend {
         throw new Error(`expert set: expert ${i} shapes differ from expert 0 (hidden ${hidden}, ffn ${ffn})`);
       }
     });
+    if (hidden % 16 !== 0 || ffn % 16 !== 0) {
+      const sharded = this.shard.size > 1 ? ` (this rank's share of the feed-forward size over ${this.shard.size} tensor-parallel ranks)` : '';
+      throw new Error(`expert set: the CUDA MoE kernels need hidden and feed-forward sizes that are multiples of 16; got hidden ${hidden}, ffn ${ffn}${sharded}`);
+    }
     const ptr = this.malloc(table.byteLength, 'an expert table');
     this.uploadBytes(ptr, table, 'an expert table');
     return new CudaExpertSet(ptr, experts.length, hidden, ffn, kind === 'int8' ? 'i8' : 'bf16');
@@ -279,9 +310,13 @@ export class CudaBackend implements Backend {
   }
 
   deviceMemory(): DeviceMemory {
-    const info = new Float64Array(6);
+    const info = new Float64Array(8);
     check(this.lib, this.lib.deviceInfo(info), 'reading device memory');
-    return { freeBytes: info[0]!, totalBytes: info[1]! };
+    if (this.devicePeers === 1) return { freeBytes: info[0]!, totalBytes: info[1]! };
+    // Ranks sharing a device: each sees its share, used by what it allocated itself and its share of
+    // what was in use before the ranks began, so every rank's pools come out the same size.
+    const totalBytes = Math.floor(info[1]! / this.devicePeers);
+    return { totalBytes, freeBytes: Math.max(0, totalBytes - info[6]! - Math.ceil(this.baselineUsed / this.devicePeers)) };
   }
 
   reserveActivations(plan: ActivationPlan): number {
@@ -316,10 +351,12 @@ export class CudaBackend implements Backend {
     if (this.disposed) return;
     this.disposed = true;
     this.step = undefined;
-    this.lib.resetGraphs();
-    for (const ptr of [...this.owned]) this.release(ptr);
+    this.regions = undefined;
+    this.owned.clear();
     this.weightBytes = 0;
     this.cacheBytes = 0;
+    // The context frees its graphs and every allocation, and leaves its group (the group goes with its last rank).
+    check(this.lib, this.lib.release(), 'releasing the device context');
   }
 
   // --- steps -------------------------------------------------------------------------------------
@@ -490,22 +527,31 @@ export class CudaBackend implements Backend {
     return out;
   }
 
-  allReduce(): void {
-    // One device: the group is this backend alone (multi-GPU groups come with NCCL, not yet built).
+  allReduce(x: Tensor): void {
+    if (this.shard.size === 1) return;
+    this.open('allReduce');
+    const xs = cuda(x, 'allReduce', 'f32', 'bf16');
+    if (!xs.contiguous) throw new Error('allReduce: x must be contiguous');
+    this.program.emit(OP.ALL_REDUCE, xs);
   }
 
   allGatherColumns(x: Tensor): Tensor {
-    return x;
+    if (this.shard.size === 1) return x;
+    this.open('allGatherColumns');
+    const xs = cuda(x, 'allGatherColumns', 'f32');
+    if (!xs.contiguous) throw new Error('allGatherColumns: x must be contiguous');
+    const out = this.activation('f32', xs.rows, xs.cols * this.shard.size, 'allGatherColumns');
+    this.program.emit(OP.ALL_GATHER, xs, out.ptr);
+    return out;
   }
 
   embedding(table: Tensor, firstId = 0): Tensor {
-    if (firstId !== 0) throw new Error('embedding: vocabulary slices need a tensor-parallel group (not on one device)');
     const step = this.open('embedding');
     const t = cuda(table, 'embedding', 'bf16', 'f32');
     const [vocab, hidden] = t.shape as [number, number];
     const rows = step.layout.numRows;
     const out = this.activation('f32', rows, hidden, 'embedding');
-    this.program.emit(OP.EMBED, t.ptr, DTYPE[t.dtype as NativeDType], vocab, hidden, this.payloadAt(step.layout.ids), rows, out.ptr);
+    this.program.emit(OP.EMBED, t.ptr, DTYPE[t.dtype as NativeDType], vocab, hidden, this.payloadAt(step.layout.ids), rows, out.ptr, firstId);
     return out;
   }
 

@@ -21,6 +21,8 @@ export const OP = {
   TIMER: 15,
   ADD_RMSNORM: 16,
   RMSNORMS: 17,
+  ALL_REDUCE: 18,
+  ALL_GATHER: 19,
 } as const;
 
 export const DTYPE = { f32: 0, bf16: 1, i8: 2, i32: 3, f16: 4 } as const;

@@ -22,8 +22,8 @@ export function standIn(): { lib: NativeLib; runs: Run[] } {
   const seen = new Map<number, number>();
   let next = 1 << 20;
   const lib: NativeLib = {
+    context: 0,
     lastError: () => '',
-    init: () => 0,
     deviceInfo: () => 0,
     deviceCount: () => 1,
     malloc: (bytes, out) => {
@@ -52,6 +52,7 @@ export function standIn(): { lib: NativeLib; runs: Run[] } {
     measureCeilings: () => 0,
     opProfile: () => 0,
     lastRunMs: () => 0,
+    release: () => 0,
   };
   return { lib, runs };
 }

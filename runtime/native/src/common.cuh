@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -50,19 +51,24 @@ __device__ __forceinline__ float fast_exp2(float x) {
   return y;
 }
 
-/** The backend's stream and library handles (context.cu). */
+/** The calling thread's context (context.cuh): its stream, device and multiprocessor count. */
 cudaStream_t stream();
+int current_device();
 int num_sms();
 /** The device's compute capability, major·10 + minor (90 on Hopper). */
 int sm_version();
 
-/** Lets `kKernel` use `bytes` of dynamic shared memory (above the 48 KiB default), once per kernel. */
+/**
+ * Lets `kKernel` use `bytes` of dynamic shared memory (above the 48 KiB default), once per kernel and
+ * device (the attribute is the current device's; contexts on several devices may ask concurrently).
+ */
 template <auto kKernel>
 int allow_smem(int bytes) {
-  static bool done = false;
-  if (!done) {
+  static std::atomic<uint64_t> done_devices{0};
+  const uint64_t bit = uint64_t(1) << (current_device() & 63);
+  if (!(done_devices.load() & bit)) {
     JB_CUDA(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    done = true;
+    done_devices.fetch_or(bit);
   }
   return 0;
 }
@@ -248,6 +254,8 @@ int attention(Args& a);
 int conv(Args& a);
 int scan(Args& a);
 int sample(Args& a);
+int all_reduce(Args& a);
+int all_gather(Args& a);
 }  // namespace jb::ops
 
 // Launchers used outside programs (context.cu entry points).
@@ -256,5 +264,7 @@ int launch_convert(void* dst, int dst_dtype, const void* src, int src_dtype, siz
 int launch_quantize_int8(int8_t* q, float* scale, const void* src, int src_dtype, int rows, int cols);
 int launch_fill_random_bf16(__nv_bfloat16* dst, size_t count, float std, uint32_t seed);
 int gemm_init();
+/** Frees the calling context's cuBLASLt handle, workspace and plans. */
+void gemm_release();
 int time_gemm(int m, int n, int k, const void* x, const void* w, void* y, int reps, float* best_ms);
 }  // namespace jb

@@ -6,31 +6,41 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common.cuh"
+#include "context.cuh"
 
 namespace jb {
 namespace {
 
-// Read by jb_last_error on the calling thread after a call made on a worker thread returned: not thread_local.
+// Errors of calls made without a context (jb_init, jb_device_count), for jb_last_error(-1).
 std::string g_error;
-int g_device = -1;
-int g_sms = 0;
-int g_sm_version = 0;  // major·10 + minor
-cudaStream_t g_stream = nullptr;
-cudaEvent_t g_start = nullptr, g_stop = nullptr;
-float g_last_ms = 0.f;
-// Graphs by key; a key is a program that never changes (see jb_run). A key's first run is eager, so
-// one-time work (plans, kernel attributes) happens outside capture; its second run is captured.
-std::unordered_map<int, cudaGraphExec_t> g_graphs;
-std::unordered_map<int, int> g_runs;
-std::mutex g_mutex;
-// Per-op device time (JAMBA_PROFILE_OPS=1): events around each op of eager runs; graphs are off then.
-bool g_profile = false;
-// Programmatic dependent launch (common.cuh): Hopper on, JAMBA_PDL=0 off for comparison.
-bool g_pdl = false;
-double g_op_ms[JB_OP_COUNT] = {};
-double g_op_calls[JB_OP_COUNT] = {};
-std::vector<cudaEvent_t> g_op_events;
+// Contexts by id. Ids are never reused, so a released context's id fails cleanly instead of reaching
+// another's state (a process opens a few: one per rank, and tests a few more).
+constexpr int kMaxContexts = 4096;
+Context* g_contexts[kMaxContexts] = {};
+int g_context_count = 0;
+std::mutex g_contexts_mutex;
+thread_local Context* t_current = nullptr;
+
+/** Makes `id` the calling thread's context and its device current; false (with a message) when unknown. */
+bool enter(int id) {
+  Context* c = id >= 0 && id < kMaxContexts ? g_contexts[id] : nullptr;
+  if (!c) {
+    t_current = nullptr;
+    g_error = "no context " + std::to_string(id) + " (jb_init first)";
+    return false;
+  }
+  t_current = c;
+  const cudaError_t err = cudaSetDevice(c->device);
+  if (err != cudaSuccess) {
+    fail_cuda(err, "cudaSetDevice");
+    return false;
+  }
+  return true;
+}
+
+#define JB_ENTER(id) \
+  if (!enter(id)) return -1
+#define JB_CTX (current())
 
 /**
  * Restarts the step's clock. A benchmark puts work the device needs a while for (an L2 flush) before
@@ -38,7 +48,7 @@ std::vector<cudaEvent_t> g_op_events;
  * host launch time, as a CUDA-graph replay would not.
  */
 int timer_start(Args&) {
-  JB_CUDA(cudaEventRecord(g_start, g_stream));
+  JB_CUDA(cudaEventRecord(JB_CTX.start, JB_CTX.stream));
   return 0;
 }
 
@@ -77,6 +87,8 @@ OpFn op_table(int code) {
     case JB_OP_TIMER: return timer_start;
     case JB_OP_ADD_RMSNORM: return ops::add_rmsnorm;
     case JB_OP_RMSNORMS: return ops::rmsnorms;
+    case JB_OP_ALL_REDUCE: return ops::all_reduce;
+    case JB_OP_ALL_GATHER: return ops::all_gather;
     default: return nullptr;
   }
 }
@@ -89,8 +101,9 @@ const char* op_name(int code) {
   return "?";
 }
 
-/** Launches every op of a program on the stream. */
+/** Launches every op of a program on the current context's stream. */
 int interpret(const double* program, int length, bool profile) {
+  Context& c = JB_CTX;
   int at = 0;
   std::vector<int> codes;
   while (at < length) {
@@ -102,56 +115,88 @@ int interpret(const double* program, int length, bool profile) {
     if (!fn) return fail("program: unknown op code " + std::to_string(code));
     Args args{program + at + 2, argc};
     if (profile) {
-      if (g_op_events.size() < 2 * codes.size() + 2) {
+      if (c.op_events.size() < 2 * codes.size() + 2) {
         cudaEvent_t e[2];
         JB_CUDA(cudaEventCreate(&e[0]));
         JB_CUDA(cudaEventCreate(&e[1]));
-        g_op_events.push_back(e[0]);
-        g_op_events.push_back(e[1]);
+        c.op_events.push_back(e[0]);
+        c.op_events.push_back(e[1]);
       }
-      JB_CUDA(cudaEventRecord(g_op_events[2 * codes.size()], g_stream));
+      JB_CUDA(cudaEventRecord(c.op_events[2 * codes.size()], c.stream));
     }
     if (fn(args) != 0) {
-      g_error = std::string(op_name(code)) + ": " + g_error;
+      c.error = std::string(op_name(code)) + ": " + c.error;
       return -1;
     }
     if (args.overflow || args.at != argc) {
       return fail(std::string(op_name(code)) + ": expected " + std::to_string(args.at) + " arguments, got " + std::to_string(argc));
     }
     if (profile) {
-      JB_CUDA(cudaEventRecord(g_op_events[2 * codes.size() + 1], g_stream));
+      JB_CUDA(cudaEventRecord(c.op_events[2 * codes.size() + 1], c.stream));
       codes.push_back(code);
     }
     at += 2 + argc;
   }
   if (profile) {
-    JB_CUDA(cudaStreamSynchronize(g_stream));
+    JB_CUDA(cudaStreamSynchronize(c.stream));
     for (size_t i = 0; i < codes.size(); i++) {
       float ms = 0.f;
-      JB_CUDA(cudaEventElapsedTime(&ms, g_op_events[2 * i], g_op_events[2 * i + 1]));
-      g_op_ms[codes[i]] += ms;
-      g_op_calls[codes[i]] += 1;
+      JB_CUDA(cudaEventElapsedTime(&ms, c.op_events[2 * i], c.op_events[2 * i + 1]));
+      c.op_ms[codes[i]] += ms;
+      c.op_calls[codes[i]] += 1;
     }
   }
   return 0;
 }
 
+/** Runs (or captures, or replays) one program on the current context's stream; the caller holds its mutex. */
+int run_program(const double* program, int length, int graph_key) {
+  Context& c = JB_CTX;
+  const bool eager = graph_key < 0 || c.profile || !captures_graphs(c) || c.runs[graph_key]++ == 0;
+  if (eager) {
+    if (interpret(program, length, c.profile) == 0) return 0;
+    if (graph_key >= 0) c.runs.erase(graph_key);
+    cudaStreamSynchronize(c.stream);  // leave nothing running behind the error
+    return -1;
+  }
+  auto found = c.graphs.find(graph_key);
+  if (found == c.graphs.end()) {
+    cudaGraph_t graph;
+    JB_CUDA(cudaStreamBeginCapture(c.stream, cudaStreamCaptureModeThreadLocal));
+    const int rc = interpret(program, length, false);
+    cudaError_t end = cudaStreamEndCapture(c.stream, &graph);
+    if (rc != 0) return -1;
+    if (end != cudaSuccess) return fail_cuda(end, "capturing a step graph");
+    cudaGraphExec_t exec;
+    cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (inst != cudaSuccess) return fail_cuda(inst, "instantiating a step graph");
+    found = c.graphs.emplace(graph_key, exec).first;
+  }
+  JB_CUDA(cudaGraphLaunch(found->second, c.stream));
+  return 0;
+}
+
 }  // namespace
 
+Context& current() { return *t_current; }
+
 int fail(const std::string& message) {
-  g_error = message;
+  (t_current ? t_current->error : g_error) = message;
   return -1;
 }
 
-int fail_cuda(cudaError_t err, const char* what) {
-  g_error = std::string(what) + ": " + cudaGetErrorString(err);
-  return -1;
-}
+int fail_cuda(cudaError_t err, const char* what) { return fail(std::string(what) + ": " + cudaGetErrorString(err)); }
 
-cudaStream_t stream() { return g_stream; }
-int num_sms() { return g_sms; }
-int sm_version() { return g_sm_version; }
-bool pdl_enabled() { return g_pdl; }
+cudaStream_t stream() { return t_current->stream; }
+int current_device() { return t_current->device; }
+int num_sms() { return t_current->sms; }
+int sm_version() { return t_current->sm_version; }
+bool pdl_enabled() { return t_current->pdl; }
+
+Context* context_by_id(int id) { return id >= 0 && id < kMaxContexts ? g_contexts[id] : nullptr; }
+
+void leave_context() { t_current = nullptr; }
 
 }  // namespace jb
 
@@ -159,9 +204,13 @@ using namespace jb;
 
 extern "C" {
 
-const char* jb_last_error(void) { return g_error.c_str(); }
+const char* jb_last_error(int ctx) {
+  Context* c = context_by_id(ctx);
+  return c ? c->error.c_str() : g_error.c_str();
+}
 
 int jb_device_count(void) {
+  t_current = nullptr;
   int count = 0;
   cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess) {
@@ -172,40 +221,78 @@ int jb_device_count(void) {
 }
 
 int jb_init(int device) {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  if (g_device == device) return 0;
-  if (g_device >= 0) return fail("the library is already bound to device " + std::to_string(g_device));
+  t_current = nullptr;
+  std::lock_guard<std::mutex> lock(g_contexts_mutex);
+  if (g_context_count >= kMaxContexts) return fail("too many contexts (" + std::to_string(kMaxContexts) + ")");
   JB_CUDA(cudaSetDevice(device));
   cudaDeviceProp prop;
   JB_CUDA(cudaGetDeviceProperties(&prop, device));
   if (prop.major < 8) return fail(std::string(prop.name) + " (sm_" + std::to_string(prop.major * 10 + prop.minor) + ") is older than sm_80; the kernels need bf16 tensor cores");
-  g_sms = prop.multiProcessorCount;
-  g_sm_version = prop.major * 10 + prop.minor;
-  JB_CUDA(cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking));
-  JB_CUDA(cudaEventCreate(&g_start));
-  JB_CUDA(cudaEventCreate(&g_stop));
-  if (gemm_init() != 0) return -1;  // cuBLASLt handle and workspace: never allocated inside a capture
-  g_profile = env_is("JAMBA_PROFILE_OPS", "1");
-  g_pdl = g_sm_version >= 90 && !env_is("JAMBA_PDL", "0");
-  g_device = device;
+  auto* c = new Context();
+  c->id = g_context_count;
+  c->device = device;
+  c->sms = prop.multiProcessorCount;
+  c->sm_version = prop.major * 10 + prop.minor;
+  c->profile = env_is("JAMBA_PROFILE_OPS", "1");
+  c->pdl = c->sm_version >= 90 && !env_is("JAMBA_PDL", "0");
+  t_current = c;
+  cudaError_t err = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
+  if (err == cudaSuccess) err = cudaEventCreate(&c->start);
+  if (err == cudaSuccess) err = cudaEventCreate(&c->stop);
+  // The cuBLASLt handle and workspace: never allocated inside a capture.
+  const int rc = err != cudaSuccess ? fail_cuda(err, "creating the stream and events") : gemm_init();
+  t_current = nullptr;
+  if (rc != 0) {
+    g_error = c->error;
+    delete c;
+    return -1;
+  }
+  g_contexts[c->id] = c;
+  return g_context_count++;
+}
+
+int jb_release(int ctx) {
+  JB_ENTER(ctx);
+  Context* c = &JB_CTX;
+  if (c->group) return fail("context " + std::to_string(ctx) + " is still a rank of a tensor-parallel group");
+  {
+    std::lock_guard<std::mutex> lock(c->mutex);
+    for (auto& [key, exec] : c->graphs) cudaGraphExecDestroy(exec);
+    for (auto& [ptr, bytes] : c->sizes) cudaFree(as<void>(ptr));
+    for (cudaEvent_t e : c->op_events) cudaEventDestroy(e);
+  }
+  gemm_release();
+  cudaEventDestroy(c->start);
+  cudaEventDestroy(c->stop);
+  cudaStreamDestroy(c->stream);
+  {
+    std::lock_guard<std::mutex> lock(g_contexts_mutex);
+    g_contexts[ctx] = nullptr;
+  }
+  t_current = nullptr;
+  delete c;
   return 0;
 }
 
-int jb_device_info(double* out) {
+int jb_device_info(int ctx, double* out) {
+  JB_ENTER(ctx);
   size_t free_bytes = 0, total = 0;
   JB_CUDA(cudaMemGetInfo(&free_bytes, &total));
   cudaDeviceProp prop;
-  JB_CUDA(cudaGetDeviceProperties(&prop, g_device < 0 ? 0 : g_device));
+  JB_CUDA(cudaGetDeviceProperties(&prop, JB_CTX.device));
   out[0] = static_cast<double>(free_bytes);
   out[1] = static_cast<double>(total);
   out[2] = prop.multiProcessorCount;
   out[3] = prop.major;
   out[4] = prop.minor;
   out[5] = prop.l2CacheSize;
+  out[6] = static_cast<double>(JB_CTX.allocated);
+  out[7] = JB_CTX.device;
   return 0;
 }
 
-int jb_malloc(uint64_t bytes, double* out) {
+int jb_malloc(int ctx, uint64_t bytes, double* out) {
+  JB_ENTER(ctx);
   void* p = nullptr;
   cudaError_t err = cudaMalloc(&p, bytes);
   if (err != cudaSuccess) {
@@ -214,92 +301,88 @@ int jb_malloc(uint64_t bytes, double* out) {
     return fail("cudaMalloc of " + std::to_string(bytes) + " bytes: " + cudaGetErrorString(err) + " (" + std::to_string(free_bytes >> 20) + " MiB free of " +
                 std::to_string(total >> 20) + ")");
   }
+  JB_CTX.allocated += bytes;
+  JB_CTX.sizes[reinterpret_cast<uintptr_t>(p)] = bytes;
   *out = static_cast<double>(reinterpret_cast<uintptr_t>(p));
   return 0;
 }
 
-int jb_free(double ptr) {
-  JB_CUDA(cudaFree(as<void>(static_cast<uint64_t>(ptr))));
+int jb_free(int ctx, double ptr) {
+  JB_ENTER(ctx);
+  const uint64_t p = static_cast<uint64_t>(ptr);
+  auto found = JB_CTX.sizes.find(p);
+  if (found == JB_CTX.sizes.end()) return fail("jb_free: " + std::to_string(p) + " was not allocated by this context");
+  JB_CUDA(cudaFree(as<void>(p)));
+  JB_CTX.allocated -= found->second;
+  JB_CTX.sizes.erase(found);
   return 0;
 }
 
-int jb_upload(double dst, const void* src, uint64_t bytes) {
-  JB_CUDA(cudaMemcpyAsync(as<void>(static_cast<uint64_t>(dst)), src, bytes, cudaMemcpyHostToDevice, g_stream));
-  JB_CUDA(cudaStreamSynchronize(g_stream));
+int jb_upload(int ctx, double dst, const void* src, uint64_t bytes) {
+  JB_ENTER(ctx);
+  JB_CUDA(cudaMemcpyAsync(as<void>(static_cast<uint64_t>(dst)), src, bytes, cudaMemcpyHostToDevice, JB_CTX.stream));
+  JB_CUDA(cudaStreamSynchronize(JB_CTX.stream));
   return 0;
 }
 
-int jb_download(void* dst, double src, uint64_t bytes) {
-  JB_CUDA(cudaMemcpyAsync(dst, as<void>(static_cast<uint64_t>(src)), bytes, cudaMemcpyDeviceToHost, g_stream));
-  JB_CUDA(cudaStreamSynchronize(g_stream));
+int jb_download(int ctx, void* dst, double src, uint64_t bytes) {
+  JB_ENTER(ctx);
+  JB_CUDA(cudaMemcpyAsync(dst, as<void>(static_cast<uint64_t>(src)), bytes, cudaMemcpyDeviceToHost, JB_CTX.stream));
+  JB_CUDA(cudaStreamSynchronize(JB_CTX.stream));
   return 0;
 }
 
-int jb_sync(void) {
-  JB_CUDA(cudaStreamSynchronize(g_stream));
+int jb_sync(int ctx) {
+  JB_ENTER(ctx);
+  JB_CUDA(cudaStreamSynchronize(JB_CTX.stream));
   return 0;
 }
 
-int jb_convert(double dst, int dst_dtype, double src, int src_dtype, uint64_t count) {
+int jb_convert(int ctx, double dst, int dst_dtype, double src, int src_dtype, uint64_t count) {
+  JB_ENTER(ctx);
   if (launch_convert(as<void>(static_cast<uint64_t>(dst)), dst_dtype, as<void>(static_cast<uint64_t>(src)), src_dtype, count) != 0) return -1;
-  JB_CUDA(cudaStreamSynchronize(g_stream));
+  JB_CUDA(cudaStreamSynchronize(JB_CTX.stream));
   return 0;
 }
 
-int jb_quantize_int8(double q, double scale, double src, int src_dtype, int rows, int cols) {
+int jb_quantize_int8(int ctx, double q, double scale, double src, int src_dtype, int rows, int cols) {
+  JB_ENTER(ctx);
   if (launch_quantize_int8(as<int8_t>(static_cast<uint64_t>(q)), as<float>(static_cast<uint64_t>(scale)), as<void>(static_cast<uint64_t>(src)), src_dtype, rows,
                            cols) != 0)
     return -1;
-  JB_CUDA(cudaStreamSynchronize(g_stream));
+  JB_CUDA(cudaStreamSynchronize(JB_CTX.stream));
   return 0;
 }
 
-int jb_fill_random_bf16(double dst, uint64_t count, double std, uint32_t seed) {
+int jb_fill_random_bf16(int ctx, double dst, uint64_t count, double std, uint32_t seed) {
+  JB_ENTER(ctx);
   if (launch_fill_random_bf16(as<__nv_bfloat16>(static_cast<uint64_t>(dst)), count, static_cast<float>(std), seed) != 0) return -1;
-  JB_CUDA(cudaStreamSynchronize(g_stream));
+  JB_CUDA(cudaStreamSynchronize(JB_CTX.stream));
   return 0;
 }
 
-int jb_run(const double* program, int length, const void* payload, uint64_t payload_bytes, double payload_dev, void* result, uint64_t result_bytes,
+int jb_run(int ctx, const double* program, int length, const void* payload, uint64_t payload_bytes, double payload_dev, void* result, uint64_t result_bytes,
            double result_dev, int graph_key) {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  if (g_device < 0) return fail("jb_run before jb_init");
-  if (payload_bytes > 0) JB_CUDA(cudaMemcpyAsync(as<void>(static_cast<uint64_t>(payload_dev)), payload, payload_bytes, cudaMemcpyHostToDevice, g_stream));
-  if (g_profile) {
-    hold_kernel<<<1, 1, 0, g_stream>>>(20'000'000ull);
+  JB_ENTER(ctx);
+  Context& c = JB_CTX;
+  std::lock_guard<std::mutex> lock(c.mutex);
+  if (payload_bytes > 0) JB_CUDA(cudaMemcpyAsync(as<void>(static_cast<uint64_t>(payload_dev)), payload, payload_bytes, cudaMemcpyHostToDevice, c.stream));
+  if (c.profile) {
+    hold_kernel<<<1, 1, 0, c.stream>>>(20'000'000ull);
     JB_LAUNCHED("profile hold");
   }
-  JB_CUDA(cudaEventRecord(g_start, g_stream));
-  const bool eager = graph_key < 0 || g_profile || g_runs[graph_key]++ == 0;
-  if (!eager) {
-    auto found = g_graphs.find(graph_key);
-    if (found == g_graphs.end()) {
-      cudaGraph_t graph;
-      JB_CUDA(cudaStreamBeginCapture(g_stream, cudaStreamCaptureModeThreadLocal));
-      const int rc = interpret(program, length, false);
-      cudaError_t end = cudaStreamEndCapture(g_stream, &graph);
-      if (rc != 0) return -1;
-      if (end != cudaSuccess) return fail_cuda(end, "capturing a step graph");
-      cudaGraphExec_t exec;
-      cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
-      cudaGraphDestroy(graph);
-      if (inst != cudaSuccess) return fail_cuda(inst, "instantiating a step graph");
-      found = g_graphs.emplace(graph_key, exec).first;
-    }
-    JB_CUDA(cudaGraphLaunch(found->second, g_stream));
-  } else if (interpret(program, length, g_profile) != 0) {
-    if (graph_key >= 0) g_runs.erase(graph_key);
-    cudaStreamSynchronize(g_stream);  // leave nothing running behind the error
-    return -1;
-  }
-  JB_CUDA(cudaEventRecord(g_stop, g_stream));
-  if (result_bytes > 0) JB_CUDA(cudaMemcpyAsync(result, as<void>(static_cast<uint64_t>(result_dev)), result_bytes, cudaMemcpyDeviceToHost, g_stream));
-  JB_CUDA(cudaStreamSynchronize(g_stream));
-  JB_CUDA(cudaEventElapsedTime(&g_last_ms, g_start, g_stop));
+  JB_CUDA(cudaEventRecord(c.start, c.stream));
+  if (run_program(program, length, graph_key) != 0) return -1;
+  JB_CUDA(cudaEventRecord(c.stop, c.stream));
+  if (result_bytes > 0) JB_CUDA(cudaMemcpyAsync(result, as<void>(static_cast<uint64_t>(result_dev)), result_bytes, cudaMemcpyDeviceToHost, c.stream));
+  JB_CUDA(cudaStreamSynchronize(c.stream));
+  JB_CUDA(cudaEventElapsedTime(&c.last_ms, c.start, c.stop));
   return 0;
 }
 
-int jb_measure_ceilings(double* out) {
+int jb_measure_ceilings(int ctx, double* out) {
+  JB_ENTER(ctx);
+  Context& c = JB_CTX;
   const size_t bytes = 4ull << 30;
   void *src = nullptr, *dst = nullptr;
   JB_CUDA(cudaMalloc(&src, bytes));
@@ -307,15 +390,15 @@ int jb_measure_ceilings(double* out) {
     cudaFree(src);
     return fail("jb_measure_ceilings: not enough device memory for two 4 GiB buffers");
   }
-  JB_CUDA(cudaMemsetAsync(src, 1, bytes, g_stream));
+  JB_CUDA(cudaMemsetAsync(src, 1, bytes, c.stream));
   float best = 1e30f;
   for (int i = 0; i < 6; i++) {
-    JB_CUDA(cudaEventRecord(g_start, g_stream));
-    JB_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g_stream));
-    JB_CUDA(cudaEventRecord(g_stop, g_stream));
-    JB_CUDA(cudaEventSynchronize(g_stop));
+    JB_CUDA(cudaEventRecord(c.start, c.stream));
+    JB_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c.stream));
+    JB_CUDA(cudaEventRecord(c.stop, c.stream));
+    JB_CUDA(cudaEventSynchronize(c.stop));
     float ms = 0.f;
-    JB_CUDA(cudaEventElapsedTime(&ms, g_start, g_stop));
+    JB_CUDA(cudaEventElapsedTime(&ms, c.start, c.stop));
     if (i > 0 && ms < best) best = ms;
   }
   out[0] = 2.0 * bytes / (best * 1e-3) / 1e9;
@@ -335,28 +418,35 @@ int jb_measure_ceilings(double* out) {
   return 0;
 }
 
-int jb_reset_graphs(void) {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  for (auto& [key, exec] : g_graphs) cudaGraphExecDestroy(exec);
-  g_graphs.clear();
-  g_runs.clear();
+int jb_reset_graphs(int ctx) {
+  JB_ENTER(ctx);
+  std::lock_guard<std::mutex> lock(JB_CTX.mutex);
+  for (auto& [key, exec] : JB_CTX.graphs) cudaGraphExecDestroy(exec);
+  JB_CTX.graphs.clear();
+  JB_CTX.runs.clear();
   return 0;
 }
 
-int jb_has_graph(int graph_key) {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  return !g_profile && graph_key >= 0 && g_graphs.count(graph_key) > 0 ? 1 : 0;
+int jb_has_graph(int ctx, int graph_key) {
+  JB_ENTER(ctx);
+  std::lock_guard<std::mutex> lock(JB_CTX.mutex);
+  return !JB_CTX.profile && graph_key >= 0 && JB_CTX.graphs.count(graph_key) > 0 ? 1 : 0;
 }
 
-double jb_last_run_ms(void) { return g_last_ms; }
+double jb_last_run_ms(int ctx) {
+  Context* c = context_by_id(ctx);
+  return c ? c->last_ms : 0.0;
+}
 
-int jb_op_profile(double* out) {
+int jb_op_profile(int ctx, double* out) {
+  JB_ENTER(ctx);
+  Context& c = JB_CTX;
   for (int i = 0; i < JB_OP_COUNT; i++) {
-    out[2 * i] = g_op_ms[i];
-    out[2 * i + 1] = g_op_calls[i];
-    g_op_ms[i] = g_op_calls[i] = 0;
+    out[2 * i] = c.op_ms[i];
+    out[2 * i + 1] = c.op_calls[i];
+    c.op_ms[i] = c.op_calls[i] = 0;
   }
-  return g_profile ? 0 : fail("op profiling is off (set JAMBA_PROFILE_OPS=1)");
+  return c.profile ? 0 : fail("op profiling is off (set JAMBA_PROFILE_OPS=1)");
 }
 
 }  // extern "C"

@@ -19,13 +19,16 @@ __global__ void convert_2d_kernel(void* dst, int dst_dtype, const void* src, int
   for (int c = threadIdx.x; c < cols; c += blockDim.x) store_from_float(dst, dst_dtype, (size_t)r * cols + c, load_as_float(src, src_dtype, (size_t)r * ld + c));
 }
 
-__global__ void embed_kernel(const void* table, int dtype, int vocab, int hidden, const int* ids, float* out) {
+/**
+ * The table holds ids [first, first + vocab): a tensor-parallel rank's vocabulary slice. Other ids embed
+ * to zeros (another rank holds them; the all-reduce after sums the slices).
+ */
+__global__ void embed_kernel(const void* table, int dtype, int vocab, int hidden, const int* ids, int first, float* out) {
   pdl_enter();
   const int r = blockIdx.x;
-  int id = ids[r];
-  // Ids were checked on the host; clamp anyway so a bad id cannot read outside the table.
-  id = id < 0 ? 0 : (id >= vocab ? vocab - 1 : id);
-  for (int c = threadIdx.x; c < hidden; c += blockDim.x) out[(size_t)r * hidden + c] = load_as_float(table, dtype, (size_t)id * hidden + c);
+  const int id = ids[r] - first;
+  const bool held = id >= 0 && id < vocab;
+  for (int c = threadIdx.x; c < hidden; c += blockDim.x) out[(size_t)r * hidden + c] = held ? load_as_float(table, dtype, (size_t)id * hidden + c) : 0.f;
 }
 
 /**
@@ -207,8 +210,9 @@ int embed(Args& a) {
   const uint64_t ids = a.ptr();
   const int rows = a.i();
   const uint64_t out = a.ptr();
+  const int first = a.i();
   if (rows == 0) return 0;
-  return launch_pdl("embed", embed_kernel, rows, row_threads(hidden), 0, as<void>(table), dtype, vocab, hidden, as<int>(ids), as<float>(out));
+  return launch_pdl("embed", embed_kernel, rows, row_threads(hidden), 0, as<void>(table), dtype, vocab, hidden, as<int>(ids), first, as<float>(out));
 }
 
 int rmsnorm(Args& a) {

@@ -9,7 +9,7 @@
 #include <map>
 #include <tuple>
 
-#include "common.cuh"
+#include "context.cuh"
 #include "skinny_gemm.cuh"
 
 namespace jb {
@@ -23,9 +23,18 @@ struct Plan {
   cublasLtMatmulAlgo_t algo{};
 };
 
-cublasLtHandle_t g_lt = nullptr;
-void* g_workspace = nullptr;
-std::map<std::tuple<int, int, int, int, int>, Plan> g_plans;
+}  // namespace
+
+/** A context's cuBLASLt state: a handle and workspace per context (per device), plans per shape. */
+struct GemmState {
+  cublasLtHandle_t lt = nullptr;
+  void* workspace = nullptr;
+  std::map<std::tuple<int, int, int, int, int>, Plan> plans;
+};
+
+namespace {
+
+GemmState& state() { return *current().gemm; }
 
 int lt_fail(cublasStatus_t st, const char* what) { return fail(std::string(what) + ": cuBLASLt status " + std::to_string(static_cast<int>(st))); }
 
@@ -36,9 +45,11 @@ int lt_fail(cublasStatus_t st, const char* what) { return fail(std::string(what)
   } while (0)
 
 int ensure_handle() {
-  if (g_lt) return 0;
-  JB_LT(cublasLtCreate(&g_lt));
-  JB_CUDA(cudaMalloc(&g_workspace, kWorkspaceBytes));
+  Context& c = current();
+  if (!c.gemm) c.gemm = new GemmState();
+  if (c.gemm->lt) return 0;
+  JB_LT(cublasLtCreate(&c.gemm->lt));
+  JB_CUDA(cudaMalloc(&c.gemm->workspace, kWorkspaceBytes));
   return 0;
 }
 
@@ -65,7 +76,7 @@ int make_plan(int m, int n, int k, int ldb, int out_dtype, Plan& plan) {
   JB_LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &kWorkspaceBytes, sizeof(kWorkspaceBytes)));
   cublasLtMatmulHeuristicResult_t result;
   int found = 0;
-  cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(g_lt, plan.op, plan.a, plan.b, plan.d, plan.d, pref, 1, &result, &found);
+  cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(state().lt, plan.op, plan.a, plan.b, plan.d, plan.d, pref, 1, &result, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
     return fail("no cuBLASLt algorithm for a " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) + " bf16 matmul");
@@ -97,15 +108,16 @@ int gemm(Args& a) {
     return launch_skinny_gemv(as<__nv_bfloat16>(x.ptr), as<__nv_bfloat16>(w), n, x.cols, bias ? as<float>(bias) : nullptr, as<void>(out), out_dtype);
   if (ensure_handle() != 0) return -1;
   const auto key = std::make_tuple(x.rows, n, x.cols, x.ld, out_dtype);
-  auto it = g_plans.find(key);
-  if (it == g_plans.end()) {
+  auto& plans = state().plans;
+  auto it = plans.find(key);
+  if (it == plans.end()) {
     Plan plan;
     if (make_plan(x.rows, n, x.cols, x.ld, out_dtype, plan) != 0) return -1;
-    it = g_plans.emplace(key, plan).first;
+    it = plans.emplace(key, plan).first;
   }
   Plan& p = it->second;
   const float one = 1.f, zero = 0.f;
-  JB_LT(cublasLtMatmul(g_lt, p.op, &one, as<void>(w), p.a, as<void>(x.ptr), p.b, &zero, as<void>(out), p.d, as<void>(out), p.d, &p.algo, g_workspace,
+  JB_LT(cublasLtMatmul(state().lt, p.op, &one, as<void>(w), p.a, as<void>(x.ptr), p.b, &zero, as<void>(out), p.d, as<void>(out), p.d, &p.algo, state().workspace,
                        kWorkspaceBytes, stream()));
   if (bias) {
     if (launch_pdl("gemm bias", add_bias_kernel, x.rows, n >= 1024 ? 1024 : ((n + 31) / 32) * 32, 0, as<void>(out), out_dtype, n, as<float>(bias)) != 0) return -1;
@@ -116,6 +128,23 @@ int gemm(Args& a) {
 }  // namespace ops
 
 int gemm_init() { return ensure_handle(); }
+
+void destroy_plan(Plan& p) {
+  cublasLtMatrixLayoutDestroy(p.a);
+  cublasLtMatrixLayoutDestroy(p.b);
+  cublasLtMatrixLayoutDestroy(p.d);
+  cublasLtMatmulDescDestroy(p.op);
+}
+
+void gemm_release() {
+  Context& c = current();
+  if (!c.gemm) return;
+  for (auto& [key, plan] : c.gemm->plans) destroy_plan(plan);
+  if (c.gemm->lt) cublasLtDestroy(c.gemm->lt);
+  if (c.gemm->workspace) cudaFree(c.gemm->workspace);
+  delete c.gemm;
+  c.gemm = nullptr;
+}
 
 /** Milliseconds of one y = x·Wᵀ (bf16, fp32 accumulate), best of `reps` after a warm-up. */
 int time_gemm(int m, int n, int k, const void* x, const void* w, void* y, int reps, float* best_ms) {
@@ -129,7 +158,7 @@ int time_gemm(int m, int n, int k, const void* x, const void* w, void* y, int re
   *best_ms = 1e30f;
   for (int i = 0; i <= reps; i++) {
     JB_CUDA(cudaEventRecord(a, stream()));
-    JB_LT(cublasLtMatmul(g_lt, plan.op, &one, w, plan.a, x, plan.b, &zero, y, plan.d, y, plan.d, &plan.algo, g_workspace, kWorkspaceBytes, stream()));
+    JB_LT(cublasLtMatmul(state().lt, plan.op, &one, w, plan.a, x, plan.b, &zero, y, plan.d, y, plan.d, &plan.algo, state().workspace, kWorkspaceBytes, stream()));
     JB_CUDA(cudaEventRecord(b, stream()));
     JB_CUDA(cudaEventSynchronize(b));
     float ms = 0.f;
@@ -138,6 +167,7 @@ int time_gemm(int m, int n, int k, const void* x, const void* w, void* y, int re
   }
   cudaEventDestroy(a);
   cudaEventDestroy(b);
+  destroy_plan(plan);
   return 0;
 }
 
