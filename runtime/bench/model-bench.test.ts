@@ -13,6 +13,7 @@ test('jamba-runtime bench --preset jamba-tiny --random-weights: decode, prefill 
     longPrompt: 200,
     maxNumBatchedTokens: 64,
     steps: 2,
+    tensorParallelSize: 1,
     log: (line) => lines.push(line),
   });
   expect(result).toMatchObject({ preset: 'jamba-tiny', quantization: 'expertsint8', backend: 'cpu' });
@@ -25,7 +26,27 @@ test('jamba-runtime bench --preset jamba-tiny --random-weights: decode, prefill 
   expect(result.longPrompt?.tokens).toBe(200);
   expect(result.weightBytes).toBeGreaterThan(0);
   expect(lines.some((l) => l.startsWith('decode batch 3 over 24'))).toBe(true);
-  await expect(benchModel({ ...result, preset: 'no-such-model', backend: 'cpu', batches: [1], context: 8, prefills: [], longPrompt: 0, maxNumBatchedTokens: 64, steps: 1, log: () => {}, quantization: 'none' })).rejects.toThrow(
+  await expect(benchModel({ ...result, preset: 'no-such-model', backend: 'cpu', batches: [1], context: 8, prefills: [], longPrompt: 0, maxNumBatchedTokens: 64, steps: 1, tensorParallelSize: 1, log: () => {}, quantization: 'none' })).rejects.toThrow(
     "unknown preset 'no-such-model'",
   );
+}, 60000);
+
+test('bench --tensor-parallel-size 2: the random model split over two ranks (worker threads) is measured the same way', async () => {
+  const lines: string[] = [];
+  const result = await benchModel({
+    preset: 'jamba-tiny',
+    quantization: 'none',
+    backend: 'cpu',
+    batches: [2],
+    context: 16,
+    prefills: [24],
+    longPrompt: 0,
+    maxNumBatchedTokens: 64,
+    steps: 2,
+    tensorParallelSize: 2,
+    log: (line) => lines.push(line),
+  });
+  expect(result.decode).toEqual([expect.objectContaining({ batch: 2, context: 16 })]);
+  expect(result.prefill.map((p) => p.tokens)).toEqual([24]);
+  expect(lines[0]).toMatch(/^model: jamba-tiny none on cpu/);
 }, 60000);

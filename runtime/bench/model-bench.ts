@@ -3,7 +3,7 @@
 // one native call, device work, sampled ids back):
 //   decode step time at several batch sizes over a fixed context, prefill throughput, one long
 //   prompt, peak device memory, and the device's own ceilings for the ratios.
-import type { Backend, SamplingRow } from '../backends/backend.js';
+import type { DeviceMemory, SamplingRow } from '../backends/backend.js';
 import type { LoadedModel, StepSequence } from '../engine/model-runner.js';
 import { randomModel } from '../models/load.js';
 import { PRESETS } from '../models/presets.js';
@@ -19,6 +19,8 @@ export interface ModelBenchOptions {
   longPrompt: number;
   maxNumBatchedTokens: number;
   steps: number;
+  /** Ranks to split the model over (worker threads, one GPU each; JAMBA_TP_DEVICES to share one). */
+  tensorParallelSize: number;
   log: (line: string) => void;
 }
 
@@ -43,16 +45,31 @@ export function median(values: number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
+type OpProfile = Record<string, { ms: number; calls: number }>;
+
+/** What the benchmark reads of the device: the last step's device time, per-op time, memory in use. */
+interface DeviceProbe {
+  stepMs(): number | undefined;
+  /** Per-op device time since the last read, when the backend profiles ops (JAMBA_PROFILE_OPS=1). */
+  profile(): Promise<OpProfile | undefined>;
+  memory(): DeviceMemory | undefined;
+}
+
 interface Timed {
   deviceMs?: number;
   wallMs: number;
 }
 
-type OpProfile = Record<string, { ms: number; calls: number }>;
-
-/** Per-op device time since the last read, when the backend profiles ops (JAMBA_PROFILE_OPS=1). */
-function opProfileOf(backend: Backend): OpProfile | undefined {
-  return (backend as Backend & { opProfile?: () => OpProfile | undefined }).opProfile?.();
+/** The probe of a model on one backend, or of a tensor-parallel group (rank 0's profile, the slowest rank's step). */
+function probeOf(model: LoadedModel): DeviceProbe {
+  type Probed = { lastStepMs?: () => number | undefined; opProfile?: () => OpProfile | undefined | Promise<OpProfile | undefined> };
+  const b = model.backend;
+  const source = (b ?? model.runner) as Probed;
+  return {
+    stepMs: () => source.lastStepMs?.(),
+    profile: async () => source.opProfile?.(),
+    memory: () => b?.deviceMemory(),
+  };
 }
 
 function describeProfile(profile: OpProfile, steps: number): string {
@@ -63,15 +80,10 @@ function describeProfile(profile: OpProfile, steps: number): string {
     .join(', ');
 }
 
-function deviceMsOf(backend: Backend): number | undefined {
-  const b = backend as Backend & { lastStepMs?: () => number };
-  return b.lastStepMs?.();
-}
-
-async function timedStep(model: LoadedModel, backend: Backend, seqs: StepSequence[]): Promise<Timed> {
+async function timedStep(model: LoadedModel, probe: DeviceProbe, seqs: StepSequence[]): Promise<Timed> {
   const t0 = performance.now();
   await model.runner.step(seqs);
-  return { wallMs: performance.now() - t0, deviceMs: deviceMsOf(backend) };
+  return { wallMs: performance.now() - t0, deviceMs: probe.stepMs() };
 }
 
 /** Block tables: sequence i owns blocks [i·per, (i+1)·per). */
@@ -91,8 +103,9 @@ export async function benchModel(opts: ModelBenchOptions): Promise<ModelBenchRes
     maxModelLen: maxLen,
     maxNumSeqs: maxBatch,
     maxNumBatchedTokens: opts.maxNumBatchedTokens,
+    tensorParallelSize: opts.tensorParallelSize,
   });
-  const backend = model.backend!; // randomModel runs on one backend
+  const probe = probeOf(model);
   const loadSeconds = (performance.now() - t0) / 1000;
   const g = model.runner.geometry;
   opts.log(`model: ${opts.preset} ${opts.quantization} on ${model.backendName}, ${(model.weightBytes / 1e9).toFixed(1)} GB of weights, built in ${loadSeconds.toFixed(1)} s; ` +
@@ -110,7 +123,7 @@ export async function benchModel(opts: ModelBenchOptions): Promise<ModelBenchRes
   };
   let peakUsed = 0;
   const notePeak = (): void => {
-    const mem = backend.deviceMemory();
+    const mem = probe.memory();
     if (mem) peakUsed = Math.max(peakUsed, mem.totalBytes - mem.freeBytes);
   };
 
@@ -132,11 +145,11 @@ export async function benchModel(opts: ModelBenchOptions): Promise<ModelBenchRes
         tokens: Int32Array.of(token()),
         sample: { ...GREEDY, counter: s },
       }));
-      if (s === 3) opProfileOf(backend); // drop the warm-up steps' profile
-      const t = await timedStep(model, backend, seqs);
+      if (s === 3) await probe.profile(); // drop the warm-up steps' profile
+      const t = await timedStep(model, probe, seqs);
       if (s >= 3) times.push(t); // the first steps capture the graph
     }
-    const profile = opProfileOf(backend);
+    const profile = await probe.profile();
     notePeak();
     const wall = median(times.map((t) => t.wallMs));
     const device = times[0]!.deviceMs !== undefined ? median(times.map((t) => t.deviceMs!)) : undefined;
@@ -165,9 +178,9 @@ export async function benchModel(opts: ModelBenchOptions): Promise<ModelBenchRes
   };
   for (const tokens of opts.prefills) {
     await prefill(Math.min(tokens, 512)); // warm-up: plans and kernels of this shape family
-    opProfileOf(backend);
+    await probe.profile();
     const r = await prefill(tokens);
-    const profile = opProfileOf(backend);
+    const profile = await probe.profile();
     if (profile) opts.log(`profile prefill ${tokens}: ${describeProfile(profile, 1)}`);
     result.prefill.push(r);
     opts.log(`prefill ${tokens}: ${r.seconds.toFixed(3)} s, ${r.tokensPerSecond.toFixed(0)} tok/s`);
@@ -177,9 +190,8 @@ export async function benchModel(opts: ModelBenchOptions): Promise<ModelBenchRes
     opts.log(`one ${opts.longPrompt}-token prompt: ${result.longPrompt.seconds.toFixed(2)} s (${result.longPrompt.tokensPerSecond.toFixed(0)} tok/s)`);
   }
   if (peakUsed > 0) result.peakDeviceBytes = peakUsed;
-  const ceilings = (backend as Backend & { measureCeilings?: () => { copyGBps: number; gemmTflops: number } }).measureCeilings;
   model.runner.dispose();
-  if (ceilings) {
+  if (model.backendName === 'cuda') {
     // Measured after the model is freed: the probe needs 8 GiB.
     const probe = await (await import('../backends/cuda/index.js')).CudaBackend.open();
     result.ceilings = probe.measureCeilings();

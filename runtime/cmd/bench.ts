@@ -28,6 +28,7 @@ Options:
   --long-prompt N                one prompt of N tokens (0: none)           [default: 262144]
   --max-num-batched-tokens N     prefill chunk                              [default: 8192]
   --steps N                      timed decode steps per batch size          [default: 20]
+  --tensor-parallel-size N       ranks (GPUs) to split the model over       [default: 1]
   --ops LIST                     op benchmarks instead of the model: moe, mlp, attention, mamba
   --moe-tokens LIST              token counts of the MoE and MLP benchmarks [default: 1,8,64,256,1024,4096]
   --serve URL                    a streaming load against a running server instead (output tok/s, TTFT, ITL)
@@ -94,6 +95,7 @@ export async function bench(argv: string[]): Promise<number> {
       'long-prompt': { type: 'string' },
       'max-num-batched-tokens': { type: 'string' },
       steps: { type: 'string' },
+      'tensor-parallel-size': { type: 'string' },
       ops: { type: 'string' },
       'moe-tokens': { type: 'string' },
       serve: { type: 'string' },
@@ -147,6 +149,7 @@ export async function bench(argv: string[]): Promise<number> {
         longPrompt: int('long-prompt', values['long-prompt'], 262144, 0),
         maxNumBatchedTokens: int('max-num-batched-tokens', values['max-num-batched-tokens'], 8192),
         steps: int('steps', values.steps, 20),
+        tensorParallelSize: int('tensor-parallel-size', values['tensor-parallel-size'], 1),
         log,
       }),
     };

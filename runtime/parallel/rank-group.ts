@@ -18,7 +18,7 @@ import type { JambaConfig } from '../models/config.js';
 import { CPU_DEFAULT_MAX_NUM_SEQS } from '../models/geometry.js';
 import type { ModelSource } from '../models/load.js';
 import { createCollectiveBuffers } from './collective.js';
-import type { RankBackend, RankInit, RankReply, RankRequest } from './rank-worker.js';
+import type { OpProfile, RankBackend, RankInit, RankReply, RankRequest } from './rank-worker.js';
 
 /** Largest exchange buffer half a CUDA rank keeps; bigger collectives run in pieces. */
 const CUDA_EXCHANGE_BYTES = 32 * 2 ** 20;
@@ -56,7 +56,7 @@ export function rankDevices(size: number, visible: number, env = process.env['JA
   return devices;
 }
 
-type Waiter = { resolve: (r: SampleResult) => void; reject: (e: Error) => void };
+type Waiter = { resolve: (r: Extract<RankReply, { type: 'stepped' | 'profiled' }>) => void; reject: (e: Error) => void };
 
 /** One rank's worker and its set-up replies, each awaited in turn. */
 class Rank {
@@ -74,7 +74,7 @@ class Rank {
     this.worker = new Worker(workerScript(), { workerData: init });
     this.worker.on('message', (reply: RankReply) => {
       if (reply.type === 'progress') onProgress?.(reply.bytesLoaded, reply.bytesTotal);
-      else if (reply.type === 'stepped') this.settle(reply.id, (w) => w.resolve(reply.result));
+      else if (reply.type === 'stepped' || reply.type === 'profiled') this.settle(reply.id, (w) => w.resolve(reply));
       else if (reply.type === 'failed' && reply.id !== undefined) this.settle(reply.id, (w) => w.reject(new Error(`rank ${init.rank}: ${reply.message}`)));
       else if (reply.type === 'failed') this.fail(new Error(`rank ${init.rank}: ${reply.message}`));
       else if (this.phases.has(reply.type)) this.phases.get(reply.type)!.resolve(reply);
@@ -115,11 +115,12 @@ class Rank {
     this.worker.postMessage(request);
   }
 
-  step(id: number, seqs: StepSequence[]): Promise<SampleResult> {
+  /** Sends a request that the rank answers by its id. */
+  ask<T extends 'stepped' | 'profiled'>(request: Extract<RankRequest, { type: 'step' | 'profile' }>): Promise<Extract<RankReply, { type: T }>> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
-      this.send({ type: 'step', id, seqs });
+      this.waiting.set(request.id, { resolve: (r) => resolve(r as Extract<RankReply, { type: T }>), reject });
+      this.send(request);
     });
   }
 
@@ -130,6 +131,7 @@ class Rank {
 
 class ParallelRunner implements ModelRunner {
   private nextId = 0;
+  private lastDeviceMs?: number;
 
   constructor(
     private readonly ranks: Rank[],
@@ -139,10 +141,23 @@ class ParallelRunner implements ModelRunner {
 
   async step(seqs: StepSequence[]): Promise<SampleResult> {
     const id = this.nextId++;
-    const results = await Promise.allSettled(this.ranks.map((r) => r.step(id, seqs)));
+    const results = await Promise.allSettled(this.ranks.map((r) => r.ask<'stepped'>({ type: 'step', id, seqs })));
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed.length > 0) throw new Error(failed.map((f) => (f.reason as Error).message).join('; '));
-    return (results[0] as PromiseFulfilledResult<SampleResult>).value;
+    const stepped = results.map((r) => (r as PromiseFulfilledResult<Extract<RankReply, { type: 'stepped' }>>).value);
+    const times = stepped.map((s) => s.deviceMs).filter((ms): ms is number => ms !== undefined);
+    this.lastDeviceMs = times.length > 0 ? Math.max(...times) : undefined;
+    return stepped[0]!.result;
+  }
+
+  /** The last step's device time on the slowest rank (benchmarks; undefined on the CPU). */
+  lastStepMs(): number | undefined {
+    return this.lastDeviceMs;
+  }
+
+  /** Rank 0's per-op device time since the last read (JAMBA_PROFILE_OPS=1); every rank runs the same ops. */
+  async opProfile(): Promise<OpProfile | undefined> {
+    return (await this.ranks[0]!.ask<'profiled'>({ type: 'profile', id: this.nextId++ })).profile;
   }
 
   resetStateSlot(slot: number): void {

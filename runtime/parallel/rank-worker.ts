@@ -13,6 +13,14 @@ export type RankBackend =
   /** devicePeers: ranks of the group on the same device (1 in production; tests share one GPU). */
   | { kind: 'cuda'; device: number; devicePeers: number };
 
+export type OpProfile = Record<string, { ms: number; calls: number }>;
+
+/** What a CUDA backend measures, read where the rank's backend offers it. */
+interface Measured {
+  lastStepMs?: () => number;
+  opProfile?: () => OpProfile | undefined;
+}
+
 export interface RankInit {
   source: ModelSource;
   options: Omit<LoadOptions, 'onProgress'>;
@@ -27,6 +35,8 @@ export type RankRequest =
   /** Size the pools from this memory (the tightest rank's), so every rank's come out the same. */
   | { type: 'finish'; memory?: DeviceMemory }
   | { type: 'step'; id: number; seqs: StepSequence[] }
+  /** Per-op device time since the last read (benchmarks, JAMBA_PROFILE_OPS=1). */
+  | { type: 'profile'; id: number }
   | { type: 'reset'; slot: number }
   | { type: 'dispose' };
 
@@ -37,7 +47,9 @@ export type RankReply =
   | { type: 'placed'; memory?: DeviceMemory }
   | { type: 'loaded'; info: Omit<LoadedModel, 'runner' | 'backend'>; geometry: LoadedModel['runner']['geometry'] }
   | { type: 'progress'; bytesLoaded: number; bytesTotal: number }
-  | { type: 'stepped'; id: number; result: Awaited<ReturnType<LoadedModel['runner']['step']>> }
+  /** deviceMs: the step's device time, where the backend measures it. */
+  | { type: 'stepped'; id: number; result: Awaited<ReturnType<LoadedModel['runner']['step']>>; deviceMs?: number }
+  | { type: 'profiled'; id: number; profile?: OpProfile }
   | { type: 'failed'; id?: number; message: string };
 
 const port = parentPort!;
@@ -95,7 +107,8 @@ async function main(): Promise<void> {
     reply({ type: 'failed', message: (error as Error).message });
     return;
   }
-  const { runner, backend: _backend, ...info } = model;
+  const { runner, backend, ...info } = model;
+  const measured = (backend ?? {}) as Measured;
   reply({ type: 'loaded', info, geometry: runner.geometry });
   port.on('message', (request: RankRequest) => {
     if (request.type === 'dispose') {
@@ -107,10 +120,14 @@ async function main(): Promise<void> {
       runner.resetStateSlot(request.slot);
       return;
     }
+    if (request.type === 'profile') {
+      reply({ type: 'profiled', id: request.id, profile: measured.opProfile?.() });
+      return;
+    }
     if (request.type !== 'step') return;
     trace(`step ${request.id}: ${request.seqs.length} sequences`);
     runner.step(request.seqs).then(
-      (result) => reply({ type: 'stepped', id: request.id, result }),
+      (result) => reply({ type: 'stepped', id: request.id, result, deviceMs: measured.lastStepMs?.() }),
       (error: Error) => reply({ type: 'failed', id: request.id, message: error.message }),
     );
   });
