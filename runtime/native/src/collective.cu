@@ -158,30 +158,26 @@ __device__ int64_t exchange(const void* x, int dtype, int64_t begin, int64_t end
   return half;
 }
 
-/** x[offset, offset + count) ← Σ over ranks, in rank order, in place. */
-__global__ void peer_all_reduce_kernel(void* x, int dtype, PeerView v, Piece p) {
+/**
+ * kGather false: x[offset, offset + count) ← Σ over ranks, in rank order, in place (x of `dtype`).
+ * kGather true: elements [offset, offset + count) of every rank's [rows, cols] f32 x → out [rows, size·cols].
+ */
+template <bool kGather>
+__global__ void peer_collective_kernel(void* x, int dtype, float* out, int cols, PeerView v, Piece p) {
   pdl_wait();
   int64_t begin, end;
   block_chunk(p.offset, p.count, begin, end);
   const int64_t half = exchange(x, dtype, begin, end, v, p);
   if (!(p.phases & kCombine)) return;
   for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
-    float s = 0.f;
-    for (int r = 0; r < p.size; r++) s += __ldcg(v.bufs[r] + half + (i - p.offset));
-    store_from_float(x, dtype, i, s);
-  }
-}
-
-/** Elements [offset, offset + count) of every rank's [rows, cols] x → out [rows, size·cols]. */
-__global__ void peer_all_gather_kernel(const float* x, float* out, int cols, PeerView v, Piece p) {
-  pdl_wait();
-  int64_t begin, end;
-  block_chunk(p.offset, p.count, begin, end);
-  const int64_t half = exchange(x, JB_DTYPE_F32, begin, end, v, p);
-  if (!(p.phases & kCombine)) return;
-  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
-    const int64_t row = i / cols, col = i % cols;
-    for (int r = 0; r < p.size; r++) out[(row * p.size + r) * cols + col] = __ldcg(v.bufs[r] + half + (i - p.offset));
+    if (kGather) {
+      const int64_t row = i / cols, col = i % cols;
+      for (int r = 0; r < p.size; r++) out[(row * p.size + r) * cols + col] = __ldcg(v.bufs[r] + half + (i - p.offset));
+    } else {
+      float s = 0.f;
+      for (int r = 0; r < p.size; r++) s += __ldcg(v.bufs[r] + half + (i - p.offset));
+      store_from_float(x, dtype, i, s);
+    }
   }
 }
 
@@ -263,7 +259,9 @@ int launch_all_reduce(Group& g, int rank, const Mat& x) {
     return nccl_check(g_nccl.all_reduce(as<void>(x.ptr), as<void>(x.ptr), count, x.dtype == JB_DTYPE_F32 ? kNcclFloat32 : kNcclBfloat16, kNcclSum, g.comms[rank], stream()),
                       "ncclAllReduce");
   }
-  return collective(g, rank, count, [&](const Piece& p) { return launch_pdl("all-reduce", peer_all_reduce_kernel, kBlocks, kThreads, 0, as<void>(x.ptr), x.dtype, g.view, p); });
+  return collective(g, rank, count, [&](const Piece& p) {
+    return launch_pdl("all-reduce", peer_collective_kernel<false>, kBlocks, kThreads, 0, as<void>(x.ptr), x.dtype, static_cast<float*>(nullptr), 0, g.view, p);
+  });
 }
 
 }  // namespace
@@ -290,7 +288,7 @@ int all_gather(Args& a) {
   const int64_t count = static_cast<int64_t>(x.rows) * x.cols;
   const int rank = current().rank;
   return collective(g, rank, count, [&](const Piece& p) {
-    return launch_pdl("all-gather", peer_all_gather_kernel, kBlocks, kThreads, 0, as<const float>(x.ptr), as<float>(out), x.cols, g.view, p);
+    return launch_pdl("all-gather", peer_collective_kernel<true>, kBlocks, kThreads, 0, as<void>(x.ptr), static_cast<int>(JB_DTYPE_F32), as<float>(out), x.cols, g.view, p);
   });
 }
 
