@@ -50,6 +50,16 @@ export interface SwiGluWeights {
   readonly down: LinearWeight; // [hidden, ffn]
 }
 
+/**
+ * Where a local [rows, cols] matrix sits in a full one of `fullCols` columns: its rows are the full
+ * rows of `rowRanges` in order, its columns [colStart, colStart + cols).
+ */
+export interface RandomWindow {
+  readonly fullCols: number;
+  readonly rowRanges: readonly (readonly [number, number])[];
+  readonly colStart: number;
+}
+
 /** Opaque handle: one MoE layer's experts, laid out as the backend's grouped kernel wants them. */
 export interface ExpertSet {
   readonly numExperts: number;
@@ -204,10 +214,15 @@ export interface Backend {
    * the weight will live (on the GPU for a GPU backend).
    */
   uploadInt8Matrix(data: RawTensorData, shape: readonly [number, number]): { weight: Tensor; scale: Tensor };
-  /** A matrix [rows, cols] of N(0, std²)-like random values made where it lives (benchmarks' random weights). */
-  randomMatrix(shape: readonly [number, number], std: number, seed: number): Tensor;
+  /**
+   * A matrix [rows, cols] of N(0, std²)-like random values made where it lives (benchmarks' random
+   * weights). Each value is a function of (seed, its index in the full matrix): `window` says where this
+   * matrix sits in a larger one (a tensor-parallel rank's shard), so the ranks' shards are slices of the
+   * same full matrix.
+   */
+  randomMatrix(shape: readonly [number, number], std: number, seed: number, window?: RandomWindow): Tensor;
   /** A random matrix quantized by the ExpertsInt8 rule where it lives, as uploadInt8Matrix would. */
-  randomInt8Matrix(shape: readonly [number, number], std: number, seed: number): { weight: Tensor; scale: Tensor };
+  randomInt8Matrix(shape: readonly [number, number], std: number, seed: number, window?: RandomWindow): { weight: Tensor; scale: Tensor };
   /** Groups one MoE layer's experts for `moeExperts` (all dense or all int8, same shapes). */
   createExpertSet(experts: readonly SwiGluWeights[]): ExpertSet;
   /** Copies a tensor back to the host as fp32 (tests, debugging). Ends nothing. */

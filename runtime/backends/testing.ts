@@ -19,3 +19,38 @@ export function normals(random: () => number, n: number, std = 1, mean = 0): Flo
   }
   return out;
 }
+
+const mix32 = (x: number): number => {
+  x = Math.imul(x ^ (x >>> 16), 0x7feb352d);
+  x = Math.imul(x ^ (x >>> 15), 0x846ca68b);
+  return (x ^ (x >>> 16)) >>> 0;
+};
+
+/**
+ * Element `index` of the random matrix `seed`: the sum of 4 hashed uniforms, scaled to N(0, std²)-like,
+ * as the CUDA backend's fill kernel makes it (runtime/native/src/elementwise.cu, random_bf16_kernel).
+ */
+export function randomAt(seed: number, index: number, std: number): number {
+  const lo = index >>> 0;
+  const hi = Math.floor(index / 4294967296) >>> 0;
+  let h = mix32((seed ^ mix32((lo ^ mix32((hi + 0x9e3779b9) >>> 0)) >>> 0)) >>> 0);
+  // fp32 arithmetic in the kernel's order (each term is exact, so its fused multiply-add rounds once).
+  let s = 0;
+  for (let j = 0; j < 4; j++) {
+    h = mix32((h + 0x9e3779b9) >>> 0);
+    s = Math.fround(s + (h >>> 8) * (1 / 16777216));
+  }
+  return Math.fround(Math.fround(Math.fround(s - 2) * Math.fround(1.7320508)) * Math.fround(std));
+}
+
+/** The [rows, cols] matrix `seed` as randomAt makes it, at `window` in the full one (the whole matrix without). */
+export function randomWindow(rows: number, cols: number, std: number, seed: number, window?: { fullCols: number; rowRanges: readonly (readonly [number, number])[]; colStart: number }): Float32Array {
+  const w = window ?? { fullCols: cols, rowRanges: [[0, rows]] as const, colStart: 0 };
+  const out = new Float32Array(rows * cols);
+  let o = 0;
+  for (const [start, end] of w.rowRanges) {
+    for (let r = start; r < end; r++) for (let c = 0; c < cols; c++) out[o++] = randomAt(seed, r * w.fullCols + w.colStart + c, std);
+  }
+  if (o !== out.length) throw new Error(`random window: ${o} values for a [${rows}, ${cols}] matrix`);
+  return out;
+}

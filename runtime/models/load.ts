@@ -11,7 +11,7 @@ import { loadWeights, type SelectTensor } from '../loader/load-weights.js';
 import { parseJambaConfig, type JambaConfig } from './config.js';
 import { activationBytesBound, cacheGeometry, CPU_DEFAULT_MAX_NUM_SEQS, defaultDeviceMaxNumSeqs, deviceCacheGeometry } from './geometry.js';
 import { JambaModel } from './jamba.js';
-import { checkShardable, localConfig, selection, slicedShape, tensorSlice } from './sharding.js';
+import { checkShardable, localConfig, randomWindowOf, selection, slicedShape, tensorSlice } from './sharding.js';
 import { ignorableTensors, jambaTensorSpecs } from './weights.js';
 import { WeightStore } from './weight-store.js';
 
@@ -72,8 +72,11 @@ export async function placeWeights(backend: Backend, source: ModelSource, opts: 
   if (source.kind === 'random') {
     const config = parseJambaConfig(JSON.stringify(source.configFields), 'preset');
     checkShardable(config, shard.size);
-    // Each rank draws its own shard (benchmarks: the numbers need not match any whole model's).
-    jambaTensorSpecs(config).forEach((spec, i) => store.addRandom(spec.name, slicedShape(spec.shape, tensorSlice(spec.name, config, shard)), 0x5eed + i + 7919 * shard.rank));
+    // Each rank makes its slice of the same random model (a tensor's values depend on their place in it).
+    jambaTensorSpecs(config).forEach((spec, i) => {
+      const slice = tensorSlice(spec.name, config, shard);
+      store.addRandom(spec.name, slicedShape(spec.shape, slice), 0x5eed + i, randomWindowOf(spec.shape, slice));
+    });
     return { config, store };
   }
   const config = await readConfig(source.dir);

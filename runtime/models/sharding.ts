@@ -10,6 +10,7 @@
 //   out_proj             row-parallel → all-reduce; its bias added on rank 0 only
 //   experts, dense MLP   gate/up column-parallel over ffn, down row-parallel → all-reduce
 //   router, norms        replicated
+import type { RandomWindow } from '../backends/backend.js';
 import type { JambaConfig } from './config.js';
 
 export interface Shard {
@@ -171,5 +172,22 @@ export function selection(shape: readonly number[], bytesPerElement: number, sli
       const width = (slice.end - slice.start) * inner;
       return { parts: Array.from({ length: shape[0]! }, (_, row) => [row * rowBytes + slice.start * inner, width] as const), shape: local, zeros: false };
     }
+  }
+}
+
+/**
+ * Where a rank's slice of a tensor of full `shape` sits in the full tensor viewed as a matrix [shape[0],
+ * the rest], for making shards of one random tensor (Backend.randomMatrix); undefined for the whole tensor.
+ */
+export function randomWindowOf(shape: readonly number[], slice: Slice): RandomWindow | undefined {
+  const fullCols = shape.slice(1).reduce((a, b) => a * b, 1);
+  switch (slice.kind) {
+    case 'full':
+    case 'rank0':
+      return undefined;
+    case 'rows':
+      return { fullCols, rowRanges: slice.ranges, colStart: 0 };
+    case 'cols':
+      return { fullCols, rowRanges: [[0, shape[0]!]], colStart: slice.start * (fullCols / shape[1]!) };
   }
 }

@@ -7,10 +7,10 @@
 // - small parameters (norms, biases, conv taps, A, D) are decoded to fp32 on the host. A few are reshaped
 //   or precomputed on the way in (conv1d's [Di, 1, k] becomes [Di, k]; A_log becomes -exp(A_log), as
 //   every step would otherwise recompute it).
-import type { Backend, LinearWeight, Tensor } from '../backends/backend.js';
+import type { Backend, LinearWeight, RandomWindow, Tensor } from '../backends/backend.js';
 import { toFloat32 } from '../loader/dtype.js';
 import type { RawTensor } from '../loader/load-weights.js';
-import { normals, rng } from '../backends/testing.js';
+import { randomWindow } from '../backends/testing.js';
 import { int8WeightBytes, isExpertsInt8Weight } from '../quant/expertsint8.js';
 
 const MATRIX = /(_proj\.weight|\.router\.weight|embed_tokens\.weight|^lm_head\.weight)$/;
@@ -64,24 +64,24 @@ export class WeightStore {
    * A = −(1..dState) per channel as Mamba initialises it, D 1, dt bias of softplus⁻¹(0.01), conv
    * taps N(0, 0.1²). The values only need to keep activations finite.
    */
-  addRandom(name: string, shape: number[], seed: number): void {
+  addRandom(name: string, shape: number[], seed: number, window?: RandomWindow): void {
     const b = this.backend;
     const count = shape.reduce((x, y) => x * y, 1);
     this.bytes.bf16 += count * 2;
     if (this.quantizeExperts && isExpertsInt8Weight(name)) {
       const [rows, cols] = shape as [number, number];
-      this.int8.set(name, b.randomInt8Matrix([rows, cols], 0.02, seed));
+      this.int8.set(name, b.randomInt8Matrix([rows, cols], 0.02, seed, window));
       this.bytes.deployed += int8WeightBytes(rows, cols);
       return;
     }
     this.bytes.deployed += count * 2;
     if (MATRIX.test(name) && shape.length === 2) {
-      this.dense.set(name, b.randomMatrix(shape as [number, number], 0.02, seed));
+      this.dense.set(name, b.randomMatrix(shape as [number, number], 0.02, seed, window));
     } else if (name.endsWith('.mamba.A_log')) {
       const dState = shape[1]!;
       this.dense.set(name, b.upload(Float32Array.from({ length: count }, (_, i) => -((i % dState) + 1)), shape));
     } else if (name.endsWith('.mamba.conv1d.weight')) {
-      this.dense.set(name, b.upload(normals(rng(seed), count, 0.1), [shape[0]!, shape[2]!]));
+      this.dense.set(name, b.upload(randomWindow(shape[0]!, shape[2]!, 0.1, seed, window), [shape[0]!, shape[2]!]));
     } else if (name.endsWith('.mamba.dt_proj.bias')) {
       this.dense.set(name, b.upload(new Float32Array(count).fill(Math.log(Math.expm1(0.01))), shape));
     } else if (/(layernorm|_norm)\.weight$|\.mamba\.D$/.test(name)) {

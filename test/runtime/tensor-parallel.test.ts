@@ -8,6 +8,8 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel } from '../../runtime/models/index.js';
+import { randomModel } from '../../runtime/models/load.js';
+import { PRESETS } from '../../runtime/models/presets.js';
 import type { LoadedModel } from '../../runtime/models/index.js';
 import { greedy, type GreedyResult } from '../../runtime/models/testing/greedy.js';
 import { TINY_CONFIG, writeTinyCheckpoint } from '../../runtime/models/testing/tiny-checkpoint.js';
@@ -21,8 +23,10 @@ interface Case {
   bf16: { greedy_token_ids: number[] };
 }
 
-async function run(dir: string, tp: number, prompts: number[][], newTokens: number[]): Promise<GreedyResult[]> {
-  const model: LoadedModel = await loadModel(dir, { quantization: 'none', backend: 'cpu', tensorParallelSize: tp, maxModelLen: 512, maxNumSeqs: 2 });
+async function run(dir: string | Record<string, unknown>, tp: number, prompts: number[][], newTokens: number[]): Promise<GreedyResult[]> {
+  const opts = { quantization: 'none', backend: 'cpu', tensorParallelSize: tp, maxModelLen: 512, maxNumSeqs: 2 } as const;
+  // A checkpoint directory, or a preset's fields made into random weights.
+  const model: LoadedModel = typeof dir === 'string' ? await loadModel(dir, opts) : await randomModel(dir, opts);
   try {
     const out: GreedyResult[] = [];
     const blockTable = Int32Array.from({ length: 32 }, (_, i) => 31 - i);
@@ -68,6 +72,14 @@ test('TP 8 on a checkpoint sized for it (KV heads copied across ranks) equals TP
   const whole = await run(dir, 1, prompts, [6, 6]);
   expectSame(await run(dir, 8, prompts, [6, 6]), whole);
 }, 180_000);
+
+test('random weights: every rank makes its slice of the same model, so TP 2 and 4 equal TP 1 (bench --tensor-parallel-size)', async () => {
+  // Larger weights than the bench's 0.02 are not needed: the outputs differ between ranks' slices at
+  // once if a rank draws values of its own (as it did before the windows).
+  const prompts = [Array.from({ length: 30 }, (_, i) => (i * 11 + 5) % 512)];
+  const whole = await run(PRESETS['jamba-tiny']!, 1, prompts, [5]);
+  for (const tp of [2, 4]) expectSame(await run(PRESETS['jamba-tiny']!, tp, prompts, [5]), whole);
+}, 120_000);
 
 test('a size that does not divide the heads is refused with the sizes that work', async () => {
   await expect(loadModel(join(FIXTURES, 'jamba-tiny-unusual'), { quantization: 'none', backend: 'cpu', tensorParallelSize: 4, maxModelLen: 64, maxNumSeqs: 1 })).rejects.toThrow(

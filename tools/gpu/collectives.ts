@@ -6,6 +6,7 @@
 import type { StepInputs } from '../../runtime/backends/backend.js';
 import { CudaBackend } from '../../runtime/backends/cuda/index.js';
 import { createGroup } from '../../runtime/backends/cuda/native.js';
+import { randomWindow } from '../../runtime/backends/testing.js';
 
 /** Exchange buffer half of 64 KiB: 16384 floats, so the larger cases run in several pieces. */
 const EXCHANGE_BYTES = 64 * 1024;
@@ -69,7 +70,22 @@ async function checkNcclBinding(say: (ok: boolean, line: string) => void): Promi
   }
 }
 
+/** Random weights: the device's fill gives randomAt's values (bf16-rounded) at a shard's window of the full matrix. */
+async function checkRandomWindows(say: (ok: boolean, line: string) => void): Promise<void> {
+  const b = await CudaBackend.open(0);
+  try {
+    const window = { fullCols: 500, rowRanges: [[3, 20], [40, 60]] as const, colStart: 100 };
+    const got = await b.download(b.randomMatrix([37, 300], 0.02, 0x5eed + 17, window));
+    const want = randomWindow(37, 300, 0.02, 0x5eed + 17, window).map(bf16Round);
+    const wrong = got.findIndex((v, i) => v !== want[i]);
+    say(wrong < 0, `random weights: a [37, 300] window of a [*, 500] matrix made on the device equals randomAt's values${wrong < 0 ? '' : `: first difference at ${wrong} (${got[wrong]} vs ${want[wrong]})`}`);
+  } finally {
+    b.dispose();
+  }
+}
+
 export async function checkCollectives(say: (ok: boolean, line: string) => void): Promise<void> {
+  await checkRandomWindows(say);
   if (process.env['JAMBA_NCCL_MIN_BYTES'] === '0') await checkNcclBinding(say);
   // Ranks sharing a device meet on the host unless asked to use the device barrier, which ranks on
   // distinct devices use: both, on the one GPU there is.

@@ -10,6 +10,7 @@ import type {
   LinearWeight,
   MambaState,
   RaggedBatch,
+  RandomWindow,
   RawTensorData,
   Routing,
   SampleResult,
@@ -21,7 +22,7 @@ import type {
 import { decodeInto } from '../../loader/dtype.js';
 import { quantizeRows } from '../../quant/expertsint8.js';
 import { sampleRow } from '../../sampling/sampler.js';
-import { normals, rng } from '../testing.js';
+import { randomWindow } from '../testing.js';
 import { pagedAttention } from './attention.js';
 import { addInPlace, embedding, gatherRows, siluMul, splitColumns } from './elementwise.js';
 import { mambaConv, selectiveScan } from './mamba.js';
@@ -77,12 +78,12 @@ export class CpuBackend implements Backend {
     return { weight: this.upload(q, shape), scale: this.upload(scale, [rows]) };
   }
 
-  randomMatrix(shape: readonly [number, number], std: number, seed: number): Tensor {
-    return this.upload(normals(rng(seed), shape[0] * shape[1], std), shape);
+  randomMatrix(shape: readonly [number, number], std: number, seed: number, window?: RandomWindow): Tensor {
+    return this.upload(randomWindow(shape[0], shape[1], std, seed, window), shape);
   }
 
-  randomInt8Matrix(shape: readonly [number, number], std: number, seed: number): { weight: Tensor; scale: Tensor } {
-    const values = normals(rng(seed), shape[0] * shape[1], std);
+  randomInt8Matrix(shape: readonly [number, number], std: number, seed: number, window?: RandomWindow): { weight: Tensor; scale: Tensor } {
+    const values = randomWindow(shape[0], shape[1], std, seed, window);
     return this.uploadInt8Matrix({ dtype: 'F32', bytes: new Uint8Array(values.buffer) }, shape);
   }
 

@@ -19,6 +19,7 @@ import type {
   LinearWeight,
   MambaState,
   RaggedBatch,
+  RandomWindow,
   RawTensorData,
   Routing,
   SampleResult,
@@ -213,16 +214,27 @@ export class CudaBackend implements Backend {
     return { weight: new CudaTiledInt8(q, rows, cols), scale: new CudaTensor(scale, 'f32', [rows]) };
   }
 
-  randomMatrix([rows, cols]: readonly [number, number], std: number, seed: number): Tensor {
+  /** Fills [rows, cols] bf16 at `ptr` with the random matrix `seed` at `window` (the whole matrix without). */
+  private fillRandom(ptr: number, rows: number, cols: number, std: number, seed: number, window?: RandomWindow): void {
+    const w = window ?? { fullCols: cols, rowRanges: [[0, rows]] as const, colStart: 0 };
+    let at = 0;
+    for (const [start, end] of w.rowRanges) {
+      check(this.lib, this.lib.fillRandomBf16(ptr + at * cols * 2, end - start, cols, std, seed >>> 0, w.fullCols, start, w.colStart), 'filling a random matrix');
+      at += end - start;
+    }
+    if (at !== rows) throw new Error(`random matrix: the window's rows make ${at}, the matrix has ${rows}`);
+  }
+
+  randomMatrix([rows, cols]: readonly [number, number], std: number, seed: number, window?: RandomWindow): Tensor {
     const ptr = this.malloc(rows * cols * 2, 'a random matrix');
-    check(this.lib, this.lib.fillRandomBf16(ptr, rows * cols, std, seed >>> 0), 'filling a random matrix');
+    this.fillRandom(ptr, rows, cols, std, seed, window);
     this.weightBytes += rows * cols * 2;
     return new CudaTensor(ptr, 'bf16', [rows, cols]);
   }
 
-  randomInt8Matrix([rows, cols]: readonly [number, number], std: number, seed: number): { weight: Tensor; scale: Tensor } {
+  randomInt8Matrix([rows, cols]: readonly [number, number], std: number, seed: number, window?: RandomWindow): { weight: Tensor; scale: Tensor } {
     const staged = this.malloc(rows * cols * 2, 'a random matrix');
-    check(this.lib, this.lib.fillRandomBf16(staged, rows * cols, std, seed >>> 0), 'filling a random matrix');
+    this.fillRandom(staged, rows, cols, std, seed, window);
     const quantized = this.quantizeInt8(staged, DTYPE.bf16, rows, cols, 'quantizing a random matrix');
     this.release(staged);
     return quantized;

@@ -22,7 +22,7 @@ export interface NativeLib {
   sync(): number;
   convert(dst: number, dstDtype: number, src: number, srcDtype: number, count: number): number;
   quantizeInt8(q: number, scale: number, src: number, srcDtype: number, rows: number, cols: number): number;
-  fillRandomBf16(dst: number, count: number, std: number, seed: number): number;
+  fillRandomBf16(dst: number, rows: number, cols: number, std: number, seed: number, fullCols: number, row0: number, col0: number): number;
   run(
     program: Float64Array, length: number, payload: Uint8Array, payloadBytes: number, payloadDev: number, result: Uint8Array,
     resultBytes: number, resultDev: number, graphKey: number,
@@ -50,7 +50,7 @@ interface RawLib {
   sync(ctx: number): number;
   convert(ctx: number, dst: number, dstDtype: number, src: number, srcDtype: number, count: number): number;
   quantizeInt8(ctx: number, q: number, scale: number, src: number, srcDtype: number, rows: number, cols: number): number;
-  fillRandomBf16(ctx: number, dst: number, count: number, std: number, seed: number): number;
+  fillRandomBf16(ctx: number, dst: number, rows: number, cols: number, std: number, seed: number, fullCols: number, row0: number, col0: number): number;
   run: ((...args: unknown[]) => number) & { async: (...args: unknown[]) => void };
   resetGraphs(ctx: number): number;
   hasGraph(ctx: number, graphKey: number): number;
@@ -99,7 +99,7 @@ async function load(): Promise<RawLib> {
     sync: lib.func('int jb_sync(int ctx)'),
     convert: lib.func('int jb_convert(int ctx, double dst, int dst_dtype, double src, int src_dtype, uint64_t count)'),
     quantizeInt8: lib.func('int jb_quantize_int8(int ctx, double q, double scale, double src, int src_dtype, int rows, int cols)'),
-    fillRandomBf16: lib.func('int jb_fill_random_bf16(int ctx, double dst, uint64_t count, double std, uint32_t seed)'),
+    fillRandomBf16: lib.func('int jb_fill_random_bf16(int ctx, double dst, uint64_t rows, uint64_t cols, double std, uint32_t seed, uint64_t full_cols, uint64_t row0, uint64_t col0)'),
     run: lib.func(
       'int jb_run(int ctx, const double *program, int length, const void *payload, uint64_t payload_bytes, double payload_dev, void *result, uint64_t result_bytes, double result_dev, int graph_key)',
     ),
@@ -140,7 +140,7 @@ export async function openContext(device: number, opts: ContextOptions = {}): Pr
     sync: () => raw.sync(ctx),
     convert: (dst, dstDtype, src, srcDtype, count) => raw.convert(ctx, dst, dstDtype, src, srcDtype, count),
     quantizeInt8: (q, scale, src, srcDtype, rows, cols) => raw.quantizeInt8(ctx, q, scale, src, srcDtype, rows, cols),
-    fillRandomBf16: (dst, count, std, seed) => raw.fillRandomBf16(ctx, dst, count, std, seed),
+    fillRandomBf16: (dst, rows, cols, std, seed, fullCols, row0, col0) => raw.fillRandomBf16(ctx, dst, rows, cols, std, seed, fullCols, row0, col0),
     run: (...args) =>
       opts.blockingRuns
         ? Promise.resolve(raw.run(ctx, ...args))

@@ -85,8 +85,12 @@ int jb_sync(int ctx);
 int jb_convert(int ctx, double dst, int dst_dtype, double src, int src_dtype, uint64_t count);
 /** ExpertsInt8: quantizes a [rows, cols] matrix (src_dtype) per row into q (int8) and scale (f32). */
 int jb_quantize_int8(int ctx, double q, double scale, double src, int src_dtype, int rows, int cols);
-/** Fills count bf16 values with N(0, std²)-ish numbers from (seed, index) (benchmarks' random weights). */
-int jb_fill_random_bf16(int ctx, double dst, uint64_t count, double std, uint32_t seed);
+/**
+ * Fills a [rows, cols] bf16 matrix with N(0, std²)-ish numbers from (seed, index), where the index is
+ * that of element (row0 + r, col0 + c) in a full matrix of full_cols columns (benchmarks' random
+ * weights; a tensor-parallel rank makes its shard of the same full matrix).
+ */
+int jb_fill_random_bf16(int ctx, double dst, uint64_t rows, uint64_t cols, double std, uint32_t seed, uint64_t full_cols, uint64_t row0, uint64_t col0);
 /**
  * Runs one program: uploads `payload_bytes` of host inputs to `payload_dev`, executes every op, then
  * downloads `result_bytes` from `result_dev` into `result` and waits. graph_key >= 0 names a program

@@ -262,7 +262,7 @@ int all_gather(Args& a);
 namespace jb {
 int launch_convert(void* dst, int dst_dtype, const void* src, int src_dtype, size_t count);
 int launch_quantize_int8(int8_t* q, float* scale, const void* src, int src_dtype, int rows, int cols);
-int launch_fill_random_bf16(__nv_bfloat16* dst, size_t count, float std, uint32_t seed);
+int launch_fill_random_bf16(__nv_bfloat16* dst, size_t rows, size_t cols, float std, uint32_t seed, size_t full_cols, size_t row0, size_t col0);
 int gemm_init();
 /** Frees the calling context's cuBLASLt handle, workspace and plans. */
 void gemm_release();

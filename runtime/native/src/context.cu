@@ -354,9 +354,9 @@ int jb_quantize_int8(int ctx, double q, double scale, double src, int src_dtype,
   return 0;
 }
 
-int jb_fill_random_bf16(int ctx, double dst, uint64_t count, double std, uint32_t seed) {
+int jb_fill_random_bf16(int ctx, double dst, uint64_t rows, uint64_t cols, double std, uint32_t seed, uint64_t full_cols, uint64_t row0, uint64_t col0) {
   JB_ENTER(ctx);
-  if (launch_fill_random_bf16(as<__nv_bfloat16>(static_cast<uint64_t>(dst)), count, static_cast<float>(std), seed) != 0) return -1;
+  if (launch_fill_random_bf16(as<__nv_bfloat16>(static_cast<uint64_t>(dst)), rows, cols, static_cast<float>(std), seed, full_cols, row0, col0) != 0) return -1;
   JB_CUDA(cudaStreamSynchronize(JB_CTX.stream));
   return 0;
 }
@@ -408,7 +408,7 @@ int jb_measure_ceilings(int ctx, double* out) {
   __nv_bfloat16* x = static_cast<__nv_bfloat16*>(src);
   __nv_bfloat16* w = x + mat;
   __nv_bfloat16* y = static_cast<__nv_bfloat16*>(dst);
-  if (launch_fill_random_bf16(x, 2 * mat, 1.f, 7) != 0) return -1;
+  if (launch_fill_random_bf16(x, 2 * n, n, 1.f, 7, n, 0, 0) != 0) return -1;
   float gemm_ms = 0.f;
   const int rc = time_gemm(n, n, n, x, w, y, 10, &gemm_ms);
   cudaFree(src);

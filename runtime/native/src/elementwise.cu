@@ -138,8 +138,15 @@ __device__ __forceinline__ uint32_t mix32(uint32_t x) {
 }
 
 /** Approximately normal values from a hash of (seed, index): the sum of four uniforms, rescaled. */
-__global__ void random_bf16_kernel(__nv_bfloat16* dst, size_t count, float std, uint32_t seed) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < count; i += (size_t)gridDim.x * blockDim.x) {
+/**
+ * A [rows, cols] block of the random matrix `seed`: element (r, c) is the full matrix's element
+ * (row0 + r) · full_cols + col0 + c, a function of (seed, that index) alone, so shards made apart are
+ * slices of one matrix (runtime/backends/testing.ts, randomAt, computes the same values).
+ */
+__global__ void random_bf16_kernel(__nv_bfloat16* dst, size_t rows, size_t cols, float std, uint32_t seed, size_t full_cols, size_t row0, size_t col0) {
+  const size_t count = rows * cols;
+  for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < count; k += (size_t)gridDim.x * blockDim.x) {
+    const size_t i = (row0 + k / cols) * full_cols + col0 + k % cols;
     uint32_t h = mix32(seed ^ mix32(static_cast<uint32_t>(i) ^ mix32(static_cast<uint32_t>(i >> 32) + 0x9e3779b9u)));
     float s = 0.f;
 #pragma unroll
@@ -148,7 +155,7 @@ __global__ void random_bf16_kernel(__nv_bfloat16* dst, size_t count, float std, 
       s += (h >> 8) * (1.f / 16777216.f);
     }
     // Sum of 4 U(0,1): mean 2, variance 1/3.
-    dst[i] = __float2bfloat16_rn((s - 2.f) * 1.7320508f * std);
+    dst[k] = __float2bfloat16_rn((s - 2.f) * 1.7320508f * std);
   }
 }
 
@@ -178,9 +185,9 @@ int launch_quantize_int8(int8_t* q, float* scale, const void* src, int src_dtype
   return 0;
 }
 
-int launch_fill_random_bf16(__nv_bfloat16* dst, size_t count, float std, uint32_t seed) {
-  if (count == 0) return 0;
-  random_bf16_kernel<<<grid_for(count, 256), 256, 0, stream()>>>(dst, count, std, seed);
+int launch_fill_random_bf16(__nv_bfloat16* dst, size_t rows, size_t cols, float std, uint32_t seed, size_t full_cols, size_t row0, size_t col0) {
+  if (rows * cols == 0) return 0;
+  random_bf16_kernel<<<grid_for(rows * cols, 256), 256, 0, stream()>>>(dst, rows, cols, std, seed, full_cols, row0, col0);
   JB_LAUNCHED("random weights");
   return 0;
 }
