@@ -7,12 +7,14 @@
 //      measured from Hugging Face's own bf16 run of the same cases (JAMBA_HF_BF16, see below);
 //   3. continuous batching: all cases at once give what each gives alone (same rule);
 //   4. (part `collectives`) the tensor-parallel collectives, exact (collectives.ts); with
-//      JAMBA_CHECK_TP=N the fixtures run over N ranks, under the same rule.
+//      JAMBA_CHECK_TP=N the fixtures run over N ranks, under the same rule; (part `tp-random`) the
+//      random Mini over N ranks against one (tp-random.ts).
 // Prints one line per check and writes everything as JSON to the file given as the first argument.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { compareBackends, PROFILES } from '../../runtime/backends/conformance.js';
 import { checkCollectives } from './collectives.js';
+import { checkTensorParallelRandom } from './tp-random.js';
 import { cpuBf16Deviations, FIXTURES, referenceCases, type RefCase, type RefRun, VARIANTS } from './cpu-bf16.js';
 import { CpuBackend } from '../../runtime/backends/cpu/index.js';
 import { CudaBackend } from '../../runtime/backends/cuda/index.js';
@@ -236,6 +238,7 @@ async function main(): Promise<void> {
     }
   }
   if (parts.includes('collectives')) await checkCollectives(say);
+  if (parts.includes('tp-random')) await checkTensorParallelRandom(say);
   if (parts.includes('fixtures')) await fixtures();
   if (parts.includes('conformance')) await conformance();
   report['summary'] = { failures, lines };

@@ -1,0 +1,56 @@
+// Tensor parallelism at real shapes without a checkpoint: the random Jamba-1.5-Mini (each rank makes its
+// slice of the same random model) over JAMBA_CHECK_TP ranks (default 2; JAMBA_TP_DEVICES maps them to
+// devices) against one rank, greedy after a 64-token prompt, bf16 and ExpertsInt8. Random weights give
+// nearly flat distributions, and the ranks sum in another order (two GEMM halves and an fp32 all-reduce;
+// ExpertsInt8 scales per rank's slice of a down projection), so tokens may part where the one-rank run's
+// top-1/top-2 margin is within MARGIN, and log-probabilities may move by TOLERANCE: 1.5 × the 0.20 nats
+// measured between the two on one H200 (docs/benchmarks/cuda.md, ninth session).
+import { randomModel } from '../../runtime/models/load.js';
+import { PRESETS } from '../../runtime/models/presets.js';
+import { greedy, type GreedyResult } from '../../runtime/models/testing/greedy.js';
+
+const MARGIN = 0.1;
+const TOLERANCE = 0.3;
+const STEPS = 8;
+
+/** Greedy tokens and top-5 log-probabilities of the random Mini over `tp` ranks (freed after). */
+async function greedyOn(tp: number, quantization: 'none' | 'expertsint8', prompt: number[], steps: number): Promise<GreedyResult> {
+  const model = await randomModel(PRESETS['jamba-1.5-mini']!, { quantization, backend: 'cuda', tensorParallelSize: tp, maxModelLen: 1024, maxNumSeqs: 4, maxNumBatchedTokens: 512 });
+  try {
+    return await greedy(model.runner, prompt, steps, { stateSlot: 1, blockTable: Int32Array.from({ length: 64 }, (_, i) => i), topN: 5 });
+  } finally {
+    model.runner.dispose();
+    await new Promise((resolve) => setTimeout(resolve, 2000)); // the ranks' workers free their memory as they exit
+  }
+}
+
+export async function checkTensorParallelRandom(say: (ok: boolean, line: string) => void): Promise<void> {
+  const tp = Number(process.env['JAMBA_CHECK_TP'] ?? 2);
+  const prompt = Array.from({ length: 64 }, (_, i) => (i * 7919 + 13) % 65536);
+  for (const quantization of ['none', 'expertsint8'] as const) {
+    try {
+      const whole = await greedyOn(1, quantization, prompt, STEPS);
+      const split = await greedyOn(tp, quantization, prompt, STEPS);
+      let worst = 0;
+      let steps = 0;
+      let note = `all ${STEPS} steps agree`;
+      let ok = true;
+      for (let s = 0; s < STEPS; s++) {
+        const [first, second] = whole.top[s]!;
+        const others = new Map(split.top[s]);
+        for (const [id, lp] of whole.top[s]!) if (others.has(id)) worst = Math.max(worst, Math.abs(lp - others.get(id)!));
+        steps++;
+        if (split.tokens[s] !== whole.tokens[s]) {
+          const margin = first![1] - second![1];
+          ok = margin <= MARGIN;
+          note = `part at step ${s} (one rank's margin ${margin.toFixed(3)}, allowed ${MARGIN})`;
+          break;
+        }
+      }
+      ok &&= worst <= TOLERANCE;
+      say(ok, `TP ${tp} random Mini ${quantization}: ${note}; worst |Δ logprob| over the top-5 of ${steps} steps ${worst.toFixed(3)} (tolerance ${TOLERANCE})`);
+    } catch (error) {
+      say(false, `TP ${tp} random Mini ${quantization}: ${(error as Error).stack}`);
+    }
+  }
+}
