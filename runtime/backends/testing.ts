@@ -1,4 +1,6 @@
-// Deterministic random numbers for tests (mulberry32 + Box–Muller).
+// Deterministic random numbers for tests (mulberry32 + Box–Muller), and random weights by place.
+import type { RandomWindow } from './backend.js';
+import { mix32 } from '../sampling/prng.js';
 
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -20,12 +22,6 @@ export function normals(random: () => number, n: number, std = 1, mean = 0): Flo
   return out;
 }
 
-const mix32 = (x: number): number => {
-  x = Math.imul(x ^ (x >>> 16), 0x7feb352d);
-  x = Math.imul(x ^ (x >>> 15), 0x846ca68b);
-  return (x ^ (x >>> 16)) >>> 0;
-};
-
 /**
  * Element `index` of the random matrix `seed`: the sum of 4 hashed uniforms, scaled to N(0, std²)-like,
  * as the CUDA backend's fill kernel makes it (runtime/native/src/elementwise.cu, random_bf16_kernel).
@@ -43,9 +39,14 @@ export function randomAt(seed: number, index: number, std: number): number {
   return Math.fround(Math.fround(Math.fround(s - 2) * Math.fround(1.7320508)) * Math.fround(std));
 }
 
+/** The window of a whole [rows, cols] matrix. */
+export function wholeWindow(rows: number, cols: number): RandomWindow {
+  return { fullCols: cols, rowRanges: [[0, rows]], colStart: 0 };
+}
+
 /** The [rows, cols] matrix `seed` as randomAt makes it, at `window` in the full one (the whole matrix without). */
-export function randomWindow(rows: number, cols: number, std: number, seed: number, window?: { fullCols: number; rowRanges: readonly (readonly [number, number])[]; colStart: number }): Float32Array {
-  const w = window ?? { fullCols: cols, rowRanges: [[0, rows]] as const, colStart: 0 };
+export function randomWindow(rows: number, cols: number, std: number, seed: number, window = wholeWindow(rows, cols)): Float32Array {
+  const w = window;
   const out = new Float32Array(rows * cols);
   let o = 0;
   for (const [start, end] of w.rowRanges) {

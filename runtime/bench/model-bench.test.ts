@@ -1,18 +1,23 @@
 // The bench command's model path, on the CPU with the tiny preset (the GPU presets need the device).
-import { benchModel } from './model-bench.js';
+import { benchModel, type ModelBenchOptions } from './model-bench.js';
+
+/** The tiny preset on the CPU; each test sets what it measures. */
+const TINY: Omit<ModelBenchOptions, 'quantization' | 'batches' | 'context' | 'prefills' | 'longPrompt' | 'tensorParallelSize' | 'log'> = {
+  preset: 'jamba-tiny',
+  backend: 'cpu',
+  maxNumBatchedTokens: 64,
+  steps: 2,
+};
 
 test('jamba-runtime bench --preset jamba-tiny --random-weights: decode, prefill and a long prompt, each measured', async () => {
   const lines: string[] = [];
   const result = await benchModel({
-    preset: 'jamba-tiny',
+    ...TINY,
     quantization: 'expertsint8',
-    backend: 'cpu',
     batches: [1, 3],
     context: 24,
     prefills: [40],
     longPrompt: 200,
-    maxNumBatchedTokens: 64,
-    steps: 2,
     tensorParallelSize: 1,
     log: (line) => lines.push(line),
   });
@@ -34,15 +39,12 @@ test('jamba-runtime bench --preset jamba-tiny --random-weights: decode, prefill 
 test('bench --tensor-parallel-size 2: the random model split over two ranks (worker threads) is measured the same way', async () => {
   const lines: string[] = [];
   const result = await benchModel({
-    preset: 'jamba-tiny',
+    ...TINY,
     quantization: 'none',
-    backend: 'cpu',
     batches: [2],
     context: 16,
     prefills: [24],
     longPrompt: 0,
-    maxNumBatchedTokens: 64,
-    steps: 2,
     tensorParallelSize: 2,
     log: (line) => lines.push(line),
   });

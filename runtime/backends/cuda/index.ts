@@ -34,6 +34,7 @@ import { CudaTiledInt8, tiledInt8, tiledInt8Bytes, untileInt8 } from './int8-til
 import { check, type ContextOptions, type NativeLib, openContext } from './native.js';
 import { BYTES, type DeviceMatrix, DTYPE, type NativeDType, OP, Program } from './program.js';
 import { packStep, type PayloadLayout, payloadBound } from './step-payload.js';
+import { wholeWindow } from '../testing.js';
 import { cuda, CudaExpertSet, CudaKvCache, CudaMambaState, CudaTensor, overlaps, sameMatrix } from './tensor.js';
 
 /** Most top log-probabilities per sampled row (the sampling kernel's fixed output width). */
@@ -59,8 +60,6 @@ export interface RankPlacement {
   shard?: { readonly rank: number; readonly size: number };
   /** Ranks on this backend's device (tests run a group on one GPU); default 1. */
   devicePeers?: number;
-  /** Device bytes in use before the group's ranks allocated anything (counted once, shared by devicePeers). */
-  baselineUsedBytes?: number;
 }
 
 /** As many norms as one RMSNORMS op takes (include/jamba_native.h). */
@@ -106,8 +105,6 @@ export class CudaBackend implements Backend {
   readonly shard: { readonly rank: number; readonly size: number };
   /** Ranks on this backend's device (1 unless a group's ranks share it, as tests do): each sees its share. */
   private readonly devicePeers: number;
-  /** Device memory in use when the context opened, before any rank allocated (a shared device's overhead). */
-  private readonly baselineUsed: number;
   private readonly program = new Program();
   private readonly owned = new Set<number>();
   private weightBytes = 0;
@@ -129,7 +126,6 @@ export class CudaBackend implements Backend {
   ) {
     this.shard = placement.shard ?? { rank: 0, size: 1 };
     this.devicePeers = placement.devicePeers ?? 1;
-    this.baselineUsed = placement.baselineUsedBytes ?? 0;
   }
 
   static async open(device = 0, placement: RankPlacement & ContextOptions = {}): Promise<CudaBackend> {
@@ -215,8 +211,7 @@ export class CudaBackend implements Backend {
   }
 
   /** Fills [rows, cols] bf16 at `ptr` with the random matrix `seed` at `window` (the whole matrix without). */
-  private fillRandom(ptr: number, rows: number, cols: number, std: number, seed: number, window?: RandomWindow): void {
-    const w = window ?? { fullCols: cols, rowRanges: [[0, rows]] as const, colStart: 0 };
+  private fillRandom(ptr: number, rows: number, cols: number, std: number, seed: number, w = wholeWindow(rows, cols)): void {
     let at = 0;
     for (const [start, end] of w.rowRanges) {
       check(this.lib, this.lib.fillRandomBf16(ptr + at * cols * 2, end - start, cols, std, seed >>> 0, w.fullCols, start, w.colStart), 'filling a random matrix');
@@ -325,10 +320,10 @@ export class CudaBackend implements Backend {
     const info = new Float64Array(8);
     check(this.lib, this.lib.deviceInfo(info), 'reading device memory');
     if (this.devicePeers === 1) return { freeBytes: info[0]!, totalBytes: info[1]! };
-    // Ranks sharing a device: each sees its share, used by what it allocated itself and its share of
-    // what was in use before the ranks began, so every rank's pools come out the same size.
+    // Ranks sharing a device: each sees its share, used by what it allocated itself, so every rank's
+    // pools come out the same size.
     const totalBytes = Math.floor(info[1]! / this.devicePeers);
-    return { totalBytes, freeBytes: Math.max(0, totalBytes - info[6]! - Math.ceil(this.baselineUsed / this.devicePeers)) };
+    return { totalBytes, freeBytes: Math.max(0, totalBytes - info[6]!) };
   }
 
   reserveActivations(plan: ActivationPlan): number {

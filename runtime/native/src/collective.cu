@@ -23,8 +23,6 @@
 #include "context.cuh"
 
 namespace jb {
-
-
 namespace {
 
 constexpr int kMaxRanks = 8;
