@@ -50,7 +50,7 @@ test.each([
   ['int8 scale ignored', new IgnoresInt8Scale(), ['linear (int8', 'denseMlp']],
   ['attention without 1/sqrt(d)', new UnscaledAttention(), 'pagedAttention'],
   ['router renormalises top-k', new RenormalisingRouter(), ['routerTopK', 'moeExperts']],
-  ['scan state reset every step', new ForgetsScanState(), 'mambaConv + selectiveScan'],
+  ['scan state reset every step', new ForgetsScanState(), ['mambaConv + selectiveScan', 'Mamba mixer']],
   ['top-p ignored', new IgnoresTopP(), 'sample'],
 ])('a backend with a bug is caught: %s', async (_bug, broken, failingCases) => {
   const results = await compareBackends(broken, new CpuBackend());

@@ -342,6 +342,43 @@ export const OP_CASES: OpCase[] = [
       return outs;
     },
   },
+  {
+    // The mixer's middle as the model runs it (runtime/models/jamba.ts), every intermediate compared: a
+    // backend may fuse these ops (step 2 is a step of single-row sequences, as decode is).
+    name: 'Mamba mixer: mambaConv → x_proj → dt/B/C rmsNorms → dt_proj → selectiveScan (prefill + chunk + decode)',
+    tolerance: BF16_TOL,
+    async run(b, s) {
+      const r = rng(9);
+      const state = b.createMambaState(3, s.dInner, s.dConv, s.dState);
+      const convW = act(b, r, [s.dInner, s.dConv], 0.5);
+      const convB = act(b, r, [s.dInner], 0.1);
+      const xProj = dense(b, r, s.dtRank + 2 * s.dState, s.dInner);
+      const norms = [s.dtRank, s.dState, s.dState].map((n) => act(b, r, [n], 0.2, 1));
+      const dtProj: LinearWeight = { ...dense(b, r, s.dInner, s.dtRank), bias: act(b, r, [s.dInner], 0.5, -2) };
+      const negA = b.upload(Float32Array.from(normals(r, s.dInner * s.dState, 0.5), (v) => -Math.exp(v)), [s.dInner, s.dState]);
+      const d = act(b, r, [s.dInner], 0.3, 1);
+      const outs: Float32Array[] = [];
+      for (const step of STEPS) {
+        const batch = stepBatch(s, step);
+        const xIn = act(b, r, [batch.numRows, s.dInner]);
+        const z = act(b, r, [batch.numRows, s.dInner]);
+        outs.push(
+          ...(await inStep(b, stepInputs(batch, new Int32Array(batch.numRows)), async () => {
+            const xc = b.mambaConv(xIn, convW, convB, state, batch);
+            const dtbc = b.linear(xc, xProj);
+            const parts = b.splitColumns(dtbc, [s.dtRank, s.dState, s.dState]);
+            const [dtN, bN, cN] = parts.map((part, i) => b.rmsNorm(part, norms[i]!, 1e-6)) as [Tensor, Tensor, Tensor];
+            const dtRaw = b.linear(dtN, dtProj);
+            const y = b.selectiveScan({ x: xc, dtRaw, negA, b: bN, c: cN, d, z }, state, batch);
+            const got: Float32Array[] = [];
+            for (const t of [xc, dtbc, dtN, bN, cN, dtRaw, y]) got.push(await b.download(t)); // one at a time: the first runs the step
+            return got;
+          })),
+        );
+      }
+      return outs;
+    },
+  },
 ];
 
 /** The sampler over fp32 logits: token ids must match exactly, log-probabilities to fp32 rounding. */
