@@ -345,7 +345,7 @@ export const OP_CASES: OpCase[] = [
   {
     // The mixer's middle as the model runs it (runtime/models/jamba.ts), every intermediate compared: a
     // backend may fuse these ops (step 2 is a step of single-row sequences, as decode is).
-    name: 'Mamba mixer: mambaConv → x_proj → dt/B/C rmsNorms → dt_proj → selectiveScan (prefill + chunk + decode)',
+    name: 'Mamba mixer: in_proj → mambaConv → x_proj → dt/B/C rmsNorms → dt_proj → selectiveScan (prefill + chunk + decode)',
     tolerance: BF16_TOL,
     async run(b, s) {
       const r = rng(9);
@@ -357,13 +357,14 @@ export const OP_CASES: OpCase[] = [
       const dtProj: LinearWeight = { ...dense(b, r, s.dInner, s.dtRank), bias: act(b, r, [s.dInner], 0.5, -2) };
       const negA = b.upload(Float32Array.from(normals(r, s.dInner * s.dState, 0.5), (v) => -Math.exp(v)), [s.dInner, s.dState]);
       const d = act(b, r, [s.dInner], 0.3, 1);
+      const inProj = dense(b, r, 2 * s.dInner, s.hidden);
       const outs: Float32Array[] = [];
       for (const step of STEPS) {
         const batch = stepBatch(s, step);
-        const xIn = act(b, r, [batch.numRows, s.dInner]);
-        const z = act(b, r, [batch.numRows, s.dInner]);
+        const h = act(b, r, [batch.numRows, s.hidden]);
         outs.push(
           ...(await inStep(b, stepInputs(batch, new Int32Array(batch.numRows)), async () => {
+            const [xIn, z] = b.splitColumns(b.linear(h, inProj), [s.dInner, s.dInner]) as [Tensor, Tensor];
             const xc = b.mambaConv(xIn, convW, convB, state, batch);
             const dtbc = b.linear(xc, xProj);
             const parts = b.splitColumns(dtbc, [s.dtRank, s.dState, s.dState]);
