@@ -165,6 +165,16 @@ async function inStep(b: Backend, inputs: StepInputs, body: () => Promise<Float3
   }
 }
 
+/** A Mamba layer's state pool (3 slots), conv weights and bias, −exp(A_log) and D, drawn from `r`. */
+function mambaParams(b: Backend, r: Random, s: Shapes) {
+  const state = b.createMambaState(3, s.dInner, s.dConv, s.dState);
+  const convW = act(b, r, [s.dInner, s.dConv], 0.5);
+  const convB = act(b, r, [s.dInner], 0.1);
+  const negA = b.upload(Float32Array.from(normals(r, s.dInner * s.dState, 0.5), (v) => -Math.exp(v)), [s.dInner, s.dState]);
+  const d = act(b, r, [s.dInner], 0.3, 1);
+  return { state, convW, convB, negA, d };
+}
+
 const BF16_TOL = 1e-2;
 const FP32_TOL = 1e-4;
 
@@ -317,11 +327,7 @@ export const OP_CASES: OpCase[] = [
     tolerance: BF16_TOL,
     async run(b, s) {
       const r = rng(8);
-      const state = b.createMambaState(3, s.dInner, s.dConv, s.dState);
-      const convW = act(b, r, [s.dInner, s.dConv], 0.5);
-      const convB = act(b, r, [s.dInner], 0.1);
-      const negA = b.upload(Float32Array.from(normals(r, s.dInner * s.dState, 0.5), (v) => -Math.exp(v)), [s.dInner, s.dState]);
-      const d = act(b, r, [s.dInner], 0.3, 1);
+      const { state, convW, convB, negA, d } = mambaParams(b, r, s);
       const outs: Float32Array[] = [];
       for (const step of STEPS) {
         const batch = stepBatch(s, step);
@@ -349,14 +355,10 @@ export const OP_CASES: OpCase[] = [
     tolerance: BF16_TOL,
     async run(b, s) {
       const r = rng(9);
-      const state = b.createMambaState(3, s.dInner, s.dConv, s.dState);
-      const convW = act(b, r, [s.dInner, s.dConv], 0.5);
-      const convB = act(b, r, [s.dInner], 0.1);
+      const { state, convW, convB, negA, d } = mambaParams(b, r, s);
       const xProj = dense(b, r, s.dtRank + 2 * s.dState, s.dInner);
       const norms = [s.dtRank, s.dState, s.dState].map((n) => act(b, r, [n], 0.2, 1));
       const dtProj: LinearWeight = { ...dense(b, r, s.dInner, s.dtRank), bias: act(b, r, [s.dInner], 0.5, -2) };
-      const negA = b.upload(Float32Array.from(normals(r, s.dInner * s.dState, 0.5), (v) => -Math.exp(v)), [s.dInner, s.dState]);
-      const d = act(b, r, [s.dInner], 0.3, 1);
       const inProj = dense(b, r, 2 * s.dInner, s.hidden);
       const outs: Float32Array[] = [];
       for (const step of STEPS) {
