@@ -156,8 +156,11 @@ export function activationBytesBound(cfg: JambaConfig, maxTokens: number, maxSeq
   const stepWide = T * H * e.acc + maxSeqs * (2 * H * e.act + cfg.vocabSize * e.acc);
   const mamba = T * (2 * H * e.act + 2 * di * e.act + di * e.act + (cfg.mambaDtRank + 2 * cfg.mambaDState) * 2 * e.act + di * e.acc + di * e.act);
   const attention = T * (2 * H * e.act + (2 * q + 2 * kv) * e.act);
-  const moe = T * (H * e.act + cfg.numExperts * e.acc + k * 8 + k * 4 + k * ffn * e.act + H * e.acc) + moePartialFloatsUpTo(T * k, H, ffn) * e.acc + 4 * 4 * cfg.numExperts;
-  const mlp = T * (H * e.act + 3 * ffn * e.act + H * e.acc);
+  // x's rows again in 16 bits, a scale per row and per 64 channels of each pair: the GPU's fp16 decode inputs.
+  const halfRows = (pairsPerRow: number) => T * (H * e.act + (1 + pairsPerRow * Math.ceil(ffn / 64)) * e.acc);
+  const moe =
+    T * (H * e.act + cfg.numExperts * e.acc + k * 8 + k * 4 + k * ffn * e.act + H * e.acc) + halfRows(k) + moePartialFloatsUpTo(T * k, H, ffn) * e.acc + 4 * 4 * cfg.numExperts;
+  const mlp = T * (H * e.act + 3 * ffn * e.act + H * e.acc) + halfRows(1);
   let widest = 0;
   for (let i = 0; i < cfg.numHiddenLayers; i++) {
     const mixer = layerMixer(cfg, i) === 'attention' ? attention : mamba;

@@ -91,7 +91,7 @@ int main() {
   uint32_t* sink;
   CHECK(cudaMalloc(&x, (size_t)max_t * H * 2));
   fill_bf16<<<1024, 256>>>(x, (size_t)max_t * H, 1.f);
-  CHECK(cudaMalloc(&h, (size_t)max_t * K * F * 2));
+  CHECK(cudaMalloc(&h, (size_t)max_t * K * F * 2 + (size_t)max_t * H * 2 + (size_t)max_t * (1 + K * F / 64) * 4));  // OP_MOE's h layout
   CHECK(cudaMalloc(&partial, kPartialBytes));  // ≥ what the backend's rule asks for any T here
   CHECK(cudaMalloc(&out, (size_t)max_t * H * 4));
   CHECK(cudaMalloc(&route_w, (size_t)max_t * K * 4));
@@ -160,13 +160,27 @@ int main() {
     row("whole moe", timer.median_us([&] { run_moe(r); }), gated_bytes + down_bytes);
     row("align", timer.median_us([&] { moe_align(r); }), 0);
     printf("       (gated K slices %d, down K slices %d)\n", r.gated_splits, r.splits);
+    printf("       (fp16 inputs: gated %d, down %d)\n", r.f16_gated, r.f16_down);
     row("gated (default)", timer.median_us([&] { moe_gated(r); }), gated_bytes);
-    row("down (default)", timer.median_us([&] { run_gemm<DOWN>(true, r.bm, r.down, r.tiles, r.splits); }), down_bytes);
+    row("down (default)", timer.median_us([&] { run_gemm<DOWN>(true, r.bm, r.down, r.tiles, r.splits, r.f16_down); }), down_bytes);
+    if (r.f16_gated) {
+      // The same stages on bf16 inputs (JAMBA_MOE_F16=0); the books and h are the same.
+      MoeRun b = r;
+      b.f16_gated = b.f16_down = false;
+      row("whole moe, bf16 inputs", timer.median_us([&] { run_moe(b); }), gated_bytes + down_bytes);
+      row("align, bf16 inputs", timer.median_us([&] { moe_align(b); }), 0);
+      row("gated, bf16 inputs", timer.median_us([&] { moe_gated(b); }), gated_bytes);
+      row("down, bf16 inputs", timer.median_us([&] { run_gemm<DOWN>(true, b.bm, b.down, b.tiles, b.splits, false); }), down_bytes);
+      // The gated GEMM alone (no finish) on each input type.
+      row("gated GEMM only, fp16", timer.median_us([&] { run_gemm<GATED>(true, r.bm, r.up, r.tiles, r.gated_splits, true); }), gated_bytes);
+      row("gated GEMM only, bf16", timer.median_us([&] { run_gemm<GATED>(true, r.bm, r.up, r.tiles, r.gated_splits, false); }), gated_bytes);
+      moe_align(r);
+    }
     row("reduce", timer.median_us([&] { moe_reduce(r); }), 0);
     if (r.bm == 8) {
       // The dequantization's share: the streamed gated GEMM fed raw bytes (wrong results, same loads).
-      row("gated, no int8 conversion", timer.median_us([&] { launch_streamed<GATED, 8, 4, 4, true, false>(r.up, r.tiles, r.gated_splits); }), gated_bytes);
-      row("down, no int8 conversion", timer.median_us([&] { launch_streamed<DOWN, 8, 4, 4, true, false>(r.down, r.tiles, r.splits); }), down_bytes);
+      row("gated, no int8 conversion", timer.median_us([&] { launch_streamed<GATED, 8, false, 4, 4, true, false>(r.up, r.tiles, r.gated_splits); }), gated_bytes);
+      row("down, no int8 conversion", timer.median_us([&] { launch_streamed<DOWN, 8, false, 4, 4, true, false>(r.down, r.tiles, r.splits); }), down_bytes);
     }
     // The streamed kernel at each token tile (rows per tile) and K-slice count, with the books rebuilt
     // for that tile: which shape the planner should pick.
@@ -179,9 +193,9 @@ int main() {
       for (int splits : {1, 2, 4, 8}) {
         char label[64];
         snprintf(label, sizeof label, "gated tile %d, %d K slices", tn, splits);
-        if ((double)splits * pairs * 2 * F * 4 <= kPartialBytes) row(label, timer.median_us([&] { run_gemm<GATED>(true, tn, v.up, v.tiles, splits); }), gated_bytes);
+        if ((double)splits * pairs * 2 * F * 4 <= kPartialBytes) row(label, timer.median_us([&] { run_gemm<GATED>(true, tn, v.up, v.tiles, splits, v.f16_gated); }), gated_bytes);
         snprintf(label, sizeof label, "down tile %d, %d K slices", tn, splits);
-        row(label, timer.median_us([&] { run_gemm<DOWN>(true, tn, v.down, v.tiles, splits); }), down_bytes);
+        row(label, timer.median_us([&] { run_gemm<DOWN>(true, tn, v.down, v.tiles, splits, v.f16_down); }), down_bytes);
       }
     }
     // The large (prefill) kernel's tile shapes, where the planner picks it: books rebuilt per row tile.

@@ -689,7 +689,10 @@ export class CudaBackend implements Backend {
     // count, the tail-tile map and its count; 4 ints of slack.
     const alignInts = 2 * e + 1 + 2 * pairs + 2 * (Math.ceil(pairs / 8) + e) + 1 + 2 * e + 1 + 4;
     const align = this.r.arena.alloc(alignInts * 4, 'moe routing');
-    const h = this.r.arena.alloc(pairs * experts.ffn * 2, 'moe intermediate');
+    // h [pairs, ffn] (bf16, or fp16 scaled per 64 channels), then x's rows as fp16 and the inverse scales
+    // of x's rows and of h's blocks: the decode kernels' fp16 inputs (moe.cu, GemmParams::a16).
+    const hBytes = pairs * experts.ffn * 2 + rows * experts.hidden * 2 + (rows + pairs * Math.ceil(experts.ffn / 64)) * 4;
+    const h = this.r.arena.alloc(hBytes, 'moe intermediate');
     const partialBytes = moePartialFloats(pairs, experts.hidden, experts.ffn) * 4;
     const partial = this.r.arena.alloc(partialBytes, 'moe partial sums');
     const out = this.activation('f32', rows, experts.hidden, op);

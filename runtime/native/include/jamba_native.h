@@ -44,7 +44,9 @@ enum { JB_SAMPLE_PARAM_WORDS = 8, JB_MAX_TOP_LOGPROBS = 20 };
   X(7, GATHER)     /* T x, rows ptr (i32), count, out ptr                                                     */ \
   X(8, ROUTER)     /* T logits (f32), k, experts out ptr (i32), weights out ptr (f32)                        */ \
   X(9, MOE)        /* T x (bf16), experts ptr, weights ptr, k, table ptr, experts, ffn, weight dtype,         */ \
-                   /* align ptr, h ptr, partial ptr, partial bytes, out ptr (f32 [rows, hidden])             */ \
+                   /* align ptr, h ptr, partial ptr, partial bytes, out ptr (f32 [rows, hidden]);             */ \
+                   /* h holds pairs x ffn x 2 bytes, then rows x hidden x 2 (fp16 x), then f32 scales: rows,  */ \
+                   /* then pairs x ceil(ffn / 64)                                                              */ \
   X(10, INT8_GEMM) /* T x (bf16), q ptr (i8 [n,k]), scale ptr (f32), n, bias ptr|0, out ptr, out dtype        */ \
   X(11, ATTENTION) /* T q, T k, T v, cache k, cache v, block size, heads, kv heads, head dim, scale, meta,    */ \
                    /* seqs, row-seq ptr, block tables ptr, prefill tiles ptr, prefill tiles, decode seqs ptr, */ \

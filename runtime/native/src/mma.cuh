@@ -6,6 +6,7 @@
 //   C (16×8): c0,c1 = C[g][2t..2t+1], c2,c3 = C[g+8][2t..2t+1]
 #pragma once
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <stdint.h>
 
 namespace jb::mma {
@@ -103,6 +104,36 @@ __device__ __forceinline__ void i8x4_to_bf16x2x2(uint32_t four, uint32_t& lo, ui
   const float f3 = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7543)) - 8388736.f;
   lo = __byte_perm(__float_as_uint(f0), __float_as_uint(f1), 0x7632);
   hi = __byte_perm(__float_as_uint(f2), __float_as_uint(f3), 0x7632);
+}
+
+/** The same mma on fp16 operands (ExpertsInt8's decode path: int8 → fp16 is cheaper than → bf16). */
+__device__ __forceinline__ void mma_f16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/** Two int8 (low byte first, in the low 16 bits) to an fp16 pair, as i8x4_to_f16x2x2 (three instructions). */
+__device__ __forceinline__ uint32_t i8x2_to_f16x2(uint32_t two) {
+  const uint32_t u = __byte_perm(two ^ 0x8080u, 0x64646464u, 0x4140);
+  const __half2 d = __hsub2(*reinterpret_cast<const __half2*>(&u), __halves2half2(__ushort_as_half(0x6480u), __ushort_as_half(0x6480u)));
+  return *reinterpret_cast<const uint32_t*>(&d);
+}
+
+/**
+ * Four int8 (low byte first) to two fp16 pairs, bytes 0-1 in `lo` and 2-3 in `hi`, exactly, in five
+ * instructions: each byte, offset to unsigned u = q + 128, becomes the low byte of the fp16 0x64uu =
+ * 1024 + u (fp16 has 10 mantissa bits, so 1024 … 1279 are exact), and one paired subtraction of 1152
+ * leaves q. bf16's 7 mantissa bits cannot hold u, which is why the bf16 conversion goes through fp32.
+ */
+__device__ __forceinline__ void i8x4_to_f16x2x2(uint32_t four, uint32_t& lo, uint32_t& hi) {
+  const uint32_t u = four ^ 0x80808080u;
+  const __half2 bias = __halves2half2(__ushort_as_half(0x6480u), __ushort_as_half(0x6480u));  // 1152
+  const uint32_t l = __byte_perm(u, 0x64646464u, 0x4140), h = __byte_perm(u, 0x64646464u, 0x4342);
+  const __half2 dl = __hsub2(*reinterpret_cast<const __half2*>(&l), bias), dh = __hsub2(*reinterpret_cast<const __half2*>(&h), bias);
+  lo = *reinterpret_cast<const uint32_t*>(&dl);
+  hi = *reinterpret_cast<const uint32_t*>(&dh);
 }
 
 __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {

@@ -28,6 +28,12 @@ enum Mode { GATED = 0, DOWN = 1, DENSE = 2 };
 struct GemmParams {
   const __nv_bfloat16* a;
   int lda;
+  // The streamed kernel's fp16 path (F16): the rows of a as fp16, row r at a16 + r·k, scaled by powers
+  // of two, and their inverses: one per row for the gated GEMM's input (indexed like a, through a_rows),
+  // one per row and 64-column block for the down projection's (a_inv_scale[r·⌈k/64⌉ + block]), whose
+  // producer writes each block without waiting for the rest of its row.
+  const __half* a16;
+  const float* a_inv_scale;
   const int* a_rows;  // sorted row → row of a (nullptr: the same row)
   int k, n;
   const uint64_t* table;  // per expert: gate, up, down, gate scale, up scale, down scale (nullptr: w0/s0)
@@ -437,7 +443,7 @@ struct WgConfig {
   static_assert(kWChunks * kThreads == kRows * (BK / 16) && kXChunks * kThreads == TN * (BK / 8), "copy split");
 };
 
-template <int MODE, int TN, int WGS>
+template <int MODE, int TN, int WGS, bool F16>
 __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
   pdl_enter();
 #if defined(JB_WGMMA)
@@ -493,7 +499,8 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
 #pragma unroll
     for (int i = 0; i < C::kXChunks; i++) {
       const bool valid = x_src[i] >= 0 && kk_x < K;
-      mma::cp_async16(xs + wgmma::swizzled_chunk(x_copy_row(i), x_cc), p.a + (valid ? (size_t)x_src[i] * p.lda + kk_x : 0), valid);
+      const void* src = F16 ? static_cast<const void*>(p.a16 + (valid ? (size_t)x_src[i] * K + kk_x : 0)) : p.a + (valid ? (size_t)x_src[i] * p.lda + kk_x : 0);
+      mma::cp_async16(xs + wgmma::swizzled_chunk(x_copy_row(i), x_cc), src, valid);
     }
   };
 
@@ -507,10 +514,10 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
       const unsigned char* base = w_tile(stage, j) + w_row * C::kWStride + 2 * t4;
 #pragma unroll
       for (int kk = 0; kk < BK / 16; kk++) {
-        a[j][kk][0] = mma::i8x2_to_bf16x2(*reinterpret_cast<const uint16_t*>(base + kk * 16));
-        a[j][kk][1] = mma::i8x2_to_bf16x2(*reinterpret_cast<const uint16_t*>(base + 8 * C::kWStride + kk * 16));
-        a[j][kk][2] = mma::i8x2_to_bf16x2(*reinterpret_cast<const uint16_t*>(base + kk * 16 + 8));
-        a[j][kk][3] = mma::i8x2_to_bf16x2(*reinterpret_cast<const uint16_t*>(base + 8 * C::kWStride + kk * 16 + 8));
+        const uint32_t two[4] = {*reinterpret_cast<const uint16_t*>(base + kk * 16), *reinterpret_cast<const uint16_t*>(base + 8 * C::kWStride + kk * 16),
+                                 *reinterpret_cast<const uint16_t*>(base + kk * 16 + 8), *reinterpret_cast<const uint16_t*>(base + 8 * C::kWStride + kk * 16 + 8)};
+#pragma unroll
+        for (int i = 0; i < 4; i++) a[j][kk][i] = F16 ? mma::i8x2_to_f16x2(two[i]) : mma::i8x2_to_bf16x2(two[i]);
       }
     }
   };
@@ -526,7 +533,7 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
 #pragma unroll
     for (int kk = 0; kk < BK / 16; kk++)
 #pragma unroll
-      for (int j = 0; j < kMats; j++) wgmma::mma<TN>(acc[j], cur[j][kk], wgmma::b_desc(xs, kk), kt > 0 || kk > 0);
+      for (int j = 0; j < kMats; j++) wgmma::mma<TN, F16>(acc[j], cur[j][kk], wgmma::b_desc(xs, kk), kt > 0 || kk > 0);
     wgmma::commit();
     wgmma::wait<1>();
     if (kt + 1 < k_tiles) {
@@ -568,8 +575,12 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
 #pragma unroll
   for (int o = 0; o < TN / 8; o++)
 #pragma unroll
-    for (int q = 0; q < 4; q++)
-      store_transposed<MODE, kMats>(p, s, acc[0][4 * o + q], acc[kMats - 1][4 * o + q], row0 + o * 8 + 2 * t4 + (q & 1), row_end, n0 + w_row + (q >= 2 ? 8 : 0));
+    for (int q = 0; q < 4; q++) {
+      const int row = row0 + o * 8 + 2 * t4 + (q & 1);
+      // F16: sums of rows scaled by powers of two (GemmParams::a16), undone exactly here.
+      const float inv = F16 && row < row_end ? p.a_inv_scale[p.a_rows ? p.a_rows[row] : row] : 1.f;
+      store_transposed<MODE, kMats>(p, s, acc[0][4 * o + q] * inv, acc[kMats - 1][4 * o + q] * inv, row, row_end, n0 + w_row + (q >= 2 ? 8 : 0));
+    }
 #else
   __trap();  // launched only on sm_90 (use_wgmma)
 #endif
@@ -598,9 +609,10 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int i) { return i == 0 
  * with the same permutation, so every dot product is unchanged. Grid: (tiles, row blocks, K splits),
  * tiles fastest so that the tiles of one expert read its rows while they are in L2.
  */
-template <int MODE, int TN, int WARPS, int BATCH, bool PREFETCH, bool CONVERT>
+template <int MODE, int TN, int WARPS, int BATCH, bool PREFETCH, bool CONVERT, bool F16>
 __global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
   constexpr int kMats = MODE == GATED ? 2 : 1, kOct = TN / 8, kBatch = BATCH;
+  constexpr bool kBlockScales = F16 && MODE == DOWN;  // GemmParams::a_inv_scale
   int row0, row_end;
   const void* w[2];
   const float* s[2];
@@ -627,13 +639,14 @@ __global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
   const unsigned char* w_run[kMats];
 #pragma unroll
   for (int j = 0; j < kMats; j++) w_run[j] = static_cast<const unsigned char*>(w[j]) + (size_t)(n_base / kInt8TileRows) * k_blocks * kInt8TileBytes + lane * 16;
-  const __nv_bfloat16* x_row[kOct];
+  const uint16_t* x_row[kOct];  // bf16 or, with F16, fp16 bits
   bool x_ok[kOct];
 #pragma unroll
   for (int o = 0; o < kOct; o++) {
     const int row = row0 + o * 8 + g;
     x_ok[o] = row < row_end;
-    x_row[o] = p.a + (size_t)(x_ok[o] ? (p.a_rows ? p.a_rows[row] : row) : 0) * p.lda;
+    const size_t src = x_ok[o] ? (p.a_rows ? p.a_rows[row] : row) : 0;
+    x_row[o] = F16 ? reinterpret_cast<const uint16_t*>(p.a16 + src * K) : reinterpret_cast<const uint16_t*>(p.a + src * p.lda);
   }
 
   float acc[kMats][kOct][4];
@@ -641,6 +654,18 @@ __global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
   for (int j = 0; j < kMats; j++)
 #pragma unroll
     for (int o = 0; o < kOct; o++) acc[j][o][0] = acc[j][o][1] = acc[j][o][2] = acc[j][o][3] = 0.f;
+
+  // kBlockScales: this lane's C columns are tokens 2·t4 and 2·t4 + 1 of each octet; their rows' scales.
+  const float* inv_row[kOct][2];
+  if constexpr (kBlockScales) {
+#pragma unroll
+    for (int o = 0; o < kOct; o++)
+#pragma unroll
+      for (int c = 0; c < 2; c++) {
+        const int row = row0 + o * 8 + 2 * t4 + c;
+        inv_row[o][c] = p.a_inv_scale + (size_t)(row < row_end ? row : row0) * k_blocks;  // past the tile: discarded
+      }
+  }
 
   const uint4 zero = make_uint4(0, 0, 0, 0);
   for (int kb = kb0; kb < kb1; kb += kBatch) {
@@ -666,7 +691,16 @@ __global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
       }
     }
 #pragma unroll
-    for (int u = 0; u < kBatch; u++)
+    for (int u = 0; u < kBatch; u++) {
+      // kBlockScales: the k-block's sums apart, then scaled into acc (1 / scale: a power of two, exact).
+      float part[kMats][kOct][4];
+      float(&sums)[kMats][kOct][4] = kBlockScales ? part : acc;
+      if constexpr (kBlockScales) {
+#pragma unroll
+        for (int j = 0; j < kMats; j++)
+#pragma unroll
+          for (int o = 0; o < kOct; o++) part[j][o][0] = part[j][o][1] = part[j][o][2] = part[j][o][3] = 0.f;
+      }
 #pragma unroll
       for (int step = 0; step < 4; step++)
 #pragma unroll
@@ -676,28 +710,55 @@ __global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
           // CONVERT false feeds the raw bytes (wrong results): tools/gpu/moe_microbench.cu times the
           // dequantization's share that way.
           uint32_t a[4] = {lo, hi, lo >> 16, hi >> 16};
-          if constexpr (CONVERT) {
+          if constexpr (CONVERT && F16) {
+            mma::i8x4_to_f16x2x2(lo, a[0], a[2]);
+            mma::i8x4_to_f16x2x2(hi, a[1], a[3]);
+          } else if constexpr (CONVERT) {
             mma::i8x4_to_bf16x2x2(lo, a[0], a[2]);
             mma::i8x4_to_bf16x2x2(hi, a[1], a[3]);
           }
 #pragma unroll
-          for (int o = 0; o < kOct; o++)
-            mma::mma_bf16(acc[j][o], a, word(xv[u][o][step / 2], (step % 2) * 2), word(xv[u][o][step / 2], (step % 2) * 2 + 1));
+          for (int o = 0; o < kOct; o++) {
+            const uint32_t b0 = word(xv[u][o][step / 2], (step % 2) * 2), b1 = word(xv[u][o][step / 2], (step % 2) * 2 + 1);
+            if constexpr (F16) mma::mma_f16(sums[j][o], a, b0, b1);
+            else mma::mma_bf16(sums[j][o], a, b0, b1);
+          }
         }
+      if constexpr (kBlockScales) {
+        const int blk = min(kb + u, k_blocks - 1);  // past the slice the weights were zero
+#pragma unroll
+        for (int o = 0; o < kOct; o++) {
+          const float inv0 = __ldg(inv_row[o][0] + blk), inv1 = __ldg(inv_row[o][1] + blk);
+#pragma unroll
+          for (int j = 0; j < kMats; j++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) acc[j][o][q] += part[j][o][q] * (q & 1 ? inv1 : inv0);
+        }
+      }
+    }
   }
 
 #pragma unroll
   for (int o = 0; o < kOct; o++)
 #pragma unroll
-    for (int q = 0; q < 4; q++)
-      store_transposed<MODE, kMats>(p, s, acc[0][o][q], acc[kMats - 1][o][q], row0 + o * 8 + 2 * t4 + (q & 1), row_end, n_base + g + (q >= 2 ? 8 : 0));
+    for (int q = 0; q < 4; q++) {
+      const int row = row0 + o * 8 + 2 * t4 + (q & 1);
+      // F16 with a scale per row: the sums are of the scaled rows; 1 / scale is a power of two, so exact.
+      const float inv = F16 && !kBlockScales && row < row_end ? p.a_inv_scale[p.a_rows ? p.a_rows[row] : row] : 1.f;
+      store_transposed<MODE, kMats>(p, s, acc[0][o][q] * inv, acc[kMats - 1][o][q] * inv, row, row_end, n_base + g + (q >= 2 ? 8 : 0));
+    }
 }
 
 // More k-blocks in flight where fewer tokens leave registers free (this regime is bound by weight bytes).
-template <int MODE, int TN, int WARPS = 4, int BATCH = TN == 8 ? 4 : 2, bool PREFETCH = true, bool CONVERT = true>
+template <int MODE, int TN, bool F16 = false, int WARPS = 4, int BATCH = TN == 8 ? 4 : 2, bool PREFETCH = true, bool CONVERT = true>
 int launch_streamed(const GemmParams& p, int tiles, int splits) {
-  return launch_pdl("grouped gemm (streamed)", streamed_gemm<MODE, TN, WARPS, BATCH, PREFETCH, CONVERT>, dim3(tiles, ceil_div(p.n, 16 * WARPS), splits), 32 * WARPS,
-                    0, p);
+  return launch_pdl("grouped gemm (streamed)", streamed_gemm<MODE, TN, WARPS, BATCH, PREFETCH, CONVERT, F16>, dim3(tiles, ceil_div(p.n, 16 * WARPS), splits),
+                    32 * WARPS, 0, p);
+}
+
+template <int MODE, int TN>
+int launch_streamed(bool f16, const GemmParams& p, int tiles, int splits) {
+  return f16 ? launch_streamed<MODE, TN, true>(p, tiles, splits) : launch_streamed<MODE, TN, false>(p, tiles, splits);
 }
 
 /**
@@ -709,6 +770,16 @@ int launch_streamed(const GemmParams& p, int tiles, int splits) {
 int streamed_split_cap(int tiles) {
   static const bool eight = env_is("JAMBA_MOE_STREAMED_SPLITS", "8");
   return tiles == 1 && !eight ? 16 : 8;
+}
+
+/**
+ * Which int8 kernels take fp16 inputs scaled per row or block (int8 → fp16 takes 5 instructions per 4
+ * weights against 11 to bf16): 0 none, 1 the streamed kernel, 2 the wgmma kernel too.
+ * JAMBA_MOE_F16=0|streamed|all overrides (for comparison).
+ */
+int f16_kernels() {
+  static const int level = env_is("JAMBA_MOE_F16", "0") ? 0 : env_is("JAMBA_MOE_F16", "streamed") ? 1 : 2;
+  return level;
 }
 
 /** The streamed kernel for int8 weights at few rows per group; JAMBA_MOE_DECODE_KERNEL=swapped picks the older one (for comparison). */
@@ -747,19 +818,27 @@ int wgmma_groups(int tn) {
   return tn == 128 && two ? 2 : 1;
 }
 
-template <int MODE, int TN, int WGS>
+template <int MODE, int TN, int WGS, bool F16>
 int launch_wgmma_groups(const GemmParams& p, int tiles, int splits) {
   using C = WgConfig<MODE, TN, WGS>;
-  auto kernel = wgmma_gemm<MODE, TN, WGS>;
-  if (allow_smem<wgmma_gemm<MODE, TN, WGS>>(C::kSmem) != 0) return -1;
+  auto kernel = wgmma_gemm<MODE, TN, WGS, F16>;
+  if (allow_smem<wgmma_gemm<MODE, TN, WGS, F16>>(C::kSmem) != 0) return -1;
   return launch_pdl("grouped gemm (wgmma)", kernel, dim3(ceil_div(p.n, C::kRows), tiles, splits), C::kThreads, C::kSmem, p);
 }
 
-template <int MODE, int TN>
+/** F16 (the gated GEMM only: its input rows come scaled per row from the align kernel) reads p.a16. */
+template <int MODE, int TN, bool F16>
 int launch_wgmma(const GemmParams& p, int tiles, int splits) {
   if constexpr (TN == 128)
-    if (wgmma_groups(TN) == 2) return launch_wgmma_groups<MODE, TN, 2>(p, tiles, splits);
-  return launch_wgmma_groups<MODE, TN, 1>(p, tiles, splits);
+    if (wgmma_groups(TN) == 2) return launch_wgmma_groups<MODE, TN, 2, F16>(p, tiles, splits);
+  return launch_wgmma_groups<MODE, TN, 1, F16>(p, tiles, splits);
+}
+
+template <int MODE, int TN>
+int launch_wgmma(bool f16, const GemmParams& p, int tiles, int splits) {
+  if constexpr (MODE == GATED)
+    if (f16) return launch_wgmma<MODE, TN, true>(p, tiles, splits);
+  return launch_wgmma<MODE, TN, false>(p, tiles, splits);
 }
 
 /**
@@ -856,15 +935,15 @@ int forced_gated_splits() {
 inline double expected_experts(int pairs, int experts) { return experts * (1.0 - std::pow(1.0 - 1.0 / experts, pairs)); }
 
 template <int MODE, bool INT8>
-int run_gemm_typed(int bm, const GemmParams& p, int tiles, int splits) {
+int run_gemm_typed(int bm, const GemmParams& p, int tiles, int splits, bool f16) {
   if (INT8 && bm <= 32 && use_streamed()) {
     switch (bm) {
-      case 8: return launch_streamed<MODE, 8>(p, tiles, splits);
-      case 16: return launch_streamed<MODE, 16>(p, tiles, splits);
-      default: return launch_streamed<MODE, 32>(p, tiles, splits);
+      case 8: return launch_streamed<MODE, 8>(f16, p, tiles, splits);
+      case 16: return launch_streamed<MODE, 16>(f16, p, tiles, splits);
+      default: return launch_streamed<MODE, 32>(f16, p, tiles, splits);
     }
   }
-  if (INT8 && bm >= 64 && use_wgmma()) return bm == 64 ? launch_wgmma<MODE, 64>(p, tiles, splits) : launch_wgmma<MODE, 128>(p, tiles, splits);
+  if (INT8 && bm >= 64 && use_wgmma()) return bm == 64 ? launch_wgmma<MODE, 64>(f16, p, tiles, splits) : launch_wgmma<MODE, 128>(f16, p, tiles, splits);
   switch (bm) {
     case 8: return launch_swapped<INT8, MODE, 8>(p, tiles, splits);
     case 16: return launch_swapped<INT8, MODE, 16>(p, tiles, splits);
@@ -875,10 +954,13 @@ int run_gemm_typed(int bm, const GemmParams& p, int tiles, int splits) {
   }
 }
 
-/** `splits` > 1 (the decode kernels only) cuts K into slices written to separate partials. */
+/**
+ * `splits` > 1 (the decode kernels only) cuts K into slices written to separate partials; `f16` (the
+ * streamed kernel only) reads p.a16 instead of p.a.
+ */
 template <int MODE>
-int run_gemm(bool int8, int bm, const GemmParams& p, int tiles, int splits = 1) {
-  return int8 ? run_gemm_typed<MODE, true>(bm, p, tiles, splits) : run_gemm_typed<MODE, false>(bm, p, tiles, splits);
+int run_gemm(bool int8, int bm, const GemmParams& p, int tiles, int splits = 1, bool f16 = false) {
+  return int8 ? run_gemm_typed<MODE, true>(bm, p, tiles, splits, f16) : run_gemm_typed<MODE, false>(bm, p, tiles, splits, f16);
 }
 
 // --- router, books, reduce ---------------------------------------------------------------------------
@@ -953,12 +1035,51 @@ struct Books {
 };
 
 /**
- * One block: counts pairs per expert, their offsets, the BM-row tile map, and the sorted pair lists.
+ * The power of two s that puts a row whose largest magnitude is `max_abs` in [2^13, 2^14) once scaled:
+ * there fp16 holds bf16's 8 significant bits exactly (and fp32's to 11), far from its 65504 limit, down
+ * to values 2^-27 of the largest. 1 for a row of zeros or with inf/NaN (they propagate either way);
+ * s and 1/s stay normal floats.
+ */
+__device__ __forceinline__ void f16_row_scale(float max_abs, float& scale, float& inv) {
+  int e = 0;
+  if (max_abs > 0.f && !isinf(max_abs)) frexpf(max_abs, &e);  // max_abs = m·2^e, m in [0.5, 1)
+  const int x = max_abs > 0.f && !isinf(max_abs) ? min(126, max(-126, 14 - e)) : 0;
+  scale = __int_as_float((127 + x) << 23);
+  inv = __int_as_float((127 - x) << 23);
+}
+
+/** Where align_kernel writes fp16 copies of x's rows (out null: none), for the streamed kernel's F16 path. */
+struct HalfRows {
+  const __nv_bfloat16* x;
+  int ld, cols;
+  __half* out;       // [rows, cols]
+  float* inv_scale;  // [rows]
+};
+
+/** Row `row` of x to fp16, scaled by f16_row_scale of its largest magnitude (a block, before any return). */
+__device__ void half_row(const HalfRows& c, int row) {
+  __shared__ float scratch[32];
+  const __nv_bfloat16* xr = c.x + (size_t)row * c.ld;
+  float m = 0.f;
+  for (int i = threadIdx.x; i < c.cols; i += blockDim.x) m = fmaxf(m, fabsf(__bfloat162float(xr[i])));
+  float scale, inv;
+  f16_row_scale(block_max(m, scratch), scale, inv);
+  for (int i = threadIdx.x; i < c.cols; i += blockDim.x) c.out[(size_t)row * c.cols + i] = __float2half_rn(__bfloat162float(xr[i]) * scale);
+  if (threadIdx.x == 0) c.inv_scale[row] = inv;
+}
+
+/**
+ * Block 0: counts pairs per expert, their offsets, the BM-row tile map, and the sorted pair lists.
+ * Blocks 1 … rows (when `half.out` is set): row blockIdx.x - 1 of x to fp16 (half_row).
  * With `tail` > 0, an expert's last rows go to a tile of the tail map instead when they number at most
  * `tail` (a narrower kernel runs those, so that 129 rows do not cost two 128-row tiles).
  */
-__global__ void align_kernel(const int* ids, int pairs, int k, int experts, int bm, int tail, Books b) {
+__global__ void align_kernel(const int* ids, int pairs, int k, int experts, int bm, int tail, Books b, HalfRows half) {
   pdl_enter();
+  if (blockIdx.x > 0) {
+    half_row(half, blockIdx.x - 1);
+    return;
+  }
   extern __shared__ int sh[];
   int* cnt = sh;
   int* fill = sh + experts;
@@ -1019,20 +1140,62 @@ __global__ void reduce_kernel(const float* partial, int k, int hidden, int split
   }
 }
 
+/**
+ * silu(Σ gate) · Σ up of channels n and n2 (n2 skipped when `two` is false) of partial row `row`, the
+ * K slices summed in order (deterministic). The slices' loads are unrolled so that they are in flight
+ * together: a loop that waits for each in turn costs a round trip to L2 per slice.
+ */
+__device__ __forceinline__ void gated_values(const float* partial, int splits, int rows, int ffn, int row, int n, int n2, bool two, float& v, float& v2) {
+  float gate = 0.f, up = 0.f, gate2 = 0.f, up2 = 0.f;
+  for (int z0 = 0; z0 < splits; z0 += 8) {
+#pragma unroll
+    for (int z = 0; z < 8; z++) {
+      if (z0 + z < splits) {
+        const float* part = partial + ((size_t)(z0 + z) * rows + row) * 2 * ffn;
+        gate += part[n];
+        up += part[ffn + n];
+        if (two) {
+          gate2 += part[n2];
+          up2 += part[ffn + n2];
+        }
+      }
+    }
+  }
+  v = silu(gate) * up;
+  v2 = silu(gate2) * up2;
+}
+
 /** The gated GEMM split over K: h[row] = silu(Σ gate) ⊙ Σ up over the slices' partials. */
 __global__ void gated_finish_kernel(const float* partial, int splits, int rows, int ffn, __nv_bfloat16* h) {
   pdl_enter();
   const size_t total = (size_t)rows * ffn;
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
-    const size_t row = i / ffn, n = i % ffn;
-    float gate = 0.f, up = 0.f;
-    for (int z = 0; z < splits; z++) {
-      const float* part = partial + ((size_t)z * rows + row) * 2 * ffn;
-      gate += part[n];
-      up += part[ffn + n];
-    }
-    h[i] = __float2bfloat16_rn(silu(gate) * up);
+    float v, unused;
+    gated_values(partial, splits, rows, ffn, (int)(i / ffn), (int)(i % ffn), 0, false, v, unused);
+    h[i] = __float2bfloat16_rn(v);
   }
+}
+
+/**
+ * gated_finish_kernel for the streamed down projection's F16 path: a warp per row and 64 channels writes
+ * h16 = silu(Σ gate) ⊙ Σ up as fp16, scaled by f16_row_scale of the block's largest magnitude, and
+ * 1 / scale at inv_scale[row·⌈ffn/64⌉ + block]. A scale per block, not per row, so that no block waits
+ * for the rest of its row (GemmParams::a_inv_scale).
+ */
+__global__ void gated_finish_f16_kernel(const float* partial, int splits, int rows, int ffn, __half* h16, float* inv_scale) {
+  pdl_enter();
+  const int lane = threadIdx.x & 31, blocks = ceil_div(ffn, 64);
+  const int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  if (warp >= rows * blocks) return;
+  const int row = warp / blocks, blk = warp % blocks;
+  const int n = blk * 64 + lane, n2 = n + 32;
+  float v = 0.f, v2 = 0.f;
+  if (n < ffn) gated_values(partial, splits, rows, ffn, row, n, n2, n2 < ffn, v, v2);
+  float scale, inv;
+  f16_row_scale(warp_max(fmaxf(fabsf(v), fabsf(v2))), scale, inv);
+  if (n < ffn) h16[(size_t)row * ffn + n] = __float2half_rn(v * scale);
+  if (n2 < ffn) h16[(size_t)row * ffn + n2] = __float2half_rn(v2 * scale);
+  if (lane == 0) inv_scale[(size_t)row * blocks + blk] = inv;
 }
 
 bool aligned_rows(const Mat& x) { return x.ld % 8 == 0 && x.ptr % 16 == 0; }
@@ -1042,6 +1205,12 @@ struct MoeRun {
   int rows = 0, k = 0, hidden = 0, ffn = 0, experts = 0, pairs = 0, bm = 0, tiles = 0, splits = 1, gated_splits = 1;
   int tail = 0;  // rows of the tail tiles (0: none)
   bool int8 = false;
+  // The streamed kernels' fp16 inputs: x's rows (made by the align kernel) for the gated GEMM, h's (made
+  // by gated_finish_f16_kernel, so only when the gated GEMM is split) for the down projection.
+  bool f16_gated = false, f16_down = false;
+  HalfRows x16{};
+  __half* h16 = nullptr;
+  float* h_inv_scale = nullptr;
   const int* ids = nullptr;
   float* out = nullptr;
   Books b{};
@@ -1155,6 +1324,26 @@ int plan_moe(Args& a, MoeRun& r) {
     }
   }
   r.ffn = ffn;
+  // fp16 inputs for the streamed kernels; the h buffer holds h ([pairs, ffn], bf16 or fp16), then x's
+  // fp16 rows, then the inverse scales of x's rows and of h's 64-channel blocks (jamba_native.h, OP_MOE).
+  // The wgmma kernel takes fp16 for an MoE's gated GEMM only: its down projection would need h's scale
+  // per row, and the dense MLP's measured slower (64 rows 135 against 115 µs; MoE at 256 tokens 1046
+  // against 1114). The streamed kernel's down projection up to 16-row tiles: each k-block's sums are
+  // scaled apart, a cost that grows with the tile (dense MLP at 32 rows 134 against 110 µs).
+  const bool streamed_tile = streamed && r.bm <= 32;
+  r.f16_gated = (streamed_tile && f16_kernels() >= 1) || (wgmma && r.bm >= 64 && experts > 1 && f16_kernels() >= 2);
+  r.f16_down = r.f16_gated && streamed_tile && r.bm <= 16 && r.gated_splits > 1;
+  if (r.f16_gated) {
+    __half* x16 = reinterpret_cast<__half*>(as<unsigned char>(h) + (size_t)pairs * ffn * 2);
+    float* x_inv = reinterpret_cast<float*>(x16 + (size_t)r.rows * r.hidden);
+    r.x16 = HalfRows{as<__nv_bfloat16>(x.ptr), x.ld, r.hidden, x16, x_inv};
+    r.h_inv_scale = x_inv + r.rows;
+    up.a16 = x16;
+    up.a_inv_scale = x_inv;
+  }
+  r.h16 = r.f16_down ? as<__half>(h) : nullptr;
+  down.a16 = r.h16;
+  down.a_inv_scale = r.f16_down ? r.h_inv_scale : nullptr;
   if (r.tail > 0) {
     for (GemmParams* t : {&r.up_tail, &r.down_tail}) {
       *t = t == &r.up_tail ? r.up : r.down;
@@ -1167,7 +1356,9 @@ int plan_moe(Args& a, MoeRun& r) {
 }
 
 int moe_align(const MoeRun& r) {
-  return launch_pdl("moe align", align_kernel, 1, 1024, 2 * r.experts * sizeof(int), r.ids, r.pairs, r.k, r.experts, r.bm, r.tail, r.b);
+  const HalfRows half = r.f16_gated ? r.x16 : HalfRows{};
+  return launch_pdl("moe align", align_kernel, 1 + (r.f16_gated ? r.rows : 0), 1024, 2 * r.experts * sizeof(int), r.ids, r.pairs, r.k, r.experts, r.bm, r.tail, r.b,
+                    half);
 }
 
 int moe_reduce(const MoeRun& r) {
@@ -1176,9 +1367,12 @@ int moe_reduce(const MoeRun& r) {
 
 /** The gated GEMM, over K slices and their finish when it is split. */
 int moe_gated(const MoeRun& r) {
-  if (run_gemm<GATED>(r.int8, r.bm, r.up, r.tiles, r.gated_splits) != 0) return -1;
-  if (r.tail > 0 && run_gemm<GATED>(r.int8, r.tail, r.up_tail, r.experts, r.gated_splits) != 0) return -1;
+  if (run_gemm<GATED>(r.int8, r.bm, r.up, r.tiles, r.gated_splits, r.f16_gated) != 0) return -1;
+  if (r.tail > 0 && run_gemm<GATED>(r.int8, r.tail, r.up_tail, r.experts, r.gated_splits, r.f16_gated) != 0) return -1;
   if (r.gated_splits == 1) return 0;
+  if (r.f16_down)
+    return launch_pdl("moe gated finish (fp16)", gated_finish_f16_kernel, ceil_div(r.pairs * ceil_div(r.ffn, 64), 8), 256, 0, r.up.partial, r.gated_splits, r.pairs, r.ffn,
+                      r.h16, r.h_inv_scale);
   return launch_pdl("moe gated finish", gated_finish_kernel, ceil_div(r.pairs * r.ffn, 256), 256, 0, r.up.partial, r.gated_splits, r.pairs, r.ffn, r.up.h);
 }
 
@@ -1186,7 +1380,7 @@ int moe_gated(const MoeRun& r) {
 int run_moe(const MoeRun& r) {
   if (moe_align(r) != 0) return -1;
   if (moe_gated(r) != 0) return -1;
-  if (run_gemm<DOWN>(r.int8, r.bm, r.down, r.tiles, r.splits) != 0) return -1;
+  if (run_gemm<DOWN>(r.int8, r.bm, r.down, r.tiles, r.splits, r.f16_down) != 0) return -1;
   if (r.tail > 0 && run_gemm<DOWN>(r.int8, r.tail, r.down_tail, r.experts, r.splits) != 0) return -1;
   return moe_reduce(r);
 }

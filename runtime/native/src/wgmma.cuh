@@ -81,30 +81,36 @@ __device__ __forceinline__ void wait() {
   "%24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, "  \
   "%46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
 
+// The instruction of mma_n64 / mma_n128 for one operand type (bf16 or f16).
+#define JB_WG_RS_N64(type)                                \
+  "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"            \
+  "wgmma.mma_async.sync.aligned.m64n64k16.f32." type "." type " " JB_WG_REGS32 ", {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
+#define JB_WG_RS_N128(type)                               \
+  "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"            \
+  "wgmma.mma_async.sync.aligned.m64n128k16.f32." type "." type " " JB_WG_REGS64 ", {%64, %65, %66, %67}, %68, p, 1, 1, %70;\n}\n"
+
 /**
- * D[64×64] (+)= A[64×16] (registers, bf16) · B (shared memory, bf16): B[64×16]ᵀ K-major, or with
- * TRANS_B the 16×64 B stored MN-major (see mn_desc). fp32 D.
+ * D[64×64] (+)= A[64×16] (registers, bf16, or f16 with F16) · B (shared memory, the same type):
+ * B[64×16]ᵀ K-major, or with TRANS_B the 16×64 B stored MN-major (see mn_desc). fp32 D.
  */
-template <int TRANS_B = 0>
+template <int TRANS_B = 0, bool F16 = false>
 __device__ __forceinline__ void mma_n64(float (&d)[32], const uint32_t (&a)[4], uint64_t b_desc, int accumulate) {
 #if defined(JB_WGMMA)
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " JB_WG_REGS32 ", {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
-      : JB_WG_D32(d)
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate), "n"(TRANS_B));
+  if constexpr (F16)
+    asm volatile(JB_WG_RS_N64("f16") : JB_WG_D32(d) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate), "n"(TRANS_B));
+  else
+    asm volatile(JB_WG_RS_N64("bf16") : JB_WG_D32(d) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate), "n"(TRANS_B));
 #endif
 }
 
-/** D[64×128] (+)= A[64×16] (registers, bf16) · B (shared memory, bf16), as mma_n64. */
-template <int TRANS_B = 0>
+/** D[64×128] (+)= A[64×16] (registers) · B (shared memory), as mma_n64. */
+template <int TRANS_B = 0, bool F16 = false>
 __device__ __forceinline__ void mma_n128(float (&d)[64], const uint32_t (&a)[4], uint64_t b_desc, int accumulate) {
 #if defined(JB_WGMMA)
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " JB_WG_REGS64 ", {%64, %65, %66, %67}, %68, p, 1, 1, %70;\n}\n"
-      : JB_WG_D64(d)
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate), "n"(TRANS_B));
+  if constexpr (F16)
+    asm volatile(JB_WG_RS_N128("f16") : JB_WG_D64(d) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate), "n"(TRANS_B));
+  else
+    asm volatile(JB_WG_RS_N128("bf16") : JB_WG_D64(d) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate), "n"(TRANS_B));
 #endif
 }
 
@@ -119,12 +125,15 @@ __device__ __forceinline__ void mma_ss_n128(float (&d)[64], uint64_t a_desc, uin
 #endif
 }
 
-/** D[64×N] (+)= A · Bᵀ for the token-tile widths the kernels use; `accumulate` 0 ignores D's old value. */
-template <int N>
+/**
+ * D[64×N] (+)= A · Bᵀ for the token-tile widths the kernels use (bf16, or f16 with F16); `accumulate` 0
+ * ignores D's old value.
+ */
+template <int N, bool F16 = false>
 __device__ __forceinline__ void mma(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t b_desc, int accumulate) {
   static_assert(N == 64 || N == 128, "wgmma width");
-  if constexpr (N == 64) mma_n64(d, a, b_desc, accumulate);
-  else mma_n128(d, a, b_desc, accumulate);
+  if constexpr (N == 64) mma_n64<0, F16>(d, a, b_desc, accumulate);
+  else mma_n128<0, F16>(d, a, b_desc, accumulate);
 }
 
 /** Makes this thread's earlier shared-memory writes (cp.async included) visible to wgmma's operand reads. */
