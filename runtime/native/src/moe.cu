@@ -720,8 +720,7 @@ __global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
 #pragma unroll
           for (int o = 0; o < kOct; o++) {
             const uint32_t b0 = word(xv[u][o][step / 2], (step % 2) * 2), b1 = word(xv[u][o][step / 2], (step % 2) * 2 + 1);
-            if constexpr (F16) mma::mma_f16(sums[j][o], a, b0, b1);
-            else mma::mma_bf16(sums[j][o], a, b0, b1);
+            mma::mma_16816<F16>(sums[j][o], a, b0, b1);
           }
         }
       if constexpr (kBlockScales) {
