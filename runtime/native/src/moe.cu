@@ -781,6 +781,20 @@ int f16_kernels() {
   return level;
 }
 
+/**
+ * The largest token tile whose streamed down projection reads fp16 h (scaled per 64 channels, each
+ * k-block's sums apart, a cost that grows with the tile): 8 (Mini decode at batch 16 14.56 ms against
+ * 14.69 with 16, its dense MLPs at 16 rows 87 against 93 µs; at 32 rows 110 against 134).
+ * JAMBA_MOE_F16_DOWN_ROWS=0|8|16|32 overrides (for comparison).
+ */
+int f16_down_rows() {
+  static const int rows = [] {
+    const char* v = getenv("JAMBA_MOE_F16_DOWN_ROWS");
+    return v ? std::atoi(v) : 8;
+  }();
+  return rows;
+}
+
 /** The streamed kernel for int8 weights at few rows per group; JAMBA_MOE_DECODE_KERNEL=swapped picks the older one (for comparison). */
 bool use_streamed() {
   static const bool streamed = !env_is("JAMBA_MOE_DECODE_KERNEL", "swapped");
@@ -1327,11 +1341,10 @@ int plan_moe(Args& a, MoeRun& r) {
   // fp16 rows, then the inverse scales of x's rows and of h's 64-channel blocks (jamba_native.h, OP_MOE).
   // The wgmma kernel takes fp16 for an MoE's gated GEMM only: its down projection would need h's scale
   // per row, and the dense MLP's measured slower (64 rows 135 against 115 µs; MoE at 256 tokens 1046
-  // against 1114). The streamed kernel's down projection up to 16-row tiles: each k-block's sums are
-  // scaled apart, a cost that grows with the tile (dense MLP at 32 rows 134 against 110 µs).
+  // against 1114). The streamed kernel's down projection in small tiles only (f16_down_rows).
   const bool streamed_tile = streamed && r.bm <= 32;
   r.f16_gated = (streamed_tile && f16_kernels() >= 1) || (wgmma && r.bm >= 64 && experts > 1 && f16_kernels() >= 2);
-  r.f16_down = r.f16_gated && streamed_tile && r.bm <= 16 && r.gated_splits > 1;
+  r.f16_down = r.f16_gated && streamed_tile && r.bm <= f16_down_rows() && r.gated_splits > 1;
   if (r.f16_gated) {
     __half* x16 = reinterpret_cast<__half*>(as<unsigned char>(h) + (size_t)pairs * ffn * 2);
     float* x_inv = reinterpret_cast<float*>(x16 + (size_t)r.rows * r.hidden);
