@@ -969,7 +969,7 @@ int run_gemm_typed(int bm, const GemmParams& p, int tiles, int splits, bool f16)
 
 /**
  * `splits` > 1 (the decode kernels only) cuts K into slices written to separate partials; `f16` (the
- * streamed kernel only) reads p.a16 instead of p.a.
+ * streamed kernel, and the wgmma kernel's gated GEMM) reads p.a16 instead of p.a.
  */
 template <int MODE>
 int run_gemm(bool int8, int bm, const GemmParams& p, int tiles, int splits = 1, bool f16 = false) {
@@ -1061,7 +1061,7 @@ __device__ __forceinline__ void f16_row_scale(float max_abs, float& scale, float
   inv = __int_as_float((127 - x) << 23);
 }
 
-/** Where align_kernel writes fp16 copies of x's rows (out null: none), for the streamed kernel's F16 path. */
+/** Where align_kernel writes fp16 copies of x's rows (out null: none), for the gated GEMM's F16 paths. */
 struct HalfRows {
   const __nv_bfloat16* x;
   int ld, cols;
