@@ -1,8 +1,10 @@
 // Operator benchmark (`make bench-operator`): on the local control plane, create N JambaDeployments at
 // once (8 GPUs, 1 replica each, on N added KWOK GPU nodes), measure create → Ready (p50/p99), then
 // count the operator's API requests over a quiet minute (should be ~0 per reconcile).
-// The baseline (on by default): first, on the same nodes, N plain Deployments of the same pods created
-// at once, create → Deployment ready; the ratio of the two is what the operator adds.
+// The baselines (on by default): first, on the same nodes, N plain Deployments of the same pods created
+// at once, create → Deployment ready; the ratio of the two is what the operator adds. Then the same with
+// each Deployment's Service and PodDisruptionBudget created beside it: what the operator adds beyond
+// the objects it must create (the API server allocates Services' ClusterIPs one at a time).
 // The 1-minute load average at start and end goes with the figures: the control plane shares the machine.
 //
 //   node dist/tools/bench/operator-bench.js [--count 100] [--quiet-seconds 60] [--baseline=false] [--workers 32] [--kubeconfig .cluster/kubeconfig] [--keep]
@@ -16,7 +18,7 @@ import { KubeConfig, makeInformer, type KubernetesListObject, type KubernetesObj
 import { API_VERSION, KIND, type JambaDeployment } from '../../operator/api/jambadeployment.js';
 import { CRD_FILE } from '../../operator/api/crd.js';
 import { withSpecDefaults } from '../../operator/api/defaults.js';
-import { desiredDeployment } from '../../operator/controller/desired.js';
+import { desiredDeployment, desiredPodDisruptionBudget, desiredService } from '../../operator/controller/desired.js';
 import { DEFAULT_WORKERS, Operator } from '../../operator/controller/operator.js';
 import { KubeClient } from '../../operator/kube/client.js';
 import { RESOURCES, collectionPath } from '../../operator/kube/resources.js';
@@ -79,36 +81,56 @@ function breakdown(createdAt: Map<string, number>, deploymentSeen: Map<string, n
 }
 
 /**
- * The baseline: `count` plain Deployments with the pods the operator would make (its own builder, no
+ * A baseline: `count` plain Deployments with the pods the operator would make (its own builders, no
  * owner), created at once in a namespace of their own; create → Deployment ready (its ready replica
- * seen by a watch). The namespace is deleted, and its pods gone, before this returns.
+ * seen by a watch). With `children`, each also gets the Service and PodDisruptionBudget the operator
+ * makes, sent with its Deployment, and counts as ready once all three are in and the Deployment is
+ * ready: the objects a JambaDeployment costs the control plane, without the operator. The namespace is
+ * deleted, and its pods gone, before this returns.
  */
-async function plainDeployments(kubeConfig: KubeConfig, kubectl: (...a: string[]) => string, count: number) {
+async function plainDeployments(kubeConfig: KubeConfig, kubectl: (...a: string[]) => string, count: number, children: boolean) {
   const ns = `jamba-bench-plain-${randomBytes(3).toString('hex')}`;
   kubectl('create', 'namespace', ns);
   const client = new KubeClient(kubeConfig);
   const path = collectionPath(RESOURCES.deployments, ns);
   const createdAt = new Map<string, number>();
+  const childrenInAt = new Map<string, number>();
   const watch = await firstSeen<V1Deployment>(kubeConfig, client, path, { ready: deploymentReady });
-  const readyAt = watch.seen.ready!;
+  const deploymentReadyAt = watch.seen.ready!;
   const t0 = Date.now();
   await Promise.all(Array.from({ length: count }, async (_, i) => {
     const name = `plain-${String(i).padStart(3, '0')}`;
     const jd = { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: ns, uid: 'none' }, spec: withSpecDefaults(LARGE_SPEC as never) } as JambaDeployment;
-    const body = desiredDeployment(jd);
-    delete body.metadata!.ownerReferences;
+    const objects = [
+      { path, resource: 'deployments', body: desiredDeployment(jd) as KubernetesObject },
+      ...(children
+        ? [
+            { path: collectionPath(RESOURCES.services, ns), resource: 'services', body: desiredService(jd) as KubernetesObject },
+            { path: collectionPath(RESOURCES.podDisruptionBudgets, ns), resource: 'poddisruptionbudgets', body: desiredPodDisruptionBudget(jd) as KubernetesObject },
+          ]
+        : []),
+    ];
+    for (const o of objects) delete o.body.metadata!.ownerReferences;
     createdAt.set(name, Date.now());
-    await client.request({ method: 'POST', path, verb: 'CREATE', resource: 'deployments', body });
+    await Promise.all(objects.map((o) => client.request({ method: 'POST', path: o.path, verb: 'CREATE', resource: o.resource, body: o.body })));
+    childrenInAt.set(name, Date.now());
   }));
+  const readyAt = () => new Map([...deploymentReadyAt].map(([name, t]) => [name, Math.max(t, childrenInAt.get(name) ?? Infinity)] as const));
   const deadline = Date.now() + 10 * 60_000;
-  while (readyAt.size < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  while (deploymentReadyAt.size < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
   const allReadyMs = Date.now() - t0;
-  const latencies = [...readyAt].map(([name, t]) => (t - createdAt.get(name)!) / 1000).sort((a, b) => a - b);
+  const latencies = [...readyAt()].map(([name, t]) => (t - createdAt.get(name)!) / 1000).sort((a, b) => a - b);
   await watch.stop();
   client.close();
-  console.error(`bench: baseline done (${readyAt.size}/${count} ready); deleting its namespace`);
+  console.error(`bench: baseline${children ? ' with Services and PDBs' : ''} done (${deploymentReadyAt.size}/${count} ready); deleting its namespace`);
   kubectl('delete', 'namespace', ns, '--wait=true', '--timeout=300s');
-  return { deployments: count, ready: readyAt.size, createToReadySeconds: { p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99), max: latencies.at(-1) }, allReadySeconds: allReadyMs / 1000 };
+  return {
+    deployments: count,
+    withServicesAndPodDisruptionBudgets: children,
+    ready: deploymentReadyAt.size,
+    createToReadySeconds: { p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99), max: latencies.at(-1) },
+    allReadySeconds: allReadyMs / 1000,
+  };
 }
 
 async function main(): Promise<void> {
@@ -138,7 +160,8 @@ async function main(): Promise<void> {
   kubectl('wait', '--for=condition=Established', 'crd/jambadeployments.serving.jamba.dev');
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(values.kubeconfig!);
-  const baseline = values.baseline === 'true' ? await plainDeployments(kubeConfig, kubectl, count) : undefined;
+  const baseline = values.baseline === 'true' ? await plainDeployments(kubeConfig, kubectl, count, false) : undefined;
+  const childrenBaseline = values.baseline === 'true' ? await plainDeployments(kubeConfig, kubectl, count, true) : undefined;
   const ns = `jamba-bench-${randomBytes(3).toString('hex')}`;
   kubectl('create', 'namespace', ns);
 
@@ -209,6 +232,12 @@ async function main(): Promise<void> {
     ...(baseline ? {
       baselinePlainDeployments: baseline,
       ratioToBaseline: { p50: percentile(latencies, 50) / baseline.createToReadySeconds.p50, p99: percentile(latencies, 99) / baseline.createToReadySeconds.p99 },
+    } : {}),
+    // The same pods with the same Service and PDB, created directly: what the operator adds beyond
+    // the objects it has to create.
+    ...(childrenBaseline ? {
+      baselineWithServicesAndPodDisruptionBudgets: childrenBaseline,
+      ratioToChildrenBaseline: { p50: percentile(latencies, 50) / childrenBaseline.createToReadySeconds.p50, p99: percentile(latencies, 99) / childrenBaseline.createToReadySeconds.p99 },
     } : {}),
     // Where the time goes (p50 over the JambaDeployments, as this process's watches saw it).
     phasesP50Seconds: phases,
