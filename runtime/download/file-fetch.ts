@@ -206,17 +206,24 @@ async function fetchChunk(o: FetchFileOptions, fh: FileHandle, c: Chunk, whole: 
       sink.wrote(c, bufs, bytes);
       progressed();
     });
+    const expected = end - from + 1;
     const receiver: BodyReceiver = {
-      start: (status, headers) => {
+      start: (status, headers, controller) => {
         if (ranged && status !== 206) throw new DownloadError('HttpError', `${o.file.path}: the server ignored the Range header (HTTP ${status})`);
         const contentRange = headers['content-range'];
         if (ranged && typeof contentRange === 'string' && !contentRange.startsWith(`bytes ${from}-`)) {
           throw new RetryableStatus(status, undefined, `unexpected Content-Range ${contentRange} for bytes=${from}-${end}`);
         }
+        writer.attach(controller);
       },
-      data: (chunk, controller) => {
-        if (writer.received + chunk.length > end - from + 1) controller.abort(new DownloadError('HttpError', `${what}: the server sent more bytes than asked for`));
-        else writer.data(chunk, controller);
+      space: () => {
+        const space = writer.space();
+        // Never more than asked for: a longer body fails in `filled` at the first byte beyond.
+        return space.length > expected - writer.received + 1 ? space.subarray(0, expected - writer.received + 1) : space;
+      },
+      filled: (n) => {
+        if (writer.received + n > expected) writer.fail(new DownloadError('HttpError', `${what}: the server sent more bytes than asked for`));
+        else writer.filled(n);
       },
       end: () => writer.end(),
     };

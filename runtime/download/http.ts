@@ -1,8 +1,9 @@
-// HTTP for the Hub with undici: redirects followed by hand (so the token never leaves the Hub's origin
+// HTTP for the Hub (undici for the API, body-client.ts for file bodies): redirects followed by hand (so the token never leaves the Hub's origin
 // and each hop is retried on its own), and 429 / 5xx / network errors retried with exponential backoff
 // and jitter, honouring Retry-After.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request, type Dispatcher } from 'undici';
+import { BodyClient, discardSink, textSink, type BodyController, type BodySink } from './body-client.js';
 import { DownloadError } from './errors.js';
 
 export interface RetryPolicy {
@@ -64,8 +65,11 @@ export function backoffMs(policy: RetryPolicy, attempt: number, random = Math.ra
 
 export class HubHttp {
   private readonly agent: Agent;
+  /** File bodies (`receive`); `once` (the API) stays on undici. */
+  private readonly bodies: BodyClient;
 
   constructor(readonly options: HttpOptions) {
+    this.bodies = new BodyClient({ idleTimeoutMs: options.idleTimeoutMs, keepAliveMs: 30_000, maxIdlePerOrigin: options.connections });
     this.agent = new Agent({
       connections: options.connections,
       bodyTimeout: options.idleTimeoutMs,
@@ -75,7 +79,7 @@ export class HubHttp {
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    await Promise.all([this.bodies.close(), this.agent.close()]);
   }
 
   /** One request, following redirects; the token goes only to the origin of the first URL. */
@@ -105,29 +109,36 @@ export class HubHttp {
   }
 
   /**
-   * A GET whose 2xx body goes to `body` through undici's dispatch callbacks (no stream in between: each
-   * network read is handed over as it is parsed), following redirects like `once`. Resolves when the
-   * body has ended; an answer other than 2xx resolves with its (short) text instead, for `failureOf`.
+   * A GET whose 2xx body goes to `body` (read straight into the buffers it provides: body-client.ts),
+   * following redirects like `once`. Resolves when the body has ended; an answer other than 2xx
+   * resolves with its (short) text instead, for `failureOf`.
    */
   async receive(url: string, headers: Record<string, string>, body: BodyReceiver): Promise<Received> {
     const origin = new URL(url).origin;
     let current = url;
     for (let hop = 0; hop <= 10; hop++) {
       const target = new URL(current);
-      const answer = await new Promise<Received & { location?: string }>((resolve, reject) => {
-        this.agent.dispatch({
-          origin: target.origin,
-          path: `${target.pathname}${target.search}`,
-          method: 'GET',
-          headers: {
-            'user-agent': this.options.userAgent,
-            ...headers,
-            ...(target.origin === origin && this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
-          },
-        }, receiveHandler(body, (r) => resolve({ ...r, url: current }), reject));
-      });
-      if (answer.location === undefined) return answer;
-      current = new URL(answer.location, current).toString();
+      let location: string | undefined;
+      let text: ReturnType<typeof textSink> | undefined;
+      let started = false;
+      try {
+        const answer = await this.bodies.get(target, {
+          'user-agent': this.options.userAgent,
+          ...headers,
+          ...(target.origin === origin && this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
+        }, (status, h, controller) => {
+          location = REDIRECTS.has(status) ? header(h, 'location') : undefined;
+          if (location !== undefined) return discardSink();
+          if (status < 200 || status >= 300) return (text = textSink(4096));
+          body.start(status, h, controller);
+          started = true;
+          return body;
+        });
+        if (location === undefined) return { statusCode: answer.statusCode, headers: answer.headers, url: current, ...(text ? { text: text.text() } : {}) };
+      } finally {
+        if (started) body.end();
+      }
+      current = new URL(location, current).toString();
     }
     throw new DownloadError('HttpError', `too many redirects from ${url}`);
   }
@@ -162,12 +173,11 @@ export class HubHttp {
   }
 }
 
-/** Takes a response body piece by piece; `controller` pauses and resumes the connection. */
-export interface BodyReceiver {
-  /** A 2xx answer's status and headers; throwing refuses it (the request is aborted with that error). */
-  start(statusCode: number, headers: HubResponse['headers']): void;
-  data(chunk: Buffer, controller: Dispatcher.DispatchController): void;
-  /** The body ended or failed: no more `data`, and the controller must not be resumed. */
+/** Takes a 2xx response body: its bytes are read into the buffers `space()` provides. */
+export interface BodyReceiver extends BodySink {
+  /** A 2xx answer's status and headers; throwing refuses it (the request fails with that error). */
+  start(statusCode: number, headers: HubResponse['headers'], controller: BodyController): void;
+  /** The body ended or failed: no more bytes, and the controller must not be resumed. */
   end(): void;
 }
 
@@ -180,43 +190,6 @@ export interface Received {
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-
-function receiveHandler(body: BodyReceiver, resolve: (r: Omit<Received, 'url'> & { location?: string }) => void, reject: (e: Error) => void): Dispatcher.DispatchHandler {
-  let statusCode = 0;
-  let headers: HubResponse['headers'] = {};
-  let text: string | undefined;
-  let location: string | undefined;
-  return {
-    // Present so undici takes this for a handler of its current callback API.
-    onRequestStart() {},
-    onResponseStart(controller, status, h) {
-      statusCode = status;
-      headers = h;
-      location = REDIRECTS.has(status) ? header(h, 'location') : undefined;
-      if (location !== undefined) return;
-      if (status >= 200 && status < 300) {
-        try {
-          body.start(status, h);
-        } catch (e) {
-          controller.abort(e as Error);
-        }
-      } else text = '';
-    },
-    onResponseData(controller, chunk) {
-      if (location !== undefined) return;
-      if (text === undefined) body.data(chunk, controller);
-      else if (text.length < 4096) text += chunk.toString('utf8');
-    },
-    onResponseEnd() {
-      if (location === undefined && text === undefined && statusCode !== 0) body.end();
-      resolve({ statusCode, headers, ...(text !== undefined ? { text } : {}), ...(location !== undefined ? { location } : {}) });
-    },
-    onResponseError(_controller, error) {
-      if (location === undefined && text === undefined && statusCode !== 0) body.end();
-      reject(error);
-    },
-  };
-}
 
 /** A 429 or 5xx answer, to be retried. */
 export class RetryableStatus extends Error {
