@@ -18,7 +18,12 @@ export interface ChunkWriterLimits {
   maxBatchAgeMs: number;
 }
 
-export const WRITE_LIMITS: ChunkWriterLimits = { batchBytes: 1024 * 1024, maxBatchesInFlight: 2, maxBatchAgeMs: 250 };
+// A batch is 4 KiB short of 1 MiB so that writes do not land on 1 MiB-aligned offsets: there the kernel
+// (ext4 with large folios, Linux 6.18) fills the page cache with 1 MiB folios, and on the benchmark VM
+// (virtio-balloon free page reporting: free 2 MiB blocks go back to the host) copying into those cost
+// ~2 CPU-s per GiB against ~0.2 for the smaller folios of offsets aligned only to 4 KiB (perf of the
+// download, 2026-12-04; docs/BENCHMARKS.md, issue 12). Not measured on a host without page reporting.
+export const WRITE_LIMITS: ChunkWriterLimits = { batchBytes: 1024 * 1024 - 4096, maxBatchesInFlight: 2, maxBatchAgeMs: 250 };
 
 /** Free batch buffers by size, kept for the next request (at most `MAX_FREE` of each size). */
 const freeBuffers = new Map<number, Buffer[]>();
