@@ -1,9 +1,8 @@
-// HTTP for the Hub (undici for the API, body-client.ts for file bodies): redirects followed by hand (so the token never leaves the Hub's origin
-// and each hop is retried on its own), and 429 / 5xx / network errors retried with exponential backoff
-// and jitter, honouring Retry-After.
+// HTTP for the Hub (body-client.ts: the API's answers and file bodies): redirects followed by hand (so
+// the token never leaves the Hub's origin and each hop is retried on its own), and 429 / 5xx / network
+// errors retried with exponential backoff and jitter, honouring Retry-After.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request, type Dispatcher } from 'undici';
-import { BodyClient, discardSink, textSink, type BodyController, type BodySink } from './body-client.js';
+import { BodyClient, discardSink, textSink, type BodyController, type BodySink, type ResponseHeaders } from './body-client.js';
 import { DownloadError } from './errors.js';
 
 export interface RetryPolicy {
@@ -28,14 +27,6 @@ export interface HttpOptions {
   onRetry?: (info: { url: string; attempt: number; delayMs: number; reason: string }) => void;
 }
 
-export interface HubResponse {
-  statusCode: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Dispatcher.ResponseData['body'];
-  /** The URL that answered, after redirects. */
-  url: string;
-}
-
 const RETRYABLE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED',
   'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ECONNABORTED', 'UND_ERR_ABORTED']);
 
@@ -45,7 +36,7 @@ export function isRetryableNetworkError(error: unknown): boolean {
   return RETRYABLE_CODES.has(e.code ?? '') || RETRYABLE_CODES.has(e.cause?.code ?? '') || (error as Error)?.message === 'terminated';
 }
 
-function header(headers: HubResponse['headers'], name: string): string | undefined {
+function header(headers: ResponseHeaders, name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
 }
@@ -64,48 +55,32 @@ export function backoffMs(policy: RetryPolicy, attempt: number, random = Math.ra
 }
 
 export class HubHttp {
-  private readonly agent: Agent;
-  /** File bodies (`receive`); `once` (the API) stays on undici. */
   private readonly bodies: BodyClient;
 
   constructor(readonly options: HttpOptions) {
     this.bodies = new BodyClient({ idleTimeoutMs: options.idleTimeoutMs, keepAliveMs: 30_000, maxIdlePerOrigin: options.connections });
-    this.agent = new Agent({
-      connections: options.connections,
-      bodyTimeout: options.idleTimeoutMs,
-      headersTimeout: options.idleTimeoutMs,
-      keepAliveTimeout: 30_000,
-    });
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.bodies.close(), this.agent.close()]);
+    await this.bodies.close();
   }
 
-  /** One request, following redirects; the token goes only to the origin of the first URL. */
-  async once(url: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' = 'GET'): Promise<HubResponse> {
-    const origin = new URL(url).origin;
-    let current = url;
-    for (let hop = 0; hop <= 10; hop++) {
-      const sameOrigin = new URL(current).origin === origin;
-      const res = await request(current, {
-        dispatcher: this.agent,
-        method,
-        headers: {
-          'user-agent': this.options.userAgent,
-          ...headers,
-          ...(sameOrigin && this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
-        },
-      });
-      const location = header(res.headers, 'location');
-      if ([301, 302, 303, 307, 308].includes(res.statusCode) && location) {
-        await res.body.dump();
-        current = new URL(location, current).toString();
-        continue;
-      }
-      return { statusCode: res.statusCode, headers: res.headers, body: res.body, url: current };
-    }
-    throw new DownloadError('HttpError', `too many redirects from ${url}`);
+  /** A GET whose whole answer (up to `limit` bytes) comes back as text, following redirects: the API's JSON. */
+  async getText(url: string, headers: Record<string, string>, limit = 64 * 1024 * 1024): Promise<Received & { body: string }> {
+    const scratch = Buffer.allocUnsafe(64 * 1024);
+    const parts: Buffer[] = [];
+    let size = 0;
+    const answer = await this.receive(url, headers, {
+      start: () => {},
+      space: () => scratch,
+      filled: (n) => {
+        size += n;
+        if (size > limit) throw new DownloadError('HttpError', `${url}: answer over ${limit} bytes`);
+        parts.push(Buffer.from(scratch.subarray(0, n)));
+      },
+      end: () => {},
+    });
+    return { ...answer, body: answer.text ?? Buffer.concat(parts).toString('utf8') };
   }
 
   /**
@@ -176,14 +151,15 @@ export class HubHttp {
 /** Takes a 2xx response body: its bytes are read into the buffers `space()` provides. */
 export interface BodyReceiver extends BodySink {
   /** A 2xx answer's status and headers; throwing refuses it (the request fails with that error). */
-  start(statusCode: number, headers: HubResponse['headers'], controller: BodyController): void;
+  start(statusCode: number, headers: ResponseHeaders, controller: BodyController): void;
   /** The body ended or failed: no more bytes, and the controller must not be resumed. */
   end(): void;
 }
 
 export interface Received {
   statusCode: number;
-  headers: HubResponse['headers'];
+  headers: ResponseHeaders;
+  /** The URL that answered, after redirects. */
   url: string;
   /** The body of an answer other than 2xx (up to 4 kB), undefined for 2xx. */
   text?: string;
@@ -202,10 +178,6 @@ export class RetryableStatus extends Error {
  * Turns a non-success answer into the error it means, reading the Hub's X-Error-Code: 429/5xx are
  * retryable, missing repositories, revisions and files and gated repositories get their own codes.
  */
-export async function failure(res: HubResponse, what: string, hasToken: boolean): Promise<Error> {
-  return failureOf({ ...res, text: await res.body.text().catch(() => '') }, what, hasToken);
-}
-
 export function failureOf(res: Received, what: string, hasToken: boolean): Error {
   const text = (res.text ?? '').slice(0, 500);
   const code = header(res.headers, 'x-error-code');
