@@ -154,8 +154,6 @@ class Connection {
       this.socket.ref();
       this.socket.setTimeout(this.options.idleTimeoutMs);
       this.socket.write(`${head}connection: keep-alive\r\n\r\n`);
-      // A receiver may have paused the connection just as the previous body ended.
-      if (this.socket.isPaused()) this.socket.resume();
     });
   }
 
@@ -297,6 +295,9 @@ class Connection {
     }
     this.socket.setTimeout(this.options.keepAliveMs);
     this.socket.unref();
+    // The receiver may have paused the connection as the body ended; an idle one reads (into `own`) so
+    // that a close by the server is seen before the connection is reused.
+    if (this.socket.isPaused()) this.socket.resume();
     this.onFree(this);
   }
 

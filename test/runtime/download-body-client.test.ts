@@ -27,6 +27,9 @@ beforeAll(async () => {
       res.writeHead(200); // no length: Node sends it chunked
       for (let off = 0; off < BODY.length; off += 7000) res.write(BODY.subarray(off, off + 7000));
       res.end();
+    } else if (req.url === '/then-close') {
+      res.writeHead(200, { 'content-length': String(BODY.length) });
+      res.end(BODY, () => setTimeout(() => req.socket.destroy(), 10)); // a keep-alive connection closed while idle
     } else if (req.url === '/cut') {
       res.writeHead(200, { 'content-length': String(BODY.length) });
       res.write(BODY.subarray(0, 1000), () => req.socket.destroy());
@@ -87,6 +90,26 @@ test('a connection cut inside a body fails the request with a retryable error, a
   const again = collect();
   await c.get(new URL(`${base}/length`), {}, () => again);
   expect(again.body().equals(BODY)).toBe(true);
+  await c.close();
+});
+
+test('a kept-alive connection the server closes while idle is not reused, even if the receiver paused it at the end', async () => {
+  requestsPerSocket = [];
+  const c = client();
+  const scratch = Buffer.alloc(4096);
+  let received = 0;
+  await c.get(new URL(`${base}/then-close`), {}, (_status, _headers, controller) => ({
+    space: () => scratch,
+    filled: (n) => {
+      received += n;
+      if (received === BODY.length) controller.pause(); // as ChunkWriter does when the disk lags
+    },
+  }));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const again = collect();
+  await c.get(new URL(`${base}/length`), {}, () => again);
+  expect(again.body().equals(BODY)).toBe(true);
+  expect(requestsPerSocket).toEqual([1, 1]);
   await c.close();
 });
 
