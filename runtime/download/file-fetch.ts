@@ -171,17 +171,22 @@ export async function fetchFile(o: FetchFileOptions): Promise<void> {
       await Promise.all([record(), hasher?.catchUp()]);
     })));
     await recording;
+    // Every byte is written: the flush to disk runs while the hash catches up with the last chunks,
+    // instead of after it (a file that then fails verification is deleted all the same).
+    const synced = fh.datasync();
+    synced.catch(() => {}); // awaited below; not unhandled if verification throws first
     if (verifier && hasher) {
       const result = await hasher.finish();
       hasher = undefined;
       const actual = result.hashedBytes === o.file.size ? result.digest : `(only ${result.hashedBytes} bytes readable)`;
       if (actual !== verifier.expected) {
+        await synced.catch(() => {});
         await fh.close();
         await removeTemp(o);
         throw new DownloadError('VerificationFailed', `${o.file.path}: ${verifier.name} mismatch (expected ${verifier.expected}, got ${actual})`, true);
       }
     }
-    await fh.datasync();
+    await synced;
   } finally {
     await hasher?.abort();
     await fh.close().catch(() => {});
