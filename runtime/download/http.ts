@@ -85,8 +85,8 @@ export class HubHttp {
 
   /**
    * A GET whose 2xx body goes to `body` (read straight into the buffers it provides: body-client.ts),
-   * following redirects like `once`. Resolves when the body has ended; an answer other than 2xx
-   * resolves with its (short) text instead, for `failureOf`.
+   * following redirects (the token only to the first URL's origin). Resolves when the body has ended;
+   * an answer other than 2xx resolves with its (short) text instead, for `failureOf`.
    */
   async receive(url: string, headers: Record<string, string>, body: BodyReceiver): Promise<Received> {
     const origin = new URL(url).origin;
