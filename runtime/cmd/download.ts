@@ -3,10 +3,7 @@
 // optional progress file, and the final state to the termination message the operator reads.
 import { writeFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import { Gauge, Registry } from 'prom-client';
 import { download, DOWNLOAD_DEFAULTS } from '../download/download.js';
 import { DownloadError, PERMANENT_ERRORS, PERMANENT_FAILURE_EXIT_CODE, formatBytes } from '../download/errors.js';
 import { DEFAULT_INCLUDE } from '../download/filters.js';
@@ -108,48 +105,6 @@ export function parseDownloadArgs(argv: string[]): DownloadConfig | 'help' {
   };
 }
 
-const PHASES = ['Listing', 'Downloading', 'Verifying', 'Downloaded', 'Failed'] as const;
-
-/** Prometheus gauges read from the progress at scrape time. */
-function progressRegistry(progress: DownloadProgress, retries: () => number): Registry {
-  const registry = new Registry();
-  const gauge = (name: string, help: string, pick: (s: ProgressSnapshot) => number | undefined) =>
-    new Gauge({ name, help, registers: [registry], collect(this: Gauge) { const v = pick(progress.snapshot()); if (v !== undefined) this.set(v); } });
-  gauge('jamba_download_bytes_done', 'Bytes of the selected files on disk (verified or in progress).', (s) => s.bytesDone);
-  gauge('jamba_download_bytes_total', 'Bytes of the selected files.', (s) => s.bytesTotal);
-  gauge('jamba_download_progress_ratio', 'Bytes done over bytes total (1 once verified).', (s) => (s.phase === 'Downloaded' ? 1 : s.bytesTotal ? s.bytesDone / s.bytesTotal : 0));
-  gauge('jamba_download_throughput_bytes_per_second', 'Network throughput over the last seconds.', (s) => s.bytesPerSecond);
-  gauge('jamba_download_eta_seconds', 'Estimated seconds left.', (s) => s.etaSeconds);
-  gauge('jamba_download_files_done', 'Files verified and in place.', (s) => s.filesDone);
-  gauge('jamba_download_files_total', 'Files selected.', (s) => s.filesTotal);
-  gauge('jamba_download_retries', 'Requests retried so far (429, 5xx, cut connections, failed verification).', () => retries());
-  new Gauge({
-    name: 'jamba_download_phase', help: 'The phase the download is in (1 for the current one).', labelNames: ['phase'], registers: [registry],
-    collect(this: Gauge) { const p = progress.snapshot().phase; for (const name of PHASES) this.set({ phase: name }, name === p ? 1 : 0); },
-  });
-  return registry;
-}
-
-async function startProgressServer(c: DownloadConfig, progress: DownloadProgress, registry: Registry, log: Logger): Promise<Server> {
-  const server = createServer((req, res) => {
-    if (req.url === '/metrics') {
-      void registry.metrics().then((text) => {
-        res.writeHead(200, { 'content-type': registry.contentType });
-        res.end(text);
-      });
-    } else if (req.url === '/progress') {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(progress.snapshot()));
-    } else {
-      res.writeHead(404);
-      res.end();
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(c.metricsPort, c.metricsHost, resolve));
-  log('info', 'progress endpoint', { address: `${c.metricsHost}:${(server.address() as AddressInfo).port}`, paths: ['/metrics', '/progress'] });
-  return server;
-}
-
 function progressFields(s: ProgressSnapshot): Record<string, unknown> {
   return {
     phase: s.phase, percent: s.percent, bytes_done: s.bytesDone, bytes_total: s.bytesTotal, files_done: s.filesDone, files_total: s.filesTotal,
@@ -163,7 +118,10 @@ export async function runDownload(c: DownloadConfig, log: Logger = jsonLogger, e
   const endpoint = hubEndpoint(env);
   const token = hubToken(env);
   let retries = 0;
-  const server = c.metricsPort !== undefined ? await startProgressServer(c, progress, progressRegistry(progress, () => retries), log) : undefined;
+  // prom-client and node:http only when asked for: most runs (a Job's pod) start faster without them.
+  const server = c.metricsPort !== undefined
+    ? await (await import('./download-metrics.js')).startProgressServer(c.metricsPort, c.metricsHost, progress, () => retries, log)
+    : undefined;
   let writing = Promise.resolve();
   const report = (): Promise<void> => {
     const s = progress.snapshot();

@@ -171,17 +171,22 @@ export async function fetchFile(o: FetchFileOptions): Promise<void> {
       await Promise.all([record(), hasher?.catchUp()]);
     })));
     await recording;
+    // Every byte is written: the flush to disk runs while the hash catches up with the last chunks,
+    // instead of after it (a file that then fails verification is deleted all the same).
+    const synced = fh.datasync();
+    synced.catch(() => {}); // awaited below; not unhandled if verification throws first
     if (verifier && hasher) {
       const result = await hasher.finish();
       hasher = undefined;
       const actual = result.hashedBytes === o.file.size ? result.digest : `(only ${result.hashedBytes} bytes readable)`;
       if (actual !== verifier.expected) {
+        await synced.catch(() => {});
         await fh.close();
         await removeTemp(o);
         throw new DownloadError('VerificationFailed', `${o.file.path}: ${verifier.name} mismatch (expected ${verifier.expected}, got ${actual})`, true);
       }
     }
-    await fh.datasync();
+    await synced;
   } finally {
     await hasher?.abort();
     await fh.close().catch(() => {});
@@ -206,17 +211,24 @@ async function fetchChunk(o: FetchFileOptions, fh: FileHandle, c: Chunk, whole: 
       sink.wrote(c, bufs, bytes);
       progressed();
     });
+    const expected = end - from + 1;
     const receiver: BodyReceiver = {
-      start: (status, headers) => {
+      start: (status, headers, controller) => {
         if (ranged && status !== 206) throw new DownloadError('HttpError', `${o.file.path}: the server ignored the Range header (HTTP ${status})`);
         const contentRange = headers['content-range'];
         if (ranged && typeof contentRange === 'string' && !contentRange.startsWith(`bytes ${from}-`)) {
           throw new RetryableStatus(status, undefined, `unexpected Content-Range ${contentRange} for bytes=${from}-${end}`);
         }
+        writer.attach(controller);
       },
-      data: (chunk, controller) => {
-        if (writer.received + chunk.length > end - from + 1) controller.abort(new DownloadError('HttpError', `${what}: the server sent more bytes than asked for`));
-        else writer.data(chunk, controller);
+      space: () => {
+        const space = writer.space();
+        // Never more than asked for: a longer body fails in `filled` at the first byte beyond.
+        return space.length > expected - writer.received + 1 ? space.subarray(0, expected - writer.received + 1) : space;
+      },
+      filled: (n) => {
+        if (writer.received + n > expected) writer.fail(new DownloadError('HttpError', `${what}: the server sent more bytes than asked for`));
+        else writer.filled(n);
       },
       end: () => writer.end(),
     };

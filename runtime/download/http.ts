@@ -1,8 +1,8 @@
-// HTTP for the Hub with undici: redirects followed by hand (so the token never leaves the Hub's origin
-// and each hop is retried on its own), and 429 / 5xx / network errors retried with exponential backoff
-// and jitter, honouring Retry-After.
+// HTTP for the Hub (body-client.ts: the API's answers and file bodies): redirects followed by hand (so
+// the token never leaves the Hub's origin and each hop is retried on its own), and 429 / 5xx / network
+// errors retried with exponential backoff and jitter, honouring Retry-After.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request, type Dispatcher } from 'undici';
+import { BodyClient, discardSink, textSink, type BodyController, type BodySink, type ResponseHeaders } from './body-client.js';
 import { DownloadError } from './errors.js';
 
 export interface RetryPolicy {
@@ -27,14 +27,6 @@ export interface HttpOptions {
   onRetry?: (info: { url: string; attempt: number; delayMs: number; reason: string }) => void;
 }
 
-export interface HubResponse {
-  statusCode: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Dispatcher.ResponseData['body'];
-  /** The URL that answered, after redirects. */
-  url: string;
-}
-
 const RETRYABLE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED',
   'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ECONNABORTED', 'UND_ERR_ABORTED']);
 
@@ -44,7 +36,7 @@ export function isRetryableNetworkError(error: unknown): boolean {
   return RETRYABLE_CODES.has(e.code ?? '') || RETRYABLE_CODES.has(e.cause?.code ?? '') || (error as Error)?.message === 'terminated';
 }
 
-function header(headers: HubResponse['headers'], name: string): string | undefined {
+function header(headers: ResponseHeaders, name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
 }
@@ -63,71 +55,65 @@ export function backoffMs(policy: RetryPolicy, attempt: number, random = Math.ra
 }
 
 export class HubHttp {
-  private readonly agent: Agent;
+  private readonly bodies: BodyClient;
 
   constructor(readonly options: HttpOptions) {
-    this.agent = new Agent({
-      connections: options.connections,
-      bodyTimeout: options.idleTimeoutMs,
-      headersTimeout: options.idleTimeoutMs,
-      keepAliveTimeout: 30_000,
-    });
+    this.bodies = new BodyClient({ idleTimeoutMs: options.idleTimeoutMs, keepAliveMs: 30_000, maxIdlePerOrigin: options.connections });
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    await this.bodies.close();
   }
 
-  /** One request, following redirects; the token goes only to the origin of the first URL. */
-  async once(url: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' = 'GET'): Promise<HubResponse> {
-    const origin = new URL(url).origin;
-    let current = url;
-    for (let hop = 0; hop <= 10; hop++) {
-      const sameOrigin = new URL(current).origin === origin;
-      const res = await request(current, {
-        dispatcher: this.agent,
-        method,
-        headers: {
-          'user-agent': this.options.userAgent,
-          ...headers,
-          ...(sameOrigin && this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
-        },
-      });
-      const location = header(res.headers, 'location');
-      if ([301, 302, 303, 307, 308].includes(res.statusCode) && location) {
-        await res.body.dump();
-        current = new URL(location, current).toString();
-        continue;
-      }
-      return { statusCode: res.statusCode, headers: res.headers, body: res.body, url: current };
-    }
-    throw new DownloadError('HttpError', `too many redirects from ${url}`);
+  /** A GET whose whole answer (up to `limit` bytes) comes back as text, following redirects: the API's JSON. */
+  async getText(url: string, headers: Record<string, string>, limit = 64 * 1024 * 1024): Promise<Received & { body: string }> {
+    const scratch = Buffer.allocUnsafe(64 * 1024);
+    const parts: Buffer[] = [];
+    let size = 0;
+    const answer = await this.receive(url, headers, {
+      start: () => {},
+      space: () => scratch,
+      filled: (n) => {
+        size += n;
+        if (size > limit) throw new DownloadError('HttpError', `${url}: answer over ${limit} bytes`);
+        parts.push(Buffer.from(scratch.subarray(0, n)));
+      },
+      end: () => {},
+    });
+    return { ...answer, body: answer.text ?? Buffer.concat(parts).toString('utf8') };
   }
 
   /**
-   * A GET whose 2xx body goes to `body` through undici's dispatch callbacks (no stream in between: each
-   * network read is handed over as it is parsed), following redirects like `once`. Resolves when the
-   * body has ended; an answer other than 2xx resolves with its (short) text instead, for `failureOf`.
+   * A GET whose 2xx body goes to `body` (read straight into the buffers it provides: body-client.ts),
+   * following redirects (the token only to the first URL's origin). Resolves when the body has ended;
+   * an answer other than 2xx resolves with its (short) text instead, for `failureOf`.
    */
   async receive(url: string, headers: Record<string, string>, body: BodyReceiver): Promise<Received> {
     const origin = new URL(url).origin;
     let current = url;
     for (let hop = 0; hop <= 10; hop++) {
       const target = new URL(current);
-      const answer = await new Promise<Received & { location?: string }>((resolve, reject) => {
-        this.agent.dispatch({
-          origin: target.origin,
-          path: `${target.pathname}${target.search}`,
-          method: 'GET',
-          headers: {
-            'user-agent': this.options.userAgent,
-            ...headers,
-            ...(target.origin === origin && this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
-          },
-        }, receiveHandler(body, (r) => resolve({ ...r, url: current }), reject));
-      });
-      if (answer.location === undefined) return answer;
-      current = new URL(answer.location, current).toString();
+      let location: string | undefined;
+      let text: ReturnType<typeof textSink> | undefined;
+      let started = false;
+      try {
+        const answer = await this.bodies.get(target, {
+          'user-agent': this.options.userAgent,
+          ...headers,
+          ...(target.origin === origin && this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
+        }, (status, h, controller) => {
+          location = REDIRECTS.has(status) ? header(h, 'location') : undefined;
+          if (location !== undefined) return discardSink();
+          if (status < 200 || status >= 300) return (text = textSink(4096));
+          body.start(status, h, controller);
+          started = true;
+          return body;
+        });
+        if (location === undefined) return { statusCode: answer.statusCode, headers: answer.headers, url: current, ...(text ? { text: text.text() } : {}) };
+      } finally {
+        if (started) body.end();
+      }
+      current = new URL(location, current).toString();
     }
     throw new DownloadError('HttpError', `too many redirects from ${url}`);
   }
@@ -162,61 +148,24 @@ export class HubHttp {
   }
 }
 
-/** Takes a response body piece by piece; `controller` pauses and resumes the connection. */
-export interface BodyReceiver {
-  /** A 2xx answer's status and headers; throwing refuses it (the request is aborted with that error). */
-  start(statusCode: number, headers: HubResponse['headers']): void;
-  data(chunk: Buffer, controller: Dispatcher.DispatchController): void;
-  /** The body ended or failed: no more `data`, and the controller must not be resumed. */
+/** Takes a 2xx response body: its bytes are read into the buffers `space()` provides. */
+export interface BodyReceiver extends BodySink {
+  /** A 2xx answer's status and headers; throwing refuses it (the request fails with that error). */
+  start(statusCode: number, headers: ResponseHeaders, controller: BodyController): void;
+  /** The body ended or failed: no more bytes, and the controller must not be resumed. */
   end(): void;
 }
 
 export interface Received {
   statusCode: number;
-  headers: HubResponse['headers'];
+  headers: ResponseHeaders;
+  /** The URL that answered, after redirects. */
   url: string;
   /** The body of an answer other than 2xx (up to 4 kB), undefined for 2xx. */
   text?: string;
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-
-function receiveHandler(body: BodyReceiver, resolve: (r: Omit<Received, 'url'> & { location?: string }) => void, reject: (e: Error) => void): Dispatcher.DispatchHandler {
-  let statusCode = 0;
-  let headers: HubResponse['headers'] = {};
-  let text: string | undefined;
-  let location: string | undefined;
-  return {
-    // Present so undici takes this for a handler of its current callback API.
-    onRequestStart() {},
-    onResponseStart(controller, status, h) {
-      statusCode = status;
-      headers = h;
-      location = REDIRECTS.has(status) ? header(h, 'location') : undefined;
-      if (location !== undefined) return;
-      if (status >= 200 && status < 300) {
-        try {
-          body.start(status, h);
-        } catch (e) {
-          controller.abort(e as Error);
-        }
-      } else text = '';
-    },
-    onResponseData(controller, chunk) {
-      if (location !== undefined) return;
-      if (text === undefined) body.data(chunk, controller);
-      else if (text.length < 4096) text += chunk.toString('utf8');
-    },
-    onResponseEnd() {
-      if (location === undefined && text === undefined && statusCode !== 0) body.end();
-      resolve({ statusCode, headers, ...(text !== undefined ? { text } : {}), ...(location !== undefined ? { location } : {}) });
-    },
-    onResponseError(_controller, error) {
-      if (location === undefined && text === undefined && statusCode !== 0) body.end();
-      reject(error);
-    },
-  };
-}
 
 /** A 429 or 5xx answer, to be retried. */
 export class RetryableStatus extends Error {
@@ -229,10 +178,6 @@ export class RetryableStatus extends Error {
  * Turns a non-success answer into the error it means, reading the Hub's X-Error-Code: 429/5xx are
  * retryable, missing repositories, revisions and files and gated repositories get their own codes.
  */
-export async function failure(res: HubResponse, what: string, hasToken: boolean): Promise<Error> {
-  return failureOf({ ...res, text: await res.body.text().catch(() => '') }, what, hasToken);
-}
-
 export function failureOf(res: Received, what: string, hasToken: boolean): Error {
   const text = (res.text ?? '').slice(0, 500);
   const code = header(res.headers, 'x-error-code');

@@ -1,6 +1,6 @@
 // The Hub's API: a revision's file listing (sizes, git blob ids, LFS sha256) and the download URLs.
 import { DownloadError } from './errors.js';
-import { failure, type HubHttp } from './http.js';
+import { failureOf, type HubHttp } from './http.js';
 
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 
@@ -51,9 +51,9 @@ export async function listRevision(http: HubHttp, endpoint: string, repo: string
   const url = `${endpoint}/api/models/${repoPath(repo)}/revision/${encodeURIComponent(revision)}?blobs=true`;
   const what = `${repo}@${revision}`;
   const info = await http.withRetry(what, async () => {
-    const res = await http.once(url, { accept: 'application/json' });
-    if (res.statusCode !== 200) throw await failure(res, what, !!http.options.token);
-    return (await res.body.json()) as { sha?: unknown; siblings?: unknown };
+    const res = await http.getText(url, { accept: 'application/json' });
+    if (res.statusCode !== 200) throw failureOf(res, what, !!http.options.token);
+    return JSON.parse(res.body) as { sha?: unknown; siblings?: unknown };
   });
   if (typeof info.sha !== 'string' || !Array.isArray(info.siblings)) {
     throw new DownloadError('InvalidListing', `${what}: the Hub's answer has no commit sha or file list (is HF_ENDPOINT a Hub?)`);

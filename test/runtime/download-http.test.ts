@@ -1,8 +1,9 @@
-// HubHttp.receive: a body handed over through undici's dispatch callbacks, redirects followed (the
+// HubHttp.receive: a body read into the receiver's buffers (body-client.ts), redirects followed (the
 // Range header kept, the token only for the first origin), other answers returned with their text.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_RETRY, failureOf, HubHttp, RetryableStatus, type BodyReceiver } from '../../runtime/download/http.js';
+import { listenInTestRange } from '../harness/listen.js';
 
 let server: Server;
 let base: string;
@@ -22,16 +23,7 @@ beforeAll(async () => {
       res.end('no such file');
     }
   });
-  // A free port in 20000–29999 (the range this project's test servers use), tried at random.
-  for (let attempt = 0; ; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 10000);
-    const ok = await new Promise<boolean>((resolve) => {
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => resolve(true));
-    });
-    if (ok || attempt >= 20) break;
-  }
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = await listenInTestRange(server);
 });
 
 afterAll(async () => {
@@ -43,10 +35,12 @@ function http(): HubHttp {
 }
 
 function collector(): BodyReceiver & { chunks: Buffer[]; statuses: number[]; ended: boolean } {
+  const scratch = Buffer.alloc(4); // small, so a body takes several reads into it
   const r = {
     chunks: [] as Buffer[], statuses: [] as number[], ended: false,
     start: (status: number) => void r.statuses.push(status),
-    data: (chunk: Buffer) => void r.chunks.push(chunk),
+    space: () => scratch,
+    filled: (n: number) => void r.chunks.push(Buffer.from(scratch.subarray(0, n))),
     end: () => void (r.ended = true),
   };
   return r;
@@ -78,7 +72,7 @@ test('an answer other than 2xx comes back with its text and never reaches the re
 test('a receiver that refuses the answer in start fails the request with its error', async () => {
   const h = http();
   const refusal = new RetryableStatus(206, undefined, 'unexpected Content-Range');
-  const body: BodyReceiver = { start: () => { throw refusal; }, data: () => {}, end: () => {} };
+  const body: BodyReceiver = { start: () => { throw refusal; }, space: () => Buffer.alloc(16), filled: () => {}, end: () => {} };
   await expect(h.receive(`${base}/data`, {}, body)).rejects.toBe(refusal);
   await h.close();
 });
