@@ -36,6 +36,9 @@ beforeAll(async () => {
     } else if (req.url === '/silent') {
       res.writeHead(200, { 'content-length': '10' });
       res.write('01234');
+    } else if (req.url === '/big-head') {
+      res.writeHead(200, { 'content-length': '2', 'x-padding': 'p'.repeat(20_000) });
+      res.end('ok');
     } else if (req.url === '/slow') {
       slow.push(res);
       res.writeHead(200, { 'content-length': '4' });
@@ -118,6 +121,17 @@ test('a server silent for the idle timeout fails the request with a retryable er
   const error = await c.get(new URL(`${base}/silent`), {}, () => collect()).catch((e: unknown) => e);
   expect(error).toMatchObject({ code: 'NetworkError', message: expect.stringMatching(/no data for 200 ms/) });
   expect(isRetryableNetworkError(error)).toBe(true);
+  await c.close();
+});
+
+test('a response head over 16 KiB fails the request; a header with a line break is refused before sending', async () => {
+  const c = client();
+  const error = await c.get(new URL(`${base}/big-head`), {}, () => collect()).catch((e: unknown) => e);
+  expect(error).toMatchObject({ code: 'NetworkError', message: expect.stringMatching(/response head over 16384 bytes/) });
+  await expect(c.get(new URL(`${base}/length`), { 'x-injected': 'a\r\nhost: elsewhere' }, () => collect())).rejects.toThrow(/invalid header x-injected/);
+  const again = collect();
+  await c.get(new URL(`${base}/length`), {}, () => again);
+  expect(again.body().equals(BODY)).toBe(true);
   await c.close();
 });
 
