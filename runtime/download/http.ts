@@ -27,13 +27,13 @@ export interface HttpOptions {
   onRetry?: (info: { url: string; attempt: number; delayMs: number; reason: string }) => void;
 }
 
-const RETRYABLE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED',
-  'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ECONNABORTED', 'UND_ERR_ABORTED']);
+// Socket errors worth another attempt (body-client.ts raises its own as retryable DownloadErrors).
+const RETRYABLE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ECONNABORTED']);
 
 export function isRetryableNetworkError(error: unknown): boolean {
   if (error instanceof DownloadError) return error.retryable;
   const e = error as { code?: string; cause?: { code?: string } };
-  return RETRYABLE_CODES.has(e.code ?? '') || RETRYABLE_CODES.has(e.cause?.code ?? '') || (error as Error)?.message === 'terminated';
+  return RETRYABLE_CODES.has(e.code ?? '') || RETRYABLE_CODES.has(e.cause?.code ?? '');
 }
 
 function header(headers: ResponseHeaders, name: string): string | undefined {

@@ -7,8 +7,12 @@ export async function listenInTestRange(server: Server): Promise<string> {
   for (let attempt = 0; ; attempt++) {
     const port = 20000 + Math.floor(Math.random() * 10000);
     const ok = await new Promise<boolean>((resolve) => {
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => resolve(true));
+      const taken = () => resolve(false);
+      server.once('error', taken);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', taken);
+        resolve(true);
+      });
     });
     if (ok || attempt >= 20) break;
   }
