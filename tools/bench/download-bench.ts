@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 // Download throughput on loopback against the Hub-protocol test server (tools/hub-server, its own
 // process): `jamba-runtime download` vs curl (one file after another, and --parallel) vs
-// huggingface_hub's snapshot_download, on the same synthetic safetensors, runs interleaved.
+// huggingface_hub's snapshot_download, on the same synthetic safetensors, runs interleaved. Ours is
+// the only one of those that verifies what it wrote, so one more row gives curl the same guarantee:
+// curl --parallel, then `openssl dgst -sha256` (SHA-NI, unlike coreutils' sha256sum) of every file at once.
 //   node dist/tools/bench/download-bench.js [--gib 1] [--files 4] [--runs 5] [--python /path/to/venv/bin/python] [--port P]
 // --port P: the Hub server listens on P and its CDN origin on P+1 (default: ports the system picks).
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -38,16 +41,31 @@ async function syntheticRepo(dir: string): Promise<string[]> {
   return names;
 }
 
-async function runCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<number> {
-  const started = process.hrtime.bigint();
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+/** Runs a command to completion; its standard output. */
+function exec(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
     let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code}: ${stderr.slice(-2000)}`))));
+    child.on('exit', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`${cmd} exited ${code}: ${stderr.slice(-2000)}`))));
   });
+}
+
+async function timed(work: () => Promise<unknown>): Promise<number> {
+  const started = process.hrtime.bigint();
+  await work();
   return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+const runCommand = (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<number> => timed(() => exec(cmd, args, env));
+
+async function sha256Of(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const b of createReadStream(file, { highWaterMark: 4 << 20 })) hash.update(b as Buffer);
+  return hash.digest('hex');
 }
 
 async function bytesUnder(dir: string, names: string[]): Promise<number> {
@@ -64,17 +82,30 @@ function median(xs: number[]): number {
 const dataDir = path.join(work, 'repo');
 const names = await syntheticRepo(dataDir);
 const weightBytes = await bytesUnder(dataDir, names);
+const expectedSha256 = await Promise.all(names.map((n) => sha256Of(path.join(dataDir, n))));
 const ports = values.port ? ['--port', values.port, '--cdn-port', String(Number(values.port) + 1)] : [];
 const server = spawn(process.execPath, [path.join(repoRoot, 'dist/tools/hub-server/main.js'), '--repo', `${REPO}=${dataDir}`, ...ports], { stdio: ['ignore', 'pipe', 'inherit'] });
 const { endpoint } = await new Promise<{ endpoint: string }>((resolve) => createInterface({ input: server.stdout! }).once('line', (l) => resolve(JSON.parse(l))));
 const resolveUrl = (name: string) => `${endpoint}/${REPO}/resolve/main/${name}`;
 const runtimeMain = path.join(repoRoot, 'dist/runtime/cmd/main.js');
 
+const curlParallel = (dir: string): string[] => ['-sS', '-L', '--fail', '--parallel', '--parallel-max', String(fileCount), ...names.flatMap((n) => ['-o', path.join(dir, n), resolveUrl(n)])];
+
+/** curl, then every file's sha256 at once, checked against the repository's: what ours guarantees. */
+async function curlThenVerify(dir: string): Promise<void> {
+  await exec('curl', curlParallel(dir));
+  const digests = await Promise.all(names.map((n) => exec('openssl', ['dgst', '-sha256', '-r', path.join(dir, n)])));
+  digests.forEach((d, i) => {
+    if (d.split(' ')[0] !== expectedSha256[i]) throw new Error(`curl then openssl: ${names[i]} has sha256 ${d.split(' ')[0]}, expected ${expectedSha256[i]}`);
+  });
+}
+
 type Client = { name: string; run: (dir: string) => Promise<number> };
 const clients: Client[] = [
   { name: 'jamba-runtime download', run: (dir) => runCommand(process.execPath, [runtimeMain, 'download', '--repo', REPO, '--dir', dir, '--include', '*.safetensors'], { HF_ENDPOINT: endpoint }) },
   { name: 'curl, one file after another', run: (dir) => runCommand('curl', ['-sS', '-L', '--fail', ...names.flatMap((n) => ['-o', path.join(dir, n), resolveUrl(n)])]) },
-  { name: `curl --parallel (${fileCount} at once)`, run: (dir) => runCommand('curl', ['-sS', '-L', '--fail', '--parallel', '--parallel-max', String(fileCount), ...names.flatMap((n) => ['-o', path.join(dir, n), resolveUrl(n)])]) },
+  { name: `curl --parallel (${fileCount} at once)`, run: (dir) => runCommand('curl', curlParallel(dir)) },
+  { name: `curl --parallel, then openssl dgst -sha256 of the ${fileCount} files at once (verified)`, run: (dir) => timed(() => curlThenVerify(dir)) },
 ];
 if (values.python) {
   const script = 'import sys; from huggingface_hub import snapshot_download; snapshot_download(sys.argv[1], local_dir=sys.argv[2], allow_patterns=["*.safetensors"], max_workers=8)';
