@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, in a copy of the working tree carrying .gpu, dist and the native library
 # (tools/gpu/bundle.sh makes them): unpacks Node, then runs the parts asked for, each logging to $OUT.
-#   bash tools/gpu/run.sh check fixtures|conformance|collectives | ops moe,attention,mamba [bench flags...] | model [bench flags...] | load | build
+#   bash tools/gpu/run.sh check fixtures|conformance|collectives | ops moe,attention,mamba [bench flags...] | model [bench flags...] | load | download [flags...] | build
 set -uo pipefail
 OUT="${OUT:-/tmp/out}"
 mkdir -p "$OUT" /tmp/jamba-node
@@ -35,6 +35,11 @@ case "$what" in
     [[ -f "$ckpt/config.json" ]] || node dist/tools/gpu/write-checkpoint.js --preset jamba-1.5-mini --layers 8 --dir "$ckpt" 2>&1 | tee "$OUT/write-checkpoint.log"
     timeout "${LOAD_TIMEOUT:-300}" node dist/runtime/cmd/main.js serve --model "$ckpt" --backend cuda --quantization expertsint8 --port 0 --max-model-len 32768 2>&1 \
       | tee "$OUT/load.log" | grep -m1 '"model loaded"\|"model load failed"' ;;
+  download)
+    # The download benchmark on this machine's cores (the development machine has 2, which the server,
+    # the client and its sha256 share); huggingface_hub too where this Python has it.
+    py=(); python3 -c 'import huggingface_hub' 2>/dev/null && py=(--python python3)
+    node dist/tools/bench/download-bench.js --work /tmp/jamba-download-bench "${py[@]}" "$@" 2>&1 | tee "$OUT/download.log" ;;
   build) rm -f runtime/native/build/.hash; bash runtime/native/build.sh ;;
   *) echo "gpu run: unknown part '$what'" >&2; exit 2 ;;
 esac
