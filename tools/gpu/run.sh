@@ -27,7 +27,7 @@ case "$what" in
     export UV_THREADPOOL_SIZE="${UV_THREADPOOL_SIZE:-8}"  # the collectives check runs its ranks on koffi's async calls
     node dist/tools/gpu/check.js "$OUT/check-${part//,/-}.json" "$part" 2>&1 | tee "$OUT/check-${part//,/-}.log" ;;
   ops) list="${1:-moe,attention,mamba}"; shift || true; node dist/runtime/cmd/main.js bench --ops "$list" --json "$OUT/ops.json" "$@" 2>&1 | tee "$OUT/ops.log" | grep -v '^  \|^{\|^}\|^\]' ;;
-  model) tag="${JAMBA_BENCH_TAG:-model}"; node dist/runtime/cmd/main.js bench --preset jamba-1.5-mini --random-weights --backend cuda --json "$OUT/$tag.json" "$@" 2>&1 | tee "$OUT/$tag.log" | grep -v '^    \|^{\|^}\|^\]' ;;
+  model) tag="${JAMBA_BENCH_TAG:-model}"; node dist/runtime/cmd/main.js bench --preset "${JAMBA_PRESET:-jamba-1.5-mini}" --random-weights --backend cuda --json "$OUT/$tag.json" "$@" 2>&1 | tee "$OUT/$tag.log" | grep -v '^    \|^{\|^}\|^\]' ;;
   load)
     # The loading benchmark: a Mini-shaped checkpoint of its first 8 layers (~26 GB, written once), then a
     # real load with ExpertsInt8 on the GPU; the "model loaded" log line has GB/s and where the time went.
