@@ -4,9 +4,11 @@
 // last. A run that finds the marker for the same revision does nothing; one that finds temporary files
 // of an interrupted run resumes them.
 import { mkdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { DownloadError, formatBytes } from './errors.js';
 import { fetchFile, Semaphore } from './file-fetch.js';
+import { HashWorkers } from './hash-worker.js';
 import { DEFAULT_INCLUDE, matchesFilter } from './filters.js';
 import { DEFAULT_RETRY, HubHttp, type RetryPolicy } from './http.js';
 import { listRevision, resolveUrl, type RepoFile } from './hub-api.js';
@@ -126,6 +128,7 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
     token: o.token, retry: o.retry ?? DEFAULT_RETRY, idleTimeoutMs: o.idleTimeoutMs ?? DOWNLOAD_DEFAULTS.idleTimeoutMs,
     connections, userAgent: o.userAgent ?? 'jamba-runtime/0.1.0', onRetry: o.onRetry,
   });
+  let hashers: HashWorkers | undefined;
   try {
     const listing = await listRevision(http, o.endpoint, o.repo, o.revision);
     const filter = { include: o.include ?? DEFAULT_INCLUDE, exclude: o.exclude ?? [] };
@@ -152,6 +155,9 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
     await checkSpace(o, pending);
 
     const requests = new Semaphore(connections);
+    const filesAtOnce = Math.max(1, o.filesAtOnce ?? DOWNLOAD_DEFAULTS.filesAtOnce);
+    // As many hashing threads as files in flight, but no more than cores.
+    const hashWorkers = (hashers = new HashWorkers(Math.min(filesAtOnce, availableParallelism())));
     const chunkBytes = o.chunkBytes ?? DOWNLOAD_DEFAULTS.chunkBytes;
     let recording = Promise.resolve();
     const queue = [...pending];
@@ -161,7 +167,7 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
         const target = path.join(o.dir, f.path);
         const fetchOptions = {
           http, file: f, url: resolveUrl(o.endpoint, o.repo, listing.commit, f.path), tmpPath: `${base}.incomplete`, partsPath: `${base}.parts.json`,
-          chunkBytes, requests, progress,
+          chunkBytes, requests, hashers: hashWorkers, progress,
         };
         for (let attempt = 1; ; attempt++) {
           try {
@@ -182,7 +188,6 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
         progress.fileDone();
       }
     };
-    const filesAtOnce = Math.max(1, o.filesAtOnce ?? DOWNLOAD_DEFAULTS.filesAtOnce);
     await Promise.all(Array.from({ length: Math.min(filesAtOnce, pending.length) }, worker));
 
     const marker: CompletionMarker = {
@@ -200,7 +205,7 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
     progress.fail(e.code, e.message);
     throw e;
   } finally {
-    await http.close();
+    await Promise.all([http.close(), hashers?.close()]);
   }
 }
 

@@ -8,7 +8,7 @@ import { DownloadError, formatBytes } from './errors.js';
 import { ChunkWriter } from './chunk-writer.js';
 import { failureOf, RetryableStatus, type BodyReceiver, type HubHttp, type Received } from './http.js';
 import type { RepoFile } from './hub-api.js';
-import { WorkerHash } from './hash-worker.js';
+import type { HashWorkers } from './hash-worker.js';
 import { PrefixHash } from './prefix-hash.js';
 import type { DownloadProgress } from './progress.js';
 
@@ -37,7 +37,7 @@ function expectedHash(file: RepoFile): { algorithm: 'sha256' | 'sha1'; prefix?: 
   return undefined;
 }
 
-/** Files at least this large are hashed on a worker thread (one per file in flight); smaller ones inline. */
+/** Files at least this large are hashed on a worker thread (the download's HashWorkers); smaller ones inline. */
 const WORKER_HASH_MIN_BYTES = 16 * 1024 * 1024;
 
 /** Hashes the file's growing prefix: inline (PrefixHash) or on a worker thread (WorkerHash). */
@@ -50,9 +50,10 @@ interface StreamHasher {
   abort(): Promise<void>;
 }
 
-function streamHasher(v: NonNullable<ReturnType<typeof expectedHash>>, fh: FileHandle, tmpPath: string, size: number, onDisk: (pos: number) => number): StreamHasher {
+function streamHasher(v: NonNullable<ReturnType<typeof expectedHash>>, fh: FileHandle, o: FetchFileOptions, onDisk: (pos: number) => number): StreamHasher {
+  const size = o.file.size;
   if (size >= WORKER_HASH_MIN_BYTES) {
-    const w = new WorkerHash(tmpPath, v.algorithm, v.prefix);
+    const w = o.hashers.open(o.tmpPath, v.algorithm, v.prefix);
     let frontier = 0;
     return {
       wrote: () => {},
@@ -87,6 +88,8 @@ export interface FetchFileOptions {
   partsPath: string;
   chunkBytes: number;
   requests: Semaphore;
+  /** The threads that hash large files, shared by the download's files. */
+  hashers: HashWorkers;
   progress: DownloadProgress;
 }
 
@@ -146,7 +149,7 @@ export async function fetchFile(o: FetchFileOptions): Promise<void> {
       const i = Math.floor(pos / o.chunkBytes);
       return i < chunks.length ? chunks[i]!.start + written[i]! - pos : 0;
     };
-    hasher = verifier ? streamHasher(verifier, fh, o.tmpPath, o.file.size, onDisk) : undefined;
+    hasher = verifier ? streamHasher(verifier, fh, o, onDisk) : undefined;
     const h = hasher;
     const sink: ChunkSink = {
       written: (c) => written[c.index]!,
