@@ -50,7 +50,7 @@ afterEach(async () => {
 
 test('writes the body at its offset in batches, in order, and reports each batch once written', async () => {
   const reported: { pos: number; length: number }[] = [];
-  const w = new ChunkWriter(fh, 10, (pos, _bufs, length) => reported.push({ pos, length }), { batchBytes: 8, maxBatchesInFlight: 2, maxBatchAgeMs: 60_000 });
+  const w = new ChunkWriter(fh, 10, (pos, bytes) => reported.push({ pos, length: bytes.length }), { batchBytes: 8, maxBatchesInFlight: 2, maxBatchAgeMs: 60_000 });
   const c = new FakeController();
   w.attach(c);
   for (const s of ['abcde', 'fghij', 'klmno', 'pq']) feed(w, s);
@@ -63,7 +63,7 @@ test('writes the body at its offset in batches, in order, and reports each batch
 
 test('a slow body is written once its batch is old enough, not only when the batch is full', async () => {
   const reported: number[] = [];
-  const w = new ChunkWriter(fh, 0, (_pos, _bufs, length) => reported.push(length), { batchBytes: 1024, maxBatchesInFlight: 2, maxBatchAgeMs: 40 });
+  const w = new ChunkWriter(fh, 0, (_pos, bytes) => reported.push(bytes.length), { batchBytes: 1024, maxBatchesInFlight: 2, maxBatchAgeMs: 40 });
   const c = new FakeController();
   w.attach(c);
   feed(w, 'ab');

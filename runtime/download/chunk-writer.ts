@@ -9,8 +9,8 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { BodyController } from './body-client.js';
 
-/** `bufs` (`length` bytes in all) were written at `pos`; valid only during the call. */
-export type OnWritten = (pos: number, bufs: Buffer[], length: number) => void;
+/** `bytes` were written at `pos`; valid only during the call (the buffer goes back to the pool). */
+export type OnWritten = (pos: number, bytes: Buffer) => void;
 
 export interface ChunkWriterLimits {
   batchBytes: number;
@@ -123,7 +123,7 @@ export class ChunkWriter {
       try {
         if (!this.failed) {
           await writeAll(this.fh, buf, length, pos);
-          this.onWritten(pos, [buf.subarray(0, length)], length);
+          this.onWritten(pos, buf.subarray(0, length));
         }
       } catch (e) {
         this.failed = e;

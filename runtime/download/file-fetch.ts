@@ -42,8 +42,8 @@ const WORKER_HASH_MIN_BYTES = 16 * 1024 * 1024;
 
 /** Hashes the file's growing prefix: inline (PrefixHash) or on a worker thread (WorkerHash). */
 interface StreamHasher {
-  /** `bufs` were written at `pos` (before the written counts include them). */
-  wrote(pos: number, bufs: Buffer[]): void;
+  /** `bytes` were written at `pos` (before the written counts include them). */
+  wrote(pos: number, bytes: Buffer): void;
   /** The counts of bytes on disk grew. */
   catchUp(): Promise<void>;
   finish(): Promise<{ digest: string; hashedBytes: number }>;
@@ -69,7 +69,7 @@ function streamHasher(v: NonNullable<ReturnType<typeof expectedHash>>, fh: FileH
   if (v.prefix) hash.update(v.prefix);
   const p = new PrefixHash(hash, fh, onDisk);
   return {
-    wrote: (pos, bufs) => p.wrote(pos, bufs),
+    wrote: (pos, bytes) => p.wrote(pos, bytes),
     catchUp: () => p.catchUp(),
     finish: async () => {
       await p.catchUp();
@@ -153,10 +153,10 @@ export async function fetchFile(o: FetchFileOptions): Promise<void> {
     const h = hasher;
     const sink: ChunkSink = {
       written: (c) => written[c.index]!,
-      wrote: (c, bufs, bytes) => {
-        h?.wrote(c.start + written[c.index]!, bufs);
-        written[c.index]! += bytes;
-        o.progress.received(o.file.path, bytes);
+      wrote: (c, bytes) => {
+        h?.wrote(c.start + written[c.index]!, bytes);
+        written[c.index]! += bytes.length;
+        o.progress.received(o.file.path, bytes.length);
         void h?.catchUp();
       },
     };
@@ -199,8 +199,8 @@ export async function fetchFile(o: FetchFileOptions): Promise<void> {
 /** Where a chunk's bytes go once written: the hash, the progress and the chunk's count of bytes on disk. */
 interface ChunkSink {
   written(c: Chunk): number;
-  /** `bufs` (`bytes` in all) were written at the chunk's end. */
-  wrote(c: Chunk, bufs: Buffer[], bytes: number): void;
+  /** `bytes` were written at the chunk's end. */
+  wrote(c: Chunk, bytes: Buffer): void;
 }
 
 /** One chunk with retries; a retry after a cut resumes at the byte reached. */
@@ -210,8 +210,8 @@ async function fetchChunk(o: FetchFileOptions, fh: FileHandle, c: Chunk, whole: 
     const from = c.start + sink.written(c);
     const end = c.start + c.length - 1;
     const ranged = !(whole && from === 0);
-    const writer = new ChunkWriter(fh, from, (_pos, bufs, bytes) => {
-      sink.wrote(c, bufs, bytes);
+    const writer = new ChunkWriter(fh, from, (_pos, bytes) => {
+      sink.wrote(c, bytes);
       progressed();
     });
     const expected = end - from + 1;

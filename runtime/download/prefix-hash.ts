@@ -18,11 +18,11 @@ export class PrefixHash {
     return this.frontier;
   }
 
-  /** `bufs` were just written at `pos`; call before `onDisk` counts them. */
-  wrote(pos: number, bufs: Buffer[]): void {
+  /** `bytes` were just written at `pos`; call before `onDisk` counts them. */
+  wrote(pos: number, bytes: Buffer): void {
     if (this.reading || pos !== this.frontier) return;
-    for (const b of bufs) this.hash.update(b);
-    this.frontier += bufs.reduce((s, b) => s + b.length, 0);
+    this.hash.update(bytes);
+    this.frontier += bytes.length;
   }
 
   /** Reads back and hashes whatever is on disk at the frontier (serialized with earlier calls). */

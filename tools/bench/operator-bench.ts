@@ -80,6 +80,11 @@ function breakdown(createdAt: Map<string, number>, deploymentSeen: Map<string, n
   return { createToDeploymentApplied: p50Of(phases.createToDeploymentApplied), deploymentToReady: p50Of(phases.deploymentToReady), deploymentReadyToStatusReady: p50Of(phases.deploymentReadyToStatusReady) };
 }
 
+/** Create → ready latencies (seconds, sorted) as p50 / p90 / p99 / max. */
+function latencySummary(sorted: number[]) {
+  return { p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: sorted.at(-1) };
+}
+
 /**
  * A baseline: `count` plain Deployments with the pods the operator would make (its own builders, no
  * owner), created at once in a namespace of their own; create → Deployment ready (its ready replica
@@ -128,7 +133,7 @@ async function plainDeployments(kubeConfig: KubeConfig, kubectl: (...a: string[]
     deployments: count,
     withServicesAndPodDisruptionBudgets: children,
     ready: deploymentReadyAt.size,
-    createToReadySeconds: { p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99), max: latencies.at(-1) },
+    createToReadySeconds: latencySummary(latencies),
     allReadySeconds: allReadyMs / 1000,
   };
 }
@@ -217,6 +222,10 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, quietSeconds * 1000));
   const q1 = { requests: await requests(), writes: await writes(), reconciles: await reconciles(), lease: await leaseRequests() };
 
+  // The JambaDeployments' latency over a baseline's, at p50 and p99.
+  const ratioTo = (b: { createToReadySeconds: { p50: number; p99: number } }) => ({
+    p50: percentile(latencies, 50) / b.createToReadySeconds.p50, p99: percentile(latencies, 99) / b.createToReadySeconds.p99,
+  });
   const result = {
     date: new Date().toISOString(),
     machine: `${cpus().length} CPU cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`,
@@ -226,18 +235,18 @@ async function main(): Promise<void> {
     workers,
     createAllSeconds: createdMs / 1000,
     ready: readyAt.size,
-    createToReadySeconds: { p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99), max: latencies.at(-1) },
+    createToReadySeconds: latencySummary(latencies),
     allReadySeconds: allReadyMs / 1000,
     // The same pods as plain Deployments, on the same nodes, just before: what the operator adds.
     ...(baseline ? {
       baselinePlainDeployments: baseline,
-      ratioToBaseline: { p50: percentile(latencies, 50) / baseline.createToReadySeconds.p50, p99: percentile(latencies, 99) / baseline.createToReadySeconds.p99 },
+      ratioToBaseline: ratioTo(baseline),
     } : {}),
     // The same pods with the same Service and PDB, created directly: what the operator adds beyond
     // the objects it has to create.
     ...(childrenBaseline ? {
       baselineWithServicesAndPodDisruptionBudgets: childrenBaseline,
-      ratioToChildrenBaseline: { p50: percentile(latencies, 50) / childrenBaseline.createToReadySeconds.p50, p99: percentile(latencies, 99) / childrenBaseline.createToReadySeconds.p99 },
+      ratioToChildrenBaseline: ratioTo(childrenBaseline),
     } : {}),
     // Where the time goes (p50 over the JambaDeployments, as this process's watches saw it).
     phasesP50Seconds: phases,
