@@ -101,6 +101,8 @@ describe('downloading a revision', () => {
     expect(JSON.parse(await readFile(path.join(dir, MARKER_FILE), 'utf8'))).toEqual(result.marker);
     // Nothing temporary is left.
     expect((await readdir(dir)).filter((f) => f.startsWith('.'))).toEqual([MARKER_FILE]);
+    // The CDN is another host, as the Hub's is (huggingface_hub follows a redirect to the same host name).
+    expect(new URL(hub.cdnUrl).hostname).not.toBe(new URL(hub.endpoint).hostname);
     // The 1.9 MB safetensors came from the CDN in 256 KiB ranges; small files straight from the Hub.
     expect(cdnRanges('model.safetensors').length).toBe(Math.ceil(1991640 / (256 * 1024)));
     expect(hub.requests.filter((r) => r.origin === 'hub' && r.path.includes('/resolve/') && r.status === 200).length).toBe(listed.length - 1);

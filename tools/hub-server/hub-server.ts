@@ -203,6 +203,13 @@ function encodePath(p: string): string {
 export interface HubServerOptions {
   /** Address to bind and to put in URLs (the CDN redirect); default 127.0.0.1. */
   host?: string;
+  /**
+   * The CDN's address. Like the Hub's CDN, it must be another host, not only another port:
+   * huggingface_hub follows a resolve's redirect to the same host name when it asks for a file's metadata
+   * and then finds no X-Repo-Commit there. Default: 127.0.0.2 for a host of 127.0.0.1 (Linux answers on
+   * all of 127/8; where 127.0.0.2 cannot be bound, 127.0.0.1), else the host.
+   */
+  cdnHost?: string;
   hubPort?: number;
   cdnPort?: number;
   /** Keep a record of every request (tests read it); off for long benchmark runs. */
@@ -394,14 +401,29 @@ export async function startHubServer(repos: HubRepoSpec[], options: HubServerOpt
     sendFile(req, res, file, file.sha256, fault);
   };
 
-  const listen = async (handler: (req: IncomingMessage, res: ServerResponse) => void, port: number): Promise<{ server: Server; url: string }> => {
+  const listen = async (handler: (req: IncomingMessage, res: ServerResponse) => void, port: number, at: string): Promise<{ server: Server; url: string }> => {
     const server = createServer(handler);
     server.keepAliveTimeout = 30_000;
-    await new Promise<void>((resolve) => server.listen(port, host, resolve));
-    return { server, url: `http://${host.includes(':') ? `[${host}]` : host}:${(server.address() as AddressInfo).port}` };
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, at, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return { server, url: `http://${at.includes(':') ? `[${at}]` : at}:${(server.address() as AddressInfo).port}` };
   };
-  const hub = await listen(handleHub, options.hubPort ?? 0);
-  const cdn = await listen(handleCdn, options.cdnPort ?? 0);
+  const hub = await listen(handleHub, options.hubPort ?? 0, host);
+  const listenCdn = async (): Promise<{ server: Server; url: string }> => {
+    if (options.cdnHost !== undefined || host !== '127.0.0.1') return listen(handleCdn, options.cdnPort ?? 0, options.cdnHost ?? host);
+    try {
+      return await listen(handleCdn, options.cdnPort ?? 0, '127.0.0.2');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRNOTAVAIL') throw err;
+      return listen(handleCdn, options.cdnPort ?? 0, host);
+    }
+  };
+  const cdn = await listenCdn();
   hubUrl = hub.url;
   cdnUrl = cdn.url;
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The Hub-protocol test server as a process (benchmarks, the real-node end-to-end test):
-//   node dist/tools/hub-server/main.js --repo ORG/NAME=DIR [--repo ...] [--host 127.0.0.1] [--port 0] [--cdn-port 0]
+//   node dist/tools/hub-server/main.js --repo ORG/NAME=DIR [--repo ...] [--host 127.0.0.1] [--port 0] [--cdn-host H] [--cdn-port 0]
 // Prints one JSON line {"endpoint", "cdn"} once listening; SIGTERM stops it.
 import { parseArgs } from 'node:util';
 import { startHubServer } from './hub-server.js';
@@ -10,6 +10,7 @@ const { values } = parseArgs({
     repo: { type: 'string', multiple: true },
     host: { type: 'string' },
     port: { type: 'string' },
+    'cdn-host': { type: 'string' },
     'cdn-port': { type: 'string' },
     'gated-token': { type: 'string' },
   },
@@ -20,11 +21,11 @@ const repos = (values.repo ?? []).map((r) => {
   return { id: r.slice(0, eq), dir: r.slice(eq + 1), ...(values['gated-token'] ? { gatedToken: values['gated-token'] } : {}) };
 });
 if (repos.length === 0) {
-  process.stderr.write('usage: hub-server --repo ORG/NAME=DIR [--repo ...] [--host H] [--port N] [--cdn-port N] [--gated-token T]\n');
+  process.stderr.write('usage: hub-server --repo ORG/NAME=DIR [--repo ...] [--host H] [--port N] [--cdn-host H] [--cdn-port N] [--gated-token T]\n');
   process.exit(2);
 }
 const hub = await startHubServer(repos, {
-  host: values.host ?? '127.0.0.1', hubPort: Number(values.port ?? 0), cdnPort: Number(values['cdn-port'] ?? 0), recordRequests: false,
+  host: values.host ?? '127.0.0.1', cdnHost: values['cdn-host'], hubPort: Number(values.port ?? 0), cdnPort: Number(values['cdn-port'] ?? 0), recordRequests: false,
 });
 process.stdout.write(`${JSON.stringify({ endpoint: hub.endpoint, cdn: hub.cdnUrl })}\n`);
 const stop = (): void => void hub.close().then(() => process.exit(0));
