@@ -4,7 +4,7 @@
 // huggingface_hub's snapshot_download, on the same synthetic safetensors, runs interleaved. Ours is
 // the only one of those that verifies what it wrote, so one more row gives curl the same guarantee:
 // curl --parallel, then `openssl dgst -sha256` (SHA-NI, unlike coreutils' sha256sum) of every file at once.
-//   node dist/tools/bench/download-bench.js [--gib 1] [--files 4] [--runs 5] [--python /path/to/venv/bin/python] [--port P]
+//   node dist/tools/bench/download-bench.js [--gib 1] [--files 4] [--runs 5] [--python /path/to/venv/bin/python] [--port P] [--ours NAME=VALUE,... ...]
 // --port P: the Hub server listens on P and its CDN origin on P+1 (default: ports the system picks).
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -17,7 +17,11 @@ import { parseArgs } from 'node:util';
 import { repoRoot } from './runtime-process.js';
 
 const { values } = parseArgs({
-  options: { gib: { type: 'string' }, files: { type: 'string' }, runs: { type: 'string' }, python: { type: 'string' }, work: { type: 'string' }, port: { type: 'string' } },
+  options: {
+    gib: { type: 'string' }, files: { type: 'string' }, runs: { type: 'string' }, python: { type: 'string' }, work: { type: 'string' }, port: { type: 'string' },
+    // More rows of ours with other settings, each one `jamba-runtime download` options as NAME=VALUE pairs ("connections=4,chunk-size=8").
+    ours: { type: 'string', multiple: true },
+  },
 });
 const totalBytes = Math.round(Number(values.gib ?? '1') * 1024 ** 3);
 const fileCount = Number(values.files ?? '4');
@@ -101,8 +105,20 @@ async function curlThenVerify(dir: string): Promise<void> {
 }
 
 type Client = { name: string; run: (dir: string) => Promise<number> };
+const ours = (settings: string): Client => {
+  const flags = settings.split(/[,\s]+/).filter(Boolean).flatMap((pair) => {
+    const eq = pair.indexOf('=');
+    if (eq < 1) throw new Error(`--ours takes NAME=VALUE pairs (connections=4,chunk-size=8), not '${pair}'`);
+    return [`--${pair.slice(0, eq)}`, pair.slice(eq + 1)];
+  });
+  return {
+    name: `jamba-runtime download${flags.length ? ` ${flags.join(' ')}` : ''}`,
+    run: (dir) => runCommand(process.execPath, [runtimeMain, 'download', '--repo', REPO, '--dir', dir, '--include', '*.safetensors', ...flags], { HF_ENDPOINT: endpoint }),
+  };
+};
 const clients: Client[] = [
-  { name: 'jamba-runtime download', run: (dir) => runCommand(process.execPath, [runtimeMain, 'download', '--repo', REPO, '--dir', dir, '--include', '*.safetensors'], { HF_ENDPOINT: endpoint }) },
+  ours(''),
+  ...(values.ours ?? []).map(ours),
   { name: 'curl, one file after another', run: (dir) => runCommand('curl', ['-sS', '-L', '--fail', ...names.flatMap((n) => ['-o', path.join(dir, n), resolveUrl(n)])]) },
   { name: `curl --parallel (${fileCount} at once)`, run: (dir) => runCommand('curl', curlParallel(dir)) },
   { name: `curl --parallel, then openssl dgst -sha256 of the ${fileCount} files at once (verified)`, run: (dir) => timed(() => curlThenVerify(dir)) },
