@@ -28,9 +28,12 @@ struct Paged {
    * on either (measured). head_major false: the token-major [block size][KV heads][head dim]
    * (JAMBA_KV_LAYOUT=token-major, for comparison).
    */
-  __device__ __forceinline__ size_t offset(int seq, int pos, int kvh) const {
-    const int* m = meta + seq * JB_META_INTS;
-    const int block = tables[m[JB_META_BLOCKS] + pos / block_size];
+  __device__ __forceinline__ size_t offset(int seq, int pos, int kvh) const { return offset_in(table_of(seq), pos, kvh); }
+  /** Sequence `seq`'s block table. */
+  __device__ __forceinline__ const int* table_of(int seq) const { return tables + meta[seq * JB_META_INTS + JB_META_BLOCKS]; }
+  /** offset() with the sequence's block table already looked up. */
+  __device__ __forceinline__ size_t offset_in(const int* table, int pos, int kvh) const {
+    const int block = table[pos / block_size];
     const int in_block = head_major ? kvh * block_size + pos % block_size : (pos % block_size) * kv_heads + kvh;
     return ((size_t)block * block_size * kv_heads + in_block) * head_dim;
   }
@@ -399,12 +402,16 @@ constexpr int kDecSmem = 2 * kDecStages * kDecTileElems * 2 + 16 * kDecStride * 
 
 /**
  * Block (decode sequence, KV head, slice) over keys [lo, hi): K/V tiles of 64 keys stream through three
- * shared-memory stages with cp.async (two tiles in flight while one is used; each key's cache offset
- * looked up once, by the thread that copies its row). Warp w takes keys 16w … 16w+15 of every tile:
+ * shared-memory stages with cp.async (two tiles in flight while one is used). The copies: COALESCED, a
+ * warp's cp.async takes two keys' whole rows, 32 lanes × 16 bytes (512 contiguous bytes in head-major
+ * blocks; each thread looks up its 8 keys' offsets in the block table); else a pair of threads per key,
+ * so that a warp's cp.async takes 32 bytes of each of 16 rows. The copies alone: 3.9 against 2.6 TB/s at batch 1 over 256K
+ * (tools/gpu/decode_attention_microbench.cu). Warp w takes keys 16w … 16w+15 of every tile:
  * S = Q·Kᵀ (16 × 16) and O += P·V (16 × 128) on mma.m16n8k16 with its own online softmax; the four warps'
  * (max, sum, O) meet in shared memory at the end. Writes per query head the slice's (max, sum, O), as
  * decode_split_kernel does, for decode_combine_kernel.
  */
+template <bool COALESCED>
 __global__ void __launch_bounds__(128) decode_mma_kernel(const void* q, int qdt, int qld, Paged pg, int heads, float scale, const int* decode_seqs,
                                                          int max_splits, float* partial) {
   pdl_enter();
@@ -423,16 +430,31 @@ __global__ void __launch_bounds__(128) decode_mma_kernel(const void* q, int qdt,
     const int r = i >> 7, d = i & 127;
     qs[r * kDecStride + d] = __float2bfloat16_rn(r < group ? load_as_float(q, qdt, (size_t)row * qld + (kvh * group + r) * 128 + d) : 0.f);
   }
-  // A pair of threads per key, copying its row's 16-byte chunks 2c and 2c + 1 together (whole sectors).
+  const int* table = pg.table_of(seq);
   auto load = [&](int stage, int key0) {
-    const int r = tid >> 1, sub = tid & 1, key = key0 + r;
-    const bool valid = key < hi;
-    const size_t off = valid ? pg.offset(seq, key, kvh) : 0;
-    const int row = stage * kDecTileElems + r * kDecStride;
-    for (int c = 0; c < 8; c++) {
-      const int e = (2 * c + sub) * 8;
-      mma::cp_async16(ks + row + e, pg.k + off + e, valid);
-      mma::cp_async16(vs + row + e, pg.v + off + e, valid);
+    if constexpr (COALESCED) {
+      // Chunk i·128 + tid of the tile's 64 rows × 16 chunks: key 8i + tid/16, 16-byte column tid % 16.
+      const int col = (tid & 15) * 8;
+#pragma unroll
+      for (int i = 0; i < 8; i++) {
+        const int r = 8 * i + (tid >> 4);
+        const bool valid = key0 + r < hi;
+        const size_t off = valid ? pg.offset_in(table, key0 + r, kvh) + col : 0;
+        const int at = stage * kDecTileElems + r * kDecStride + col;
+        mma::cp_async16(ks + at, pg.k + off, valid);
+        mma::cp_async16(vs + at, pg.v + off, valid);
+      }
+    } else {
+      // A pair of threads per key, copying its row's 16-byte chunks 2c and 2c + 1 together (whole sectors).
+      const int r = tid >> 1, sub = tid & 1, key = key0 + r;
+      const bool valid = key < hi;
+      const size_t off = valid ? pg.offset_in(table, key, kvh) : 0;
+      const int row = stage * kDecTileElems + r * kDecStride;
+      for (int c = 0; c < 8; c++) {
+        const int e = (2 * c + sub) * 8;
+        mma::cp_async16(ks + row + e, pg.k + off + e, valid);
+        mma::cp_async16(vs + row + e, pg.v + off + e, valid);
+      }
     }
   };
   const int n_tiles = (hi - lo + kDecKeys - 1) / kDecKeys;
@@ -840,9 +862,11 @@ bool use_mma_decode(int group, int head_dim) {
 int launch_decode(int group, const Mat& q, const Paged& pg, int heads, float scale, const int* decode_seqs, int num_decode, int max_splits, float* partial) {
   dim3 grid(num_decode, pg.kv_heads, max_splits);
   if (use_mma_decode(group, pg.head_dim)) {
-    if (allow_smem<decode_mma_kernel>(kDecSmem) != 0) return -1;
-    return launch_pdl("decode attention (mma)", decode_mma_kernel, grid, 128, kDecSmem, as<void>(q.ptr), q.dtype, q.ld, pg, heads, scale, decode_seqs, max_splits,
-                      partial);
+    // JAMBA_DECODE_COPIES=pairs: the older copy pattern (a pair of threads per key; for comparison).
+    static const bool coalesced = !env_is("JAMBA_DECODE_COPIES", "pairs");
+    auto kernel = coalesced ? decode_mma_kernel<true> : decode_mma_kernel<false>;
+    if ((coalesced ? allow_smem<decode_mma_kernel<true>>(kDecSmem) : allow_smem<decode_mma_kernel<false>>(kDecSmem)) != 0) return -1;
+    return launch_pdl("decode attention (mma)", kernel, grid, 128, kDecSmem, as<void>(q.ptr), q.dtype, q.ld, pg, heads, scale, decode_seqs, max_splits, partial);
   }
   const size_t smem = decode_smem_bytes(group, pg.head_dim);
   const void* qp = as<void>(q.ptr);

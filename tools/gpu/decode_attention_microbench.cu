@@ -1,0 +1,340 @@
+// Decode attention over the paged cache, taken apart: where does the tensor-core decode kernel
+// (attention.cu decode_mma_kernel) lose against a plain read of the same bytes? Batch 1 over 256K and
+// batch 64 over 4K keys, 32 query / 8 KV heads, head dim 128, KV blocks of 16 positions, cold L2.
+// Rows: the kernel (and combine) at several split counts with its two copy patterns (a warp's cp.async
+// over 512 contiguous bytes, the default, or over 32 bytes of 16 rows); then the loads alone, without the
+// arithmetic: both cp.async patterns, bulk copies (256-byte rows into the kernel's padded layout, or
+// whole 4 KiB KV block runs) into a ring of stages fed by a copy warp, and plain coalesced loads; and a
+// device copy of the same size.
+//   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr
+//        -Iruntime/native/include tools/gpu/decode_attention_microbench.cu -o /tmp/dec_attn && /tmp/dec_attn
+#include <cmath>
+#include <cstring>
+#include <cstdio>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "../../runtime/native/src/attention.cu"
+
+#include "bench_common.cuh"
+
+namespace jb {
+namespace {
+
+constexpr int kHeads = 32, kKvHeads = 8, kBlock = 16;  // head dim: attention.cu kHd (128)
+bool g_failed = false;
+
+// Bulk copies on the copy engine counted on an mbarrier (PTX ISA, "cp.async.bulk"), for the loads-alone rows.
+__device__ __forceinline__ void fence_barrier_init() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+__device__ __forceinline__ void mbar_expect_tx(void* bar, uint32_t bytes) {
+  asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1;\n}\n" ::"r"(mma::smem_addr(bar)), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, void* bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(mma::smem_addr(dst)), "l"(src), "r"(bytes),
+               "r"(mma::smem_addr(bar))
+               : "memory");
+}
+
+/**
+ * A block's keys for one KV head: the pipeline's stage ring without the arithmetic (one value read per
+ * tile). COALESCED false: the kernel's mapping (a pair of threads per key, 32 bytes of 16 rows per warp
+ * copy); true: a warp copies 512 contiguous bytes (two keys' rows of one KV block's run) per instruction.
+ */
+template <int STAGES, bool COALESCED>
+__global__ void __launch_bounds__(128) cp_async_only_kernel(Paged pg, const int* decode_seqs, int max_splits, float* sink) {
+  const DecodeSlice sl = decode_slice(pg, decode_seqs, max_splits);
+  if (sl.lo >= sl.hi) return;
+  const int kvh = blockIdx.y, tid = threadIdx.x, r_key = tid >> 1;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  __nv_bfloat16* ks = reinterpret_cast<__nv_bfloat16*>(smem_raw);
+  __nv_bfloat16* vs = ks + STAGES * kDecTileElems;
+  auto copy = [&](__nv_bfloat16* k_dst, __nv_bfloat16* v_dst, size_t off, bool valid) {
+    mma::cp_async16(k_dst, pg.k + off, valid);
+    mma::cp_async16(v_dst, pg.v + off, valid);
+  };
+  auto load = [&](int stage, int key0) {
+    if constexpr (COALESCED) {
+      // 64 keys × 16 chunks: chunk i·128 + tid is key i·8 + tid/16, its 16-byte column tid % 16.
+      for (int i = 0; i < 8; i++) {
+        const int key = i * 8 + (tid >> 4), col = (tid & 15) * 8;
+        const bool valid = key0 + key < sl.hi;
+        const size_t off = valid ? pg.offset(sl.seq, key0 + key, kvh) : 0;
+        const int row = stage * kDecTileElems + key * kDecStride + col;
+        copy(ks + row, vs + row, off + col, valid);
+      }
+    } else {
+      const bool valid = key0 + r_key < sl.hi;
+      const size_t off = valid ? pg.offset(sl.seq, key0 + r_key, kvh) : 0;
+      const int row = stage * kDecTileElems + r_key * kDecStride;
+      for (int c = 0; c < 8; c++) {
+        const int e = (2 * c + (tid & 1)) * 8;
+        copy(ks + row + e, vs + row + e, off + e, valid);
+      }
+    }
+  };
+  const int n_tiles = (sl.hi - sl.lo + kDecKeys - 1) / kDecKeys;
+  for (int t = 0; t < STAGES - 1; t++) {
+    if (t < n_tiles) load(t, sl.lo + t * kDecKeys);
+    mma::cp_async_commit();
+  }
+  float acc = 0.f;
+  for (int t = 0; t < n_tiles; t++) {
+    mma::cp_async_wait<STAGES - 2>();
+    __syncthreads();
+    if (t + STAGES - 1 < n_tiles) load((t + STAGES - 1) % STAGES, sl.lo + (t + STAGES - 1) * kDecKeys);
+    mma::cp_async_commit();
+    acc += __bfloat162float(ks[(t % STAGES) * kDecTileElems + tid * 8]) + __bfloat162float(vs[(t % STAGES) * kDecTileElems + tid * 8]);
+  }
+  if (acc == 12345.f) sink[0] = acc;
+}
+
+/** The same bytes with plain loads: a warp reads 512 contiguous bytes of a KV block's run per load. */
+__global__ void __launch_bounds__(128) plain_read_kernel(Paged pg, const int* decode_seqs, int max_splits, float* sink) {
+  const DecodeSlice sl = decode_slice(pg, decode_seqs, max_splits);
+  if (sl.lo >= sl.hi) return;
+  const int kvh = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  uint32_t x = 0;
+  // A KV block's run of one head: 16 rows × 256 bytes = 4 KiB = 8 loads of 512 bytes per warp; 8 in flight.
+  for (int b0 = sl.lo; b0 < sl.hi; b0 += 4 * kBlock) {
+    const int pos = b0 + warp * kBlock;
+    if (pos >= sl.hi) break;
+    const size_t off = pg.offset(sl.seq, pos, kvh);
+    const uint4* k = reinterpret_cast<const uint4*>(pg.k + off);
+    const uint4* v = reinterpret_cast<const uint4*>(pg.v + off);
+    uint4 r[16];
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+      r[i] = __ldcs(k + i * 32 + lane);
+      r[8 + i] = __ldcs(v + i * 32 + lane);
+    }
+#pragma unroll
+    for (int i = 0; i < 16; i++) x ^= r[i].x ^ r[i].y ^ r[i].z ^ r[i].w;
+  }
+  if (x == 0x12345u) sink[0] = (float)x;
+}
+
+/**
+ * The same bytes by bulk copies: the producer warp copies each tile (64 keys of K and of V) into a ring of
+ * S stages, counted on the stage's full barrier; the 4 consumer warps wait for it, read one value, and
+ * release the stage on its empty barrier. ROWS: a 256-byte copy per key row into padded rows (the
+ * kernel's layout), issued by the warp's 32 lanes; else one 4 KiB copy per KV block run, by lane 0.
+ */
+template <int S, bool ROWS>
+__global__ void __launch_bounds__(160) bulk_only_kernel(Paged pg, const int* decode_seqs, int max_splits, float* sink) {
+  const DecodeSlice sl = decode_slice(pg, decode_seqs, max_splits);
+  if (sl.lo >= sl.hi) return;
+  const int kvh = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  constexpr int kStageBytes = ROWS ? 2 * kDecTileElems * 2 : 64 * kHd * 2 * 2;
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem_raw + S * kStageBytes);
+  uint64_t* empty = full + S;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < S; s++) {
+      mma::mbar_init(&full[s], 1);
+      mma::mbar_init(&empty[s], 4);
+    }
+    fence_barrier_init();
+  }
+  __syncthreads();
+  const int n_tiles = (sl.hi - sl.lo + 63) / 64;
+  if (warp == 4) {
+    const int* table = pg.table_of(sl.seq);
+    for (int t = 0; t < n_tiles; t++) {
+      const int s = t % S;
+      if (t >= S) mma::mbar_wait(&empty[s], ((t / S) - 1) & 1);
+      const int key0 = sl.lo + t * 64, keys = min(64, sl.hi - key0);
+      unsigned char* stage = smem_raw + s * kStageBytes;
+      // ROWS: the slice's keys; else whole KV block runs (slices on block boundaries: the caller's splits).
+      if (lane == 0) mbar_expect_tx(&full[s], (ROWS ? keys : (keys + kBlock - 1) / kBlock * kBlock) * 2 * kHd * 2);
+      __syncwarp();
+      if constexpr (ROWS) {
+        for (int r = lane; r < keys; r += 32) {
+          const size_t off = pg.offset_in(table, key0 + r, kvh);
+          bulk_copy(stage + r * kDecStride * 2, pg.k + off, kHd * 2, &full[s]);
+          bulk_copy(stage + (kDecTileElems + r * kDecStride) * 2, pg.v + off, kHd * 2, &full[s]);
+        }
+      } else if (lane == 0) {
+        for (int b = 0; b * kBlock < keys; b++) {
+          const size_t off = pg.offset_in(table, key0 + b * kBlock, kvh);
+          unsigned char* dst = stage + b * kBlock * kHd * 2;
+          bulk_copy(dst, pg.k + off, kBlock * kHd * 2, &full[s]);
+          bulk_copy(dst + kStageBytes / 2, pg.v + off, kBlock * kHd * 2, &full[s]);
+        }
+      }
+    }
+    return;
+  }
+  float acc = 0.f;
+  for (int t = 0; t < n_tiles; t++) {
+    const int s = t % S;
+    mma::mbar_wait(&full[s], (t / S) & 1);
+    acc += __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(smem_raw + s * kStageBytes)[threadIdx.x * 8]);
+    __syncwarp();
+    if (lane == 0) mma::mbar_arrive(&empty[s]);
+  }
+  if (acc == 12345.f) sink[0] = acc;
+}
+
+struct Case {
+  const char* name;
+  int batch, ctx;
+};
+
+struct Setup {
+  Paged pg;
+  int* decode_seqs;
+  __nv_bfloat16* q;
+  __nv_bfloat16* out;
+  float* partial;
+  float* sink;
+  double bytes;
+};
+
+Setup make_setup(const Case& c, int max_splits_cap, bool shuffled) {
+  Setup s{};
+  const int blocks_per_seq = (c.ctx + kBlock - 1) / kBlock, blocks = blocks_per_seq * c.batch;
+  const size_t elems = (size_t)blocks * kKvHeads * kBlock * kHd;
+  __nv_bfloat16 *k, *v;
+  CHECK(cudaMalloc(&k, elems * 2));
+  CHECK(cudaMalloc(&v, elems * 2));
+  fill_bf16<<<1024, 256>>>(k, elems, 1.f);
+  fill_bf16<<<1024, 256>>>(v, elems, 1.f);
+  std::vector<int> table(blocks);
+  std::iota(table.begin(), table.end(), 0);
+  if (shuffled) {
+    std::mt19937 rng(7);
+    std::shuffle(table.begin(), table.end(), rng);
+  }
+  std::vector<int> meta(c.batch * JB_META_INTS, 0), seqs(c.batch);
+  for (int i = 0; i < c.batch; i++) {
+    meta[i * JB_META_INTS + JB_META_ROW_START] = i;
+    meta[i * JB_META_INTS + JB_META_NUM_ROWS] = 1;
+    meta[i * JB_META_INTS + JB_META_BLOCKS] = i * blocks_per_seq;
+    meta[i * JB_META_INTS + JB_META_CTX] = c.ctx;
+    seqs[i] = i;
+  }
+  int *dmeta, *dtables;
+  CHECK(cudaMalloc(&dmeta, meta.size() * 4));
+  CHECK(cudaMalloc(&dtables, table.size() * 4));
+  CHECK(cudaMalloc(&s.decode_seqs, seqs.size() * 4));
+  CHECK(cudaMemcpy(dmeta, meta.data(), meta.size() * 4, cudaMemcpyHostToDevice));
+  CHECK(cudaMemcpy(dtables, table.data(), table.size() * 4, cudaMemcpyHostToDevice));
+  CHECK(cudaMemcpy(s.decode_seqs, seqs.data(), seqs.size() * 4, cudaMemcpyHostToDevice));
+  s.pg = Paged{k, v, kBlock, kKvHeads, kHd, dmeta, dtables, true};
+  CHECK(cudaMalloc(&s.q, (size_t)c.batch * kHeads * kHd * 2));
+  fill_bf16<<<64, 256>>>(s.q, (size_t)c.batch * kHeads * kHd, 1.f);
+  CHECK(cudaMalloc(&s.out, (size_t)c.batch * kHeads * kHd * 2));
+  CHECK(cudaMalloc(&s.partial, (size_t)c.batch * kHeads * max_splits_cap * (kHd + 2) * 4));
+  CHECK(cudaMalloc(&s.sink, 4));
+  s.bytes = 2.0 * elems * 2;
+  CHECK(cudaDeviceSynchronize());
+  return s;
+}
+
+void free_setup(Setup& s) {
+  cudaFree((void*)s.pg.k);
+  cudaFree((void*)s.pg.v);
+  cudaFree((void*)s.pg.meta);
+  cudaFree((void*)s.pg.tables);
+  cudaFree(s.decode_seqs);
+  cudaFree(s.q);
+  cudaFree(s.out);
+  cudaFree(s.partial);
+  cudaFree(s.sink);
+}
+
+void row(const Case& c, const char* what, int splits, float us, double bytes) {
+  printf("%-18s %-52s %6d %9.1f %8.2f\n", c.name, what, splits, us, bytes / us / 1e6);
+}
+
+}  // namespace
+}  // namespace jb
+
+int main() {
+  setvbuf(stdout, nullptr, _IOLBF, 0);  // each row as it is measured (a run cut short keeps what it had)
+  bench_init();
+  Timer timer;
+  // The third case: slices and tiles that end inside KV blocks (correctness of the partial tiles).
+  const Case cases[] = {{"batch 1 / 256K", 1, 262144}, {"batch 64 / 4K", 64, 4096}, {"batch 3 / 1000", 3, 1000}};
+  printf("%-18s %-52s %6s %9s %8s\n", "case", "what", "splits", "µs", "TB/s");
+  const float scale = 1.f / std::sqrt((float)kHd);
+  for (const Case& c : cases) {
+    for (const bool shuffled : {true, false}) {
+      Setup s = make_setup(c, 256, shuffled);
+      const int default_splits = std::max(1, 512 / (c.batch * kKvHeads));
+      const bool odd = c.ctx % (64 * 128) != 0;
+      std::vector<int> split_list = odd ? std::vector<int>{1, 3, 7} : c.batch == 1 ? std::vector<int>{33, 64, 128} : std::vector<int>{1, 2};
+      if (!shuffled) split_list = {default_splits};
+      for (const int splits : split_list) {
+        const dim3 grid(c.batch, kKvHeads, splits);
+        auto kernel_and_combine = [&](bool coalesced) {
+          auto kernel = coalesced ? decode_mma_kernel<true> : decode_mma_kernel<false>;
+          kernel<<<grid, 128, kDecSmem, stream()>>>(s.q, JB_DTYPE_BF16, kHeads * kHd, s.pg, kHeads, scale, s.decode_seqs, splits, s.partial);
+          decode_combine_kernel<<<dim3(c.batch, kHeads), 128, 0, stream()>>>(s.partial, s.decode_seqs, s.pg.meta, kHeads, kHd, splits, s.out, kHeads * kHd);
+        };
+        CHECK(cudaFuncSetAttribute(decode_mma_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDecSmem));
+        CHECK(cudaFuncSetAttribute(decode_mma_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDecSmem));
+        for (const bool coalesced : {true, false}) {
+          char label[96];
+          snprintf(label, sizeof label, "kernel + combine, cp.async over %s%s", coalesced ? "512 contiguous bytes" : "16 rows x 32 bytes", shuffled ? "" : " (blocks in order)");
+          row(c, label, splits, timer.median_us([&] { kernel_and_combine(coalesced); }), s.bytes);
+        }
+        if (!shuffled) continue;
+        {  // Both fill the stages with the same bytes: identical output.
+          const size_t n = (size_t)c.batch * kHeads * kHd;
+          std::vector<__nv_bfloat16> a(n), b(n);
+          kernel_and_combine(false);
+          CHECK(cudaMemcpy(a.data(), s.out, n * 2, cudaMemcpyDeviceToHost));
+          CHECK(cudaMemset(s.out, 0xff, n * 2));
+          kernel_and_combine(true);
+          CHECK(cudaMemcpy(b.data(), s.out, n * 2, cudaMemcpyDeviceToHost));
+          size_t differ = 0;
+          for (size_t i = 0; i < n; i++) differ += memcmp(&a[i], &b[i], 2) != 0;
+          printf("%-18s %s: %zu of %zu outputs differ between the two copy patterns\n", c.name, differ ? "FAIL" : "ok  ", differ, n);
+          if (differ) g_failed = true;
+        }
+        if (odd) continue;  // the loads-alone kernels below take whole KV blocks
+        const int smem3 = 2 * 3 * kDecTileElems * 2;
+        CHECK(cudaFuncSetAttribute(cp_async_only_kernel<3, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem3));
+        CHECK(cudaFuncSetAttribute(cp_async_only_kernel<3, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem3));
+        row(c, "loads alone: the cp.async pattern (3 stages)", splits, timer.median_us([&] {
+              cp_async_only_kernel<3, false><<<grid, 128, smem3, stream()>>>(s.pg, s.decode_seqs, splits, s.sink);
+            }), s.bytes);
+        row(c, "loads alone: cp.async, 512 contiguous bytes per warp copy", splits, timer.median_us([&] {
+              cp_async_only_kernel<3, true><<<grid, 128, smem3, stream()>>>(s.pg, s.decode_seqs, splits, s.sink);
+            }), s.bytes);
+        auto bulk = [&](auto kernel, int stages, bool rows) {
+          const int smem = stages * (rows ? 2 * kDecTileElems * 2 : 64 * kHd * 4) + 2 * stages * 8;
+          CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+          char label[96];
+          snprintf(label, sizeof label, "loads alone: bulk copies of %s, %d stages", rows ? "256-byte rows" : "4 KiB block runs", stages);
+          row(c, label, splits, timer.median_us([&] { kernel<<<grid, 160, smem, stream()>>>(s.pg, s.decode_seqs, splits, s.sink); }), s.bytes);
+        };
+        bulk(bulk_only_kernel<3, true>, 3, true);
+        if (c.ctx % (splits * 64) == 0) {  // the block-run copies take slices that start on a tile
+          bulk(bulk_only_kernel<3, false>, 3, false);
+          bulk(bulk_only_kernel<6, false>, 6, false);
+        }
+        row(c, "loads alone: plain coalesced loads", splits, timer.median_us([&] {
+              plain_read_kernel<<<grid, 128, 0, stream()>>>(s.pg, s.decode_seqs, splits, s.sink);
+            }), s.bytes);
+      }
+      free_setup(s);
+    }
+    if (c.ctx % (64 * 128) != 0) continue;
+    // The ceiling: one contiguous buffer of the same size read by a plain streaming kernel (cudaMemcpy's rate is for copies).
+    {
+      Setup s = make_setup(c, 1, false);
+      const size_t n16 = (size_t)(s.bytes / 2 / 16);
+      const uint4* k = reinterpret_cast<const uint4*>(s.pg.k);
+      row(c, "cudaMemcpyAsync K -> V (reads and writes the bytes of K)", 0, timer.median_us([&] {
+            CHECK(cudaMemcpyAsync((void*)s.pg.v, (const void*)k, n16 * 16, cudaMemcpyDeviceToDevice, stream()));
+          }), (double)n16 * 32);
+      free_setup(s);
+    }
+  }
+  CHECK(cudaGetLastError());
+  if (g_failed) printf("FAIL: the kernel's two copy patterns disagree (the FAIL lines above)\n");
+  return g_failed ? 1 : 0;
+}
