@@ -423,7 +423,10 @@ export async function startHubServer(repos: HubRepoSpec[], options: HubServerOpt
       return listen(handleCdn, options.cdnPort ?? 0, host);
     }
   };
-  const cdn = await listenCdn();
+  const cdn = await listenCdn().catch(async (err: unknown) => {
+    await new Promise((resolve) => hub.server.close(resolve));
+    throw err;
+  });
   hubUrl = hub.url;
   cdnUrl = cdn.url;
 
