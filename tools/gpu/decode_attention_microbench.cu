@@ -37,42 +37,19 @@ __device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t b
 }
 
 /**
- * A block's keys for one KV head: the pipeline's stage ring without the arithmetic (one value read per
- * tile). COALESCED false: the kernel's mapping (a pair of threads per key, 32 bytes of 16 rows per warp
- * copy); true: a warp copies 512 contiguous bytes (two keys' rows of one KV block's run) per instruction.
+ * A block's keys for one KV head: the kernel's stage ring and copies (copy_decode_tile) without the
+ * arithmetic (one value read per tile).
  */
 template <int STAGES, bool COALESCED>
 __global__ void __launch_bounds__(128) cp_async_only_kernel(Paged pg, const int* decode_seqs, int max_splits, float* sink) {
   const DecodeSlice sl = decode_slice(pg, decode_seqs, max_splits);
   if (sl.lo >= sl.hi) return;
-  const int kvh = blockIdx.y, tid = threadIdx.x, r_key = tid >> 1;
+  const int kvh = blockIdx.y, tid = threadIdx.x;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __nv_bfloat16* ks = reinterpret_cast<__nv_bfloat16*>(smem_raw);
   __nv_bfloat16* vs = ks + STAGES * kDecTileElems;
-  auto copy = [&](__nv_bfloat16* k_dst, __nv_bfloat16* v_dst, size_t off, bool valid) {
-    mma::cp_async16(k_dst, pg.k + off, valid);
-    mma::cp_async16(v_dst, pg.v + off, valid);
-  };
-  auto load = [&](int stage, int key0) {
-    if constexpr (COALESCED) {
-      // 64 keys × 16 chunks: chunk i·128 + tid is key i·8 + tid/16, its 16-byte column tid % 16.
-      for (int i = 0; i < 8; i++) {
-        const int key = i * 8 + (tid >> 4), col = (tid & 15) * 8;
-        const bool valid = key0 + key < sl.hi;
-        const size_t off = valid ? pg.offset(sl.seq, key0 + key, kvh) : 0;
-        const int row = stage * kDecTileElems + key * kDecStride + col;
-        copy(ks + row, vs + row, off + col, valid);
-      }
-    } else {
-      const bool valid = key0 + r_key < sl.hi;
-      const size_t off = valid ? pg.offset(sl.seq, key0 + r_key, kvh) : 0;
-      const int row = stage * kDecTileElems + r_key * kDecStride;
-      for (int c = 0; c < 8; c++) {
-        const int e = (2 * c + (tid & 1)) * 8;
-        copy(ks + row + e, vs + row + e, off + e, valid);
-      }
-    }
-  };
+  const int* table = pg.table_of(sl.seq);
+  auto load = [&](int stage, int key0) { copy_decode_tile<COALESCED>(pg, table, kvh, key0, sl.hi, ks, vs, stage); };
   const int n_tiles = (sl.hi - sl.lo + kDecKeys - 1) / kDecKeys;
   for (int t = 0; t < STAGES - 1; t++) {
     if (t < n_tiles) load(t, sl.lo + t * kDecKeys);

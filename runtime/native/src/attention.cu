@@ -401,12 +401,47 @@ constexpr int kDecTileElems = kDecKeys * kDecStride;
 constexpr int kDecSmem = 2 * kDecStages * kDecTileElems * 2 + 16 * kDecStride * 2;
 
 /**
- * Block (decode sequence, KV head, slice) over keys [lo, hi): K/V tiles of 64 keys stream through three
- * shared-memory stages with cp.async (two tiles in flight while one is used). The copies: COALESCED, a
+ * Issues the cp.async copies of keys key0 … key0 + 63 (those below `hi`; the others zero-filled) of KV head
+ * `kvh` into stage `stage` of the padded K and V tiles, from the 128 threads of a block. COALESCED: a
  * warp's cp.async takes two keys' whole rows, 32 lanes × 16 bytes (512 contiguous bytes in head-major
  * blocks; each thread looks up its 8 keys' offsets in the block table); else a pair of threads per key,
- * so that a warp's cp.async takes 32 bytes of each of 16 rows. The copies alone: 3.9 against 2.6 TB/s at batch 1 over 256K
- * (tools/gpu/decode_attention_microbench.cu). Warp w takes keys 16w … 16w+15 of every tile:
+ * so that a warp's cp.async takes 32 bytes of each of 16 rows. The copies alone: 3.9 against 2.6 TB/s at
+ * batch 1 over 256K (tools/gpu/decode_attention_microbench.cu).
+ */
+template <bool COALESCED>
+__device__ __forceinline__ void copy_decode_tile(const Paged& pg, const int* table, int kvh, int key0, int hi, __nv_bfloat16* ks, __nv_bfloat16* vs,
+                                                 int stage) {
+  const int tid = threadIdx.x;
+  if constexpr (COALESCED) {
+    // Chunk i·128 + tid of the tile's 64 rows × 16 chunks: key 8i + tid/16, 16-byte column tid % 16.
+    const int col = (tid & 15) * 8;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+      const int r = 8 * i + (tid >> 4);
+      const bool valid = key0 + r < hi;
+      const size_t off = valid ? pg.offset_in(table, key0 + r, kvh) + col : 0;
+      const int at = stage * kDecTileElems + r * kDecStride + col;
+      mma::cp_async16(ks + at, pg.k + off, valid);
+      mma::cp_async16(vs + at, pg.v + off, valid);
+    }
+  } else {
+    // A pair of threads per key, copying its row's 16-byte chunks 2c and 2c + 1 together (whole sectors).
+    const int r = tid >> 1, sub = tid & 1, key = key0 + r;
+    const bool valid = key < hi;
+    const size_t off = valid ? pg.offset_in(table, key, kvh) : 0;
+    const int row = stage * kDecTileElems + r * kDecStride;
+    for (int c = 0; c < 8; c++) {
+      const int e = (2 * c + sub) * 8;
+      mma::cp_async16(ks + row + e, pg.k + off + e, valid);
+      mma::cp_async16(vs + row + e, pg.v + off + e, valid);
+    }
+  }
+}
+
+/**
+ * Block (decode sequence, KV head, slice) over keys [lo, hi): K/V tiles of 64 keys stream through three
+ * shared-memory stages with cp.async (two tiles in flight while one is used; copy_decode_tile). Warp w
+ * takes keys 16w … 16w+15 of every tile:
  * S = Q·Kᵀ (16 × 16) and O += P·V (16 × 128) on mma.m16n8k16 with its own online softmax; the four warps'
  * (max, sum, O) meet in shared memory at the end. Writes per query head the slice's (max, sum, O), as
  * decode_split_kernel does, for decode_combine_kernel.
@@ -431,32 +466,7 @@ __global__ void __launch_bounds__(128) decode_mma_kernel(const void* q, int qdt,
     qs[r * kDecStride + d] = __float2bfloat16_rn(r < group ? load_as_float(q, qdt, (size_t)row * qld + (kvh * group + r) * 128 + d) : 0.f);
   }
   const int* table = pg.table_of(seq);
-  auto load = [&](int stage, int key0) {
-    if constexpr (COALESCED) {
-      // Chunk i·128 + tid of the tile's 64 rows × 16 chunks: key 8i + tid/16, 16-byte column tid % 16.
-      const int col = (tid & 15) * 8;
-#pragma unroll
-      for (int i = 0; i < 8; i++) {
-        const int r = 8 * i + (tid >> 4);
-        const bool valid = key0 + r < hi;
-        const size_t off = valid ? pg.offset_in(table, key0 + r, kvh) + col : 0;
-        const int at = stage * kDecTileElems + r * kDecStride + col;
-        mma::cp_async16(ks + at, pg.k + off, valid);
-        mma::cp_async16(vs + at, pg.v + off, valid);
-      }
-    } else {
-      // A pair of threads per key, copying its row's 16-byte chunks 2c and 2c + 1 together (whole sectors).
-      const int r = tid >> 1, sub = tid & 1, key = key0 + r;
-      const bool valid = key < hi;
-      const size_t off = valid ? pg.offset_in(table, key, kvh) : 0;
-      const int row = stage * kDecTileElems + r * kDecStride;
-      for (int c = 0; c < 8; c++) {
-        const int e = (2 * c + sub) * 8;
-        mma::cp_async16(ks + row + e, pg.k + off + e, valid);
-        mma::cp_async16(vs + row + e, pg.v + off + e, valid);
-      }
-    }
-  };
+  auto load = [&](int stage, int key0) { copy_decode_tile<COALESCED>(pg, table, kvh, key0, hi, ks, vs, stage); };
   const int n_tiles = (hi - lo + kDecKeys - 1) / kDecKeys;
   for (int t = 0; t < kDecStages - 1; t++) {
     if (t < n_tiles) load(t, lo + t * kDecKeys);
