@@ -48,15 +48,16 @@ class ForgetsScanState extends CpuBackend {
 
 test.each([
   ['int8 scale ignored', new IgnoresInt8Scale(), ['linear (int8', 'denseMlp']],
-  ['attention without 1/sqrt(d)', new UnscaledAttention(), 'pagedAttention'],
+  ['attention without 1/sqrt(d)', new UnscaledAttention(), 'pagedAttention', ['pagedAttention (GQA, two', 'pagedAttention (GQA, twelve']],
   ['router renormalises top-k', new RenormalisingRouter(), ['routerTopK', 'moeExperts']],
-  ['scan state reset every step', new ForgetsScanState(), ['mambaConv + selectiveScan', 'Mamba mixer']],
+  ['scan state reset every step', new ForgetsScanState(), ['mambaConv + selectiveScan', 'Mamba mixer'], ['mambaConv + selectiveScan (two', 'mambaConv + selectiveScan (twelve']],
   ['top-p ignored', new IgnoresTopP(), 'sample'],
-])('a backend with a bug is caught: %s', async (_bug, broken, failingCases) => {
+])('a backend with a bug is caught: %s', async (_bug, broken, failingCases, mustFail: string[] = []) => {
   const results = await compareBackends(broken, new CpuBackend());
   const failed = results.filter((r) => !r.ok).map((r) => r.name);
   expect(failed.length).toBeGreaterThan(0);
   const expected = typeof failingCases === 'string' ? [failingCases] : failingCases;
   expect(failed.filter((name) => !expected.some((prefix) => name.startsWith(prefix)))).toEqual([]);
+  for (const prefix of mustFail) expect(failed.some((name) => name.startsWith(prefix))).toBe(true);
   for (const r of results) expect(Number.isFinite(r.error) || !r.ok).toBe(true);
 });

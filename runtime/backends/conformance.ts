@@ -15,7 +15,7 @@
 //
 // Two shape profiles: `tiny` (CI: small shapes that still cross every tile edge) and `mini` (the real
 // Jamba-1.5-Mini shapes, for GPU runs).
-import type { Backend, LinearWeight, RaggedBatch, SamplingRow, StepInputs, SwiGluWeights, Tensor } from './backend.js';
+import type { Backend, LinearWeight, MambaState, RaggedBatch, SamplingRow, StepInputs, SwiGluWeights, Tensor } from './backend.js';
 import { normals, rng } from './testing.js';
 
 export interface Shapes {
@@ -135,9 +135,10 @@ function expertRows(s: Shapes): number[] {
 
 /** The steps stateful cases run: a prefill, a chunk that continues it, then one decode row each. */
 const STEPS = [0, 1, 2] as const;
+type Step = (typeof STEPS)[number];
 
 /** Two sequences; step 0 runs their first `split` tokens, step 1 the rest, step 2 one more. Blocks are scattered. */
-function stepBatch(s: Shapes, step: (typeof STEPS)[number]): RaggedBatch {
+function stepBatch(s: Shapes, step: Step): RaggedBatch {
   let row = 0;
   const segments = s.lens.map((len, q) => {
     const from = [0, s.splits[q]!, len][step];
@@ -165,9 +166,72 @@ async function inStep(b: Backend, inputs: StepInputs, body: () => Promise<Float3
   }
 }
 
-/** A Mamba layer's state pool (3 slots), conv weights and bias, −exp(A_log) and D, drawn from `r`. */
-function mambaParams(b: Backend, r: Random, s: Shapes) {
-  const state = b.createMambaState(3, s.dInner, s.dConv, s.dState);
+/** mambaConv then selectiveScan in each step of `batchOf`, through `state`: both outputs of every step. */
+async function convScanSteps(b: Backend, r: Random, s: Shapes, p: ReturnType<typeof mambaParams>, state: MambaState, batchOf: (step: Step) => RaggedBatch): Promise<Float32Array[]> {
+  const outs: Float32Array[] = [];
+  for (const step of STEPS) {
+    const batch = batchOf(step);
+    const rows = batch.numRows;
+    const xIn = act(b, r, [rows, s.dInner]);
+    const dtRaw = act(b, r, [rows, s.dInner], 1, -2);
+    const bIn = act(b, r, [rows, s.dState]);
+    const cIn = act(b, r, [rows, s.dState]);
+    const z = act(b, r, [rows, s.dInner]);
+    outs.push(
+      ...(await inStep(b, stepInputs(batch, new Int32Array(rows)), async () => {
+        const xc = b.mambaConv(xIn, p.convW, p.convB, state, batch);
+        const y = b.selectiveScan({ x: xc, dtRaw, negA: p.negA, b: bIn, c: cIn, d: p.d, z }, state, batch);
+        return [await b.download(xc), await b.download(y)];
+      })),
+    );
+  }
+  return outs;
+}
+
+/** pagedAttention in each step of `batchOf`, through a cache of `blocks` blocks: its output every step. */
+async function attentionSteps(b: Backend, r: Random, s: Shapes, blocks: number, batchOf: (step: Step) => RaggedBatch): Promise<Float32Array[]> {
+  const cache = b.createKvCache(blocks, s.blockSize, s.kvHeads, s.headDim);
+  const shape = { numHeads: s.heads, numKvHeads: s.kvHeads, headDim: s.headDim, scale: 1 / Math.sqrt(s.headDim) };
+  const outs: Float32Array[] = [];
+  for (const step of STEPS) {
+    const batch = batchOf(step);
+    const rows = batch.numRows;
+    const q = act(b, r, [rows, s.heads * s.headDim]);
+    const k = act(b, r, [rows, s.kvHeads * s.headDim]);
+    const v = act(b, r, [rows, s.kvHeads * s.headDim]);
+    outs.push(...(await inStep(b, stepInputs(batch, new Int32Array(rows)), async () => [await b.download(b.pagedAttention(q, k, v, cache, batch, shape))])));
+  }
+  return outs;
+}
+
+/** Sequences of the decode-batch cases: enough that a backend takes its wide-batch decode kernels. */
+const MANY = 12;
+
+/**
+ * MANY sequences with prompts of 2 to 3·blockSize + 1 tokens, their state slots and KV blocks scattered
+ * (sequence q's block i is block i·MANY + q): step 0 runs the prompts, steps 1 and 2 one row each.
+ */
+function manyBatch(s: Shapes, step: Step): RaggedBatch {
+  let row = 0;
+  const segments = Array.from({ length: MANY }, (_, q) => {
+    const prompt = 2 + ((q * 7) % (3 * s.blockSize));
+    const from = step === 0 ? 0 : prompt + step - 1;
+    const numRows = step === 0 ? prompt : 1;
+    const blocks = Math.ceil((prompt + 2) / s.blockSize);
+    const seg = { rowStart: row, numRows, cachedLen: from, stateSlot: (q * 5 + 3) % (MANY + 1), blockTable: Int32Array.from({ length: blocks }, (_, i) => i * MANY + q) };
+    row += numRows;
+    return seg;
+  });
+  return { numRows: row, segments };
+}
+
+function manyBlocks(s: Shapes): number {
+  return MANY * Math.ceil((3 * s.blockSize + 3) / s.blockSize);
+}
+
+/** A Mamba layer's state pool (`slots` slots), conv weights and bias, −exp(A_log) and D, drawn from `r`. */
+function mambaParams(b: Backend, r: Random, s: Shapes, slots = 3) {
+  const state = b.createMambaState(slots, s.dInner, s.dConv, s.dState);
   const convW = act(b, r, [s.dInner, s.dConv], 0.5);
   const convB = act(b, r, [s.dInner], 0.1);
   const negA = b.upload(Float32Array.from(normals(r, s.dInner * s.dState, 0.5), (v) => -Math.exp(v)), [s.dInner, s.dState]);
@@ -306,46 +370,31 @@ export const OP_CASES: OpCase[] = [
   {
     name: 'pagedAttention (GQA, two sequences, prefill + chunk + decode over scattered blocks)',
     tolerance: BF16_TOL,
-    async run(b, s) {
-      const r = rng(7);
-      const cache = b.createKvCache(totalBlocks(s), s.blockSize, s.kvHeads, s.headDim);
-      const shape = { numHeads: s.heads, numKvHeads: s.kvHeads, headDim: s.headDim, scale: 1 / Math.sqrt(s.headDim) };
-      const outs: Float32Array[] = [];
-      for (const step of STEPS) {
-        const batch = stepBatch(s, step);
-        const rows = batch.numRows;
-        const q = act(b, r, [rows, s.heads * s.headDim]);
-        const k = act(b, r, [rows, s.kvHeads * s.headDim]);
-        const v = act(b, r, [rows, s.kvHeads * s.headDim]);
-        outs.push(...(await inStep(b, stepInputs(batch, new Int32Array(rows)), async () => [await b.download(b.pagedAttention(q, k, v, cache, batch, shape))])));
-      }
-      return outs;
-    },
+    run: (b, s) => attentionSteps(b, rng(7), s, totalBlocks(s), (step) => stepBatch(s, step)),
+  },
+  {
+    name: 'pagedAttention (GQA, twelve sequences: prefill, then two decode steps of twelve rows)',
+    tolerance: BF16_TOL,
+    run: (b, s) => attentionSteps(b, rng(13), s, manyBlocks(s), (step) => manyBatch(s, step)),
   },
   {
     name: 'mambaConv + selectiveScan (two sequences, prefill + chunk + decode through the state pool)',
     tolerance: BF16_TOL,
     async run(b, s) {
       const r = rng(8);
-      const { state, convW, convB, negA, d } = mambaParams(b, r, s);
-      const outs: Float32Array[] = [];
-      for (const step of STEPS) {
-        const batch = stepBatch(s, step);
-        const rows = batch.numRows;
-        const xIn = act(b, r, [rows, s.dInner]);
-        const dtRaw = act(b, r, [rows, s.dInner], 1, -2);
-        const bIn = act(b, r, [rows, s.dState]);
-        const cIn = act(b, r, [rows, s.dState]);
-        const z = act(b, r, [rows, s.dInner]);
-        outs.push(
-          ...(await inStep(b, stepInputs(batch, new Int32Array(rows)), async () => {
-            const xc = b.mambaConv(xIn, convW, convB, state, batch);
-            const y = b.selectiveScan({ x: xc, dtRaw, negA, b: bIn, c: cIn, d, z }, state, batch);
-            return [await b.download(xc), await b.download(y)];
-          })),
-        );
-      }
-      return outs;
+      const p = mambaParams(b, r, s);
+      return convScanSteps(b, r, s, p, p.state, (step) => stepBatch(s, step));
+    },
+  },
+  {
+    // Twelve sequences in scattered slots: a short prefill each, then two decode steps of twelve single
+    // rows, as a busy server runs them (a backend may take another decode kernel from 8 sequences on).
+    name: 'mambaConv + selectiveScan (twelve sequences: prefill, then two decode steps of twelve rows)',
+    tolerance: BF16_TOL,
+    async run(b, s) {
+      const r = rng(12);
+      const p = mambaParams(b, r, s, MANY + 1);
+      return convScanSteps(b, r, s, p, p.state, (step) => manyBatch(s, step));
     },
   },
   {
