@@ -4,8 +4,9 @@
 // Rows: the kernel (and combine) at several split counts with its two copy patterns (a warp's cp.async
 // over 512 contiguous bytes, the default, or over 32 bytes of 16 rows); then the loads alone, without the
 // arithmetic: both cp.async patterns, bulk copies (256-byte rows into the kernel's padded layout, or
-// whole 4 KiB KV block runs) into a ring of stages fed by a copy warp, and plain coalesced loads; and a
-// device copy of the same size.
+// whole 4 KiB KV block runs) into a ring of stages fed by a copy warp, and plain coalesced loads; the
+// kernel and its copies with the cache in L2 (block tables naming 256 blocks, each reused: the cost of the
+// arithmetic and the copies' issue without HBM's latency); and a device copy of the same size.
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr
 //        -Iruntime/native/include tools/gpu/decode_attention_microbench.cu -o /tmp/dec_attn && /tmp/dec_attn
 #include <cmath>
@@ -168,10 +169,15 @@ struct Setup {
   double bytes;
 };
 
-Setup make_setup(const Case& c, int max_splits_cap, bool shuffled) {
+/**
+ * `resident` > 0: the block tables name only that many KV blocks (each reused), so that the cache fits in L2:
+ * the same kernel with loads that do not wait on HBM.
+ */
+Setup make_setup(const Case& c, int max_splits_cap, bool shuffled, int resident = 0) {
   Setup s{};
   const int blocks_per_seq = (c.ctx + kBlock - 1) / kBlock, blocks = blocks_per_seq * c.batch;
-  const size_t elems = (size_t)blocks * kKvHeads * kBlock * kHd;
+  const int stored = resident > 0 ? std::min(resident, blocks) : blocks;
+  const size_t elems = (size_t)stored * kKvHeads * kBlock * kHd;
   __nv_bfloat16 *k, *v;
   CHECK(cudaMalloc(&k, elems * 2));
   CHECK(cudaMalloc(&v, elems * 2));
@@ -183,6 +189,7 @@ Setup make_setup(const Case& c, int max_splits_cap, bool shuffled) {
     std::mt19937 rng(7);
     std::shuffle(table.begin(), table.end(), rng);
   }
+  for (int& b : table) b %= stored;
   std::vector<int> meta(c.batch * JB_META_INTS, 0), seqs(c.batch);
   for (int i = 0; i < c.batch; i++) {
     meta[i * JB_META_INTS + JB_META_ROW_START] = i;
@@ -204,7 +211,7 @@ Setup make_setup(const Case& c, int max_splits_cap, bool shuffled) {
   CHECK(cudaMalloc(&s.out, (size_t)c.batch * kHeads * kHd * 2));
   CHECK(cudaMalloc(&s.partial, (size_t)c.batch * kHeads * max_splits_cap * (kHd + 2) * 4));
   CHECK(cudaMalloc(&s.sink, 4));
-  s.bytes = 2.0 * elems * 2;
+  s.bytes = 2.0 * blocks * kKvHeads * kBlock * kHd * 2;  // what the kernel reads (from L2 when `resident`)
   CHECK(cudaDeviceSynchronize());
   return s;
 }
@@ -221,6 +228,17 @@ void free_setup(Setup& s) {
   cudaFree(s.sink);
 }
 
+/** Shared memory of the 3-stage loads-alone kernels (the kernel's K and V stages, without Q). */
+constexpr int kLoadsSmem = 2 * 3 * kDecTileElems * 2;
+
+/** The decode kernel with either copy pattern over `splits` slices per KV head, then its combine. */
+void kernel_and_combine(const Setup& s, const Case& c, int splits, bool coalesced) {
+  const float scale = 1.f / std::sqrt((float)kHd);
+  auto kernel = coalesced ? decode_mma_kernel<true> : decode_mma_kernel<false>;
+  kernel<<<dim3(c.batch, kKvHeads, splits), 128, kDecSmem, stream()>>>(s.q, JB_DTYPE_BF16, kHeads * kHd, s.pg, kHeads, scale, s.decode_seqs, splits, s.partial);
+  decode_combine_kernel<<<dim3(c.batch, kHeads), 128, 0, stream()>>>(s.partial, s.decode_seqs, s.pg.meta, kHeads, kHd, splits, s.out, kHeads * kHd);
+}
+
 void row(const Case& c, const char* what, int splits, float us, double bytes) {
   printf("%-18s %-52s %6d %9.1f %8.2f\n", c.name, what, splits, us, bytes / us / 1e6);
 }
@@ -235,7 +253,10 @@ int main() {
   // The third case: slices and tiles that end inside KV blocks (correctness of the partial tiles).
   const Case cases[] = {{"batch 1 / 256K", 1, 262144}, {"batch 64 / 4K", 64, 4096}, {"batch 3 / 1000", 3, 1000}};
   printf("%-18s %-52s %6s %9s %8s\n", "case", "what", "splits", "µs", "TB/s");
-  const float scale = 1.f / std::sqrt((float)kHd);
+  CHECK(cudaFuncSetAttribute(decode_mma_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDecSmem));
+  CHECK(cudaFuncSetAttribute(decode_mma_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDecSmem));
+  CHECK(cudaFuncSetAttribute(cp_async_only_kernel<3, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, kLoadsSmem));
+  CHECK(cudaFuncSetAttribute(cp_async_only_kernel<3, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kLoadsSmem));
   for (const Case& c : cases) {
     for (const bool shuffled : {true, false}) {
       Setup s = make_setup(c, 256, shuffled);
@@ -245,26 +266,19 @@ int main() {
       if (!shuffled) split_list = {default_splits};
       for (const int splits : split_list) {
         const dim3 grid(c.batch, kKvHeads, splits);
-        auto kernel_and_combine = [&](bool coalesced) {
-          auto kernel = coalesced ? decode_mma_kernel<true> : decode_mma_kernel<false>;
-          kernel<<<grid, 128, kDecSmem, stream()>>>(s.q, JB_DTYPE_BF16, kHeads * kHd, s.pg, kHeads, scale, s.decode_seqs, splits, s.partial);
-          decode_combine_kernel<<<dim3(c.batch, kHeads), 128, 0, stream()>>>(s.partial, s.decode_seqs, s.pg.meta, kHeads, kHd, splits, s.out, kHeads * kHd);
-        };
-        CHECK(cudaFuncSetAttribute(decode_mma_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDecSmem));
-        CHECK(cudaFuncSetAttribute(decode_mma_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDecSmem));
         for (const bool coalesced : {true, false}) {
           char label[96];
           snprintf(label, sizeof label, "kernel + combine, cp.async over %s%s", coalesced ? "512 contiguous bytes" : "16 rows x 32 bytes", shuffled ? "" : " (blocks in order)");
-          row(c, label, splits, timer.median_us([&] { kernel_and_combine(coalesced); }), s.bytes);
+          row(c, label, splits, timer.median_us([&] { kernel_and_combine(s, c, splits, coalesced); }), s.bytes);
         }
         if (!shuffled) continue;
         {  // Both fill the stages with the same bytes: identical output.
           const size_t n = (size_t)c.batch * kHeads * kHd;
           std::vector<__nv_bfloat16> a(n), b(n);
-          kernel_and_combine(false);
+          kernel_and_combine(s, c, splits, false);
           CHECK(cudaMemcpy(a.data(), s.out, n * 2, cudaMemcpyDeviceToHost));
           CHECK(cudaMemset(s.out, 0xff, n * 2));
-          kernel_and_combine(true);
+          kernel_and_combine(s, c, splits, true);
           CHECK(cudaMemcpy(b.data(), s.out, n * 2, cudaMemcpyDeviceToHost));
           size_t differ = 0;
           for (size_t i = 0; i < n; i++) differ += memcmp(&a[i], &b[i], 2) != 0;
@@ -272,14 +286,11 @@ int main() {
           if (differ) g_failed = true;
         }
         if (odd) continue;  // the loads-alone kernels below take whole KV blocks
-        const int smem3 = 2 * 3 * kDecTileElems * 2;
-        CHECK(cudaFuncSetAttribute(cp_async_only_kernel<3, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem3));
-        CHECK(cudaFuncSetAttribute(cp_async_only_kernel<3, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem3));
         row(c, "loads alone: the cp.async pattern (3 stages)", splits, timer.median_us([&] {
-              cp_async_only_kernel<3, false><<<grid, 128, smem3, stream()>>>(s.pg, s.decode_seqs, splits, s.sink);
+              cp_async_only_kernel<3, false><<<grid, 128, kLoadsSmem, stream()>>>(s.pg, s.decode_seqs, splits, s.sink);
             }), s.bytes);
         row(c, "loads alone: cp.async, 512 contiguous bytes per warp copy", splits, timer.median_us([&] {
-              cp_async_only_kernel<3, true><<<grid, 128, smem3, stream()>>>(s.pg, s.decode_seqs, splits, s.sink);
+              cp_async_only_kernel<3, true><<<grid, 128, kLoadsSmem, stream()>>>(s.pg, s.decode_seqs, splits, s.sink);
             }), s.bytes);
         auto bulk = [&](auto kernel, int stages, bool rows) {
           const int smem = stages * (rows ? 2 * kDecTileElems * 2 : 64 * kHd * 4) + 2 * stages * 8;
@@ -300,6 +311,16 @@ int main() {
       free_setup(s);
     }
     if (c.ctx % (64 * 128) != 0) continue;
+    {  // The kernel and its copies with the cache in L2 (256 KV blocks, 16 MiB): what they cost without HBM's latency.
+      Setup s = make_setup(c, 256, true, 256);
+      const int splits = std::max(1, 512 / (c.batch * kKvHeads));
+      const dim3 grid(c.batch, kKvHeads, splits);
+      row(c, "kernel + combine, cache in L2 (256 blocks)", splits, timer.median_us([&] { kernel_and_combine(s, c, splits, true); }), s.bytes);
+      row(c, "loads alone, cache in L2 (256 blocks)", splits, timer.median_us([&] {
+            cp_async_only_kernel<3, true><<<grid, 128, kLoadsSmem, stream()>>>(s.pg, s.decode_seqs, splits, s.sink);
+          }), s.bytes);
+      free_setup(s);
+    }
     // The ceiling: one contiguous buffer of the same size read by a plain streaming kernel (cudaMemcpy's rate is for copies).
     {
       Setup s = make_setup(c, 1, false);
