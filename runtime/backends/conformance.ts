@@ -239,6 +239,39 @@ function mambaParams(b: Backend, r: Random, s: Shapes, slots = 3) {
   return { state, convW, convB, negA, d };
 }
 
+/**
+ * The mixer's middle as the model runs it (runtime/models/jamba.ts), every intermediate compared: a
+ * backend may fuse these ops (step 2 is a step of single-row sequences, as decode is).
+ */
+async function mixerSteps(b: Backend, s: Shapes, seed: number): Promise<Float32Array[]> {
+  const r = rng(seed);
+  const { state, convW, convB, negA, d } = mambaParams(b, r, s);
+  const xProj = dense(b, r, s.dtRank + 2 * s.dState, s.dInner);
+  const norms = [s.dtRank, s.dState, s.dState].map((n) => act(b, r, [n], 0.2, 1));
+  const dtProj: LinearWeight = { ...dense(b, r, s.dInner, s.dtRank), bias: act(b, r, [s.dInner], 0.5, -2) };
+  const inProj = dense(b, r, 2 * s.dInner, s.hidden);
+  const outs: Float32Array[] = [];
+  for (const step of STEPS) {
+    const batch = stepBatch(s, step);
+    const h = act(b, r, [batch.numRows, s.hidden]);
+    outs.push(
+      ...(await inStep(b, stepInputs(batch, new Int32Array(batch.numRows)), async () => {
+        const [xIn, z] = b.splitColumns(b.linear(h, inProj), [s.dInner, s.dInner]) as [Tensor, Tensor];
+        const xc = b.mambaConv(xIn, convW, convB, state, batch);
+        const dtbc = b.linear(xc, xProj);
+        const parts = b.splitColumns(dtbc, [s.dtRank, s.dState, s.dState]);
+        const [dtN, bN, cN] = parts.map((part, i) => b.rmsNorm(part, norms[i]!, 1e-6)) as [Tensor, Tensor, Tensor];
+        const dtRaw = b.linear(dtN, dtProj);
+        const y = b.selectiveScan({ x: xc, dtRaw, negA, b: bN, c: cN, d, z }, state, batch);
+        const got: Float32Array[] = [];
+        for (const t of [xc, dtbc, dtN, bN, cN, dtRaw, y]) got.push(await b.download(t)); // one at a time: the first runs the step
+        return got;
+      })),
+    );
+  }
+  return outs;
+}
+
 const BF16_TOL = 1e-2;
 const FP32_TOL = 1e-4;
 
@@ -398,38 +431,16 @@ export const OP_CASES: OpCase[] = [
     },
   },
   {
-    // The mixer's middle as the model runs it (runtime/models/jamba.ts), every intermediate compared: a
-    // backend may fuse these ops (step 2 is a step of single-row sequences, as decode is).
     name: 'Mamba mixer: in_proj → mambaConv → x_proj → dt/B/C rmsNorms → dt_proj → selectiveScan (prefill + chunk + decode)',
     tolerance: BF16_TOL,
-    async run(b, s) {
-      const r = rng(9);
-      const { state, convW, convB, negA, d } = mambaParams(b, r, s);
-      const xProj = dense(b, r, s.dtRank + 2 * s.dState, s.dInner);
-      const norms = [s.dtRank, s.dState, s.dState].map((n) => act(b, r, [n], 0.2, 1));
-      const dtProj: LinearWeight = { ...dense(b, r, s.dInner, s.dtRank), bias: act(b, r, [s.dInner], 0.5, -2) };
-      const inProj = dense(b, r, 2 * s.dInner, s.hidden);
-      const outs: Float32Array[] = [];
-      for (const step of STEPS) {
-        const batch = stepBatch(s, step);
-        const h = act(b, r, [batch.numRows, s.hidden]);
-        outs.push(
-          ...(await inStep(b, stepInputs(batch, new Int32Array(batch.numRows)), async () => {
-            const [xIn, z] = b.splitColumns(b.linear(h, inProj), [s.dInner, s.dInner]) as [Tensor, Tensor];
-            const xc = b.mambaConv(xIn, convW, convB, state, batch);
-            const dtbc = b.linear(xc, xProj);
-            const parts = b.splitColumns(dtbc, [s.dtRank, s.dState, s.dState]);
-            const [dtN, bN, cN] = parts.map((part, i) => b.rmsNorm(part, norms[i]!, 1e-6)) as [Tensor, Tensor, Tensor];
-            const dtRaw = b.linear(dtN, dtProj);
-            const y = b.selectiveScan({ x: xc, dtRaw, negA, b: bN, c: cN, d, z }, state, batch);
-            const got: Float32Array[] = [];
-            for (const t of [xc, dtbc, dtN, bN, cN, dtRaw, y]) got.push(await b.download(t)); // one at a time: the first runs the step
-            return got;
-          })),
-        );
-      }
-      return outs;
-    },
+    run: (b, s) => mixerSteps(b, s, 9),
+  },
+  {
+    // The model's d_state with bf16 activations, a long chunk from a carried state and a d_inner that
+    // ends mid-block: the inputs a backend's fast scan paths take at any profile.
+    name: 'Mamba mixer at d_state 16, d_inner 136 (prefill + 283-row chunk + decode)',
+    tolerance: BF16_TOL,
+    run: (b, s) => mixerSteps(b, { ...s, dInner: 136, dState: 16, dtRank: 8, lens: [300, 6], splits: [17, 3] }, 10),
   },
 ];
 
