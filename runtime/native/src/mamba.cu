@@ -9,6 +9,7 @@
 // segmented scan below). Single-row sequences (decode) take a kernel of their own, bound by the bytes
 // of the state.
 #include "common.cuh"
+#include "mma.cuh"
 
 namespace jb {
 namespace {
@@ -267,62 +268,45 @@ __device__ __forceinline__ float get_record(const __nv_bfloat16* out, int di, si
   return __uint_as_float((uint32_t)lo | ((uint32_t)hi << 16));
 }
 
-/** One row's inputs of a channel in the segmented scan, as loaded (bf16 bits where FAST). */
-template <bool FAST, int NS>
-struct RowIn {
-  float dt, u, z;
-  float b[FAST ? 1 : NS], c[FAST ? 1 : NS];
-  uint4 braw[FAST ? 2 : 1], craw[FAST ? 2 : 1];
-};
-
 /**
- * FAST: x, dt, z, B and C are bf16 with B and C rows of 16 aligned to 16 bytes (the model's case): raw
- * 16-bit loads and four 16-byte ones, converted when used. Otherwise element loads of any dtype.
+ * One row of the recurrence over a channel's d_state states: h = exp(δA)·h + δ·x·B, and with APPLY
+ * the row's y = Σ h·C (returned); `b(n)` and `c(n)` give the row's B and C.
  */
-template <bool FAST, bool APPLY, int NS>
-__device__ __forceinline__ void load_row_in(const ScanArgs& a, size_t r, int ch, RowIn<FAST, NS>& in) {
-  if constexpr (FAST) {
-    auto bf16_at = [](const Mat& m, size_t i) { return __uint_as_float((uint32_t)__ldg(as<unsigned short>(m.ptr) + i) << 16); };
-    in.dt = bf16_at(a.dt, r * a.dt.ld + ch);
-    in.u = bf16_at(a.x, r * a.x.ld + ch);
-    in.z = APPLY ? bf16_at(a.z, r * a.z.ld + ch) : 0.f;
-    const uint4* pb = reinterpret_cast<const uint4*>(as<__nv_bfloat16>(a.b.ptr) + r * a.b.ld);
-    in.braw[0] = __ldg(pb);
-    in.braw[1] = __ldg(pb + 1);
-    if constexpr (APPLY) {
-      const uint4* pc = reinterpret_cast<const uint4*>(as<__nv_bfloat16>(a.c.ptr) + r * a.c.ld);
-      in.craw[0] = __ldg(pc);
-      in.craw[1] = __ldg(pc + 1);
-    }
-  } else {
-    in.dt = load_as_float(as<void>(a.dt.ptr), a.dt.dtype, r * a.dt.ld + ch);
-    in.u = load_as_float(as<void>(a.x.ptr), a.x.dtype, r * a.x.ld + ch);
-    in.z = APPLY ? load_as_float(as<void>(a.z.ptr), a.z.dtype, r * a.z.ld + ch) : 0.f;
+template <int NS, bool APPLY, typename BAt, typename CAt>
+__device__ __forceinline__ float seg_row(float (&h)[NS], const float (&A2)[NS], float delta, float du, BAt b, CAt c) {
+  float y = 0.f;
 #pragma unroll
-    for (int n = 0; n < NS; n++) {
-      in.b[n] = n < a.dstate ? load_as_float(as<void>(a.b.ptr), a.b.dtype, r * a.b.ld + n) : 0.f;
-      in.c[n] = APPLY && n < a.dstate ? load_as_float(as<void>(a.c.ptr), a.c.dtype, r * a.c.ld + n) : 0.f;
-    }
+  for (int n = 0; n < NS; n++) {
+    h[n] = fast_exp2(delta * A2[n]) * h[n] + du * b(n);
+    if constexpr (APPLY) y += h[n] * c(n);
+  }
+  return y;
+}
+
+/** A (segment, channel)'s start: A in log2 units, and the entering state from its record (APPLY) or 0. */
+template <int NS, bool APPLY>
+__device__ __forceinline__ void seg_start(const ScanArgs& a, size_t rec, int ch, float (&A2)[NS], float (&h)[NS]) {
+#pragma unroll
+  for (int n = 0; n < NS; n++) {
+    A2[n] = n < a.dstate ? a.neg_a[(size_t)ch * a.dstate + n] * kLog2e : 0.f;
+    h[n] = APPLY && n < a.dstate ? get_record(a.out, a.di, rec, ch, n) : 0.f;
   }
 }
 
-/** Value n of B (or C) from a row's inputs. */
-template <bool FAST, int NS>
-__device__ __forceinline__ float row_value(const uint4 (&raw)[FAST ? 2 : 1], const float (&vals)[FAST ? 1 : NS], int n) {
-  if constexpr (FAST) {
-    const uint4& q = raw[n / 8];
-    const uint32_t w = (n % 8) / 2 == 0 ? q.x : (n % 8) / 2 == 1 ? q.y : (n % 8) / 2 == 2 ? q.z : q.w;
-    return __uint_as_float(n % 2 == 0 ? w << 16 : w & 0xffff0000u);
-  } else {
-    return vals[n];
-  }
+/** A (segment, channel)'s end without APPLY: its end state and Σδ into its record. */
+template <int NS>
+__device__ __forceinline__ void seg_finish(const ScanArgs& a, size_t rec, int ch, const float (&h)[NS], float sum_delta) {
+#pragma unroll
+  for (int n = 0; n < NS; n++)
+    if (n < a.dstate) put_record(a.out, a.di, rec, ch, n, h[n]);
+  put_record(a.out, a.di, rec, ch, a.dstate, sum_delta);
 }
 
 /**
- * Steps 1 (APPLY false: end state and Σδ from h = 0) and 3 (APPLY: from the entering state, writing y).
- * Each row's inputs are loaded one row ahead, so a warp waits on memory once per segment, not per row.
+ * Steps 1 (APPLY false: end state and Σδ from h = 0) and 3 (APPLY: from the entering state, writing y),
+ * for inputs of any dtype (element loads).
  */
-template <int NS, bool APPLY, bool FAST>
+template <int NS, bool APPLY>
 __global__ void __launch_bounds__(kSegThreads) seg_scan_kernel(ScanArgs a) {
   pdl_enter();
   const int* m = a.meta + blockIdx.z * JB_META_INTS;
@@ -335,40 +319,113 @@ __global__ void __launch_bounds__(kSegThreads) seg_scan_kernel(ScanArgs a) {
   const int t0 = s * sg.len, t1 = min(rows, t0 + sg.len);
   const size_t rec = row0 + t0;  // this (segment, channel)'s record: column ch from row rec on
   float A2[NS], h[NS];
-#pragma unroll
-  for (int n = 0; n < NS; n++) {
-    A2[n] = n < a.dstate ? a.neg_a[(size_t)ch * a.dstate + n] * kLog2e : 0.f;
-    h[n] = APPLY && n < a.dstate ? get_record(a.out, a.di, rec, ch, n) : 0.f;
-  }
+  seg_start<NS, APPLY>(a, rec, ch, A2, h);
   const float D = a.d[ch];
   float sum_delta = 0.f;
-  RowIn<FAST, NS> cur, next;
-  load_row_in<FAST, APPLY, NS>(a, row0 + t0, ch, cur);
+  auto at = [&](const Mat& mat, size_t r, int col) { return load_as_float(as<void>(mat.ptr), mat.dtype, r * mat.ld + col); };
   for (int t = t0; t < t1; t++) {
     const size_t r = row0 + t;
-    if (t + 1 < t1) load_row_in<FAST, APPLY, NS>(a, r + 1, ch, next);
-    const float delta = softplus(cur.dt);
-    const float du = delta * cur.u;
-    if constexpr (APPLY) {
-      float y = 0.f;
-#pragma unroll
-      for (int n = 0; n < NS; n++) {
-        h[n] = fast_exp2(delta * A2[n]) * h[n] + du * row_value<FAST, NS>(cur.braw, cur.b, n);
-        y += h[n] * row_value<FAST, NS>(cur.craw, cur.c, n);
-      }
-      a.out[r * a.di + ch] = __float2bfloat16_rn((y + D * cur.u) * silu(cur.z));
-    } else {
-      sum_delta += delta;
-#pragma unroll
-      for (int n = 0; n < NS; n++) h[n] = fast_exp2(delta * A2[n]) * h[n] + du * row_value<FAST, NS>(cur.braw, cur.b, n);
+    const float dt = at(a.dt, r, ch), u = at(a.x, r, ch);
+    const float delta = softplus(dt), du = delta * u;
+    auto b = [&](int n) { return n < a.dstate ? at(a.b, r, n) : 0.f; };
+    auto c = [&](int n) { return n < a.dstate ? at(a.c, r, n) : 0.f; };
+    const float y = seg_row<NS, APPLY>(h, A2, delta, du, b, c);
+    if constexpr (APPLY) a.out[r * a.di + ch] = __float2bfloat16_rn((y + D * u) * silu(at(a.z, r, ch)));
+    else sum_delta += delta;
+  }
+  if constexpr (!APPLY) seg_finish<NS>(a, rec, ch, h, sum_delta);
+}
+
+/**
+ * The same steps for the model's case: x, dt, z, B and C bf16 with 16-byte aligned rows, d_state 16.
+ * The block's rows pass through shared memory in chunks of kSegChunk, copied by cp.async a chunk ahead
+ * (two stages), so a warp waits on memory once per chunk instead of once per row: the register-prefetch
+ * kernel above waits a row's latency for each row at 4K rows.
+ */
+constexpr int kSegChunk = 16;
+
+template <bool APPLY>
+__global__ void __launch_bounds__(kSegThreads) seg_scan_bf16_kernel(ScanArgs a) {
+  constexpr int NS = 16, CH = kSegThreads, PIECES = CH * 2 / 16;  // 16-byte pieces of a row's CH channels
+  __shared__ __align__(16) uint16_t s_dt[2][kSegChunk][CH], s_x[2][kSegChunk][CH], s_z[2][APPLY ? kSegChunk : 1][CH];
+  __shared__ __align__(16) uint4 s_b[2][kSegChunk][2], s_c[2][APPLY ? kSegChunk : 1][2];
+  pdl_enter();
+  const int* m = a.meta + blockIdx.z * JB_META_INTS;
+  const int rows = m[JB_META_NUM_ROWS];
+  if (rows < a.segmented_rows) return;
+  const Segments sg = segments_of(rows);
+  const int s = blockIdx.y, ch0 = blockIdx.x * CH, ch = ch0 + threadIdx.x;
+  if (s >= sg.count) return;  // the whole block: the barriers below need every thread
+  const size_t row0 = m[JB_META_ROW_START];
+  const int t0 = s * sg.len, t1 = min(rows, t0 + sg.len);
+  const int chunks = ceil_div(t1 - t0, kSegChunk);
+  const bool live = ch < a.di;
+  const int chc = live ? ch : a.di - 1;
+  const size_t rec = row0 + t0;
+  const auto* dtp = as<uint16_t>(a.dt.ptr);
+  const auto* xp = as<uint16_t>(a.x.ptr);
+  const auto* zp = as<uint16_t>(a.z.ptr);
+  const auto* bp = as<uint16_t>(a.b.ptr);
+  const auto* cp = as<uint16_t>(a.c.ptr);
+  // Chunk k's rows into stage k % 2: rows past the segment and channels past d_inner zero-filled.
+  auto issue = [&](int k) {
+    const int st = k % 2, tk = t0 + k * kSegChunk;
+    for (int i = threadIdx.x; i < kSegChunk * PIECES; i += CH) {
+      const int row = i / PIECES, piece = i % PIECES, col = ch0 + piece * 8;
+      const bool ok = tk + row < t1 && col < a.di;
+      const size_t r = row0 + (ok ? tk + row : t0);
+      const int cc = ok ? col : 0;
+      mma::cp_async16(&s_dt[st][row][piece * 8], dtp + r * a.dt.ld + cc, ok);
+      mma::cp_async16(&s_x[st][row][piece * 8], xp + r * a.x.ld + cc, ok);
+      if constexpr (APPLY) mma::cp_async16(&s_z[st][row][piece * 8], zp + r * a.z.ld + cc, ok);
     }
-    cur = next;
+    if (threadIdx.x < kSegChunk * 2) {
+      const int row = threadIdx.x / 2, half = threadIdx.x % 2;
+      const bool ok = tk + row < t1;
+      const size_t r = row0 + (ok ? tk + row : t0);
+      mma::cp_async16(&s_b[st][row][half], bp + r * a.b.ld + half * 8, ok);
+      if constexpr (APPLY) mma::cp_async16(&s_c[st][row][half], cp + r * a.c.ld + half * 8, ok);
+    }
+    mma::cp_async_commit();
+  };
+  auto bf16_bits = [](uint32_t bits16) { return __uint_as_float(bits16 << 16); };
+  // Value n of a row of 16 bf16 held as two uint4.
+  auto pick = [](const uint4 (&row)[2], int n) {
+    const uint4& q = row[n / 8];
+    const uint32_t w = (n % 8) / 2 == 0 ? q.x : (n % 8) / 2 == 1 ? q.y : (n % 8) / 2 == 2 ? q.z : q.w;
+    return __uint_as_float(n % 2 == 0 ? w << 16 : w & 0xffff0000u);
+  };
+  issue(0);  // before the segment's A and record load, which then wait alongside it
+  float A2[NS], h[NS];
+  seg_start<NS, APPLY>(a, rec, chc, A2, h);
+  const float D = a.d[chc];
+  float sum_delta = 0.f;
+  for (int k = 0; k < chunks; k++) {
+    if (k + 1 < chunks) {
+      issue(k + 1);
+      mma::cp_async_wait<1>();
+    } else {
+      mma::cp_async_wait<0>();
+    }
+    __syncthreads();
+    const int st = k % 2, tk = t0 + k * kSegChunk, len = min(kSegChunk, t1 - tk);
+    for (int i = 0; i < len; i++) {
+      const float u = bf16_bits(s_x[st][i][threadIdx.x]);
+      const float delta = softplus(bf16_bits(s_dt[st][i][threadIdx.x])), du = delta * u;
+      const uint4 brow[2] = {s_b[st][i][0], s_b[st][i][1]};
+      uint4 crow[2] = {};
+      if constexpr (APPLY) crow[0] = s_c[st][i][0], crow[1] = s_c[st][i][1];
+      const float y = seg_row<NS, APPLY>(h, A2, delta, du, [&](int n) { return pick(brow, n); }, [&](int n) { return pick(crow, n); });
+      if constexpr (APPLY) {
+        if (live) a.out[(row0 + tk + i) * a.di + ch] = __float2bfloat16_rn((y + D * u) * silu(bf16_bits(s_z[st][i][threadIdx.x])));
+      } else {
+        sum_delta += delta;
+      }
+    }
+    __syncthreads();  // stage st is refilled by the next iteration's issue
   }
   if constexpr (!APPLY) {
-#pragma unroll
-    for (int n = 0; n < NS; n++)
-      if (n < a.dstate) put_record(a.out, a.di, rec, ch, n, h[n]);
-    put_record(a.out, a.di, rec, ch, a.dstate, sum_delta);
+    if (live) seg_finish<NS>(a, rec, ch, h, sum_delta);
   }
 }
 
@@ -389,16 +446,27 @@ __global__ void __launch_bounds__(kSegThreads) seg_combine_kernel(ScanArgs a) {
     A2[n] = n < a.dstate ? a.neg_a[(size_t)ch * a.dstate + n] * kLog2e : 0.f;
     h[n] = n < a.dstate ? hp[n] : 0.f;
   }
-  for (int s = 0; s < sg.count; s++) {
+  // Segment s + 1's record is loaded before segment s's is rewritten: a chain of dependent round trips
+  // otherwise, since the compiler cannot move loads past stores to the same buffer.
+  auto load = [&](int s, float (&end)[NS + 1]) {
     const size_t rec = row0 + (size_t)s * sg.len;
-    const float sum_delta = get_record(a.out, a.di, rec, ch, a.dstate);
+#pragma unroll
+    for (int n = 0; n < NS; n++) end[n] = n < a.dstate ? get_record(a.out, a.di, rec, ch, n) : 0.f;
+    end[NS] = get_record(a.out, a.di, rec, ch, a.dstate);
+  };
+  float cur[NS + 1], next[NS + 1] = {};
+  load(0, cur);
+  for (int s = 0; s < sg.count; s++) {
+    if (s + 1 < sg.count) load(s + 1, next);
+    const size_t rec = row0 + (size_t)s * sg.len;
 #pragma unroll
     for (int n = 0; n < NS; n++) {
       if (n >= a.dstate) continue;
-      const float end = get_record(a.out, a.di, rec, ch, n);
       put_record(a.out, a.di, rec, ch, n, h[n]);
-      h[n] = fast_exp2(A2[n] * sum_delta) * h[n] + end;
+      h[n] = fast_exp2(A2[n] * cur[NS]) * h[n] + cur[n];
     }
+#pragma unroll
+    for (int n = 0; n <= NS; n++) cur[n] = next[n];
   }
 #pragma unroll
   for (int n = 0; n < NS; n++)
@@ -406,19 +474,17 @@ __global__ void __launch_bounds__(kSegThreads) seg_combine_kernel(ScanArgs a) {
 }
 
 /** The segmented scan of the sequences with at least `a.segmented_rows` rows (d_state ≤ 16). */
-template <bool FAST>
-int launch_seg_scan_typed(const ScanArgs& a, int seqs) {
-  const dim3 scan_grid(ceil_div(a.di, kSegThreads), kSegMax, seqs), combine_grid(ceil_div(a.di, kSegThreads), seqs);
-  if (launch_pdl("selective scan (segments)", seg_scan_kernel<16, false, FAST>, scan_grid, kSegThreads, 0, a) != 0) return -1;
-  if (launch_pdl("selective scan (segment states)", seg_combine_kernel<16>, combine_grid, kSegThreads, 0, a) != 0) return -1;
-  return launch_pdl("selective scan (segments, output)", seg_scan_kernel<16, true, FAST>, scan_grid, kSegThreads, 0, a);
-}
-
 int launch_seg_scan(const ScanArgs& a, int seqs) {
   auto bf16 = [](const Mat& m) { return m.dtype == JB_DTYPE_BF16; };
-  auto rows_of_16 = [](const Mat& m) { return m.ld % 8 == 0 && m.ptr % 16 == 0; };
-  const bool fast = bf16(a.x) && bf16(a.dt) && bf16(a.z) && bf16(a.b) && bf16(a.c) && a.dstate == 16 && rows_of_16(a.b) && rows_of_16(a.c);
-  return fast ? launch_seg_scan_typed<true>(a, seqs) : launch_seg_scan_typed<false>(a, seqs);
+  auto rows_of_16_bytes = [](const Mat& m) { return m.ld % 8 == 0 && m.ptr % 16 == 0; };
+  const bool staged = bf16(a.x) && bf16(a.dt) && bf16(a.z) && bf16(a.b) && bf16(a.c) && a.dstate == 16 && a.di % 8 == 0 && rows_of_16_bytes(a.x) &&
+                      rows_of_16_bytes(a.dt) && rows_of_16_bytes(a.z) && rows_of_16_bytes(a.b) && rows_of_16_bytes(a.c) && !env_is("JAMBA_SEG_SCAN", "loads");
+  const dim3 scan_grid(ceil_div(a.di, kSegThreads), kSegMax, seqs), combine_grid(ceil_div(a.di, kSegThreads), seqs);
+  auto step1 = staged ? seg_scan_bf16_kernel<false> : seg_scan_kernel<16, false>;
+  auto step3 = staged ? seg_scan_bf16_kernel<true> : seg_scan_kernel<16, true>;
+  if (launch_pdl("selective scan (segments)", step1, scan_grid, kSegThreads, 0, a) != 0) return -1;
+  if (launch_pdl("selective scan (segment states)", seg_combine_kernel<16>, combine_grid, kSegThreads, 0, a) != 0) return -1;
+  return launch_pdl("selective scan (segments, output)", step3, scan_grid, kSegThreads, 0, a);
 }
 
 /** Segmented scans for long prefills (d_state ≤ 16); JAMBA_SEGMENTED_SCAN=0 keeps them on the chunked kernel. */
