@@ -398,7 +398,9 @@ constexpr int kDecKeys = 64;                 // keys per K/V tile, 16 per warp
 constexpr int kDecStages = 3;
 constexpr int kDecStride = 136;              // bf16 per shared row: 128 + 8, conflict-free ldmatrix
 constexpr int kDecTileElems = kDecKeys * kDecStride;
-constexpr int kDecSmem = 2 * kDecStages * kDecTileElems * 2 + 16 * kDecStride * 2;
+/** Dynamic shared memory of decode_mma_kernel with `stages` K/V stages, and the queries' tile. */
+constexpr int dec_smem(int stages) { return 2 * stages * kDecTileElems * 2 + 16 * kDecStride * 2; }
+constexpr int kDecSmem = dec_smem(kDecStages);
 
 /**
  * Issues the cp.async copies of keys key0 … key0 + 63 (those below `hi`; the others zero-filled) of KV head
@@ -439,16 +441,18 @@ __device__ __forceinline__ void copy_decode_tile(const Paged& pg, const int* tab
 }
 
 /**
- * Block (decode sequence, KV head, slice) over keys [lo, hi): K/V tiles of 64 keys stream through three
- * shared-memory stages with cp.async (two tiles in flight while one is used; copy_decode_tile). Warp w
+ * Block (decode sequence, KV head, slice) over keys [lo, hi): K/V tiles of 64 keys stream through STAGES
+ * shared-memory stages with cp.async (three in the backend: two tiles in flight while one is used;
+ * copy_decode_tile; the microbenchmark times others). Warp w
  * takes keys 16w … 16w+15 of every tile:
  * S = Q·Kᵀ (16 × 16) and O += P·V (16 × 128) on mma.m16n8k16 with its own online softmax; the four warps'
  * (max, sum, O) meet in shared memory at the end. Writes per query head the slice's (max, sum, O), as
  * decode_split_kernel does, for decode_combine_kernel.
  */
-template <bool COALESCED>
+template <bool COALESCED, int STAGES = kDecStages>
 __global__ void __launch_bounds__(128) decode_mma_kernel(const void* q, int qdt, int qld, Paged pg, int heads, float scale, const int* decode_seqs,
                                                          int max_splits, float* partial) {
+  static_assert(STAGES >= 2, "the warps' partials reuse two stages' shared memory");
   pdl_enter();
   const int di = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
   const DecodeSlice sl = decode_slice(pg, decode_seqs, max_splits);
@@ -459,8 +463,8 @@ __global__ void __launch_bounds__(128) decode_mma_kernel(const void* q, int qdt,
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __nv_bfloat16* ks = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [stage][64 keys][136]
-  __nv_bfloat16* vs = ks + kDecStages * kDecTileElems;
-  __nv_bfloat16* qs = vs + kDecStages * kDecTileElems;              // [16][136]
+  __nv_bfloat16* vs = ks + STAGES * kDecTileElems;
+  __nv_bfloat16* qs = vs + STAGES * kDecTileElems;              // [16][136]
   for (int i = tid; i < 16 * 128; i += 128) {
     const int r = i >> 7, d = i & 127;
     qs[r * kDecStride + d] = __float2bfloat16_rn(r < group ? load_as_float(q, qdt, (size_t)row * qld + (kvh * group + r) * 128 + d) : 0.f);
@@ -468,7 +472,7 @@ __global__ void __launch_bounds__(128) decode_mma_kernel(const void* q, int qdt,
   const int* table = pg.table_of(seq);
   auto load = [&](int stage, int key0) { copy_decode_tile<COALESCED>(pg, table, kvh, key0, hi, ks, vs, stage); };
   const int n_tiles = (hi - lo + kDecKeys - 1) / kDecKeys;
-  for (int t = 0; t < kDecStages - 1; t++) {
+  for (int t = 0; t < STAGES - 1; t++) {
     if (t < n_tiles) load(t, lo + t * kDecKeys);
     mma::cp_async_commit();
   }
@@ -483,12 +487,12 @@ __global__ void __launch_bounds__(128) decode_mma_kernel(const void* q, int qdt,
   float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
   const float c2 = scale * kLog2e;
   for (int t = 0; t < n_tiles; t++) {
-    mma::cp_async_wait<kDecStages - 2>();
+    mma::cp_async_wait<STAGES - 2>();
     __syncthreads();  // tile t is in place for every thread, and every warp is done with tile t - 1's stage
-    if (t + kDecStages - 1 < n_tiles) load((t + kDecStages - 1) % kDecStages, lo + (t + kDecStages - 1) * kDecKeys);
+    if (t + STAGES - 1 < n_tiles) load((t + STAGES - 1) % STAGES, lo + (t + STAGES - 1) * kDecKeys);
     mma::cp_async_commit();
-    const __nv_bfloat16* kt = ks + (t % kDecStages) * kDecTileElems + warp * 16 * kDecStride;
-    const __nv_bfloat16* vt = vs + (t % kDecStages) * kDecTileElems + warp * 16 * kDecStride;
+    const __nv_bfloat16* kt = ks + (t % STAGES) * kDecTileElems + warp * 16 * kDecStride;
+    const __nv_bfloat16* vt = vs + (t % STAGES) * kDecTileElems + warp * 16 * kDecStride;
     // S (16 queries × this warp's 16 keys): n-tile j = keys 8j … 8j+7; ldmatrix_x4 brings two k steps.
     float sc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
 #pragma unroll
