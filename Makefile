@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export JAMBA_TOOLS_CACHE ?= $(HOME)/.cache/jamba-serving
 KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: all deps build typecheck tools native gpu-bundle cluster-up cluster-down test test-unit demo run fixtures bench-runtime bench-operator bench-fuzz bench-download bench-soak bench-autoscaling demo-autoscaling clean
+.PHONY: all deps build typecheck tools native microbenchmarks gpu-bundle cluster-up cluster-down test test-unit demo run fixtures bench-runtime bench-operator bench-fuzz bench-download bench-soak bench-autoscaling demo-autoscaling clean
 
 all: build
 
@@ -25,6 +25,11 @@ typecheck: deps
 # when no nvcc is installed; cached by source hash, so CI compiles it (it cannot rot) but only once.
 native:
 	bash runtime/native/build.sh
+
+# The GPU microbenchmarks (tools/gpu/*_microbench.cu) compiled, so that they keep building against the
+# kernels they include; cached by source hash.
+microbenchmarks:
+	bash tools/gpu/build-microbenchmarks.sh
 
 # What the GPU machine needs beside the working tree (tools/gpu/README.md).
 gpu-bundle: build native
@@ -48,7 +53,7 @@ cluster-down:
 
 # The whole suite: jest's global setup starts the local control plane (or reuses one that is up)
 # and its teardown stops what it started.
-test: deps tools typecheck build native
+test: deps tools typecheck build native microbenchmarks
 	npm test
 
 # Main job on the embedded default: the local GPU cluster, the operator and a runtime serving the

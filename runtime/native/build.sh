@@ -7,14 +7,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 OUT="$HERE/build"
 mkdir -p "$OUT"
-if [[ -n "${NVCC:-}" ]]; then
-  nvcc="$NVCC"
-elif command -v nvcc >/dev/null 2>&1; then
-  nvcc="$(command -v nvcc)"
-else
-  prefix="$(bash "$ROOT/tools/cuda/toolchain.sh")"
-  nvcc="$prefix/bin/nvcc"
-fi
+nvcc="$(bash "$ROOT/tools/cuda/nvcc.sh")"
 cuda_root="$(cd "$(dirname "$nvcc")/.." && pwd)"
 libdirs=()
 for d in "$cuda_root/lib" "$cuda_root/lib64" "$cuda_root/targets/x86_64-linux/lib"; do [[ -d "$d" ]] && libdirs+=("-L$d"); done
