@@ -241,10 +241,11 @@ void kernel_and_combine(const Setup& s, const Case& c, int splits, bool coalesce
   decode_combine_kernel<<<dim3(c.batch, kHeads), 128, 0, stream()>>>(s.partial, s.decode_seqs, s.pg.meta, kHeads, kHd, splits, s.out, kHeads * kHd);
 }
 
-/** The coalesced kernel's shared-memory attribute at STAGES stages: 2 lets three blocks share an SM, 4 only one. */
+/** Both copy patterns' shared-memory attribute at STAGES stages (2 lets three blocks share an SM, 4 only one). */
 template <int STAGES>
 void allow_stages() {
   CHECK(cudaFuncSetAttribute(decode_mma_kernel<true, STAGES>, cudaFuncAttributeMaxDynamicSharedMemorySize, dec_smem(STAGES)));
+  CHECK(cudaFuncSetAttribute(decode_mma_kernel<false, STAGES>, cudaFuncAttributeMaxDynamicSharedMemorySize, dec_smem(STAGES)));
 }
 
 void row(const Case& c, const char* what, int splits, float us, double bytes) {
@@ -277,16 +278,15 @@ int main() {
   // The third case: slices and tiles that end inside KV blocks (correctness of the partial tiles).
   const Case cases[] = {{"batch 1 / 256K", 1, 262144}, {"batch 64 / 4K", 64, 4096}, {"batch 3 / 1000", 3, 1000}};
   printf("%-18s %-52s %6s %9s %8s\n", "case", "what", "splits", "µs", "TB/s");
-  CHECK(cudaFuncSetAttribute(decode_mma_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDecSmem));
-  CHECK(cudaFuncSetAttribute(decode_mma_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDecSmem));
   allow_stages<2>();
+  allow_stages<kDecStages>();
   allow_stages<4>();
   CHECK(cudaFuncSetAttribute(cp_async_only_kernel<3, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, kLoadsSmem));
   CHECK(cudaFuncSetAttribute(cp_async_only_kernel<3, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kLoadsSmem));
   for (const Case& c : cases) {
+    const int default_splits = std::max(1, 512 / (c.batch * kKvHeads));
     for (const bool shuffled : {true, false}) {
       Setup s = make_setup(c, 256, shuffled);
-      const int default_splits = std::max(1, 512 / (c.batch * kKvHeads));
       const bool odd = c.ctx % (64 * 128) != 0;
       std::vector<int> split_list = odd ? std::vector<int>{1, 3, 7} : c.batch == 1 ? std::vector<int>{33, 64, 128} : std::vector<int>{1, 2};
       if (!shuffled) split_list = {default_splits};
@@ -333,7 +333,7 @@ int main() {
     if (c.ctx % (64 * 128) != 0) continue;
     {  // The kernel and its copies with the cache in L2 (256 KV blocks, 16 MiB): what they cost without HBM's latency.
       Setup s = make_setup(c, 256, true, 256);
-      const int splits = std::max(1, 512 / (c.batch * kKvHeads));
+      const int splits = default_splits;
       const dim3 grid(c.batch, kKvHeads, splits);
       row(c, "kernel + combine, cache in L2 (256 blocks)", splits, timer.median_us([&] { kernel_and_combine(s, c, splits, true); }), s.bytes);
       row(c, "loads alone, cache in L2 (256 blocks)", splits, timer.median_us([&] {
