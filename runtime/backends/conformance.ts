@@ -411,6 +411,16 @@ export const OP_CASES: OpCase[] = [
     run: (b, s) => attentionSteps(b, rng(13), s, manyBlocks(s), (step) => manyBatch(s, step)),
   },
   {
+    // The model's head dim and block size at any profile: a backend's tensor-core paths (and their copies
+    // of whole KV blocks) take these; the decode slices end mid-tile and mid-block.
+    name: 'pagedAttention at head dim 128, block size 16 (GQA 4, two sequences, prefill + chunk + decode)',
+    tolerance: BF16_TOL,
+    run: (b, s) => {
+      const t = { ...s, heads: 8, kvHeads: 2, headDim: 128, blockSize: 16 };
+      return attentionSteps(b, rng(14), t, totalBlocks(t), (step) => stepBatch(t, step));
+    },
+  },
+  {
     name: 'mambaConv + selectiveScan (two sequences, prefill + chunk + decode through the state pool)',
     tolerance: BF16_TOL,
     async run(b, s) {

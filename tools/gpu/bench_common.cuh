@@ -103,6 +103,33 @@ struct Timer {
     std::sort(t.begin(), t.end());
     return t[t.size() / 2];
   }
+  /**
+   * Median µs per call of `fn` captured `calls` times into one CUDA graph and replayed back to back
+   * with no flush (triton.testing.do_bench_cudagraph's method): no launch gaps, and whatever of its data
+   * the L2 keeps from the call before.
+   */
+  float graph_us(const std::function<void()>& fn, int calls = 20) {
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CHECK(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < calls; i++) fn();
+    CHECK(cudaStreamEndCapture(stream(), &graph));
+    CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    std::vector<float> t;
+    for (int i = 0; i < 13; i++) {
+      CHECK(cudaEventRecord(a, stream()));
+      CHECK(cudaGraphLaunch(exec, stream()));
+      CHECK(cudaEventRecord(b, stream()));
+      CHECK(cudaEventSynchronize(b));
+      float ms;
+      CHECK(cudaEventElapsedTime(&ms, a, b));
+      if (i >= 3) t.push_back(ms * 1000.f / calls);
+    }
+    CHECK(cudaGraphExecDestroy(exec));
+    CHECK(cudaGraphDestroy(graph));
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+  }
 };
 
 /** Sets up device 0 and the stream the kernels launch on. */

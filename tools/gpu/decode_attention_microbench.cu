@@ -6,9 +6,11 @@
 // arithmetic: both cp.async patterns, bulk copies (256-byte rows into the kernel's padded layout, or
 // whole 4 KiB KV block runs) into a ring of stages fed by a copy warp, and plain coalesced loads; the
 // kernel and its copies with the cache in L2 (block tables naming 256 blocks, each reused: the cost of the
-// arithmetic and the copies' issue without HBM's latency); and a device copy of the same size.
+// arithmetic and the copies' issue without HBM's latency); and a device copy of the same size. The
+// tensor-copy kernel (decode_tma_kernel: a copy warp's tensor copies of whole KV block runs) is timed
+// beside the kernel and checked against it; `dec_attn tma` runs only those rows.
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr
-//        -Iruntime/native/include tools/gpu/decode_attention_microbench.cu -o /tmp/dec_attn && /tmp/dec_attn
+//        -Iruntime/native/include tools/gpu/decode_attention_microbench.cu -o /tmp/dec_attn && /tmp/dec_attn [tma]
 #include <cmath>
 #include <cstring>
 #include <cstdio>
@@ -25,17 +27,6 @@ namespace {
 
 constexpr int kHeads = 32, kKvHeads = 8, kBlock = 16;  // head dim: attention.cu kHd (128)
 bool g_failed = false;
-
-// Bulk copies on the copy engine counted on an mbarrier (PTX ISA, "cp.async.bulk"), for the loads-alone rows.
-__device__ __forceinline__ void fence_barrier_init() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
-__device__ __forceinline__ void mbar_expect_tx(void* bar, uint32_t bytes) {
-  asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1;\n}\n" ::"r"(mma::smem_addr(bar)), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, void* bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(mma::smem_addr(dst)), "l"(src), "r"(bytes),
-               "r"(mma::smem_addr(bar))
-               : "memory");
-}
 
 /**
  * A block's keys for one KV head: the kernel's stage ring and copies (copy_decode_tile) without the
@@ -112,7 +103,7 @@ __global__ void __launch_bounds__(160) bulk_only_kernel(Paged pg, const int* dec
       mma::mbar_init(&full[s], 1);
       mma::mbar_init(&empty[s], 4);
     }
-    fence_barrier_init();
+    tma::fence_barrier_init();
   }
   __syncthreads();
   const int n_tiles = (sl.hi - sl.lo + 63) / 64;
@@ -124,20 +115,20 @@ __global__ void __launch_bounds__(160) bulk_only_kernel(Paged pg, const int* dec
       const int key0 = sl.lo + t * 64, keys = min(64, sl.hi - key0);
       unsigned char* stage = smem_raw + s * kStageBytes;
       // ROWS: the slice's keys; else whole KV block runs (slices on block boundaries: the caller's splits).
-      if (lane == 0) mbar_expect_tx(&full[s], (ROWS ? keys : (keys + kBlock - 1) / kBlock * kBlock) * 2 * kHd * 2);
+      if (lane == 0) tma::expect_tx(&full[s], (ROWS ? keys : (keys + kBlock - 1) / kBlock * kBlock) * 2 * kHd * 2);
       __syncwarp();
       if constexpr (ROWS) {
         for (int r = lane; r < keys; r += 32) {
           const size_t off = pg.offset_in(table, key0 + r, kvh);
-          bulk_copy(stage + r * kDecStride * 2, pg.k + off, kHd * 2, &full[s]);
-          bulk_copy(stage + (kDecTileElems + r * kDecStride) * 2, pg.v + off, kHd * 2, &full[s]);
+          tma::bulk_copy(stage + r * kDecStride * 2, pg.k + off, kHd * 2, &full[s]);
+          tma::bulk_copy(stage + (kDecTileElems + r * kDecStride) * 2, pg.v + off, kHd * 2, &full[s]);
         }
       } else if (lane == 0) {
         for (int b = 0; b * kBlock < keys; b++) {
           const size_t off = pg.offset_in(table, key0 + b * kBlock, kvh);
           unsigned char* dst = stage + b * kBlock * kHd * 2;
-          bulk_copy(dst, pg.k + off, kBlock * kHd * 2, &full[s]);
-          bulk_copy(dst + kStageBytes / 2, pg.v + off, kBlock * kHd * 2, &full[s]);
+          tma::bulk_copy(dst, pg.k + off, kBlock * kHd * 2, &full[s]);
+          tma::bulk_copy(dst + kStageBytes / 2, pg.v + off, kBlock * kHd * 2, &full[s]);
         }
       }
     }
@@ -241,6 +232,25 @@ void kernel_and_combine(const Setup& s, const Case& c, int splits, bool coalesce
   decode_combine_kernel<<<dim3(c.batch, kHeads), 128, 0, stream()>>>(s.partial, s.decode_seqs, s.pg.meta, kHeads, kHd, splits, s.out, kHeads * kHd);
 }
 
+/** decode_tma_kernel (slices on 64-key tiles, a copy warp's tensor copies) over `splits` slices per KV head, then the combine. */
+void tma_kernel_and_combine(const Setup& s, const Case& c, int splits) {
+  const float scale = 1.f / std::sqrt((float)kHd);
+  static bool allowed = false;
+  if (!allowed) {
+    CHECK(cudaFuncSetAttribute(decode_tma_kernel<kTmaStages>, cudaFuncAttributeMaxDynamicSharedMemorySize, tma_dec_smem(kTmaStages)));
+    allowed = true;
+  }
+  CUtensorMap kmap, vmap;
+  const uint64_t rows = (uint64_t(1) << 31) - 1;
+  if (!tma::encode_bf16_2d(&kmap, s.pg.k, kHd, rows, kHd * 2, 64, kBlock) || !tma::encode_bf16_2d(&vmap, s.pg.v, kHd, rows, kHd * 2, 64, kBlock)) {
+    fprintf(stderr, "error: the driver did not encode the tensor maps\n");
+    exit(1);
+  }
+  decode_tma_kernel<kTmaStages><<<dim3(c.batch, kKvHeads, splits), 160, tma_dec_smem(kTmaStages), stream()>>>(kmap, vmap, s.q, JB_DTYPE_BF16, kHeads * kHd, s.pg, kHeads,
+                                                                                                           scale, s.decode_seqs, splits, s.partial);
+  decode_combine_kernel<<<dim3(c.batch, kHeads), 128, 0, stream()>>>(s.partial, s.decode_seqs, s.pg.meta, kHeads, kHd, splits, s.out, kHeads * kHd);
+}
+
 /** Both copy patterns' shared-memory attribute at STAGES stages (2 lets three blocks share an SM, 4 only one). */
 template <int STAGES>
 void allow_stages() {
@@ -252,26 +262,51 @@ void row(const Case& c, const char* what, int splits, float us, double bytes) {
   printf("%-18s %-52s %6d %9.1f %8.2f\n", c.name, what, splits, us, bytes / us / 1e6);
 }
 
-/** Runs `first` then `second` into the same output and fails the run unless every output is bitwise the same. */
+/** The outputs `run` leaves (the output poisoned before, so that one it does not write shows). */
+template <typename Run>
+std::vector<__nv_bfloat16> outputs_of(const Setup& s, const Case& c, Run run) {
+  const size_t n = (size_t)c.batch * kHeads * kHd;
+  std::vector<__nv_bfloat16> out(n);
+  CHECK(cudaMemset(s.out, 0xff, n * 2));
+  run();
+  CHECK(cudaMemcpy(out.data(), s.out, n * 2, cudaMemcpyDeviceToHost));
+  return out;
+}
+
+/** Runs `first` then `second` and fails the run unless every output is bitwise the same. */
 template <typename First, typename Second>
 void check_same(const Setup& s, const Case& c, int splits, const char* between, First first, Second second) {
-  const size_t n = (size_t)c.batch * kHeads * kHd;
-  std::vector<__nv_bfloat16> a(n), b(n);
-  first();
-  CHECK(cudaMemcpy(a.data(), s.out, n * 2, cudaMemcpyDeviceToHost));
-  CHECK(cudaMemset(s.out, 0xff, n * 2));
-  second();
-  CHECK(cudaMemcpy(b.data(), s.out, n * 2, cudaMemcpyDeviceToHost));
+  const std::vector<__nv_bfloat16> a = outputs_of(s, c, first), b = outputs_of(s, c, second);
+  const size_t n = a.size();
   size_t differ = 0;
   for (size_t i = 0; i < n; i++) differ += memcmp(&a[i], &b[i], 2) != 0;
   printf("%-18s %s: %zu of %zu outputs differ between %s (%d slices)\n", c.name, differ ? "FAIL" : "ok  ", differ, n, between, splits);
   if (differ) g_failed = true;
 }
 
+/**
+ * Runs `reference` then `candidate` (other slice boundaries: another summation order) into the same output
+ * and fails the run unless they agree to bf16 rounding: relative L2 error below 1e-2.
+ */
+template <typename Reference, typename Candidate>
+void check_close(const Setup& s, const Case& c, int splits, const char* between, Reference reference, Candidate candidate) {
+  const std::vector<__nv_bfloat16> a = outputs_of(s, c, reference), b = outputs_of(s, c, candidate);
+  double err = 0, norm = 0;
+  for (size_t i = 0; i < a.size(); i++) {
+    const double x = __bfloat162float(a[i]), y = __bfloat162float(b[i]);
+    err += (x - y) * (x - y);
+    norm += x * x;
+  }
+  const double rel = std::sqrt(err / std::max(norm, 1e-30));
+  const bool ok = rel < 1e-2;  // NaN fails too
+  printf("%-18s %s: relative L2 error %.2e between %s (%d slices)\n", c.name, ok ? "ok  " : "FAIL", rel, between, splits);
+  if (!ok) g_failed = true;
+}
+
 }  // namespace
 }  // namespace jb
 
-int main() {
+int main(int argc, char** argv) {
   setvbuf(stdout, nullptr, _IOLBF, 0);  // each row as it is measured (a run cut short keeps what it had)
   bench_init();
   Timer timer;
@@ -283,8 +318,21 @@ int main() {
   allow_stages<4>();
   CHECK(cudaFuncSetAttribute(cp_async_only_kernel<3, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, kLoadsSmem));
   CHECK(cudaFuncSetAttribute(cp_async_only_kernel<3, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kLoadsSmem));
+  // `tma`: only the backend's kernel against the tensor-copy kernel, at each case's default split count.
+  const bool tma_only = argc > 1 && strcmp(argv[1], "tma") == 0;
   for (const Case& c : cases) {
     const int default_splits = std::max(1, 512 / (c.batch * kKvHeads));
+    if (tma_only) {
+      Setup s = make_setup(c, 256, true);
+      const std::vector<int> split_list = c.ctx % (64 * 128) != 0 ? std::vector<int>{1, 3, 7} : std::vector<int>{default_splits};
+      for (const int splits : split_list) {
+        row(c, "kernel + combine, cp.async over 512 contiguous bytes", splits, timer.median_us([&] { kernel_and_combine(s, c, splits, true); }), s.bytes);
+        row(c, "kernel + combine, tensor copies from a copy warp", splits, timer.median_us([&] { tma_kernel_and_combine(s, c, splits); }), s.bytes);
+        check_close(s, c, splits, "cp.async and tensor copies", [&] { kernel_and_combine(s, c, splits, true); }, [&] { tma_kernel_and_combine(s, c, splits); });
+      }
+      free_setup(s);
+      continue;
+    }
     for (const bool shuffled : {true, false}) {
       Setup s = make_setup(c, 256, shuffled);
       const bool odd = c.ctx % (64 * 128) != 0;
@@ -302,6 +350,8 @@ int main() {
           row(c, "kernel + combine, 512 contiguous bytes, 2 stages", splits, timer.median_us([&] { kernel_and_combine<2>(s, c, splits, true); }), s.bytes);
           row(c, "kernel + combine, 512 contiguous bytes, 4 stages", splits, timer.median_us([&] { kernel_and_combine<4>(s, c, splits, true); }), s.bytes);
           check_same(s, c, splits, "2 and 3 stages", [&] { kernel_and_combine<2>(s, c, splits, true); }, [&] { kernel_and_combine(s, c, splits, true); });
+          row(c, "kernel + combine, tensor copies from a copy warp", splits, timer.median_us([&] { tma_kernel_and_combine(s, c, splits); }), s.bytes);
+          check_close(s, c, splits, "cp.async and tensor copies", [&] { kernel_and_combine(s, c, splits, true); }, [&] { tma_kernel_and_combine(s, c, splits); });
         }
         // Both fill the stages with the same bytes: identical output.
         check_same(s, c, splits, "the two copy patterns", [&] { kernel_and_combine(s, c, splits, false); }, [&] { kernel_and_combine(s, c, splits, true); });
@@ -336,6 +386,7 @@ int main() {
       const int splits = default_splits;
       const dim3 grid(c.batch, kKvHeads, splits);
       row(c, "kernel + combine, cache in L2 (256 blocks)", splits, timer.median_us([&] { kernel_and_combine(s, c, splits, true); }), s.bytes);
+      row(c, "tensor-copy kernel + combine, cache in L2 (256 blocks)", splits, timer.median_us([&] { tma_kernel_and_combine(s, c, splits); }), s.bytes);
       row(c, "loads alone, cache in L2 (256 blocks)", splits, timer.median_us([&] {
             cp_async_only_kernel<3, true><<<grid, 128, kLoadsSmem, stream()>>>(s.pg, s.decode_seqs, splits, s.sink);
           }), s.bytes);

@@ -9,6 +9,7 @@
 // while contexts grow: slice sizes are computed on the device from each sequence's context length.
 #include "common.cuh"
 #include "mma.cuh"
+#include "tma.cuh"
 #include "wgmma.cuh"
 
 namespace jb {
@@ -441,6 +442,108 @@ __device__ __forceinline__ void copy_decode_tile(const Paged& pg, const int* tab
 }
 
 /**
+ * The start of a tensor-core decode block: the GQA group's queries (row `row` of q, KV head `kvh`) as the
+ * rows of a 16-row bf16 tile in `qs` ([16][kDecStride], rows past the group zero), by every thread of
+ * the block; the caller then synchronizes and takes each warp's A fragments with decode_query_fragments.
+ */
+__device__ __forceinline__ void stage_decode_queries(__nv_bfloat16* qs, const void* q, int qdt, int qld, size_t row, int kvh, int group) {
+  for (int i = threadIdx.x; i < 16 * 128; i += blockDim.x) {
+    const int r = i >> 7, d = i & 127;
+    qs[r * kDecStride + d] = __float2bfloat16_rn(r < group ? load_as_float(q, qdt, row * qld + (kvh * group + r) * 128 + d) : 0.f);
+  }
+}
+
+/** A warp's A fragments of the staged queries, for the 8 k steps of head dim 128. */
+__device__ __forceinline__ void decode_query_fragments(const __nv_bfloat16* qs, uint32_t (&qf)[8][4]) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int kk = 0; kk < 8; kk++) mma::ldmatrix_x4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], qs + (lane & 15) * kDecStride + kk * 16 + (lane >> 4) * 8);
+}
+
+/**
+ * One warp's step of a tensor-core decode block over its 16 keys of a K/V tile, which start at key `key0`
+ * (those from `hi` on are masked): S = Q·Kᵀ (16 × 16) and O += P·V (16 × 128) on mma.m16n8k16 with the
+ * online softmax. `k_at(r, d0)` / `v_at(r, d0)`: where dims d0 … d0 + 7 of the warp's key r sit in shared memory.
+ */
+template <typename KAt, typename VAt>
+__device__ __forceinline__ void decode_tile_step(const uint32_t (&qf)[8][4], KAt k_at, VAt v_at, int key0, int hi, float c2, float (&o)[16][4], float (&mrow)[2],
+                                                 float (&lrow)[2]) {
+  const int lane = threadIdx.x & 31, t4 = lane & 3;
+  // S (16 queries × this warp's 16 keys): n-tile j = keys 8j … 8j+7; ldmatrix_x4 brings two k steps.
+  float sc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+  for (int j = 0; j < 2; j++)
+#pragma unroll
+    for (int kk = 0; kk < 8; kk += 2) {
+      uint32_t b0, b1, b2, b3;
+      mma::ldmatrix_x4(b0, b1, b2, b3, k_at(j * 8 + (lane & 7), (kk + (lane >> 4)) * 16 + ((lane >> 3) & 1) * 8));
+      mma::mma_bf16(sc[j], qf[kk], b0, b1);
+      mma::mma_bf16(sc[j], qf[kk + 1], b2, b3);
+    }
+  mask_keys_after(sc, key0, t4, hi - 1, 0);
+  float corr[2];
+  uint32_t pf[1][4];
+  online_softmax(sc, c2, mrow, lrow, corr, pf);
+  scale_rows(o, corr);
+  // O += P·V over the warp's 16 keys: ldmatrix_x4_trans brings V for two 8-dim n-tiles.
+#pragma unroll
+  for (int j = 0; j < 16; j += 2) {
+    uint32_t b0, b1, b2, b3;
+    mma::ldmatrix_x4_trans(b0, b1, b2, b3, v_at(lane & 15, (j + (lane >> 4)) * 8));
+    mma::mma_bf16(o[j], pf[0], b0, b1);
+    mma::mma_bf16(o[j + 1], pf[0], b2, b3);
+  }
+}
+
+/**
+ * The end of a tensor-core decode block: its four warps' (max, sum, O) over their keys meet in `smem`
+ * (free, at least 33 KiB: [4][16 rows][128] fp32 partials, then [4][16] maxima and [4][16] sums), and the
+ * group's rows go to the slice's records for decode_combine_kernel: `record` is the first query head's, the
+ * next heads' max_splits records apart, each (max in natural units, sum, O[128]). Every thread of the
+ * block calls it; `holds` marks those of the four warps that hold fragments.
+ */
+__device__ __forceinline__ void store_decode_partial(unsigned char* smem, const float (&o)[16][4], const float (&mrow)[2], const float (&lrow)[2], bool holds,
+                                                     int group, float scale, float* record, int max_splits) {
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+  float* ow = reinterpret_cast<float*>(smem);  // [4][16][128]
+  float* stats = ow + 4 * 16 * 128;            // [4][16] max (natural units), then [4][16] sums
+  if (holds) {
+#pragma unroll
+    for (int j = 0; j < 16; j++) {
+      *reinterpret_cast<float2*>(ow + (warp * 16 + g) * 128 + 8 * j + 2 * t4) = make_float2(o[j][0], o[j][1]);
+      *reinterpret_cast<float2*>(ow + (warp * 16 + g + 8) * 128 + 8 * j + 2 * t4) = make_float2(o[j][2], o[j][3]);
+    }
+    if (t4 == 0) {
+#pragma unroll
+      for (int hr = 0; hr < 2; hr++) {
+        stats[warp * 16 + g + 8 * hr] = mrow[hr] * scale;
+        stats[64 + warp * 16 + g + 8 * hr] = lrow[hr];
+      }
+    }
+  }
+  __syncthreads();
+  for (int i = tid; i < group * 128; i += blockDim.x) {
+    const int r = i >> 7, d = i & 127;
+    float gm = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < 4; w++) gm = fmaxf(gm, stats[w * 16 + r]);
+    float acc = 0.f, sum = 0.f;
+#pragma unroll
+    for (int w = 0; w < 4; w++) {
+      const float f = stats[w * 16 + r] == -INFINITY ? 0.f : __expf(stats[w * 16 + r] - gm);
+      acc += f * ow[(w * 16 + r) * 128 + d];
+      sum += f * stats[64 + w * 16 + r];
+    }
+    float* dst = record + (size_t)r * max_splits * (128 + 2);
+    if (d == 0) {
+      dst[0] = gm;
+      dst[1] = sum;
+    }
+    dst[2 + d] = acc;
+  }
+}
+
+/**
  * Block (decode sequence, KV head, slice) over keys [lo, hi): K/V tiles of 64 keys stream through STAGES
  * shared-memory stages with cp.async (three in the backend: two tiles in flight while one is used;
  * copy_decode_tile; the microbenchmark times others). Warp w
@@ -459,16 +562,13 @@ __global__ void __launch_bounds__(128) decode_mma_kernel(const void* q, int qdt,
   if (sl.lo >= sl.hi) return;
   const int seq = sl.seq, lo = sl.lo, hi = sl.hi, row = sl.row;
   const int group = heads / pg.kv_heads;
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+  const int warp = threadIdx.x >> 5;
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __nv_bfloat16* ks = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [stage][64 keys][136]
   __nv_bfloat16* vs = ks + STAGES * kDecTileElems;
   __nv_bfloat16* qs = vs + STAGES * kDecTileElems;              // [16][136]
-  for (int i = tid; i < 16 * 128; i += 128) {
-    const int r = i >> 7, d = i & 127;
-    qs[r * kDecStride + d] = __float2bfloat16_rn(r < group ? load_as_float(q, qdt, (size_t)row * qld + (kvh * group + r) * 128 + d) : 0.f);
-  }
+  stage_decode_queries(qs, q, qdt, qld, row, kvh, group);
   const int* table = pg.table_of(seq);
   auto load = [&](int stage, int key0) { copy_decode_tile<COALESCED>(pg, table, kvh, key0, hi, ks, vs, stage); };
   const int n_tiles = (hi - lo + kDecKeys - 1) / kDecKeys;
@@ -478,8 +578,7 @@ __global__ void __launch_bounds__(128) decode_mma_kernel(const void* q, int qdt,
   }
   __syncthreads();  // the queries are in place
   uint32_t qf[8][4];
-#pragma unroll
-  for (int kk = 0; kk < 8; kk++) mma::ldmatrix_x4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], qs + (lane & 15) * kDecStride + kk * 16 + (lane >> 4) * 8);
+  decode_query_fragments(qs, qf);
 
   float o[16][4];
 #pragma unroll
@@ -493,68 +592,141 @@ __global__ void __launch_bounds__(128) decode_mma_kernel(const void* q, int qdt,
     mma::cp_async_commit();
     const __nv_bfloat16* kt = ks + (t % STAGES) * kDecTileElems + warp * 16 * kDecStride;
     const __nv_bfloat16* vt = vs + (t % STAGES) * kDecTileElems + warp * 16 * kDecStride;
-    // S (16 queries × this warp's 16 keys): n-tile j = keys 8j … 8j+7; ldmatrix_x4 brings two k steps.
-    float sc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-#pragma unroll
-    for (int j = 0; j < 2; j++)
-#pragma unroll
-      for (int kk = 0; kk < 8; kk += 2) {
-        uint32_t b0, b1, b2, b3;
-        mma::ldmatrix_x4(b0, b1, b2, b3, kt + (j * 8 + (lane & 7)) * kDecStride + (kk + (lane >> 4)) * 16 + ((lane >> 3) & 1) * 8);
-        mma::mma_bf16(sc[j], qf[kk], b0, b1);
-        mma::mma_bf16(sc[j], qf[kk + 1], b2, b3);
-      }
-    mask_keys_after(sc, lo + t * kDecKeys + warp * 16, t4, hi - 1, 0);
-    float corr[2];
-    uint32_t pf[1][4];
-    online_softmax(sc, c2, mrow, lrow, corr, pf);
-    scale_rows(o, corr);
-    // O += P·V over the warp's 16 keys: ldmatrix_x4_trans brings V for two 8-dim n-tiles.
-#pragma unroll
-    for (int j = 0; j < 16; j += 2) {
-      uint32_t b0, b1, b2, b3;
-      mma::ldmatrix_x4_trans(b0, b1, b2, b3, vt + (lane & 15) * kDecStride + (j + (lane >> 4)) * 8);
-      mma::mma_bf16(o[j], pf[0], b0, b1);
-      mma::mma_bf16(o[j + 1], pf[0], b2, b3);
-    }
+    decode_tile_step(
+        qf, [&](int r, int d0) { return kt + r * kDecStride + d0; }, [&](int r, int d0) { return vt + r * kDecStride + d0; }, lo + t * kDecKeys + warp * 16, hi,
+        c2, o, mrow, lrow);
   }
   // The warps' (max, sum, O) meet: the pipeline's stages become [warp][16 rows][128] fp32 partials.
   mma::cp_async_wait<0>();
   __syncthreads();
-  float* ow = reinterpret_cast<float*>(smem_raw);  // [4][16][128]
-  float* stats = ow + 4 * 16 * 128;                // [4][16] max (natural units), then [4][16] sums
-#pragma unroll
-  for (int j = 0; j < 16; j++) {
-    *reinterpret_cast<float2*>(ow + (warp * 16 + g) * 128 + 8 * j + 2 * t4) = make_float2(o[j][0], o[j][1]);
-    *reinterpret_cast<float2*>(ow + (warp * 16 + g + 8) * 128 + 8 * j + 2 * t4) = make_float2(o[j][2], o[j][3]);
+  store_decode_partial(smem_raw, o, mrow, lrow, true, group, scale, partial + (((size_t)di * heads + kvh * group) * max_splits + split) * (128 + 2), max_splits);
+}
+
+// --- decode on Hopper: K/V tiles by tensor copies from a copy warp ------------------------------------
+//
+// The cp.async kernel above issues its copies from the warps that compute, 16 per thread per tile, each
+// behind a block-table lookup: from L2 it still takes 325 µs where its loads alone take 205 (batch 1 over
+// 256K, tools/gpu/decode_attention_microbench.cu). Here a fifth warp copies each KV block's run of a
+// head (block size × 256 bytes, contiguous in the head-major cache) with two tensor copies, one per
+// 64-dim half, stored with the 128-byte swizzle so that ldmatrix reads them without bank conflicts; the
+// four computing warps only wait on the stage's barrier.
+
+constexpr int kTmaStages = 3;
+constexpr int kTmaHalf = kDecKeys * 128;  // bytes of a tile's 64-dim half: 64 keys × 128 bytes
+constexpr int kTmaTile = 2 * kTmaHalf;    // one K or V tile (16 KiB)
+/** Dynamic shared memory of decode_tma_kernel: K and V stages, the queries' tile, the barriers, and slack to align to 1 KiB. */
+constexpr int tma_dec_smem(int stages) { return 2 * stages * kTmaTile + 16 * kDecStride * 2 + 2 * stages * 8 + 1024; }
+
+#ifdef JB_TMA
+/** Byte offset of the 16-byte chunk holding dims d0 … d0 + 7 of key `r` in a swizzled K or V tile. */
+__device__ __forceinline__ int tma_tile_offset(int r, int d0) { return (d0 >> 6) * kTmaHalf + wgmma::swizzled_chunk(r, (d0 & 63) >> 3); }
+#endif
+
+/** Whether decode_tma_kernel can take a cache with these blocks: head-major runs of whole swizzle groups that tile 64 keys. */
+bool tma_decode_fits(const Paged& pg) {
+  return pg.head_major && pg.head_dim == 128 && pg.block_size >= 8 && (kDecKeys % pg.block_size == 0 || pg.block_size % kDecKeys == 0);
+}
+
+/**
+ * Block (decode sequence, KV head, slice) as decode_mma_kernel, with its slices starting on 64-key tiles
+ * (so that every copy is a block's run from a key on) and 160 threads: warps 0-3 compute as there; warp 4
+ * copies tile t + STAGES - 1 while they use tile t, `full` and `empty` barriers per stage. Its lanes look
+ * the tile's KV blocks up, and each issues a tensor copy (K or V, one half, one run) of the maps `kmap`
+ * and `vmap` (the caches as [rows of 128 dims], boxes of min(block size, 64) rows × 64 dims). A tile's
+ * runs that start past the context are not copied; computing warps zero the V rows past the context
+ * before using a tile that has them (stale shared memory or an unwritten cache row might hold a NaN,
+ * which a zero probability does not cancel).
+ */
+template <int STAGES = kTmaStages>
+__global__ void __launch_bounds__(160) decode_tma_kernel(const __grid_constant__ CUtensorMap kmap, const __grid_constant__ CUtensorMap vmap, const void* q,
+                                                         int qdt, int qld, Paged pg, int heads, float scale, const int* decode_seqs, int max_splits,
+                                                         float* partial) {
+  static_assert(STAGES >= 2, "the warps' partials reuse two stages' shared memory");
+#ifdef JB_TMA  // sm_90 (its mbarrier waits and tensor copies); launched there only
+  pdl_enter();
+  const int di = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
+  const int seq = decode_seqs[di];
+  const int* m = pg.meta + seq * JB_META_INTS;
+  const int ctx = m[JB_META_CTX], splits = splits_for(ctx, max_splits);
+  if (split >= splits) return;  // decode_combine_kernel reads the slices below `splits` only
+  const int per = ceil_div(ceil_div(ctx, splits), kDecKeys) * kDecKeys;
+  const int lo = min(ctx, split * per), hi = min(ctx, lo + per);
+  const int group = heads / pg.kv_heads;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  float* record = partial + (((size_t)di * heads + kvh * group) * max_splits + split) * (128 + 2);
+  if (lo == hi) {
+    // Tile-aligned slices can leave the last ones empty: an empty record weighs nothing in the combine.
+    for (int i = tid; i < group * 130; i += blockDim.x) record[(size_t)(i / 130) * max_splits * 130 + i % 130] = i % 130 == 0 ? -INFINITY : 0.f;
+    return;
   }
-  if (t4 == 0) {
+
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* ks = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));  // [stage][half][64 keys][128 B]
+  unsigned char* vs = ks + STAGES * kTmaTile;
+  __nv_bfloat16* qs = reinterpret_cast<__nv_bfloat16*>(vs + STAGES * kTmaTile);  // [16][136]
+  uint64_t* full = reinterpret_cast<uint64_t*>(qs + 16 * kDecStride);
+  uint64_t* empty = full + STAGES;
+  if (tid == 0) {
+    for (int s = 0; s < STAGES; s++) {
+      mma::mbar_init(&full[s], 1);
+      mma::mbar_init(&empty[s], 4);
+    }
+    tma::fence_barrier_init();
+  }
+  stage_decode_queries(qs, q, qdt, qld, m[JB_META_ROW_START], kvh, group);
+  __syncthreads();  // the barriers and the queries are in place
+  const int n_tiles = ceil_div(hi - lo, kDecKeys);
+  float o[16][4];
+  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+  if (warp == 4) {
+    const int* table = pg.table_of(seq);
+    const int bs = pg.block_size, rows = min(bs, kDecKeys), runs = kDecKeys / rows;
+    for (int t = 0; t < n_tiles; t++) {
+      const int s = t % STAGES, key0 = lo + t * kDecKeys;
+      const int live = min(runs, ceil_div(hi - key0, rows));  // runs holding keys of the slice
+      // Lane j: run j / 4, K or V by bit 1, the half by bit 0. Looked up before waiting for the stage.
+      const int run = lane >> 2, pos = key0 + run * rows;
+      const int row = lane < 4 * live ? (table[pos / bs] * pg.kv_heads + kvh) * bs + pos % bs : 0;
+      if (t >= STAGES) mma::mbar_wait(&empty[s], ((t / STAGES) - 1) & 1);
+      if (lane == 0) tma::expect_tx(&full[s], live * rows * 256 * 2);
+      __syncwarp();
+      if (lane < 4 * live) {
+        const bool is_v = lane & 2;
+        const int half = lane & 1;
+        unsigned char* dst = (is_v ? vs : ks) + s * kTmaTile + half * kTmaHalf + run * rows * 128;
+        tma::load_2d(dst, is_v ? &vmap : &kmap, half * 64, row, &full[s]);
+      }
+    }
+  } else {
+    uint32_t qf[8][4];
+    decode_query_fragments(qs, qf);
 #pragma unroll
-    for (int hr = 0; hr < 2; hr++) {
-      stats[warp * 16 + g + 8 * hr] = mrow[hr] * scale;
-      stats[64 + warp * 16 + g + 8 * hr] = lrow[hr];
+    for (int j = 0; j < 16; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+    const float c2 = scale * kLog2e;
+    for (int t = 0; t < n_tiles; t++) {
+      const int s = t % STAGES, key0 = lo + t * kDecKeys + warp * 16;
+      mma::mbar_wait(&full[s], (t / STAGES) & 1);
+      const unsigned char* kt = ks + s * kTmaTile;
+      unsigned char* vt = vs + s * kTmaTile;
+      if (key0 + 16 > hi) {
+        // This warp's rows from key `hi` on: 16-byte chunk c of 256 → row c / 16, half (c / 8) % 2, slot c % 8.
+        for (int c = lane; c < 256; c += 32) {
+          const int r = c >> 4;
+          if (key0 + r >= hi) *reinterpret_cast<uint4*>(vt + ((c >> 3) & 1) * kTmaHalf + (warp * 16 + r) * 128 + (c & 7) * 16) = make_uint4(0, 0, 0, 0);
+        }
+        tma::fence_proxy_async();
+        __syncwarp();
+      }
+      decode_tile_step(
+          qf, [&](int r, int d0) { return kt + tma_tile_offset(warp * 16 + r, d0); }, [&](int r, int d0) { return vt + tma_tile_offset(warp * 16 + r, d0); }, key0,
+          hi, c2, o, mrow, lrow);
+      __syncwarp();
+      if (lane == 0) mma::mbar_arrive(&empty[s]);
     }
   }
-  __syncthreads();
-  for (int i = tid; i < group * 128; i += 128) {
-    const int r = i >> 7, d = i & 127;
-    float gm = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < 4; w++) gm = fmaxf(gm, stats[w * 16 + r]);
-    float acc = 0.f, sum = 0.f;
-#pragma unroll
-    for (int w = 0; w < 4; w++) {
-      const float f = stats[w * 16 + r] == -INFINITY ? 0.f : __expf(stats[w * 16 + r] - gm);
-      acc += f * ow[(w * 16 + r) * 128 + d];
-      sum += f * stats[64 + w * 16 + r];
-    }
-    float* dst = partial + (((size_t)di * heads + kvh * group + r) * max_splits + split) * (128 + 2);
-    if (d == 0) {
-      dst[0] = gm;
-      dst[1] = sum;
-    }
-    dst[2 + d] = acc;
-  }
+  __syncthreads();  // every tile consumed: the stages are free
+  store_decode_partial(ks, o, mrow, lrow, warp < 4, group, scale, record, max_splits);
+#endif
 }
 
 /** Dynamic shared memory of decode_split_kernel for a GQA group and head dim (see its layout). */
@@ -873,11 +1045,42 @@ bool use_mma_decode(int group, int head_dim) {
   return on && head_dim == 128 && group <= 16;
 }
 
+/**
+ * Copies for the tensor-core decode kernel: `tma` (decode_tma_kernel) on sm_90 where the cache's blocks
+ * fit it, else `coalesced` (a warp's cp.async over two keys' rows), or `pairs` (the older pattern) by
+ * JAMBA_DECODE_COPIES, for comparison.
+ */
+enum class DecodeCopies { tma, coalesced, pairs };
+
+DecodeCopies decode_copies(const Paged& pg) {
+  static const bool tma_on = env_is("JAMBA_DECODE_COPIES", "tma");
+  static const bool pairs = env_is("JAMBA_DECODE_COPIES", "pairs");
+  if (tma_on && sm_version() >= 90 && tma_decode_fits(pg)) return DecodeCopies::tma;
+  return pairs ? DecodeCopies::pairs : DecodeCopies::coalesced;
+}
+
+/**
+ * decode_tma_kernel over the grid: the caches' tensor maps are encoded per call (a host function of a
+ * few µs; a captured graph keeps the maps in its parameters). The maps' row count is the largest a
+ * 32-bit coordinate names rather than the pool's: the kernel only asks for rows of blocks in the tables.
+ */
+int launch_decode_tma(const Mat& q, const Paged& pg, int heads, float scale, const int* decode_seqs, dim3 grid, int max_splits, float* partial) {
+  CUtensorMap kmap, vmap;
+  const uint32_t box_rows = std::min(pg.block_size, kDecKeys);
+  const uint64_t rows = (uint64_t(1) << 31) - 1;
+  if (!tma::encode_bf16_2d(&kmap, pg.k, 128, rows, 256, 64, box_rows) || !tma::encode_bf16_2d(&vmap, pg.v, 128, rows, 256, 64, box_rows))
+    return fail("decode attention: the driver did not encode the caches' tensor maps");
+  constexpr int smem = tma_dec_smem(kTmaStages);
+  if (allow_smem<decode_tma_kernel<kTmaStages>>(smem) != 0) return -1;
+  return launch_pdl("decode attention (tma)", decode_tma_kernel<kTmaStages>, grid, 160, smem, kmap, vmap, as<void>(q.ptr), q.dtype, q.ld, pg, heads, scale,
+                    decode_seqs, max_splits, partial);
+}
+
 int launch_decode(int group, const Mat& q, const Paged& pg, int heads, float scale, const int* decode_seqs, int num_decode, int max_splits, float* partial) {
   dim3 grid(num_decode, pg.kv_heads, max_splits);
+  if (use_mma_decode(group, pg.head_dim) && decode_copies(pg) == DecodeCopies::tma) return launch_decode_tma(q, pg, heads, scale, decode_seqs, grid, max_splits, partial);
   if (use_mma_decode(group, pg.head_dim)) {
-    // JAMBA_DECODE_COPIES=pairs: the older copy pattern (a pair of threads per key; for comparison).
-    static const bool coalesced = !env_is("JAMBA_DECODE_COPIES", "pairs");
+    const bool coalesced = decode_copies(pg) == DecodeCopies::coalesced;
     auto kernel = coalesced ? decode_mma_kernel<true> : decode_mma_kernel<false>;
     if ((coalesced ? allow_smem<decode_mma_kernel<true>>(kDecSmem) : allow_smem<decode_mma_kernel<false>>(kDecSmem)) != 0) return -1;
     return launch_pdl("decode attention (mma)", kernel, grid, 128, kDecSmem, as<void>(q.ptr), q.dtype, q.ld, pg, heads, scale, decode_seqs, max_splits, partial);
