@@ -48,9 +48,9 @@ class ForgetsScanState extends CpuBackend {
 
 test.each([
   ['int8 scale ignored', new IgnoresInt8Scale(), ['linear (int8', 'denseMlp']],
-  ['attention without 1/sqrt(d)', new UnscaledAttention(), 'pagedAttention', ['pagedAttention (GQA, two', 'pagedAttention (GQA, twelve']],
+  ['attention without 1/sqrt(d)', new UnscaledAttention(), 'pagedAttention', ['pagedAttention (GQA, two', 'pagedAttention (GQA, thirteen']],
   ['router renormalises top-k', new RenormalisingRouter(), ['routerTopK', 'moeExperts']],
-  ['scan state reset every step', new ForgetsScanState(), ['mambaConv + selectiveScan', 'Mamba mixer'], ['mambaConv + selectiveScan (two', 'mambaConv + selectiveScan (twelve']],
+  ['scan state reset every step', new ForgetsScanState(), ['mambaConv + selectiveScan', 'Mamba mixer'], ['mambaConv + selectiveScan (two', 'mambaConv + selectiveScan (thirteen']],
   ['top-p ignored', new IgnoresTopP(), 'sample'],
 ])('a backend with a bug is caught: %s', async (_bug, broken, failingCases, mustFail: string[] = []) => {
   const results = await compareBackends(broken, new CpuBackend());

@@ -204,8 +204,11 @@ async function attentionSteps(b: Backend, r: Random, s: Shapes, blocks: number, 
   return outs;
 }
 
-/** Sequences of the decode-batch cases: enough that a backend takes its wide-batch decode kernels. */
-const MANY = 12;
+/**
+ * Sequences of the decode-batch cases: enough that a backend takes its wide-batch decode kernels, and odd,
+ * so that a kernel taking sequences in pairs meets a block with one.
+ */
+const MANY = 13;
 
 /**
  * MANY sequences with prompts of 2 to 3·blockSize + 1 tokens, their state slots and KV blocks scattered
@@ -243,16 +246,16 @@ function mambaParams(b: Backend, r: Random, s: Shapes, slots = 3) {
  * The mixer's middle as the model runs it (runtime/models/jamba.ts), every intermediate compared: a
  * backend may fuse these ops (step 2 is a step of single-row sequences, as decode is).
  */
-async function mixerSteps(b: Backend, s: Shapes, seed: number): Promise<Float32Array[]> {
+async function mixerSteps(b: Backend, s: Shapes, seed: number, batchOf = (step: Step) => stepBatch(s, step), slots = 3): Promise<Float32Array[]> {
   const r = rng(seed);
-  const { state, convW, convB, negA, d } = mambaParams(b, r, s);
+  const { state, convW, convB, negA, d } = mambaParams(b, r, s, slots);
   const xProj = dense(b, r, s.dtRank + 2 * s.dState, s.dInner);
   const norms = [s.dtRank, s.dState, s.dState].map((n) => act(b, r, [n], 0.2, 1));
   const dtProj: LinearWeight = { ...dense(b, r, s.dInner, s.dtRank), bias: act(b, r, [s.dInner], 0.5, -2) };
   const inProj = dense(b, r, 2 * s.dInner, s.hidden);
   const outs: Float32Array[] = [];
   for (const step of STEPS) {
-    const batch = stepBatch(s, step);
+    const batch = batchOf(step);
     const h = act(b, r, [batch.numRows, s.hidden]);
     outs.push(
       ...(await inStep(b, stepInputs(batch, new Int32Array(batch.numRows)), async () => {
@@ -406,7 +409,7 @@ export const OP_CASES: OpCase[] = [
     run: (b, s) => attentionSteps(b, rng(7), s, totalBlocks(s), (step) => stepBatch(s, step)),
   },
   {
-    name: 'pagedAttention (GQA, twelve sequences: prefill, then two decode steps of twelve rows)',
+    name: 'pagedAttention (GQA, thirteen sequences: prefill, then two decode steps of thirteen rows)',
     tolerance: BF16_TOL,
     run: (b, s) => attentionSteps(b, rng(13), s, manyBlocks(s), (step) => manyBatch(s, step)),
   },
@@ -430,9 +433,9 @@ export const OP_CASES: OpCase[] = [
     },
   },
   {
-    // Twelve sequences in scattered slots: a short prefill each, then two decode steps of twelve single
+    // Thirteen sequences in scattered slots: a short prefill each, then two decode steps of thirteen single
     // rows, as a busy server runs them (a backend may take another decode kernel from 8 sequences on).
-    name: 'mambaConv + selectiveScan (twelve sequences: prefill, then two decode steps of twelve rows)',
+    name: 'mambaConv + selectiveScan (thirteen sequences: prefill, then two decode steps of thirteen rows)',
     tolerance: BF16_TOL,
     async run(b, s) {
       const r = rng(12);
@@ -451,6 +454,15 @@ export const OP_CASES: OpCase[] = [
     name: 'Mamba mixer at d_state 16, d_inner 136 (prefill + 283-row chunk + decode)',
     tolerance: BF16_TOL,
     run: (b, s) => mixerSteps(b, { ...s, dInner: 136, dState: 16, dtRank: 8, lens: [300, 6], splits: [17, 3] }, 10),
+  },
+  {
+    // The same over the decode batch: the model's decode steps, many sequences in scattered slots.
+    name: 'Mamba mixer at d_state 16, d_inner 136 (thirteen sequences: prefill, then two decode steps of thirteen rows)',
+    tolerance: BF16_TOL,
+    run: (b, s) => {
+      const t = { ...s, dInner: 136, dState: 16, dtRank: 8 };
+      return mixerSteps(b, t, 11, (step) => manyBatch(t, step), MANY + 1);
+    },
   },
 ];
 

@@ -50,9 +50,10 @@ __global__ void fill_bytes(unsigned char* p, size_t n, uint32_t seed) {
   }
 }
 
+/** scale · a pseudo-random value in [-1, 1) per element (the hash's top 8 bits). */
 __global__ void fill_bf16(__nv_bfloat16* p, size_t n, float scale) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-    p[i] = __float2bfloat16(scale * (float)((int)((i * 2654435761u) >> 24) - 128) / 128.f);
+    p[i] = __float2bfloat16(scale * (float)((int)((uint32_t)(i * 2654435761u) >> 24) - 128) / 128.f);
 }
 
 /**

@@ -1,6 +1,8 @@
 // The Mamba-1 decode state update (mamba.cu, d_inner 8192, d_state 16, fp32 state) against the bytes it
 // must move: is the kernel, or the way the L2 is cooled before it, what keeps it from mamba-ssm's 79 µs at
-// batch 256? Rows per batch size: the kernel, then a plain kernel that reads and rewrites the same state
+// batch 256? Rows per batch size: the backend's kernel (bf16 inputs: two sequences a block), the general
+// quads kernel at 2 and 1 channels per thread, the bf16 kernel at four sequences a block, then a plain
+// kernel that reads and rewrites the same state
 // bytes with the same slot lookups (its ceiling) and as one plain stream, each timed after a dirty L2
 // flush (a 256 MiB memset, as the other microbenchmarks and, by the same write, `bench --ops`), after a
 // clean one (a 256 MiB read), and 20 calls replayed back to back from a CUDA graph with no flush (how
@@ -113,8 +115,14 @@ int main() {
         {"scan decode kernel (backend's choice)", [&] {
            if (launch_scan_decode<kDstate / 4>(s.a, s.decode_seqs, batch) != 0) exit(1);
          }},
-        {"scan decode kernel, 1 channel per thread", [&] {
+        {"quads kernel, 2 channels per thread", [&] {
+           scan_decode_kernel<kDstate / 4, 2><<<dim3(kDi / 128, batch), 256, 0, stream()>>>(s.a, s.decode_seqs);
+         }},
+        {"quads kernel, 1 channel per thread", [&] {
            scan_decode_kernel<kDstate / 4, 1><<<dim3(kDi / 64, batch), 256, 0, stream()>>>(s.a, s.decode_seqs);
+         }},
+        {"bf16 kernel, 64 channels x 4 sequences per block", [&] {
+           scan_decode_bf16_kernel<4><<<dim3(kDi / 64, (batch + 3) / 4), 256, 0, stream()>>>(s.a, s.decode_seqs, batch);
          }},
         {"state read and rewritten (slots looked up)", [&] {
            state_rewrite_kernel<<<dim3(kDi * kDstate / 4 / 256, batch), 256, 0, stream()>>>(s.a.state, s.a.meta, s.decode_seqs, kDi * kDstate);

@@ -1046,16 +1046,16 @@ bool use_mma_decode(int group, int head_dim) {
 }
 
 /**
- * Copies for the tensor-core decode kernel: `tma` (decode_tma_kernel) on sm_90 where the cache's blocks
- * fit it, else `coalesced` (a warp's cp.async over two keys' rows), or `pairs` (the older pattern) by
- * JAMBA_DECODE_COPIES, for comparison.
+ * Copies for the tensor-core decode kernel: tensor copies from a copy warp (decode_tma_kernel) on sm_90
+ * where the cache's blocks fit them, else a warp's cp.async over two keys' rows; JAMBA_DECODE_COPIES=
+ * coalesced or pairs (the older cp.async pattern) picks a cp.async one everywhere, for comparison.
  */
 enum class DecodeCopies { tma, coalesced, pairs };
 
 DecodeCopies decode_copies(const Paged& pg) {
-  static const bool tma_on = env_is("JAMBA_DECODE_COPIES", "tma");
+  static const bool coalesced = env_is("JAMBA_DECODE_COPIES", "coalesced");
   static const bool pairs = env_is("JAMBA_DECODE_COPIES", "pairs");
-  if (tma_on && sm_version() >= 90 && tma_decode_fits(pg)) return DecodeCopies::tma;
+  if (!coalesced && !pairs && sm_version() >= 90 && tma_decode_fits(pg)) return DecodeCopies::tma;
   return pairs ? DecodeCopies::pairs : DecodeCopies::coalesced;
 }
 
