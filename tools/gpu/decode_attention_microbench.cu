@@ -233,12 +233,16 @@ void kernel_and_combine(const Setup& s, const Case& c, int splits, bool coalesce
   decode_combine_kernel<<<dim3(c.batch, kHeads), 128, 0, stream()>>>(s.partial, s.decode_seqs, s.pg.meta, kHeads, kHd, splits, s.out, kHeads * kHd);
 }
 
-/** decode_tma_kernel (slices on 64-key tiles, a copy warp's tensor copies) over `splits` slices per KV head, then the combine. */
+/**
+ * decode_tma_kernel (slices on 64-key tiles, a copy warp's tensor copies) over `splits` slices per KV head,
+ * then the combine; ARITHMETIC false: its copies alone (no combine).
+ */
+template <bool ARITHMETIC = true>
 void tma_kernel_and_combine(const Setup& s, const Case& c, int splits) {
   const float scale = 1.f / std::sqrt((float)kHd);
   static bool allowed = false;
   if (!allowed) {
-    CHECK(cudaFuncSetAttribute(decode_tma_kernel<kTmaStages>, cudaFuncAttributeMaxDynamicSharedMemorySize, tma_dec_smem(kTmaStages)));
+    CHECK(cudaFuncSetAttribute(decode_tma_kernel<kTmaStages, ARITHMETIC>, cudaFuncAttributeMaxDynamicSharedMemorySize, tma_dec_smem(kTmaStages)));
     allowed = true;
   }
   CUtensorMap kmap, vmap;
@@ -247,9 +251,9 @@ void tma_kernel_and_combine(const Setup& s, const Case& c, int splits) {
     fprintf(stderr, "error: the driver did not encode the tensor maps\n");
     exit(1);
   }
-  decode_tma_kernel<kTmaStages><<<dim3(c.batch, kKvHeads, splits), 160, tma_dec_smem(kTmaStages), stream()>>>(kmap, vmap, s.q, JB_DTYPE_BF16, kHeads * kHd, s.pg, kHeads,
-                                                                                                           scale, s.decode_seqs, splits, s.partial);
-  decode_combine_kernel<<<dim3(c.batch, kHeads), 128, 0, stream()>>>(s.partial, s.decode_seqs, s.pg.meta, kHeads, kHd, splits, s.out, kHeads * kHd);
+  decode_tma_kernel<kTmaStages, ARITHMETIC><<<dim3(c.batch, kKvHeads, splits), 160, tma_dec_smem(kTmaStages), stream()>>>(
+      kmap, vmap, s.q, JB_DTYPE_BF16, kHeads * kHd, s.pg, kHeads, scale, s.decode_seqs, splits, s.partial);
+  if (ARITHMETIC) decode_combine_kernel<<<dim3(c.batch, kHeads), 128, 0, stream()>>>(s.partial, s.decode_seqs, s.pg.meta, kHeads, kHd, splits, s.out, kHeads * kHd);
 }
 
 /** Both copy patterns' shared-memory attribute at STAGES stages (2 lets three blocks share an SM, 4 only one). */
@@ -336,6 +340,7 @@ int main(int argc, char** argv) {
       for (const int splits : split_list) {
         row(c, "kernel + combine, cp.async over 512 contiguous bytes", splits, timer.median_us([&] { kernel_and_combine(s, c, splits, true); }), s.bytes);
         row(c, "kernel + combine, tensor copies from a copy warp", splits, timer.median_us([&] { tma_kernel_and_combine(s, c, splits); }), s.bytes);
+        row(c, "loads alone: the tensor copies (3 stages)", splits, timer.median_us([&] { tma_kernel_and_combine<false>(s, c, splits); }), s.bytes);
         check_close(s, c, splits, "cp.async and tensor copies", [&] { kernel_and_combine(s, c, splits, true); }, [&] { tma_kernel_and_combine(s, c, splits); });
       }
       free_setup(s);
@@ -343,6 +348,8 @@ int main(int argc, char** argv) {
         Setup l2 = make_setup(c, 256, true, 256);
         row(c, "kernel + combine, cache in L2 (256 blocks)", default_splits, timer.median_us([&] { kernel_and_combine(l2, c, default_splits, true); }), l2.bytes);
         row(c, "tensor-copy kernel + combine, cache in L2 (256 blocks)", default_splits, timer.median_us([&] { tma_kernel_and_combine(l2, c, default_splits); }),
+            l2.bytes);
+        row(c, "tensor copies alone, cache in L2 (256 blocks)", default_splits, timer.median_us([&] { tma_kernel_and_combine<false>(l2, c, default_splits); }),
             l2.bytes);
         free_setup(l2);
       }

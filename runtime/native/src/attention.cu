@@ -635,9 +635,9 @@ bool tma_decode_fits(const Paged& pg) {
  * and `vmap` (the caches as [rows of 128 dims], boxes of min(block size, 64) rows × 64 dims). A tile's
  * runs that start past the context are not copied; computing warps zero the V rows past the context
  * before using a tile that has them (stale shared memory or an unwritten cache row might hold a NaN,
- * which a zero probability does not cancel).
+ * which a zero probability does not cancel). ARITHMETIC false: the copies alone (a microbenchmark's).
  */
-template <int STAGES = kTmaStages>
+template <int STAGES = kTmaStages, bool ARITHMETIC = true>
 __global__ void __launch_bounds__(160) decode_tma_kernel(const __grid_constant__ CUtensorMap kmap, const __grid_constant__ CUtensorMap vmap, const void* q,
                                                          int qdt, int qld, Paged pg, int heads, float scale, const int* decode_seqs, int max_splits,
                                                          float* partial) {
@@ -706,6 +706,11 @@ __global__ void __launch_bounds__(160) decode_tma_kernel(const __grid_constant__
     for (int t = 0; t < n_tiles; t++) {
       const int s = t % STAGES, key0 = lo + t * kDecKeys + warp * 16;
       mma::mbar_wait(&full[s], (t / STAGES) & 1);
+      if constexpr (!ARITHMETIC) {  // the microbenchmark's loads alone: each stage released as it lands
+        __syncwarp();
+        if (lane == 0) mma::mbar_arrive(&empty[s]);
+        continue;
+      }
       const unsigned char* kt = ks + s * kTmaTile;
       unsigned char* vt = vs + s * kTmaTile;
       if (key0 + 16 > hi) {
@@ -725,7 +730,7 @@ __global__ void __launch_bounds__(160) decode_tma_kernel(const __grid_constant__
     }
   }
   __syncthreads();  // every tile consumed: the stages are free
-  store_decode_partial(ks, o, mrow, lrow, warp < 4, group, scale, record, max_splits);
+  if constexpr (ARITHMETIC) store_decode_partial(ks, o, mrow, lrow, warp < 4, group, scale, record, max_splits);
 #endif
 }
 
