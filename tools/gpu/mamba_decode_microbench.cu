@@ -1,7 +1,8 @@
 // The Mamba-1 decode state update (mamba.cu, d_inner 8192, d_state 16, fp32 state) against the bytes it
 // must move: is the kernel, or the way the L2 is cooled before it, what keeps it from mamba-ssm's 79 µs at
 // batch 256? Rows per batch size: the backend's kernel (bf16 inputs: two sequences a block), the general
-// quads kernel at 2 and 1 channels per thread, the bf16 kernel at four sequences a block, then a plain
+// quads kernel at 2 and 1 channels per thread, the bf16 kernel at other sequences a block and register
+// bounds, then a plain
 // kernel that reads and rewrites the same state
 // bytes with the same slot lookups (its ceiling) and as one plain stream, each timed after a dirty L2
 // flush (a 256 MiB memset, as the other microbenchmarks and, by the same write, `bench --ops`), after a
@@ -121,8 +122,14 @@ int main() {
         {"quads kernel, 1 channel per thread", [&] {
            scan_decode_kernel<kDstate / 4, 1><<<dim3(kDi / 64, batch), 256, 0, stream()>>>(s.a, s.decode_seqs);
          }},
-        {"bf16 kernel, 64 channels x 4 sequences per block", [&] {
-           scan_decode_bf16_kernel<4><<<dim3(kDi / 64, (batch + 3) / 4), 256, 0, stream()>>>(s.a, s.decode_seqs, batch);
+        {"bf16 kernel, 2 sequences a block, 4 blocks an SM", [&] {
+           scan_decode_bf16_kernel<2, 4><<<dim3(kDi / 64, (batch + 1) / 2), 256, 0, stream()>>>(s.a, s.decode_seqs, batch);
+         }},
+        {"bf16 kernel, 2 sequences a block, 8 blocks an SM", [&] {
+           scan_decode_bf16_kernel<2, 8><<<dim3(kDi / 64, (batch + 1) / 2), 256, 0, stream()>>>(s.a, s.decode_seqs, batch);
+         }},
+        {"bf16 kernel, 4 sequences a block, 4 blocks an SM", [&] {
+           scan_decode_bf16_kernel<4, 4><<<dim3(kDi / 64, (batch + 3) / 4), 256, 0, stream()>>>(s.a, s.decode_seqs, batch);
          }},
         {"state read and rewritten (slots looked up)", [&] {
            state_rewrite_kernel<<<dim3(kDi * kDstate / 4 / 256, batch), 256, 0, stream()>>>(s.a.state, s.a.meta, s.decode_seqs, kDi * kDstate);

@@ -233,16 +233,16 @@ __global__ void __launch_bounds__(256) scan_decode_kernel(ScanArgs a, const int*
 
 /**
  * The decode update for the model's inputs (bf16 x, dt, z, B and C, d_state 16, fp32 state): a block
- * takes 64 channels (4 lanes × 4 states each) of SEQS sequences, whose lookups (decode list, metadata)
- * its first threads make at once into shared memory; each thread loads its channel's A and D once for
- * all of them, and issues every sequence's loads before any arithmetic. Against scan_decode_kernel on an
- * H100 (tools/gpu/mamba_decode_microbench.cu, µs at batch 1 / 8 / 64 / 256, clean L2): 5.2 / 7.1 / 26.2 /
- * 107.6 against 5.9 / 8.4 / 34.5 / 131.6 (four sequences a block: 5.2 / 7.8 / 28.3 / 110.5); a plain
- * kernel reading and rewriting the same state slots takes 4.8 / 6.8 / 22.6 / 96.4.
+ * takes 64 channels (4 lanes × 4 states each) of SEQS sequences. Its first threads look the sequences up
+ * at once and stage their B and C rows (shared by every channel) in shared memory; each thread loads its
+ * channel's A and D once for all of them and issues every sequence's state, x, dt and z loads before any
+ * arithmetic. Few registers (B and C not held per thread; MIN_BLOCKS blocks an SM), so that enough state
+ * loads are in flight: the quads kernel's 57 registers let 4 blocks of 256 threads share an SM.
  */
-template <int SEQS>
-__global__ void __launch_bounds__(256) scan_decode_bf16_kernel(ScanArgs a, const int* decode_seqs, int decodes) {
+template <int SEQS, int MIN_BLOCKS>
+__global__ void __launch_bounds__(256, MIN_BLOCKS) scan_decode_bf16_kernel(ScanArgs a, const int* decode_seqs, int decodes) {
   __shared__ int s_row[SEQS], s_slot[SEQS];
+  __shared__ __align__(16) float s_bc[SEQS][2][16];  // [sequence][B, C][state]
   const int raw = blockIdx.x * 64 + threadIdx.x / 4, n0 = 4 * (threadIdx.x % 4);
   const bool ch_ok = raw < a.di;
   const int ch = ch_ok ? raw : a.di - 1;  // lanes past d_inner compute on a clamped channel and store nothing
@@ -257,11 +257,16 @@ __global__ void __launch_bounds__(256) scan_decode_bf16_kernel(ScanArgs a, const
     s_slot[threadIdx.x] = m[JB_META_SLOT];
   }
   __syncthreads();
+  if (threadIdx.x < SEQS * 8) {  // thread → (sequence, B or C, 4 states)
+    const int i = threadIdx.x >> 3, which = (threadIdx.x >> 2) & 1, q = threadIdx.x & 3;
+    const Mat& src = which ? a.c : a.b;
+    const uint2 raw4 = *reinterpret_cast<const uint2*>(as<__nv_bfloat16>(src.ptr) + (size_t)max(s_row[i], 0) * src.ld + 4 * q);
+    const float2 lo = __bfloat1622float2(reinterpret_cast<const __nv_bfloat162*>(&raw4)[0]), hi = __bfloat1622float2(reinterpret_cast<const __nv_bfloat162*>(&raw4)[1]);
+    *reinterpret_cast<float4*>(&s_bc[i][which][4 * q]) = make_float4(lo.x, lo.y, hi.x, hi.y);
+  }
   const __nv_bfloat16 *x = as<__nv_bfloat16>(a.x.ptr), *dt = as<__nv_bfloat16>(a.dt.ptr), *z = as<__nv_bfloat16>(a.z.ptr);
-  const __nv_bfloat16 *bp = as<__nv_bfloat16>(a.b.ptr), *cp = as<__nv_bfloat16>(a.c.ptr);
   float4 h[SEQS];
   float u[SEQS], dtv[SEQS], zv[SEQS];
-  uint2 bq[SEQS], cq[SEQS];  // B and C at states n0 … n0 + 3 (four bf16 each)
 #pragma unroll
   for (int i = 0; i < SEQS; i++) {
     const size_t r = max(s_row[i], 0);
@@ -269,24 +274,20 @@ __global__ void __launch_bounds__(256) scan_decode_bf16_kernel(ScanArgs a, const
     u[i] = __bfloat162float(x[r * a.x.ld + ch]);
     dtv[i] = __bfloat162float(dt[r * a.dt.ld + ch]);
     zv[i] = __bfloat162float(z[r * a.z.ld + ch]);
-    bq[i] = *reinterpret_cast<const uint2*>(bp + r * a.b.ld + n0);
-    cq[i] = *reinterpret_cast<const uint2*>(cp + r * a.c.ld + n0);
   }
+  __syncthreads();  // B and C staged
 #pragma unroll
   for (int i = 0; i < SEQS; i++) {
     if (s_row[i] < 0) continue;  // past the decode list (block-uniform)
-    const float2 b01 = __bfloat1622float2(reinterpret_cast<const __nv_bfloat162*>(&bq[i])[0]);
-    const float2 b23 = __bfloat1622float2(reinterpret_cast<const __nv_bfloat162*>(&bq[i])[1]);
-    const float2 c01 = __bfloat1622float2(reinterpret_cast<const __nv_bfloat162*>(&cq[i])[0]);
-    const float2 c23 = __bfloat1622float2(reinterpret_cast<const __nv_bfloat162*>(&cq[i])[1]);
+    const float4 bn = *reinterpret_cast<const float4*>(&s_bc[i][0][n0]), cn = *reinterpret_cast<const float4*>(&s_bc[i][1][n0]);
     const float delta = softplus(dtv[i]), du = delta * u[i];
     float4 hs = h[i];
-    hs.x = __expf(delta * A.x) * hs.x + du * b01.x;
-    hs.y = __expf(delta * A.y) * hs.y + du * b01.y;
-    hs.z = __expf(delta * A.z) * hs.z + du * b23.x;
-    hs.w = __expf(delta * A.w) * hs.w + du * b23.y;
+    hs.x = __expf(delta * A.x) * hs.x + du * bn.x;
+    hs.y = __expf(delta * A.y) * hs.y + du * bn.y;
+    hs.z = __expf(delta * A.z) * hs.z + du * bn.z;
+    hs.w = __expf(delta * A.w) * hs.w + du * bn.w;
     if (ch_ok) *reinterpret_cast<float4*>(a.state + ((size_t)s_slot[i] * a.di + ch) * 16 + n0) = hs;
-    float y = hs.x * c01.x + hs.y * c01.y + hs.z * c23.x + hs.w * c23.y;
+    float y = hs.x * cn.x + hs.y * cn.y + hs.z * cn.z + hs.w * cn.w;
     y += __shfl_xor_sync(0xffffffffu, y, 1, 4);
     y += __shfl_xor_sync(0xffffffffu, y, 2, 4);
     if (n0 == 0 && ch_ok) a.out[(size_t)s_row[i] * a.di + ch] = __float2bfloat16_rn((y + D * u[i]) * silu(zv[i]));
@@ -559,13 +560,19 @@ bool use_segmented_scan() {
  * Channels per thread: two once there are blocks enough to fill the GPU (batch 64: 36 against 46 µs
  * with one, 48 with four; batch 256: 128 against 168 and 176), one below (batch 1: 5.7 against 6.4).
  */
-constexpr int kDecodeSeqsPerBlock = 2;
+/**
+ * Sequences per block and blocks per SM of scan_decode_bf16_kernel (H100, µs at batch 1 / 8 / 64 / 256,
+ * clean L2; tools/gpu/mamba_decode_microbench.cu): two sequences with 66 registers (3 blocks an SM) 5.2 /
+ * 7.1 / 26.2 / 107.6 and four 5.2 / 7.8 / 28.3 / 110.5, against 5.9 / 8.4 / 34.5 / 131.6 for the quads
+ * kernel and 4.8 / 6.8 / 22.6 / 96.4 for a plain kernel rewriting the same state slots.
+ */
+constexpr int kDecodeSeqsPerBlock = 2, kDecodeMinBlocks = 6;
 
 /** Whether scan_decode_bf16_kernel takes these inputs (JAMBA_SCAN_DECODE=quads keeps scan_decode_kernel, for comparison). */
 bool decode_bf16_fits(const ScanArgs& a) {
   static const bool off = env_is("JAMBA_SCAN_DECODE", "quads");
   auto bf16 = [](const Mat& m) { return m.dtype == JB_DTYPE_BF16; };
-  auto rows_of_8_bytes = [](const Mat& m) { return m.ld % 4 == 0 && m.ptr % 8 == 0; };  // B and C: four bf16 per load
+  auto rows_of_8_bytes = [](const Mat& m) { return m.ld % 4 == 0 && m.ptr % 8 == 0; };  // B and C: four bf16 a load
   auto f32_16_bytes = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   return !off && a.dstate == 16 && bf16(a.x) && bf16(a.dt) && bf16(a.z) && bf16(a.b) && bf16(a.c) && rows_of_8_bytes(a.b) && rows_of_8_bytes(a.c) &&
          f32_16_bytes(a.state) && f32_16_bytes(a.neg_a);
@@ -575,7 +582,7 @@ template <int QUADS>
 int launch_scan_decode(const ScanArgs& a, const int* decode_seqs, int decodes) {
   if (decode_bf16_fits(a)) {
     const dim3 grid(ceil_div(a.di, 64), ceil_div(decodes, kDecodeSeqsPerBlock));
-    return launch_pdl("selective scan (decode, bf16)", scan_decode_bf16_kernel<kDecodeSeqsPerBlock>, grid, 256, 0, a, decode_seqs, decodes);
+    return launch_pdl("selective scan (decode, bf16)", scan_decode_bf16_kernel<kDecodeSeqsPerBlock, kDecodeMinBlocks>, grid, 256, 0, a, decode_seqs, decodes);
   }
   const int cpt = decodes >= 8 ? 2 : 1;
   const dim3 grid(ceil_div(a.di, cpt * 256 / QUADS), decodes);
