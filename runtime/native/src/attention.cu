@@ -622,20 +622,60 @@ constexpr int tma_dec_smem(int stages) { return 2 * stages * kTmaTile + 16 * kDe
 __device__ __forceinline__ int tma_tile_offset(int r, int d0) { return (d0 >> 6) * kTmaHalf + wgmma::swizzled_chunk(r, (d0 & 63) >> 3); }
 #endif
 
-/** Whether decode_tma_kernel can take a cache with these blocks: head-major runs of whole swizzle groups that tile 64 keys. */
-bool tma_decode_fits(const Paged& pg) {
+/** Whether the tensor-copy kernels can take a cache with these blocks: head-major runs of whole swizzle groups that tile 64 keys. */
+bool tma_kv_fits(const Paged& pg) {
   return pg.head_major && pg.head_dim == 128 && pg.block_size >= 8 && (kDecKeys % pg.block_size == 0 || pg.block_size % kDecKeys == 0);
+}
+
+/**
+ * A copy warp's tensor copies of one K/V tile, keys key0 … key0 + KEYS - 1 of KV head `kvh` (KEYS a multiple
+ * of the runs below): each KV block's run of the head (min(block size, 64) keys) is two copies per tensor,
+ * one per 64-dim half, into stages `kst` / `vst` laid out [half][KEYS keys][128 bytes] with the 128-byte
+ * swizzle, counted on `bar`. Runs that start at `end` or later are not copied; their V rows are zeroed
+ * instead (stale shared memory might hold a NaN, which a zero probability does not cancel; the cache past a
+ * context is zeroed or holds earlier rows). The lanes look their blocks up, then `wait_free()` (the stage's
+ * release), then lane 0 arrives on `bar` with the bytes to expect and the lanes issue the copies.
+ */
+template <int KEYS, typename WaitFree>
+__device__ __forceinline__ void tma_copy_kv_tile(const CUtensorMap* kmap, const CUtensorMap* vmap, const Paged& pg, const int* table, int kvh, int key0, int end,
+                                                 unsigned char* kst, unsigned char* vst, uint64_t* bar, WaitFree wait_free) {
+#ifdef JB_TMA
+  constexpr int kPerLane = (4 * KEYS / 8 + 31) / 32;  // copies a lane issues at most (runs of at least 8 keys)
+  const int lane = threadIdx.x & 31, bs = pg.block_size, rows = min(bs, 64), runs = KEYS / rows;
+  const int live = min(runs, ceil_div(end - key0, rows)), copies = 4 * live;
+  int row[kPerLane];  // copy c = lane + 32j: run c / 4, V if bit 1, the half by bit 0
+#pragma unroll
+  for (int j = 0; j < kPerLane; j++) {
+    const int c = lane + 32 * j, pos = key0 + (c >> 2) * rows;
+    row[j] = c < copies ? (table[pos / bs] * pg.kv_heads + kvh) * bs + pos % bs : 0;
+  }
+  wait_free();
+  if (live < runs) {
+    for (int i = live * rows * 8 + lane; i < KEYS * 8; i += 32) {  // 16-byte chunk i of a half's rows from the first run not copied
+      *reinterpret_cast<uint4*>(vst + i * 16) = make_uint4(0, 0, 0, 0);
+      *reinterpret_cast<uint4*>(vst + KEYS * 128 + i * 16) = make_uint4(0, 0, 0, 0);
+    }
+    tma::fence_proxy_async();  // before the copies (and reads) of the async proxy
+  }
+  if (lane == 0) tma::expect_tx(bar, live * rows * 512);
+  __syncwarp();
+#pragma unroll
+  for (int j = 0; j < kPerLane; j++) {
+    const int c = lane + 32 * j;
+    if (c >= copies) continue;
+    const bool is_v = c & 2;
+    const int half = c & 1;
+    tma::load_2d((is_v ? vst : kst) + half * KEYS * 128 + (c >> 2) * rows * 128, is_v ? vmap : kmap, half * 64, row[j], bar);
+  }
+#endif
 }
 
 /**
  * Block (decode sequence, KV head, slice) as decode_mma_kernel, with its slices starting on 64-key tiles
  * (so that every copy is a block's run from a key on) and 160 threads: warps 0-3 compute as there; warp 4
- * copies tile t + STAGES - 1 while they use tile t, `full` and `empty` barriers per stage. Its lanes look
- * the tile's KV blocks up, and each issues a tensor copy (K or V, one half, one run) of the maps `kmap`
- * and `vmap` (the caches as [rows of 128 dims], boxes of min(block size, 64) rows × 64 dims). A tile's
- * runs that start past the context are not copied; computing warps zero the V rows past the context
- * before using a tile that has them (stale shared memory or an unwritten cache row might hold a NaN,
- * which a zero probability does not cancel). ARITHMETIC false: the copies alone (a microbenchmark's).
+ * copies tile t + STAGES - 1 while they use tile t (tma_copy_kv_tile, from the maps `kmap` and `vmap`: the
+ * caches as rows of 128 dims, boxes of min(block size, 64) rows × 64 dims), `full` and `empty` barriers per
+ * stage. ARITHMETIC false: the copies alone (a microbenchmark's).
  */
 template <int STAGES = kTmaStages, bool ARITHMETIC = true>
 __global__ void __launch_bounds__(160) decode_tma_kernel(const __grid_constant__ CUtensorMap kmap, const __grid_constant__ CUtensorMap vmap, const void* q,
@@ -680,22 +720,11 @@ __global__ void __launch_bounds__(160) decode_tma_kernel(const __grid_constant__
   float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
   if (warp == 4) {
     const int* table = pg.table_of(seq);
-    const int bs = pg.block_size, rows = min(bs, kDecKeys), runs = kDecKeys / rows;
     for (int t = 0; t < n_tiles; t++) {
-      const int s = t % STAGES, key0 = lo + t * kDecKeys;
-      const int live = min(runs, ceil_div(hi - key0, rows));  // runs holding keys of the slice
-      // Lane j: run j / 4, K or V by bit 1, the half by bit 0. Looked up before waiting for the stage.
-      const int run = lane >> 2, pos = key0 + run * rows;
-      const int row = lane < 4 * live ? (table[pos / bs] * pg.kv_heads + kvh) * bs + pos % bs : 0;
-      if (t >= STAGES) mma::mbar_wait(&empty[s], ((t / STAGES) - 1) & 1);
-      if (lane == 0) tma::expect_tx(&full[s], live * rows * 256 * 2);
-      __syncwarp();
-      if (lane < 4 * live) {
-        const bool is_v = lane & 2;
-        const int half = lane & 1;
-        unsigned char* dst = (is_v ? vs : ks) + s * kTmaTile + half * kTmaHalf + run * rows * 128;
-        tma::load_2d(dst, is_v ? &vmap : &kmap, half * 64, row, &full[s]);
-      }
+      const int s = t % STAGES;
+      tma_copy_kv_tile<kDecKeys>(&kmap, &vmap, pg, table, kvh, lo + t * kDecKeys, hi, ks + s * kTmaTile, vs + s * kTmaTile, &full[s], [&] {
+        if (t >= STAGES) mma::mbar_wait(&empty[s], ((t / STAGES) - 1) & 1);
+      });
     }
   } else {
     uint32_t qf[8][4];
@@ -712,16 +741,7 @@ __global__ void __launch_bounds__(160) decode_tma_kernel(const __grid_constant__
         continue;
       }
       const unsigned char* kt = ks + s * kTmaTile;
-      unsigned char* vt = vs + s * kTmaTile;
-      if (key0 + 16 > hi) {
-        // This warp's rows from key `hi` on: 16-byte chunk c of 256 → row c / 16, half (c / 8) % 2, slot c % 8.
-        for (int c = lane; c < 256; c += 32) {
-          const int r = c >> 4;
-          if (key0 + r >= hi) *reinterpret_cast<uint4*>(vt + ((c >> 3) & 1) * kTmaHalf + (warp * 16 + r) * 128 + (c & 7) * 16) = make_uint4(0, 0, 0, 0);
-        }
-        tma::fence_proxy_async();
-        __syncwarp();
-      }
+      const unsigned char* vt = vs + s * kTmaTile;
       decode_tile_step(
           qf, [&](int r, int d0) { return kt + tma_tile_offset(warp * 16 + r, d0); }, [&](int r, int d0) { return vt + tma_tile_offset(warp * 16 + r, d0); }, key0,
           hi, c2, o, mrow, lrow);
@@ -881,9 +901,10 @@ constexpr int kWgSmem = kWgBars + 2 * kWgStages * 8 + 1024;           // + barri
  * "full" barrier when its copies land; after its P·V it arrives on the stage's "empty" barrier, which the
  * copies of the tile two ahead wait for.
  */
-template <bool PINGPONG>
-__global__ void __launch_bounds__(256, 1) prefill_wgmma_kernel(const __nv_bfloat16* q, int qld, Paged pg, int heads, float scale, const int* tiles,
-                                                              __nv_bfloat16* out, int out_ld) {
+template <bool PINGPONG, bool TMA>
+__global__ void __launch_bounds__(TMA ? 288 : 256, 1) prefill_wgmma_kernel(const __grid_constant__ CUtensorMap kmap, const __grid_constant__ CUtensorMap vmap,
+                                                                          const __nv_bfloat16* q, int qld, Paged pg, int heads, float scale, const int* tiles,
+                                                                          __nv_bfloat16* out, int out_ld) {
   pdl_enter();
 #if defined(JB_WGMMA)
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -897,7 +918,7 @@ __global__ void __launch_bounds__(256, 1) prefill_wgmma_kernel(const __nv_bfloat
   // Longest tiles first: the list runs in position order within a sequence.
   const int tile = gridDim.x - 1 - blockIdx.x;
   const int seq = tiles[2 * tile], row0 = tiles[2 * tile + 1];
-  const int h = 2 * blockIdx.y + wg, kvh = h / (heads / pg.kv_heads);
+  const int h = 2 * blockIdx.y + (wg & 1), kvh = h / (heads / pg.kv_heads);
   const int* m = pg.meta + seq * JB_META_INTS;
   const int seg_start = m[JB_META_ROW_START], seg_rows = m[JB_META_NUM_ROWS], cached = m[JB_META_CACHED];
   const int rows = min(64, seg_start + seg_rows - row0);
@@ -906,12 +927,24 @@ __global__ void __launch_bounds__(256, 1) prefill_wgmma_kernel(const __nv_bfloat
   const int n_tiles = last_key / kWgKeys + 1;
   if (tid == 0) {
     for (int st = 0; st < kWgStages; st++) {
-      mma::mbar_init(full + st, 256);
+      mma::mbar_init(full + st, TMA ? 1 : 256);
       mma::mbar_init(empty + st, 256);
     }
+    tma::fence_barrier_init();
   }
   __syncthreads();  // the barriers are initialised
 
+  if (TMA && wg == 2) {
+    // The copy warp (TMA): every tile's keys, a stage ahead of the warpgroups' release of it.
+    const int* table = pg.table_of(seq);
+    for (int t = 0; t < n_tiles; t++) {
+      const int st = t % kWgStages;
+      tma_copy_kv_tile<kWgKeys>(&kmap, &vmap, pg, table, kvh, t * kWgKeys, last_key + 1, ks + st * kWgKvBytes, vs + st * kWgKvBytes, full + st, [&] {
+        if (t >= kWgStages) mma::mbar_wait(empty + st, (t / kWgStages - 1) & 1);
+      });
+    }
+    return;  // the warpgroups synchronize among themselves from here on (named barriers 1 and 2)
+  }
   {  // This warpgroup's Q tile: thread → row wtid / 2, column block wtid % 2 (rows past the segment zero).
     const int r = wtid >> 1, blk = wtid & 1;
     const bool valid = r < rows;
@@ -919,9 +952,9 @@ __global__ void __launch_bounds__(256, 1) prefill_wgmma_kernel(const __nv_bfloat
     for (int c = 0; c < 8; c++) mma::cp_async16(qs + blk * 8192 + wgmma::swizzled_chunk(r, c), src + c * 8, valid);
     mma::cp_async_commit();
   }
-  // This warpgroup's half of tile t's keys: a pair of threads per key (64·wg + wtid / 2), which copy its
-  // row's 16-byte chunks 2c and 2c + 1 together (whole 32-byte sectors per instruction); keys past the last
-  // row zero. Arrives on the stage's "full" barrier when the copies land.
+  // Without TMA: this warpgroup's half of tile t's keys, a pair of threads per key (64·wg + wtid / 2),
+  // which copy its row's 16-byte chunks 2c and 2c + 1 together (whole 32-byte sectors per instruction);
+  // keys past the last row zero. Arrives on the stage's "full" barrier when the copies land.
   auto load_half = [&](int t) {
     const int st = t % kWgStages, r = 64 * wg + (wtid >> 1), sub = wtid & 1, key = t * kWgKeys + r;
     const bool valid = key <= last_key;
@@ -933,10 +966,11 @@ __global__ void __launch_bounds__(256, 1) prefill_wgmma_kernel(const __nv_bfloat
     }
     mma::cp_async_arrive(full + st);
   };
-  for (int t = 0; t < kWgStages - 1 && t < n_tiles; t++) load_half(t);
+  if (!TMA)
+    for (int t = 0; t < kWgStages - 1 && t < n_tiles; t++) load_half(t);
   mma::cp_async_wait<0>();  // the Q tile (the K/V copies are tracked by the barriers, not by groups)
   wgmma::fence_shared();
-  __syncthreads();
+  asm volatile("bar.sync 3, 256;\n" ::: "memory");  // both warpgroups' Q tiles are in place (not the copy warp)
 
   const int warp = wtid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int my_row0 = warp * 16 + g;  // rows my_row0 and my_row0 + 8 of the tile
@@ -993,7 +1027,7 @@ __global__ void __launch_bounds__(256, 1) prefill_wgmma_kernel(const __nv_bfloat
     wgmma::wait<0>();
     mma::mbar_arrive(empty + t % kWgStages);
     const int next = t + kWgStages - 1;
-    if (next < n_tiles) {
+    if (!TMA && next < n_tiles) {
       if (next >= kWgStages) mma::mbar_wait(empty + next % kWgStages, (next / kWgStages - 1) & 1);
       load_half(next);
     }
@@ -1051,6 +1085,38 @@ bool use_mma_decode(int group, int head_dim) {
 }
 
 /**
+ * The caches' tensor maps for tma_copy_kv_tile, encoded per call (a host function of a few µs; a captured
+ * graph keeps the maps in its parameters). Their row count is the largest a 32-bit coordinate names
+ * rather than the pool's: the kernels only ask for rows of blocks in the tables.
+ */
+int kv_tensor_maps(const Paged& pg, CUtensorMap& kmap, CUtensorMap& vmap) {
+  const uint32_t box_rows = std::min(pg.block_size, 64);
+  const uint64_t rows = (uint64_t(1) << 31) - 1;
+  if (!tma::encode_bf16_2d(&kmap, pg.k, 128, rows, 256, 64, box_rows) || !tma::encode_bf16_2d(&vmap, pg.v, 128, rows, 256, 64, box_rows))
+    return fail("attention: the driver did not encode the caches' tensor maps");
+  return 0;
+}
+
+/**
+ * The warpgroup-MMA prefill kernel: with the warpgroups taking turns (JAMBA_ATTENTION_PINGPONG=0: not) and
+ * its K/V tiles by a copy warp's tensor copies where the cache's blocks fit them (JAMBA_PREFILL_COPIES=
+ * cp.async: the warpgroups' own cp.async copies, for comparison; without the turns always those).
+ */
+int launch_prefill_wgmma(const Mat& q, const Paged& pg, int heads, float scale, const int* tiles, int num_tiles, __nv_bfloat16* out, int out_ld) {
+  static const bool pingpong = !env_is("JAMBA_ATTENTION_PINGPONG", "0");
+  static const bool cp_async = env_is("JAMBA_PREFILL_COPIES", "cp.async");
+  const bool tma = pingpong && !cp_async && tma_kv_fits(pg);
+  CUtensorMap kmap{}, vmap{};
+  if (tma && kv_tensor_maps(pg, kmap, vmap) != 0) return -1;
+  auto kernel = tma ? prefill_wgmma_kernel<true, true> : pingpong ? prefill_wgmma_kernel<true, false> : prefill_wgmma_kernel<false, false>;
+  const int allowed = tma ? allow_smem<prefill_wgmma_kernel<true, true>>(kWgSmem)
+                          : pingpong ? allow_smem<prefill_wgmma_kernel<true, false>>(kWgSmem) : allow_smem<prefill_wgmma_kernel<false, false>>(kWgSmem);
+  if (allowed != 0) return -1;
+  return launch_pdl("prefill attention (wgmma)", kernel, dim3(num_tiles, heads / 2), tma ? 288 : 256, kWgSmem, kmap, vmap, as<__nv_bfloat16>(q.ptr), q.ld, pg, heads,
+                    scale, tiles, out, out_ld);
+}
+
+/**
  * Copies for the tensor-core decode kernel: tensor copies from a copy warp (decode_tma_kernel) on sm_90
  * where the cache's blocks fit them, else a warp's cp.async over two keys' rows; JAMBA_DECODE_COPIES=
  * coalesced or pairs (the older cp.async pattern) picks a cp.async one everywhere, for comparison.
@@ -1060,21 +1126,14 @@ enum class DecodeCopies { tma, coalesced, pairs };
 DecodeCopies decode_copies(const Paged& pg) {
   static const bool coalesced = env_is("JAMBA_DECODE_COPIES", "coalesced");
   static const bool pairs = env_is("JAMBA_DECODE_COPIES", "pairs");
-  if (!coalesced && !pairs && sm_version() >= 90 && tma_decode_fits(pg)) return DecodeCopies::tma;
+  if (!coalesced && !pairs && sm_version() >= 90 && tma_kv_fits(pg)) return DecodeCopies::tma;
   return pairs ? DecodeCopies::pairs : DecodeCopies::coalesced;
 }
 
-/**
- * decode_tma_kernel over the grid: the caches' tensor maps are encoded per call (a host function of a
- * few µs; a captured graph keeps the maps in its parameters). The maps' row count is the largest a
- * 32-bit coordinate names rather than the pool's: the kernel only asks for rows of blocks in the tables.
- */
+/** decode_tma_kernel over the grid. */
 int launch_decode_tma(const Mat& q, const Paged& pg, int heads, float scale, const int* decode_seqs, dim3 grid, int max_splits, float* partial) {
   CUtensorMap kmap, vmap;
-  const uint32_t box_rows = std::min(pg.block_size, kDecKeys);
-  const uint64_t rows = (uint64_t(1) << 31) - 1;
-  if (!tma::encode_bf16_2d(&kmap, pg.k, 128, rows, 256, 64, box_rows) || !tma::encode_bf16_2d(&vmap, pg.v, 128, rows, 256, 64, box_rows))
-    return fail("decode attention: the driver did not encode the caches' tensor maps");
+  if (kv_tensor_maps(pg, kmap, vmap) != 0) return -1;
   constexpr int smem = tma_dec_smem(kTmaStages);
   if (allow_smem<decode_tma_kernel<kTmaStages>>(smem) != 0) return -1;
   return launch_pdl("decode attention (tma)", decode_tma_kernel<kTmaStages>, grid, 160, smem, kmap, vmap, as<void>(q.ptr), q.dtype, q.ld, pg, heads, scale,
@@ -1147,12 +1206,7 @@ int attention(Args& a) {
                       as<int>(row_seq), nullptr, q.rows, as<__nv_bfloat16>(out), out_ld);
   }
   if (num_tiles > 0 && use_wgmma_attention(group)) {
-    static const bool pingpong = !env_is("JAMBA_ATTENTION_PINGPONG", "0");
-    auto kernel = pingpong ? prefill_wgmma_kernel<true> : prefill_wgmma_kernel<false>;
-    if ((pingpong ? allow_smem<prefill_wgmma_kernel<true>>(kWgSmem) : allow_smem<prefill_wgmma_kernel<false>>(kWgSmem)) != 0) return -1;
-    if (launch_pdl("prefill attention (wgmma)", kernel, dim3(num_tiles, heads / 2), 256, kWgSmem, as<__nv_bfloat16>(q.ptr), q.ld, pg, heads, scale,
-                   as<int>(prefill_tiles), as<__nv_bfloat16>(out), out_ld) != 0)
-      return -1;
+    if (launch_prefill_wgmma(q, pg, heads, scale, as<int>(prefill_tiles), num_tiles, as<__nv_bfloat16>(out), out_ld) != 0) return -1;
   } else if (num_tiles > 0) {
     const int smem = (kTileQ + 4 * kTileK) * kStride * 2;
     if (allow_smem<prefill_fa_kernel>(smem) != 0) return -1;
