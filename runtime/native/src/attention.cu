@@ -1099,13 +1099,13 @@ int kv_tensor_maps(const Paged& pg, CUtensorMap& kmap, CUtensorMap& vmap) {
 
 /**
  * The warpgroup-MMA prefill kernel: with the warpgroups taking turns (JAMBA_ATTENTION_PINGPONG=0: not) and
- * its K/V tiles by a copy warp's tensor copies where the cache's blocks fit them (JAMBA_PREFILL_COPIES=
- * cp.async: the warpgroups' own cp.async copies, for comparison; without the turns always those).
+ * its K/V tiles by the warpgroups' own cp.async copies, or (JAMBA_PREFILL_COPIES=tma, with the turns, where
+ * the cache's blocks fit them) by a copy warp's tensor copies: not yet measured, so not the default.
  */
 int launch_prefill_wgmma(const Mat& q, const Paged& pg, int heads, float scale, const int* tiles, int num_tiles, __nv_bfloat16* out, int out_ld) {
   static const bool pingpong = !env_is("JAMBA_ATTENTION_PINGPONG", "0");
-  static const bool cp_async = env_is("JAMBA_PREFILL_COPIES", "cp.async");
-  const bool tma = pingpong && !cp_async && tma_kv_fits(pg);
+  static const bool tma_on = env_is("JAMBA_PREFILL_COPIES", "tma");
+  const bool tma = pingpong && tma_on && tma_kv_fits(pg);
   CUtensorMap kmap{}, vmap{};
   if (tma && kv_tensor_maps(pg, kmap, vmap) != 0) return -1;
   auto kernel = tma ? prefill_wgmma_kernel<true, true> : pingpong ? prefill_wgmma_kernel<true, false> : prefill_wgmma_kernel<false, false>;
