@@ -557,14 +557,11 @@ bool use_segmented_scan() {
 }
 
 /**
- * Channels per thread: two once there are blocks enough to fill the GPU (batch 64: 36 against 46 µs
- * with one, 48 with four; batch 256: 128 against 168 and 176), one below (batch 1: 5.7 against 6.4).
- */
-/**
  * Sequences per block and blocks per SM of scan_decode_bf16_kernel (H100, µs at batch 1 / 8 / 64 / 256,
- * clean L2; tools/gpu/mamba_decode_microbench.cu): two sequences with 66 registers (3 blocks an SM) 5.2 /
- * 7.1 / 26.2 / 107.6 and four 5.2 / 7.8 / 28.3 / 110.5, against 5.9 / 8.4 / 34.5 / 131.6 for the quads
- * kernel and 4.8 / 6.8 / 22.6 / 96.4 for a plain kernel rewriting the same state slots.
+ * clean L2; tools/gpu/mamba_decode_microbench.cu): two sequences at 6 blocks an SM (40 registers) 5.8 / 7.9
+ * / 26.5 / 104.4; at 4 (46 registers) 5.7 / 7.9 / 26.9 / 107.7; at 8 (32, spilling) 6.1 / 8.6 / 30.7 /
+ * 115.1; four sequences at 4 (62) 5.7 / 8.2 / 26.5 / 103.7; the quads kernel 6.8 / 8.7 / 36.0 / 135.7 and
+ * a plain kernel rewriting the same state slots 4.8 / 6.7 / 22.7 / 96.5.
  */
 constexpr int kDecodeSeqsPerBlock = 2, kDecodeMinBlocks = 6;
 
@@ -578,6 +575,11 @@ bool decode_bf16_fits(const ScanArgs& a) {
          f32_16_bytes(a.state) && f32_16_bytes(a.neg_a);
 }
 
+/**
+ * The decode update: the bf16 kernel where it fits, else the quads kernel with two channels a thread once
+ * there are blocks enough to fill the GPU (batch 64: 36 against 46 µs with one, 48 with four; batch 256:
+ * 128 against 168 and 176), one below (batch 1: 5.7 against 6.4).
+ */
 template <int QUADS>
 int launch_scan_decode(const ScanArgs& a, const int* decode_seqs, int decodes) {
   if (decode_bf16_fits(a)) {
