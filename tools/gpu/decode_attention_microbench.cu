@@ -246,11 +246,7 @@ void tma_kernel_and_combine(const Setup& s, const Case& c, int splits) {
     allowed = true;
   }
   CUtensorMap kmap, vmap;
-  const uint64_t rows = (uint64_t(1) << 31) - 1;
-  if (!tma::encode_bf16_2d(&kmap, s.pg.k, kHd, rows, kHd * 2, 64, kBlock) || !tma::encode_bf16_2d(&vmap, s.pg.v, kHd, rows, kHd * 2, 64, kBlock)) {
-    fprintf(stderr, "error: the driver did not encode the tensor maps\n");
-    exit(1);
-  }
+  if (kv_tensor_maps(s.pg, kmap, vmap) != 0) exit(1);
   decode_tma_kernel<kTmaStages, ARITHMETIC><<<dim3(c.batch, kKvHeads, splits), 160, tma_dec_smem(kTmaStages), stream()>>>(
       kmap, vmap, s.q, JB_DTYPE_BF16, kHeads * kHd, s.pg, kHeads, scale, s.decode_seqs, splits, s.partial);
   if (ARITHMETIC) decode_combine_kernel<<<dim3(c.batch, kHeads), 128, 0, stream()>>>(s.partial, s.decode_seqs, s.pg.meta, kHeads, kHd, splits, s.out, kHeads * kHd);

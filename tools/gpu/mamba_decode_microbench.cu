@@ -2,9 +2,8 @@
 // must move: is the kernel, or the way the L2 is cooled before it, what keeps it from mamba-ssm's 79 µs at
 // batch 256? Rows per batch size: the backend's kernel (bf16 inputs: two sequences a block), the general
 // quads kernel at 2 and 1 channels per thread, the bf16 kernel at other sequences a block and register
-// bounds, then a plain
-// kernel that reads and rewrites the same state
-// bytes with the same slot lookups (its ceiling) and as one plain stream, each timed after a dirty L2
+// bounds, then a plain kernel that reads and rewrites the same state bytes with the same slot lookups (its
+// ceiling) and one that streams them, each timed after a dirty L2
 // flush (a 256 MiB memset, as the other microbenchmarks and, by the same write, `bench --ops`), after a
 // clean one (a 256 MiB read), and 20 calls replayed back to back from a CUDA graph with no flush (how
 // mamba-ssm's figures were taken). The state slots are scattered (sequence i in slot (7i + 3) mod batch).

@@ -900,7 +900,9 @@ constexpr int kWgSmem = kWgBars + 2 * kWgStages * 8 + 1024;           // + barri
  * two warpgroups drift apart and one's softmax overlaps the other's MMAs: each warpgroup copies half of
  * every tile's keys with cp.async (each key's cache offset looked up once) and arrives on the stage's
  * "full" barrier when its copies land; after its P·V it arrives on the stage's "empty" barrier, which the
- * copies of the tile two ahead wait for.
+ * copies of the tile two ahead wait for. TMA: a ninth warp makes the copies instead (tma_copy_kv_tile from
+ * `kmap` / `vmap`, into the same swizzled column blocks) and the "full" barrier counts their bytes; the
+ * warpgroups only wait and release. PINGPONG: the warpgroups take turns to issue their MMAs (below).
  */
 template <bool PINGPONG, bool TMA>
 __global__ void __launch_bounds__(TMA ? 288 : 256, 1) prefill_wgmma_kernel(const __grid_constant__ CUtensorMap kmap, const __grid_constant__ CUtensorMap vmap,
@@ -1144,9 +1146,10 @@ int launch_decode_tma(const Mat& q, const Paged& pg, int heads, float scale, con
 
 int launch_decode(int group, const Mat& q, const Paged& pg, int heads, float scale, const int* decode_seqs, int num_decode, int max_splits, float* partial) {
   dim3 grid(num_decode, pg.kv_heads, max_splits);
-  if (use_mma_decode(group, pg.head_dim) && decode_copies(pg) == DecodeCopies::tma) return launch_decode_tma(q, pg, heads, scale, decode_seqs, grid, max_splits, partial);
   if (use_mma_decode(group, pg.head_dim)) {
-    const bool coalesced = decode_copies(pg) == DecodeCopies::coalesced;
+    const DecodeCopies copies = decode_copies(pg);
+    if (copies == DecodeCopies::tma) return launch_decode_tma(q, pg, heads, scale, decode_seqs, grid, max_splits, partial);
+    const bool coalesced = copies == DecodeCopies::coalesced;
     auto kernel = coalesced ? decode_mma_kernel<true> : decode_mma_kernel<false>;
     if ((coalesced ? allow_smem<decode_mma_kernel<true>>(kDecSmem) : allow_smem<decode_mma_kernel<false>>(kDecSmem)) != 0) return -1;
     return launch_pdl("decode attention (mma)", kernel, grid, 128, kDecSmem, as<void>(q.ptr), q.dtype, q.ld, pg, heads, scale, decode_seqs, max_splits, partial);
