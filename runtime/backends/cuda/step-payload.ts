@@ -8,10 +8,10 @@
 //   ids           [rows] i32       token ids
 //   sampleRows    [samples] i32    rows whose logits are sampled
 //   sampling      [samples × 8]    SamplingRow (f32/i32/u32 words)
-//   prefillTiles  [tiles × 2] i32  (sequence, first row) of each 64-row query tile of multi-row sequences
+//   prefillTiles  [tiles × 2] i32  (sequence, first row) of each 64-row query tile of multi-row sequences, by last key
 //   decodeSeqs    [decodes] i32    sequences with one row this step
 //   blockTables   [seqs × width] i32
-import type { StepInputs } from '../backend.js';
+import type { SequenceSegment, StepInputs } from '../backend.js';
 
 /** Query rows per prefill attention tile (the kernel's tile height). */
 export const PREFILL_TILE_ROWS = 64;
@@ -50,16 +50,30 @@ export function payloadBound(maxRows: number, maxSeqs: number, maxBlocksPerSeq: 
   );
 }
 
+/**
+ * (sequence, first row) of each 64-row query tile of the multi-row sequences, by the last key a tile
+ * reads, ascending (stable): the prefill kernel takes them from the end, longest first.
+ */
+export function prefillTiles(seqs: readonly SequenceSegment[]): number[] {
+  const tiles: { seq: number; row: number; lastKey: number }[] = [];
+  seqs.forEach((s, seq) => {
+    if (s.numRows === 1) return;
+    for (let r = 0; r < s.numRows; r += PREFILL_TILE_ROWS)
+      tiles.push({ seq, row: s.rowStart + r, lastKey: s.cachedLen + Math.min(r + PREFILL_TILE_ROWS, s.numRows) - 1 });
+  });
+  tiles.sort((a, b) => a.lastKey - b.lastKey);
+  return tiles.flatMap((t) => [t.seq, t.row]);
+}
+
 export function packStep(inputs: StepInputs, into?: Uint8Array): { layout: PayloadLayout; bytes: Uint8Array } {
   const { batch, tokenIds, sampleRows, sampling } = inputs;
   const seqs = batch.segments;
   let width = 1;
   for (const s of seqs) width = Math.max(width, s.blockTable.length);
-  const tiles: number[] = [];
+  const tiles = prefillTiles(seqs);
   const decodes: number[] = [];
   seqs.forEach((s, i) => {
     if (s.numRows === 1) decodes.push(i);
-    else for (let r = 0; r < s.numRows; r += PREFILL_TILE_ROWS) tiles.push(i, s.rowStart + r);
   });
   let at = 0;
   const section = (bytes: number): number => {

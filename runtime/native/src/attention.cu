@@ -760,24 +760,72 @@ size_t decode_smem_bytes(int group, int hd) {
   return (size_t)(group * hd + group * kDecodeThreads + kDecodeWarps * group + kDecodeWarps * group * hd) * sizeof(float) + kDecodeThreads * sizeof(size_t) + 8;
 }
 
-/** Block (decode sequence, head): merges the slices. */
-__global__ void decode_combine_kernel(const float* partial, const int* decode_seqs, const int* meta, int heads, int hd, int max_splits, __nv_bfloat16* out,
-                                      int out_ld) {
+constexpr int kCombineThreads = 512;  // at most; also the most slices it merges (a weight per thread)
+
+/** Σ over slices first, first + stride, ... of slice output `d` times its weight, four loads in flight. */
+__device__ __forceinline__ float weighted_slices(const float* base, int rec, const float* weight, int splits, int d, int first, int stride) {
+  float acc[4] = {0.f, 0.f, 0.f, 0.f};
+  int s = first;
+  for (; s + 3 * stride < splits; s += 4 * stride)
+#pragma unroll
+    for (int u = 0; u < 4; u++) acc[u] += base[(size_t)(s + u * stride) * rec + 2 + d] * weight[s + u * stride];
+  for (; s < splits; s += stride) acc[0] += base[(size_t)s * rec + 2 + d] * weight[s];
+  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+/**
+ * Block (decode sequence, head): merges the slices' records (max, sum, unnormalized output). Each thread
+ * takes a slice's weight exp(m - max) / total; then the block splits into groups of `hd` threads (4 at
+ * head dim 128), each summing every 4th slice, and the groups' sums meet in shared memory. (One thread
+ * walking all slices in turn paid a memory round trip per slice: 64 at batch 1 over 256K.)
+ */
+__global__ void __launch_bounds__(kCombineThreads) decode_combine_kernel(const float* partial, const int* decode_seqs, const int* meta, int heads, int hd,
+                                                                         int max_splits, __nv_bfloat16* out, int out_ld) {
+  __shared__ float weight[kCombineThreads];
+  __shared__ float sums[kCombineThreads];
+  __shared__ float scratch[32];
+  pdl_enter();
+  const int di = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
+  const int* m = meta + decode_seqs[di] * JB_META_INTS;
+  const int splits = splits_for(m[JB_META_CTX], max_splits), rec = hd + 2;
+  const float* base = partial + ((size_t)di * heads + h) * max_splits * rec;
+  const float mine = tid < splits ? base[(size_t)tid * rec] : -INFINITY;
+  const float gm = block_max(mine, scratch);
+  const float w = mine != -INFINITY ? __expf(mine - gm) : 0.f;  // empty slices (and threads past them) weigh 0
+  const float total = block_sum(w == 0.f ? 0.f : w * base[(size_t)tid * rec + 1], scratch);
+  if (tid < splits) weight[tid] = w / total;
+  __syncthreads();
+  __nv_bfloat16* dst = out + (size_t)m[JB_META_ROW_START] * out_ld + h * hd;
+  const int groups = max(1, min((int)blockDim.x / hd, splits)), grp = tid / hd;
+  if (groups == 1) {
+    for (int d = tid; d < hd; d += blockDim.x) dst[d] = __float2bfloat16_rn(weighted_slices(base, rec, weight, splits, d, 0, 1));
+    return;
+  }
+  if (grp < groups) sums[tid] = weighted_slices(base, rec, weight, splits, tid - grp * hd, grp, groups);
+  __syncthreads();
+  if (tid < hd) {
+    float o = 0.f;
+    for (int g = 0; g < groups; g++) o += sums[g * hd + tid];
+    dst[tid] = __float2bfloat16_rn(o);
+  }
+}
+
+/** The serial merge decode_combine_kernel replaced (JAMBA_DECODE_COMBINE=serial, for comparison): a thread per output dim walks the slices. */
+__global__ void decode_combine_serial_kernel(const float* partial, const int* decode_seqs, const int* meta, int heads, int hd, int max_splits,
+                                             __nv_bfloat16* out, int out_ld) {
   pdl_enter();
   const int di = blockIdx.x, h = blockIdx.y;
-  const int seq = decode_seqs[di];
-  const int* m = meta + seq * JB_META_INTS;
+  const int* m = meta + decode_seqs[di] * JB_META_INTS;
   const int splits = splits_for(m[JB_META_CTX], max_splits);
   const float* base = partial + ((size_t)di * heads + h) * max_splits * (hd + 2);
   float gm = -INFINITY;
   for (int s = 0; s < splits; s++) gm = fmaxf(gm, base[s * (hd + 2)]);
   float total = 0.f;
   for (int s = 0; s < splits; s++) total += base[s * (hd + 2) + 1] * __expf(base[s * (hd + 2)] - gm);
-  const int row = m[JB_META_ROW_START];
   for (int d = threadIdx.x; d < hd; d += blockDim.x) {
     float o = 0.f;
     for (int s = 0; s < splits; s++) o += base[s * (hd + 2) + 2 + d] * __expf(base[s * (hd + 2)] - gm);
-    out[(size_t)row * out_ld + h * hd + d] = __float2bfloat16_rn(o / total);
+    out[(size_t)m[JB_META_ROW_START] * out_ld + h * hd + d] = __float2bfloat16_rn(o / total);
   }
 }
 
@@ -889,25 +937,66 @@ constexpr int kWgKvBytes = 2 * kWgHalf;          // one K or V tile
 constexpr int kWgBars = 2 * kWgQBytes + 2 * kWgStages * kWgKvBytes;  // offset of the stages' barriers
 constexpr int kWgSmem = kWgBars + 2 * kWgStages * 8 + 1024;           // + barriers, + alignment
 
+#if defined(JB_WGMMA)
+/** One work item of the wgmma prefill kernel: a 64-row query tile and a pair of query heads. */
+struct PrefillItem {
+  int seq, row0, rows, pos0, last_key, n_tiles, pair;
+};
+
 /**
- * Block (64-row query tile of one sequence, two query heads of one KV head), one warpgroup per head:
- * both heads read the same K/V tiles, so each 128-key tile is loaded once for two heads. Every operand
- * in shared memory is stored as 64-dim column blocks of 128-byte rows with the 128-byte swizzle
- * (wgmma.cuh). S = Q·Kᵀ takes Q and K from shared memory; the probabilities stay in registers as the A
- * operand of O += P·V, whose B (V, keys × dims) is read MN-major.
+ * Item `i` of `pairs × num_tiles`, longest first: the host sorts the tile list by its last key, ascending
+ * (step-payload.ts), so that persistent blocks meet the short tiles last.
+ */
+__device__ __forceinline__ PrefillItem prefill_item(int i, int pairs, const int* tiles, int num_tiles, const Paged& pg) {
+  PrefillItem it;
+  const int tile = num_tiles - 1 - i / pairs;
+  it.pair = i % pairs;
+  it.seq = tiles[2 * tile];
+  it.row0 = tiles[2 * tile + 1];
+  const int* m = pg.meta + it.seq * JB_META_INTS;
+  const int seg_start = m[JB_META_ROW_START], seg_rows = m[JB_META_NUM_ROWS], cached = m[JB_META_CACHED];
+  it.rows = min(64, seg_start + seg_rows - it.row0);
+  it.pos0 = cached + (it.row0 - seg_start);
+  it.last_key = it.pos0 + it.rows - 1;
+  it.n_tiles = it.last_key / kWgKeys + 1;
+  return it;
+}
+
+/**
+ * The item a persistent block takes on its k-th round, or -1 past the last: rounds go back and forth
+ * across the blocks (block b takes items b, 2G - 1 - b, 2G + b, ...), so that over the longest-first list
+ * each block's share of keys comes out even.
+ */
+__device__ __forceinline__ int prefill_item_index(int k, int items) {
+  const int g = gridDim.x, b = blockIdx.x;
+  const int i = k * g + ((k & 1) ? g - 1 - b : b);
+  return i < items ? i : -1;
+}
+#endif
+
+/**
+ * Blocks of two warpgroups, each a query head of a pair that shares a KV head, over work items (a 64-row
+ * query tile of one sequence and a pair of heads: prefill_item); both heads read the same K/V tiles, so
+ * each 128-key tile is loaded once for two heads. A block takes items until none is left (persistent, when
+ * the grid is smaller than the items): the next item's K/V tiles and Q tile are copied while it finishes
+ * the current one, so a block's start (barriers, Q, the first tiles) is paid once per SM, not per item.
+ * Every operand in shared memory is stored as 64-dim column blocks of 128-byte rows with the 128-byte
+ * swizzle (wgmma.cuh). S = Q·Kᵀ takes Q and K from shared memory; the probabilities stay in registers as
+ * the A operand of O += P·V, whose B (V, keys × dims) is read MN-major.
  *
- * K/V tiles pass through three stages guarded by mbarriers instead of block-wide barriers, so that the
- * two warpgroups drift apart and one's softmax overlaps the other's MMAs: each warpgroup copies half of
- * every tile's keys with cp.async (each key's cache offset looked up once) and arrives on the stage's
- * "full" barrier when its copies land; after its P·V it arrives on the stage's "empty" barrier, which the
- * copies of the tile two ahead wait for. TMA: a ninth warp makes the copies instead (tma_copy_kv_tile from
- * `kmap` / `vmap`, into the same swizzled column blocks) and the "full" barrier counts their bytes; the
- * warpgroups only wait and release. PINGPONG: the warpgroups take turns to issue their MMAs (below).
+ * K/V tiles pass through three stages guarded by mbarriers instead of block-wide barriers (a block's
+ * running tile count names the stage and phase, across its items), so that the two warpgroups drift apart
+ * and one's softmax overlaps the other's MMAs: each warpgroup copies half of every tile's keys with cp.async
+ * (each key's cache offset looked up once) and arrives on the stage's "full" barrier when its copies land;
+ * after its P·V it arrives on the stage's "empty" barrier, which the copies of the tile two ahead wait for.
+ * TMA: a ninth warp makes the copies instead (tma_copy_kv_tile from `kmap` / `vmap`, into the same swizzled
+ * column blocks) and the "full" barrier counts their bytes; the warpgroups only wait and release.
+ * PINGPONG: the warpgroups take turns to issue their MMAs (below).
  */
 template <bool PINGPONG, bool TMA>
-__global__ void __launch_bounds__(TMA ? 288 : 256, 1) prefill_wgmma_kernel(const __grid_constant__ CUtensorMap kmap, const __grid_constant__ CUtensorMap vmap,
+__global__ void __launch_bounds__(TMA ? 384 : 256, 1) prefill_wgmma_kernel(const __grid_constant__ CUtensorMap kmap, const __grid_constant__ CUtensorMap vmap,
                                                                           const __nv_bfloat16* q, int qld, Paged pg, int heads, float scale, const int* tiles,
-                                                                          __nv_bfloat16* out, int out_ld) {
+                                                                          int num_tiles, __nv_bfloat16* out, int out_ld) {
   pdl_enter();
 #if defined(JB_WGMMA)
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -918,16 +1007,7 @@ __global__ void __launch_bounds__(TMA ? 288 : 256, 1) prefill_wgmma_kernel(const
   unsigned char* vs = ks + kWgStages * kWgKvBytes;
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + kWgBars);
   uint64_t* empty = full + kWgStages;
-  // Longest tiles first: the list runs in position order within a sequence.
-  const int tile = gridDim.x - 1 - blockIdx.x;
-  const int seq = tiles[2 * tile], row0 = tiles[2 * tile + 1];
-  const int h = 2 * blockIdx.y + (wg & 1), kvh = h / (heads / pg.kv_heads);
-  const int* m = pg.meta + seq * JB_META_INTS;
-  const int seg_start = m[JB_META_ROW_START], seg_rows = m[JB_META_NUM_ROWS], cached = m[JB_META_CACHED];
-  const int rows = min(64, seg_start + seg_rows - row0);
-  const int pos0 = cached + (row0 - seg_start);
-  const int last_key = pos0 + rows - 1;
-  const int n_tiles = last_key / kWgKeys + 1;
+  const int pairs = heads / 2, items = num_tiles * pairs, group = heads / pg.kv_heads;
   if (tid == 0) {
     for (int st = 0; st < kWgStages; st++) {
       mma::mbar_init(full + st, TMA ? 1 : 256);
@@ -937,131 +1017,158 @@ __global__ void __launch_bounds__(TMA ? 288 : 256, 1) prefill_wgmma_kernel(const
   }
   __syncthreads();  // the barriers are initialised
 
+  // TMA: the third warpgroup gives its registers to the two that compute (setmaxnreg: 40 + 2 × 232 of 512
+  // per thread slot), and one of its warps makes the copies.
   if (TMA && wg == 2) {
-    // The copy warp (TMA): every tile's keys, a stage ahead of the warpgroups' release of it.
-    const int* table = pg.table_of(seq);
-    for (int t = 0; t < n_tiles; t++) {
-      const int st = t % kWgStages;
-      tma_copy_kv_tile<kWgKeys>(&kmap, &vmap, pg, table, kvh, t * kWgKeys, last_key + 1, ks + st * kWgKvBytes, vs + st * kWgKvBytes, full + st, [&] {
-        if (t >= kWgStages) mma::mbar_wait(empty + st, (t / kWgStages - 1) & 1);
-      });
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+    if (wtid >= 32) return;
+    // The copy warp: every item's tiles in turn, each a stage ahead of the warpgroups' release of it.
+    int g = 0;
+    for (int k = 0;; k++) {
+      const int i = prefill_item_index(k, items);
+      if (i < 0) break;
+      const PrefillItem it = prefill_item(i, pairs, tiles, num_tiles, pg);
+      const int* table = pg.table_of(it.seq);
+      for (int t = 0; t < it.n_tiles; t++, g++) {
+        const int st = g % kWgStages;
+        tma_copy_kv_tile<kWgKeys>(&kmap, &vmap, pg, table, 2 * it.pair / group, t * kWgKeys, it.last_key + 1, ks + st * kWgKvBytes, vs + st * kWgKvBytes,
+                                  full + st, [&] {
+                                    if (g >= kWgStages) mma::mbar_wait(empty + st, (g / kWgStages - 1) & 1);
+                                  });
+      }
     }
-    return;  // the warpgroups synchronize among themselves from here on (named barriers 1 and 2)
+    return;  // the warpgroups synchronize among themselves from here on (named barriers 1 to 4)
   }
-  {  // This warpgroup's Q tile: thread → row wtid / 2, column block wtid % 2 (rows past the segment zero).
+  if (TMA) asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
+  // This warpgroup's Q tile of `it`: thread → row wtid / 2, column block wtid % 2 (rows past the segment zero).
+  auto load_q = [&](const PrefillItem& it) {
     const int r = wtid >> 1, blk = wtid & 1;
-    const bool valid = r < rows;
-    const __nv_bfloat16* src = q + (size_t)(valid ? row0 + r : row0) * qld + h * 128 + blk * 64;
+    const bool valid = r < it.rows;
+    const __nv_bfloat16* src = q + (size_t)(valid ? it.row0 + r : it.row0) * qld + (2 * it.pair + wg) * 128 + blk * 64;
     for (int c = 0; c < 8; c++) mma::cp_async16(qs + blk * 8192 + wgmma::swizzled_chunk(r, c), src + c * 8, valid);
     mma::cp_async_commit();
-  }
-  // Without TMA: this warpgroup's half of tile t's keys, a pair of threads per key (64·wg + wtid / 2),
-  // which copy its row's 16-byte chunks 2c and 2c + 1 together (whole 32-byte sectors per instruction);
-  // keys past the last row zero. Arrives on the stage's "full" barrier when the copies land.
-  auto load_half = [&](int t) {
-    const int st = t % kWgStages, r = 64 * wg + (wtid >> 1), sub = wtid & 1, key = t * kWgKeys + r;
-    const bool valid = key <= last_key;
-    const size_t off = valid ? pg.offset(seq, key, kvh) : 0;
-    for (int c = 0; c < 8; c++) {
-      const int chunk = 2 * c + sub, dst = st * kWgKvBytes + (chunk >> 3) * kWgHalf + wgmma::swizzled_chunk(r, chunk & 7);
-      mma::cp_async16(ks + dst, pg.k + off + chunk * 8, valid);
-      mma::cp_async16(vs + dst, pg.v + off + chunk * 8, valid);
-    }
-    mma::cp_async_arrive(full + st);
   };
-  if (!TMA)
-    for (int t = 0; t < kWgStages - 1 && t < n_tiles; t++) load_half(t);
-  mma::cp_async_wait<0>();  // the Q tile (the K/V copies are tracked by the barriers, not by groups)
-  wgmma::fence_shared();
-  asm volatile("bar.sync 3, 256;\n" ::: "memory");  // both warpgroups' Q tiles are in place (not the copy warp)
 
   const int warp = wtid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
   const int my_row0 = warp * 16 + g;  // rows my_row0 and my_row0 + 8 of the tile
-  const float c2 = scale * kLog2e;  // softmax in base 2
+  const float c2 = scale * kLog2e;    // softmax in base 2
   const uint32_t q_addr = mma::smem_addr(qs), k_addr = mma::smem_addr(ks), v_addr = mma::smem_addr(vs);
   float o[64], s[64];
   // The same registers in m16n8 fragment order (online_softmax): s4[j][e] = s[4j + e].
   float (&s4)[16][4] = *reinterpret_cast<float (*)[16][4]>(s);
   float (&o4)[16][4] = *reinterpret_cast<float (*)[16][4]>(o);
-  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
-
-  // S(t) = Q·K(t)ᵀ over the 128 head dims, 16 at a time: dims 64·b + 16·k4 are k16 step k4 of column block b.
-  auto issue_s = [&](int t) {
-    const int stage = t % kWgStages;
-#pragma unroll
-    for (int kk = 0; kk < 8; kk++) {
-      const int blk = kk >> 2, k4 = kk & 3;
-      wgmma::mma_ss_n128(s, wgmma::b_desc(q_addr + blk * 8192, k4), wgmma::b_desc(k_addr + stage * kWgKvBytes + blk * kWgHalf, k4), kk > 0);
-    }
-  };
-  // O += P(t)·V(t): keys 16kk … 16kk+15 are rows 16kk … of V's two column blocks (MN-major B).
   uint32_t pf[8][4];
-  auto issue_pv = [&](int t) {
-#pragma unroll
-    for (int kk = 0; kk < 8; kk++)
-      wgmma::mma_n128<1>(o, pf[kk], wgmma::mn_desc(v_addr + (t % kWgStages) * kWgKvBytes + kk * 2048, kWgHalf), t > 0 || kk > 0);
-  };
-  auto wait_full = [&](int t) {
-    mma::mbar_wait(full + t % kWgStages, (t / kWgStages) & 1);
-    wgmma::fence_shared();  // the copies (generic proxy) before the MMAs' reads (async proxy)
-  };
-  // Ping-pong: the warpgroups take turns to issue their MMAs (named barriers 1 and 2), so that one's
-  // softmax runs while the tensor cores work on the other's MMAs. Warpgroup 1 lets warpgroup 0 go first.
-  auto my_turn = [&]() {
-    if (PINGPONG) asm volatile("bar.sync %0, 256;\n" ::"r"(1 + wg) : "memory");
-  };
-  auto their_turn = [&](bool last) {
-    if (PINGPONG && !(last && wg == 1)) asm volatile("bar.arrive %0, 256;\n" ::"r"(2 - wg) : "memory");
-  };
-  if (PINGPONG && wg == 1) their_turn(false);
+  int base = 0;  // tiles of the block's earlier items: tile t of this one is the block's tile base + t
 
-  // S(t) is in: causal mask (only on tiles that reach past the first row's position), online softmax,
-  // the output so far rescaled (at t = 0 the scale is 0 and P·V overwrites it).
-  auto softmax_tile = [&](int t) {
-    const int key0 = t * kWgKeys;
-    if (key0 + kWgKeys - 1 > pos0) mask_keys_after(s4, key0, t4, pos0 + my_row0, 8);
-    float corr[2];
-    online_softmax(s4, c2, mrow, lrow, corr, pf);
-    scale_rows(o4, corr);
-  };
-  // After a turn's MMAs: tile t's stage is released, and the tile two ahead goes to the stage of tile
-  // t - 1 once both warpgroups are done with it.
-  auto finish_tile = [&](int t) {
-    wgmma::wait<0>();
-    mma::mbar_arrive(empty + t % kWgStages);
-    const int next = t + kWgStages - 1;
-    if (!TMA && next < n_tiles) {
-      if (next >= kWgStages) mma::mbar_wait(empty + next % kWgStages, (next / kWgStages - 1) & 1);
-      load_half(next);
-    }
-  };
-  wait_full(0);
-  my_turn();
-  wgmma::fence();
-  issue_s(0);
-  wgmma::commit();
-  their_turn(false);
-  wgmma::wait<0>();
-  // Each turn issues P(t)·V(t) and S(t + 1); the last tile's turn only its P·V.
-  for (int kt = 0; kt + 1 < n_tiles; kt++) {
-    softmax_tile(kt);
-    wait_full(kt + 1);
+  int k = 0, i = prefill_item_index(0, items);
+  if (i < 0) return;
+  PrefillItem it = prefill_item(i, pairs, tiles, num_tiles, pg);
+  load_q(it);
+  for (;;) {
+    const int n_tiles = it.n_tiles, pos0 = it.pos0, last_key = it.last_key;
+    // Without TMA: this warpgroup's half of tile t's keys, a pair of threads per key (64·wg + wtid / 2),
+    // which copy its row's 16-byte chunks 2c and 2c + 1 together (whole 32-byte sectors per instruction);
+    // keys past the last row zero. Waits for the stage to be free, arrives on its "full" barrier when the
+    // copies land.
+    auto load_half = [&](int t) {
+      const int gt = base + t, st = gt % kWgStages, r = 64 * wg + (wtid >> 1), sub = wtid & 1, key = t * kWgKeys + r;
+      if (gt >= kWgStages) mma::mbar_wait(empty + st, (gt / kWgStages - 1) & 1);
+      const bool valid = key <= last_key;
+      const size_t off = valid ? pg.offset(it.seq, key, 2 * it.pair / group) : 0;
+      for (int c = 0; c < 8; c++) {
+        const int chunk = 2 * c + sub, dst = st * kWgKvBytes + (chunk >> 3) * kWgHalf + wgmma::swizzled_chunk(r, chunk & 7);
+        mma::cp_async16(ks + dst, pg.k + off + chunk * 8, valid);
+        mma::cp_async16(vs + dst, pg.v + off + chunk * 8, valid);
+      }
+      mma::cp_async_arrive(full + st);
+    };
+    if (!TMA)
+      for (int t = 0; t < kWgStages - 1 && t < n_tiles; t++) load_half(t);
+    mma::cp_async_wait<0>();  // the Q tile (the K/V copies are tracked by the barriers, not by groups)
+    wgmma::fence_shared();
+    asm volatile("bar.sync %0, 128;\n" ::"r"(3 + wg) : "memory");  // this warpgroup's Q tile is in place
+
+    float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+    // S(t) = Q·K(t)ᵀ over the 128 head dims, 16 at a time: dims 64·b + 16·k4 are k16 step k4 of column block b.
+    auto issue_s = [&](int t) {
+      const int stage = (base + t) % kWgStages;
+#pragma unroll
+      for (int kk = 0; kk < 8; kk++) {
+        const int blk = kk >> 2, k4 = kk & 3;
+        wgmma::mma_ss_n128(s, wgmma::b_desc(q_addr + blk * 8192, k4), wgmma::b_desc(k_addr + stage * kWgKvBytes + blk * kWgHalf, k4), kk > 0);
+      }
+    };
+    // O += P(t)·V(t): keys 16kk … 16kk+15 are rows 16kk … of V's two column blocks (MN-major B).
+    auto issue_pv = [&](int t) {
+#pragma unroll
+      for (int kk = 0; kk < 8; kk++)
+        wgmma::mma_n128<1>(o, pf[kk], wgmma::mn_desc(v_addr + ((base + t) % kWgStages) * kWgKvBytes + kk * 2048, kWgHalf), t > 0 || kk > 0);
+    };
+    auto wait_full = [&](int t) {
+      mma::mbar_wait(full + (base + t) % kWgStages, ((base + t) / kWgStages) & 1);
+      wgmma::fence_shared();  // the copies (generic proxy) before the MMAs' reads (async proxy)
+    };
+    // Ping-pong: the warpgroups take turns to issue their MMAs (named barriers 1 and 2), so that one's
+    // softmax runs while the tensor cores work on the other's MMAs. Warpgroup 1 lets warpgroup 0 go first;
+    // each item's turns balance, so the next item starts the same way.
+    auto my_turn = [&]() {
+      if (PINGPONG) asm volatile("bar.sync %0, 256;\n" ::"r"(1 + wg) : "memory");
+    };
+    auto their_turn = [&](bool last) {
+      if (PINGPONG && !(last && wg == 1)) asm volatile("bar.arrive %0, 256;\n" ::"r"(2 - wg) : "memory");
+    };
+    if (PINGPONG && wg == 1) their_turn(false);
+
+    // S(t) is in: causal mask (only on tiles that reach past the first row's position), online softmax,
+    // the output so far rescaled (at t = 0 the scale is 0 and P·V overwrites it).
+    auto softmax_tile = [&](int t) {
+      const int key0 = t * kWgKeys;
+      if (key0 + kWgKeys - 1 > pos0) mask_keys_after(s4, key0, t4, pos0 + my_row0, 8);
+      float corr[2];
+      online_softmax(s4, c2, mrow, lrow, corr, pf);
+      scale_rows(o4, corr);
+    };
+    // After a turn's MMAs: tile t's stage is released, and the tile two ahead goes to the stage of tile
+    // t - 1 once both warpgroups are done with it.
+    auto finish_tile = [&](int t) {
+      wgmma::wait<0>();
+      mma::mbar_arrive(empty + (base + t) % kWgStages);
+      if (!TMA && t + kWgStages - 1 < n_tiles) load_half(t + kWgStages - 1);
+    };
+    wait_full(0);
     my_turn();
     wgmma::fence();
-    issue_pv(kt);
-    issue_s(kt + 1);
+    issue_s(0);
     wgmma::commit();
     their_turn(false);
-    finish_tile(kt);
+    wgmma::wait<0>();
+    // Each turn issues P(t)·V(t) and S(t + 1); the last tile's turn only its P·V.
+    for (int kt = 0; kt + 1 < n_tiles; kt++) {
+      softmax_tile(kt);
+      wait_full(kt + 1);
+      my_turn();
+      wgmma::fence();
+      issue_pv(kt);
+      issue_s(kt + 1);
+      wgmma::commit();
+      their_turn(false);
+      finish_tile(kt);
+    }
+    // Every S of this item is done, so the Q tile is free: the next item's copies go now.
+    i = prefill_item_index(++k, items);
+    if (i >= 0) load_q(prefill_item(i, pairs, tiles, num_tiles, pg));
+    softmax_tile(n_tiles - 1);
+    my_turn();
+    wgmma::fence();
+    issue_pv(n_tiles - 1);
+    wgmma::commit();
+    their_turn(true);
+    finish_tile(n_tiles - 1);
+    store_rows(o4, lrow, my_row0, it.rows, out + (size_t)it.row0 * out_ld + (2 * it.pair + wg) * 128, out_ld, t4);
+    if (i < 0) break;
+    base += n_tiles;
+    it = prefill_item(i, pairs, tiles, num_tiles, pg);  // read again rather than held through the last tile
   }
-  softmax_tile(n_tiles - 1);
-  my_turn();
-  wgmma::fence();
-  issue_pv(n_tiles - 1);
-  wgmma::commit();
-  their_turn(true);
-  finish_tile(n_tiles - 1);
-  store_rows(o4, lrow, my_row0, rows, out + (size_t)row0 * out_ld + h * 128, out_ld, t4);
 #else
   __trap();  // launched only on sm_90 (use_wgmma_attention)
 #endif
@@ -1109,6 +1216,7 @@ int kv_tensor_maps(const Paged& pg, CUtensorMap& kmap, CUtensorMap& vmap) {
 int launch_prefill_wgmma(const Mat& q, const Paged& pg, int heads, float scale, const int* tiles, int num_tiles, __nv_bfloat16* out, int out_ld) {
   static const bool pingpong = !env_is("JAMBA_ATTENTION_PINGPONG", "0");
   static const bool cp_async = env_is("JAMBA_PREFILL_COPIES", "cp.async");
+  static const bool persistent = !env_is("JAMBA_PREFILL_PERSISTENT", "0");
   const bool tma = pingpong && !cp_async && tma_kv_fits(pg);
   CUtensorMap kmap{}, vmap{};
   if (tma && kv_tensor_maps(pg, kmap, vmap) != 0) return -1;
@@ -1116,8 +1224,10 @@ int launch_prefill_wgmma(const Mat& q, const Paged& pg, int heads, float scale, 
   const int allowed = tma ? allow_smem<prefill_wgmma_kernel<true, true>>(kWgSmem)
                           : pingpong ? allow_smem<prefill_wgmma_kernel<true, false>>(kWgSmem) : allow_smem<prefill_wgmma_kernel<false, false>>(kWgSmem);
   if (allowed != 0) return -1;
-  return launch_pdl("prefill attention (wgmma)", kernel, dim3(num_tiles, heads / 2), tma ? 288 : 256, kWgSmem, kmap, vmap, as<__nv_bfloat16>(q.ptr), q.ld, pg, heads,
-                    scale, tiles, out, out_ld);
+  // One block an SM (its shared memory); with the copy warp a block runs items until none is left.
+  const int items = num_tiles * (heads / 2), grid = tma && persistent ? std::min(items, num_sms()) : items;
+  return launch_pdl("prefill attention (wgmma)", kernel, grid, tma ? 384 : 256, kWgSmem, kmap, vmap, as<__nv_bfloat16>(q.ptr), q.ld, pg, heads, scale, tiles,
+                    num_tiles, out, out_ld);
 }
 
 /**
@@ -1221,7 +1331,11 @@ int attention(Args& a) {
   }
   if (num_decode > 0) {
     if (launch_decode(group, q, pg, heads, scale, as<int>(decode_seqs), num_decode, max_splits, as<float>(partial)) != 0) return -1;
-    if (launch_pdl("decode combine", decode_combine_kernel, dim3(num_decode, heads), 128, 0, as<float>(partial), as<int>(decode_seqs), as<int>(meta), heads, head_dim,
+    // Up to four groups of head_dim threads, and a thread per slice.
+    static const bool serial = env_is("JAMBA_DECODE_COMBINE", "serial");
+    const int combine_threads = serial ? 128 : std::min(kCombineThreads, 32 * ceil_div(std::max(head_dim * std::min(4, max_splits), max_splits), 32));
+    if (max_splits > kCombineThreads) return fail("attention: more decode slices than the combine merges");
+    if (launch_pdl("decode combine", serial ? decode_combine_serial_kernel : decode_combine_kernel, dim3(num_decode, heads), combine_threads, 0, as<float>(partial), as<int>(decode_seqs), as<int>(meta), heads, head_dim,
                    max_splits, as<__nv_bfloat16>(out), out_ld) != 0)
       return -1;
   }
