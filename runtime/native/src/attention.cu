@@ -1209,9 +1209,10 @@ int kv_tensor_maps(const Paged& pg, CUtensorMap& kmap, CUtensorMap& vmap) {
 
 /**
  * The warpgroup-MMA prefill kernel: with the warpgroups taking turns (JAMBA_ATTENTION_PINGPONG=0: not) and
- * its K/V tiles by a copy warp's tensor copies where the cache's blocks fit them (H200, 4K / 32K / 128K /
- * 256K: 0.402 / 18.8 / 305 / 1230 ms against 0.479 / 23.8 / 380 / 1529 with the warpgroups' own cp.async
- * copies, which JAMBA_PREFILL_COPIES=cp.async keeps, as the kernel without the turns always does).
+ * its K/V tiles by a copy warp's tensor copies where the cache's blocks fit them, in persistent blocks
+ * (H100, 4K / 32K / 128K / 256K: 0.331 / 17.5 / 300 / 1181 ms against 0.441 / 24.3 / 393 / 1558 with the
+ * warpgroups' own cp.async copies, which JAMBA_PREFILL_COPIES=cp.async keeps, as the kernel without the
+ * turns always does; JAMBA_PREFILL_PERSISTENT=0 launches a block per item).
  */
 int launch_prefill_wgmma(const Mat& q, const Paged& pg, int heads, float scale, const int* tiles, int num_tiles, __nv_bfloat16* out, int out_ld) {
   static const bool pingpong = !env_is("JAMBA_ATTENTION_PINGPONG", "0");
