@@ -1,12 +1,14 @@
 // A Hugging Face checkpoint directory: model.safetensors, or shards listed by
 // model.safetensors.index.json ({"weight_map": {tensor name: shard file}}). Opening reads only the
-// headers; tensor data is read one tensor at a time.
+// headers; tensor data is read per tensor, a large one in pieces read at once.
 import { readSync } from 'node:fs';
 import { access, open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readSafetensorsHeader, type TensorEntry } from './safetensors.js';
 
 export const SINGLE_FILE = 'model.safetensors';
+/** Bytes of one positional read of a large range; a tensor's pieces are read concurrently. */
+export const READ_PIECE = 16 * 1024 * 1024;
 export const INDEX_FILE = 'model.safetensors.index.json';
 
 export class Checkpoint {
@@ -32,8 +34,10 @@ export class Checkpoint {
 
   /**
    * Reads byte ranges of one tensor (relative to its first byte), concatenated: a tensor-parallel rank
-   * reads only its shard. Few ranges are read asynchronously; many small ones (a column slice: one per
-   * row) with positional reads in a loop, which costs a system call each instead of a promise each.
+   * reads only its shard. Few ranges are read asynchronously, cut into READ_PIECE pieces that the thread
+   * pool reads at once (one positional read copies from the page cache, or waits on the disk, at one
+   * thread's pace); many small ones (a column slice: one per row) with positional reads in a loop, which
+   * costs a system call each instead of a promise each.
    */
   async readParts(entry: TensorEntry, parts: readonly (readonly [number, number])[]): Promise<Buffer> {
     const fh = await this.handle(entry.file);
@@ -42,14 +46,23 @@ export class Checkpoint {
     const truncated = (): Error => new Error(`${entry.file}: tensor ${entry.name}: truncated file: unexpected end of data`);
     let at = 0;
     if (parts.length <= 8) {
+      const pieces: Promise<void>[] = [];
       for (const [start, length] of parts) {
-        for (let done = 0; done < length; ) {
-          const { bytesRead } = await fh.read(buf, at + done, length - done, entry.offset + start + done);
-          if (bytesRead === 0) throw truncated();
-          done += bytesRead;
+        for (let piece = 0; piece < length; piece += READ_PIECE) {
+          const into = at + piece, from = entry.offset + start + piece, end = Math.min(length, piece + READ_PIECE) - piece;
+          pieces.push(
+            (async () => {
+              for (let done = 0; done < end; ) {
+                const { bytesRead } = await fh.read(buf, into + done, end - done, from + done);
+                if (bytesRead === 0) throw truncated();
+                done += bytesRead;
+              }
+            })(),
+          );
         }
         at += length;
       }
+      await Promise.all(pieces);
       return buf;
     }
     for (const [start, length] of parts) {

@@ -6,6 +6,7 @@ import { openCheckpoint } from './checkpoint.js';
 import { CpuBackend } from '../backends/cpu/index.js';
 import type { CpuTensor } from '../backends/cpu/tensor.js';
 import { WeightStore } from '../models/weight-store.js';
+import { READ_PIECE } from './checkpoint.js';
 import { type RawTensor, loadWeights } from './load-weights.js';
 import { bf16Bytes, f32Bytes, writeSafetensors } from './safetensors-writer.js';
 
@@ -71,4 +72,74 @@ test('a mismatched checkpoint lists each problem (file and tensor) before readin
   expect(String(error)).toContain(`${file}: tensor a has shape [3], expected [2]`);
   expect(String(error)).toContain(`${file}: missing tensor m0 (shape [1])`);
   expect(String(error)).toContain('… and 4 more'); // 12 problems, 8 listed (the unexpected `extra` among the rest)
+});
+
+test('tensors larger than a read piece arrive whole and in order', async () => {
+  // Two tensors of 2.5 pieces each (their pieces read concurrently, the last one short), a small one between.
+  const elements = Math.floor((2.5 * READ_PIECE) / 4);
+  const pattern = (seed: number) => {
+    const data = new Uint8Array(elements * 4);
+    for (let i = 0; i < data.length; i += 4096) data[i] = (i / 4096 + seed) & 0xff;
+    data[data.length - 1] = seed;
+    return data;
+  };
+  const big0 = pattern(3);
+  const big1 = pattern(7);
+  const ckpt = await checkpointOf({
+    big0: { dtype: 'F32', shape: [elements], data: big0 },
+    small: { dtype: 'BF16', shape: [3], data: bf16Bytes([1, 2, 3]) },
+    big1: { dtype: 'F32', shape: [elements], data: big1 },
+  });
+  const order: string[] = [];
+  const stats = await loadWeights(
+    ckpt,
+    [{ name: 'big0', shape: [elements] }, { name: 'small', shape: [3] }, { name: 'big1', shape: [elements] }],
+    {},
+    (name, t) => {
+      order.push(name);
+      const want = name === 'big0' ? big0 : name === 'big1' ? big1 : bf16Bytes([1, 2, 3]);
+      expect(t.bytes.length).toBe(want.length);
+      expect(Buffer.compare(Buffer.from(t.bytes.buffer, t.bytes.byteOffset, t.bytes.length), Buffer.from(want))).toBe(0);
+    },
+  );
+  await ckpt.close();
+  expect(order).toEqual(['big0', 'small', 'big1']);
+  expect(stats.bytes).toBe(2 * elements * 4 + 6);
+});
+
+test('reads run ahead of placing by the read-ahead bytes, and always by the next tensor', async () => {
+  const names = ['t0', 't1', 't2', 't3', 't4', 't5'];
+  const ckpt = await checkpointOf(Object.fromEntries(names.map((n, i) => [n, { dtype: 'F32' as const, shape: [25], data: f32Bytes(new Array(25).fill(i)) }])));
+  const issued: string[] = [];
+  const read = ckpt.read.bind(ckpt);
+  ckpt.read = (entry) => {
+    issued.push(entry.name);
+    return read(entry);
+  };
+  const aheadAt: number[] = [];
+  const expected = names.map((name) => ({ name, shape: [25] }));
+  // 100-byte tensors: 250 bytes of read-ahead hold two beyond the one placed, 0 only the next.
+  await loadWeights(ckpt, expected, { readAheadBytes: 250 }, (name) => aheadAt.push(issued.length - names.indexOf(name) - 1));
+  expect(aheadAt).toEqual([2, 2, 2, 2, 1, 0]);
+  issued.length = 0;
+  aheadAt.length = 0;
+  await loadWeights(ckpt, expected, { readAheadBytes: 0 }, (name) => aheadAt.push(issued.length - names.indexOf(name) - 1));
+  expect(aheadAt).toEqual([1, 1, 1, 1, 1, 0]);
+  await ckpt.close();
+});
+
+test('a shard of a large tensor (a tensor-parallel rank) reads only its ranges, each cut into pieces', async () => {
+  const rows = 3;
+  const rowBytes = READ_PIECE + 8; // each row spans two pieces
+  const data = new Uint8Array(rows * rowBytes);
+  for (let i = 0; i < data.length; i += 1021) data[i] = (i * 7) & 0xff;
+  const ckpt = await checkpointOf({ w: { dtype: 'F32', shape: [rows, rowBytes / 4], data } });
+  const entry = ckpt.tensors.get('w')!;
+  const got = await ckpt.readParts(entry, [
+    [rowBytes, rowBytes],
+    [0, 16],
+  ]);
+  await ckpt.close();
+  expect(Buffer.compare(got.subarray(0, rowBytes), Buffer.from(data.subarray(rowBytes, 2 * rowBytes)))).toBe(0);
+  expect([...got.subarray(rowBytes)]).toEqual([...data.subarray(0, 16)]);
 });

@@ -40,9 +40,13 @@ export interface LoadWeightsOptions {
   onProgress?: (p: LoadProgress) => void;
   /** Injected clock (ms) for the ETA. */
   now?: () => number;
+  /** Bytes of the coming tensors read while one is placed (default READ_AHEAD_BYTES). */
+  readAheadBytes?: number;
 }
 
 const MAX_LISTED = 8;
+/** Bytes of the coming tensors read while one is placed (beyond the next one, which is always read). */
+export const READ_AHEAD_BYTES = 1024 * 1024 * 1024;
 
 function sameShape(a: number[], b: number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
@@ -96,9 +100,21 @@ export async function loadWeights(
     pending.catch(() => {}); // awaited below; this only keeps an early rejection from being "unhandled"
     return pending;
   };
-  // One tensor of read-ahead: the file system reads the next tensor while this one is placed
-  // (converted, uploaded or quantized), so disk and device work overlap.
-  let next = read(0);
+  // Read-ahead of up to READ_AHEAD_BYTES (and at least the next tensor): the file system reads the
+  // coming tensors while this one is placed (converted, uploaded or quantized), so disk and device work
+  // overlap, and the reads of small tensors overlap each other.
+  const readAheadBytes = opts.readAheadBytes ?? READ_AHEAD_BYTES;
+  const pending: (Promise<Buffer> | undefined)[] = [];
+  let issued = 0;
+  let bytesAhead = 0;
+  const readAhead = (from: number): void => {
+    while (issued < entries.length && (issued <= from + 1 || bytesAhead + bytesOf(issued) <= readAheadBytes)) {
+      bytesAhead += bytesOf(issued);
+      pending[issued] = read(issued);
+      issued++;
+    }
+  };
+  readAhead(-1);
   const clock = (): number => performance.now() / 1000;
   const t0 = clock();
   let readWaitSeconds = 0;
@@ -106,9 +122,11 @@ export async function loadWeights(
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i]!;
     const waitStart = clock();
-    const raw = await next!;
+    const raw = await pending[i]!;
+    pending[i] = undefined;
+    bytesAhead -= bytesOf(i);
     readWaitSeconds += clock() - waitStart;
-    next = read(i + 1);
+    readAhead(i);
     const placeStart = clock();
     onTensor(entry.name, { dtype: entry.dtype, bytes: raw, shape: selections[i]?.shape ?? entry.shape });
     placeSeconds += clock() - placeStart;
