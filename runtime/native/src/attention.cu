@@ -989,8 +989,9 @@ __device__ __forceinline__ int prefill_item_index(int k, int items) {
  * and one's softmax overlaps the other's MMAs: each warpgroup copies half of every tile's keys with cp.async
  * (each key's cache offset looked up once) and arrives on the stage's "full" barrier when its copies land;
  * after its P·V it arrives on the stage's "empty" barrier, which the copies of the tile two ahead wait for.
- * TMA: a ninth warp makes the copies instead (tma_copy_kv_tile from `kmap` / `vmap`, into the same swizzled
- * column blocks) and the "full" barrier counts their bytes; the warpgroups only wait and release.
+ * TMA: a warp of a third warpgroup makes the copies instead (tma_copy_kv_tile from `kmap` / `vmap`, into
+ * the same swizzled column blocks) and the "full" barrier counts their bytes; the warpgroups only wait and
+ * release.
  * PINGPONG: the warpgroups take turns to issue their MMAs (below).
  */
 template <bool PINGPONG, bool TMA>
@@ -1017,8 +1018,8 @@ __global__ void __launch_bounds__(TMA ? 384 : 256, 1) prefill_wgmma_kernel(const
   }
   __syncthreads();  // the barriers are initialised
 
-  // TMA: the third warpgroup gives its registers to the two that compute (setmaxnreg: 40 + 2 × 232 of 512
-  // per thread slot), and one of its warps makes the copies.
+  // TMA: the third warpgroup lends its registers to the two that compute (setmaxnreg: 128 × 40 + 256 × 232
+  // = 384 × 168, the block's allocation under its launch bounds), and one of its warps makes the copies.
   if (TMA && wg == 2) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
     if (wtid >= 32) return;
