@@ -49,11 +49,11 @@ export class Checkpoint {
       const pieces: Promise<void>[] = [];
       for (const [start, length] of parts) {
         for (let piece = 0; piece < length; piece += READ_PIECE) {
-          const into = at + piece, from = entry.offset + start + piece, end = Math.min(length, piece + READ_PIECE) - piece;
+          const into = at + piece, from = entry.offset + start + piece, size = Math.min(length - piece, READ_PIECE);
           pieces.push(
             (async () => {
-              for (let done = 0; done < end; ) {
-                const { bytesRead } = await fh.read(buf, into + done, end - done, from + done);
+              for (let done = 0; done < size; ) {
+                const { bytesRead } = await fh.read(buf, into + done, size - done, from + done);
                 if (bytesRead === 0) throw truncated();
                 done += bytesRead;
               }
