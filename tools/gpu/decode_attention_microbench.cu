@@ -230,7 +230,7 @@ void kernel_and_combine(const Setup& s, const Case& c, int splits, bool coalesce
   auto kernel = coalesced ? decode_mma_kernel<true, STAGES> : decode_mma_kernel<false, STAGES>;
   kernel<<<dim3(c.batch, kKvHeads, splits), 128, dec_smem(STAGES), stream()>>>(s.q, JB_DTYPE_BF16, kHeads * kHd, s.pg, kHeads, scale, s.decode_seqs, splits,
                                                                                 s.partial);
-  decode_combine_kernel<<<dim3(c.batch, kHeads), 128, 0, stream()>>>(s.partial, s.decode_seqs, s.pg.meta, kHeads, kHd, splits, s.out, kHeads * kHd);
+  if (launch_decode_combine(s.partial, s.decode_seqs, s.pg.meta, c.batch, kHeads, kHd, splits, s.out, kHeads * kHd) != 0) exit(1);
 }
 
 /**
@@ -249,7 +249,7 @@ void tma_kernel_and_combine(const Setup& s, const Case& c, int splits) {
   if (kv_tensor_maps(s.pg, kmap, vmap) != 0) exit(1);
   decode_tma_kernel<kTmaStages, ARITHMETIC><<<dim3(c.batch, kKvHeads, splits), 160, tma_dec_smem(kTmaStages), stream()>>>(
       kmap, vmap, s.q, JB_DTYPE_BF16, kHeads * kHd, s.pg, kHeads, scale, s.decode_seqs, splits, s.partial);
-  if (ARITHMETIC) decode_combine_kernel<<<dim3(c.batch, kHeads), 128, 0, stream()>>>(s.partial, s.decode_seqs, s.pg.meta, kHeads, kHd, splits, s.out, kHeads * kHd);
+  if (ARITHMETIC && launch_decode_combine(s.partial, s.decode_seqs, s.pg.meta, c.batch, kHeads, kHd, splits, s.out, kHeads * kHd) != 0) exit(1);
 }
 
 /** Both copy patterns' shared-memory attribute at STAGES stages (2 lets three blocks share an SM, 4 only one). */

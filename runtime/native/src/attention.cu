@@ -829,6 +829,19 @@ __global__ void decode_combine_serial_kernel(const float* partial, const int* de
   }
 }
 
+/**
+ * The merge of the decode slices: up to four groups of head-dim threads and a thread per slice
+ * (JAMBA_DECODE_COMBINE=serial: the serial kernel, 128 threads).
+ */
+int launch_decode_combine(const float* partial, const int* decode_seqs, const int* meta, int num_decode, int heads, int head_dim, int max_splits,
+                          __nv_bfloat16* out, int out_ld) {
+  static const bool serial = env_is("JAMBA_DECODE_COMBINE", "serial");
+  if (max_splits > kCombineThreads) return fail("attention: more decode slices than the combine merges");
+  const int threads = serial ? 128 : std::min(kCombineThreads, 32 * ceil_div(std::max(head_dim * std::min(4, max_splits), max_splits), 32));
+  return launch_pdl("decode combine", serial ? decode_combine_serial_kernel : decode_combine_kernel, dim3(num_decode, heads), threads, 0, partial, decode_seqs, meta,
+                    heads, head_dim, max_splits, out, out_ld);
+}
+
 // --- prefill: flash attention with bf16 tensor cores (head dim 128) --------------------------------------
 
 constexpr int kTileQ = 64, kTileK = 64, kHd = 128, kStride = kHd + 8;
@@ -1333,12 +1346,7 @@ int attention(Args& a) {
   }
   if (num_decode > 0) {
     if (launch_decode(group, q, pg, heads, scale, as<int>(decode_seqs), num_decode, max_splits, as<float>(partial)) != 0) return -1;
-    // Up to four groups of head_dim threads, and a thread per slice.
-    static const bool serial = env_is("JAMBA_DECODE_COMBINE", "serial");
-    const int combine_threads = serial ? 128 : std::min(kCombineThreads, 32 * ceil_div(std::max(head_dim * std::min(4, max_splits), max_splits), 32));
-    if (max_splits > kCombineThreads) return fail("attention: more decode slices than the combine merges");
-    if (launch_pdl("decode combine", serial ? decode_combine_serial_kernel : decode_combine_kernel, dim3(num_decode, heads), combine_threads, 0, as<float>(partial), as<int>(decode_seqs), as<int>(meta), heads, head_dim,
-                   max_splits, as<__nv_bfloat16>(out), out_ld) != 0)
+    if (launch_decode_combine(as<float>(partial), as<int>(decode_seqs), as<int>(meta), num_decode, heads, head_dim, max_splits, as<__nv_bfloat16>(out), out_ld) != 0)
       return -1;
   }
   return 0;
