@@ -88,8 +88,7 @@ struct Timer {
     std::vector<float> t;
     for (int i = 0; i < 23; i++) {
       if (clean_flush) {
-        read_flush_kernel<<<1024, 256, 0, stream()>>>(static_cast<const uint4*>(flush), (256u << 20) / 16,
-                                                      reinterpret_cast<uint32_t*>(static_cast<char*>(flush) + (256u << 20)));
+        read_flush();
       } else {
         CHECK(cudaMemsetAsync(flush, i, 256u << 20, stream()));
       }
@@ -110,10 +109,37 @@ struct Timer {
    * the L2 keeps from the call before.
    */
   float graph_us(const std::function<void()>& fn, int calls = 20) {
+    return graph_replay_us([&] {
+      for (int i = 0; i < calls; i++) fn();
+    }) / calls;
+  }
+  /**
+   * Median µs per call of `fn` replayed from a CUDA graph with a cold L2: a graph of `calls` pairs (a
+   * clean 256 MiB read, then fn) less a graph of the reads alone, per call. No launch gaps, as in
+   * graph_us, and nothing of fn's data left in the L2.
+   */
+  float graph_cold_us(const std::function<void()>& fn, int calls = 20) {
+    const float both = graph_replay_us([&] {
+      for (int i = 0; i < calls; i++) {
+        read_flush();
+        fn();
+      }
+    });
+    const float reads = graph_replay_us([&] {
+      for (int i = 0; i < calls; i++) read_flush();
+    });
+    return (both - reads) / calls;
+  }
+  void read_flush() {
+    read_flush_kernel<<<1024, 256, 0, stream()>>>(static_cast<const uint4*>(flush), (256u << 20) / 16,
+                                                  reinterpret_cast<uint32_t*>(static_cast<char*>(flush) + (256u << 20)));
+  }
+  /** Median µs of one replay of the graph that `record` captures (10 replays after 3 warm-ups). */
+  float graph_replay_us(const std::function<void()>& record) {
     cudaGraph_t graph;
     cudaGraphExec_t exec;
     CHECK(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeThreadLocal));
-    for (int i = 0; i < calls; i++) fn();
+    record();
     CHECK(cudaStreamEndCapture(stream(), &graph));
     CHECK(cudaGraphInstantiate(&exec, graph, 0));
     std::vector<float> t;
@@ -124,7 +150,7 @@ struct Timer {
       CHECK(cudaEventSynchronize(b));
       float ms;
       CHECK(cudaEventElapsedTime(&ms, a, b));
-      if (i >= 3) t.push_back(ms * 1000.f / calls);
+      if (i >= 3) t.push_back(ms * 1000.f);
     }
     CHECK(cudaGraphExecDestroy(exec));
     CHECK(cudaGraphDestroy(graph));

@@ -5,8 +5,9 @@
 // bounds, then a plain kernel that reads and rewrites the same state bytes with the same slot lookups (its
 // ceiling) and one that streams them, each timed after a dirty L2
 // flush (a 256 MiB memset, as the other microbenchmarks and, by the same write, `bench --ops`), after a
-// clean one (a 256 MiB read), and 20 calls replayed back to back from a CUDA graph with no flush (how
-// mamba-ssm's figures were taken). The state slots are scattered (sequence i in slot (7i + 3) mod batch).
+// clean one (a 256 MiB read), 20 calls replayed back to back from a CUDA graph with no flush, and 20
+// replayed from a graph each behind a clean flush, less the flushes alone (mamba-ssm's figures were taken
+// with graph replay and a cold L2). The state slots are scattered (sequence i in slot (7i + 3) mod batch).
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr
 //        -Iruntime/native/include tools/gpu/mamba_decode_microbench.cu -o /tmp/mamba_dec && /tmp/mamba_dec
 #include <cstdio>
@@ -145,6 +146,8 @@ int main() {
       }
       const float us = timer.graph_us(fn);
       printf("%-8d %-48s %-6s %9.1f %8.2f\n", batch, what, "graph", us, bytes / us / 1e6);
+      const float cold = timer.graph_cold_us(fn);
+      printf("%-8d %-48s %-6s %9.1f %8.2f\n", batch, what, "g-cold", cold, bytes / cold / 1e6);
     }
     for (void* p : s.owned) cudaFree(p);
   }

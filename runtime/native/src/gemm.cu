@@ -21,6 +21,7 @@ struct Plan {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  bool bias_epilogue = false;  // the bias is added by cuBLASLt's epilogue (pointer set per call)
 };
 
 }  // namespace
@@ -29,7 +30,7 @@ struct Plan {
 struct GemmState {
   cublasLtHandle_t lt = nullptr;
   void* workspace = nullptr;
-  std::map<std::tuple<int, int, int, int, int>, Plan> plans;
+  std::map<std::tuple<int, int, int, int, int, bool>, Plan> plans;
 };
 
 namespace {
@@ -62,12 +63,24 @@ __global__ void add_bias_kernel(void* out, int dtype, int n, const float* bias) 
   }
 }
 
-int make_plan(int m, int n, int k, int ldb, int out_dtype, Plan& plan) {
+/**
+ * A plan for y = x·Wᵀ; with `bias_epilogue`, + an fp32 bias in cuBLASLt's epilogue, before the output's
+ * rounding (one launch fewer than add_bias_kernel, and one rounding fewer). Fails where cuBLASLt has no
+ * algorithm for that (the caller then adds the bias itself).
+ */
+int make_plan(int m, int n, int k, int ldb, int out_dtype, bool bias_epilogue, Plan& plan) {
   const cudaDataType_t dt = out_dtype == JB_DTYPE_F32 ? CUDA_R_32F : CUDA_R_16BF;
   JB_LT(cublasLtMatmulDescCreate(&plan.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t trans = CUBLAS_OP_T, none = CUBLAS_OP_N;
   JB_LT(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof(trans)));
   JB_LT(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof(none)));
+  plan.bias_epilogue = bias_epilogue;
+  if (bias_epilogue) {
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    const cudaDataType_t bias_type = CUDA_R_32F;
+    JB_LT(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+    JB_LT(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
+  }
   JB_LT(cublasLtMatrixLayoutCreate(&plan.a, CUDA_R_16BF, k, n, k));
   JB_LT(cublasLtMatrixLayoutCreate(&plan.b, CUDA_R_16BF, k, m, ldb));
   JB_LT(cublasLtMatrixLayoutCreate(&plan.d, dt, n, m, n));
@@ -83,6 +96,19 @@ int make_plan(int m, int n, int k, int ldb, int out_dtype, Plan& plan) {
   }
   plan.algo = result.algo;
   return 0;
+}
+
+void destroy_plan(Plan& p) {
+  if (p.a) cublasLtMatrixLayoutDestroy(p.a);
+  if (p.b) cublasLtMatrixLayoutDestroy(p.b);
+  if (p.d) cublasLtMatrixLayoutDestroy(p.d);
+  if (p.op) cublasLtMatmulDescDestroy(p.op);
+}
+
+/** The bias in cuBLASLt's epilogue where it has an algorithm for it; JAMBA_GEMM_BIAS_EPILOGUE=0 adds it apart (for comparison). */
+bool use_bias_epilogue() {
+  static const bool on = !env_is("JAMBA_GEMM_BIAS_EPILOGUE", "0");
+  return on;
 }
 
 /** One row goes to the skinny kernel; JAMBA_SKINNY_GEMV=0 keeps it on cuBLASLt (for comparison). */
@@ -107,19 +133,27 @@ int gemm(Args& a) {
   if (use_skinny() && skinny_fits(x.rows, x.cols, x.ptr, w))
     return launch_skinny_gemv(as<__nv_bfloat16>(x.ptr), as<__nv_bfloat16>(w), n, x.cols, bias ? as<float>(bias) : nullptr, as<void>(out), out_dtype);
   if (ensure_handle() != 0) return -1;
-  const auto key = std::make_tuple(x.rows, n, x.cols, x.ld, out_dtype);
+  const auto key = std::make_tuple(x.rows, n, x.cols, x.ld, out_dtype, bias != 0);
   auto& plans = state().plans;
   auto it = plans.find(key);
   if (it == plans.end()) {
     Plan plan;
-    if (make_plan(x.rows, n, x.cols, x.ld, out_dtype, plan) != 0) return -1;
+    if (bias && use_bias_epilogue() && make_plan(x.rows, n, x.cols, x.ld, out_dtype, true, plan) != 0) {
+      destroy_plan(plan);
+      plan = Plan{};
+    }
+    if (!plan.op && make_plan(x.rows, n, x.cols, x.ld, out_dtype, false, plan) != 0) return -1;
     it = plans.emplace(key, plan).first;
   }
   Plan& p = it->second;
+  if (p.bias_epilogue) {
+    const void* bias_ptr = as<void>(bias);
+    JB_LT(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr)));
+  }
   const float one = 1.f, zero = 0.f;
   JB_LT(cublasLtMatmul(state().lt, p.op, &one, as<void>(w), p.a, as<void>(x.ptr), p.b, &zero, as<void>(out), p.d, as<void>(out), p.d, &p.algo, state().workspace,
                        kWorkspaceBytes, stream()));
-  if (bias) {
+  if (bias && !p.bias_epilogue) {
     if (launch_pdl("gemm bias", add_bias_kernel, x.rows, n >= 1024 ? 1024 : ((n + 31) / 32) * 32, 0, as<void>(out), out_dtype, n, as<float>(bias)) != 0) return -1;
   }
   return 0;
@@ -128,13 +162,6 @@ int gemm(Args& a) {
 }  // namespace ops
 
 int gemm_init() { return ensure_handle(); }
-
-void destroy_plan(Plan& p) {
-  cublasLtMatrixLayoutDestroy(p.a);
-  cublasLtMatrixLayoutDestroy(p.b);
-  cublasLtMatrixLayoutDestroy(p.d);
-  cublasLtMatmulDescDestroy(p.op);
-}
 
 void gemm_release() {
   Context& c = current();
@@ -150,7 +177,7 @@ void gemm_release() {
 int time_gemm(int m, int n, int k, const void* x, const void* w, void* y, int reps, float* best_ms) {
   if (ensure_handle() != 0) return -1;
   Plan plan;
-  if (make_plan(m, n, k, k, JB_DTYPE_BF16, plan) != 0) return -1;
+  if (make_plan(m, n, k, k, JB_DTYPE_BF16, false, plan) != 0) return -1;
   cudaEvent_t a, b;
   JB_CUDA(cudaEventCreate(&a));
   JB_CUDA(cudaEventCreate(&b));
