@@ -821,14 +821,19 @@ bool use_wgmma() {
 }
 
 /**
- * Warpgroups per block of the wgmma kernel (64 output channels each). One: two blocks share an SM and
- * overlap each other's barriers (Mini, ExpertsInt8, 128-token tiles: MoE at 4096 tokens 7.45 against
- * 7.60 ms with two warpgroups sharing each token tile, dense MLP 3.34 against 3.48 ms, at 128 tokens 138
- * against 182 µs). JAMBA_WGMMA_GROUPS=2 runs 128-token tiles with two (for comparison).
+ * Warpgroups per block of the wgmma kernel (64 output channels each, sharing the block's token tile).
+ * One for experts and 128-token tiles: two blocks share an SM and overlap each other's barriers (Mini,
+ * ExpertsInt8: MoE at 4096 tokens 7.45 against 7.60 ms with two, dense MLP 3.34 against 3.48 ms, at 128
+ * tokens 138 against 182 µs; MoE at 256 tokens 1150 against 1300 µs). Two for a dense MLP's 64-token
+ * tile, whose every k step otherwise reads as many token bytes as weight bytes (H100, 2026-12-06, dense
+ * MLP at 48 / 64 tokens: 113 / 115 µs with two and the gated GEMM unsplit, against 127 / 137 before).
+ * JAMBA_WGMMA_GROUPS=1|2 forces it (for comparison).
  */
-int wgmma_groups(int tn) {
-  static const bool two = env_is("JAMBA_WGMMA_GROUPS", "2");
-  return tn == 128 && two ? 2 : 1;
+int wgmma_groups(int tn, int experts) {
+  static const int forced = env_is("JAMBA_WGMMA_GROUPS", "2") ? 2 : env_is("JAMBA_WGMMA_GROUPS", "1") ? 1 : 0;
+  if (tn != 64 && tn != 128) return 1;
+  if (forced) return forced;
+  return tn == 64 && experts == 1 ? 2 : 1;
 }
 
 template <int MODE, int TN, int WGS, bool F16>
@@ -841,17 +846,16 @@ int launch_wgmma_groups(const GemmParams& p, int tiles, int splits) {
 
 /** F16 (the gated GEMM only: its input rows come scaled per row from the align kernel) reads p.a16. */
 template <int MODE, int TN, bool F16>
-int launch_wgmma(const GemmParams& p, int tiles, int splits) {
-  if constexpr (TN == 128)
-    if (wgmma_groups(TN) == 2) return launch_wgmma_groups<MODE, TN, 2, F16>(p, tiles, splits);
+int launch_wgmma(const GemmParams& p, int tiles, int splits, int groups) {
+  if (groups == 2) return launch_wgmma_groups<MODE, TN, 2, F16>(p, tiles, splits);
   return launch_wgmma_groups<MODE, TN, 1, F16>(p, tiles, splits);
 }
 
 template <int MODE, int TN>
-int launch_wgmma(bool f16, const GemmParams& p, int tiles, int splits) {
+int launch_wgmma(bool f16, const GemmParams& p, int tiles, int splits, int groups) {
   if constexpr (MODE == GATED)
-    if (f16) return launch_wgmma<MODE, TN, true>(p, tiles, splits);
-  return launch_wgmma<MODE, TN, false>(p, tiles, splits);
+    if (f16) return launch_wgmma<MODE, TN, true>(p, tiles, splits, groups);
+  return launch_wgmma<MODE, TN, false>(p, tiles, splits, groups);
 }
 
 /**
@@ -948,7 +952,7 @@ int forced_gated_splits() {
 inline double expected_experts(int pairs, int experts) { return experts * (1.0 - std::pow(1.0 - 1.0 / experts, pairs)); }
 
 template <int MODE, bool INT8>
-int run_gemm_typed(int bm, const GemmParams& p, int tiles, int splits, bool f16) {
+int run_gemm_typed(int bm, const GemmParams& p, int tiles, int splits, bool f16, int groups) {
   if (INT8 && bm <= 32 && use_streamed()) {
     switch (bm) {
       case 8: return launch_streamed<MODE, 8>(f16, p, tiles, splits);
@@ -956,7 +960,7 @@ int run_gemm_typed(int bm, const GemmParams& p, int tiles, int splits, bool f16)
       default: return launch_streamed<MODE, 32>(f16, p, tiles, splits);
     }
   }
-  if (INT8 && bm >= 64 && use_wgmma()) return bm == 64 ? launch_wgmma<MODE, 64>(f16, p, tiles, splits) : launch_wgmma<MODE, 128>(f16, p, tiles, splits);
+  if (INT8 && bm >= 64 && use_wgmma()) return bm == 64 ? launch_wgmma<MODE, 64>(f16, p, tiles, splits, groups) : launch_wgmma<MODE, 128>(f16, p, tiles, splits, groups);
   switch (bm) {
     case 8: return launch_swapped<INT8, MODE, 8>(p, tiles, splits);
     case 16: return launch_swapped<INT8, MODE, 16>(p, tiles, splits);
@@ -969,11 +973,12 @@ int run_gemm_typed(int bm, const GemmParams& p, int tiles, int splits, bool f16)
 
 /**
  * `splits` > 1 (the decode kernels only) cuts K into slices written to separate partials; `f16` (the
- * streamed kernel, and the wgmma kernel's gated GEMM) reads p.a16 instead of p.a.
+ * streamed kernel, and the wgmma kernel's gated GEMM) reads p.a16 instead of p.a; `groups`: the wgmma
+ * kernel's warpgroups per block (wgmma_groups).
  */
 template <int MODE>
-int run_gemm(bool int8, int bm, const GemmParams& p, int tiles, int splits = 1, bool f16 = false) {
-  return int8 ? run_gemm_typed<MODE, true>(bm, p, tiles, splits, f16) : run_gemm_typed<MODE, false>(bm, p, tiles, splits, f16);
+int run_gemm(bool int8, int bm, const GemmParams& p, int tiles, int splits = 1, bool f16 = false, int groups = 1) {
+  return int8 ? run_gemm_typed<MODE, true>(bm, p, tiles, splits, f16, groups) : run_gemm_typed<MODE, false>(bm, p, tiles, splits, f16, groups);
 }
 
 // --- router, books, reduce ---------------------------------------------------------------------------
@@ -1216,6 +1221,7 @@ bool aligned_rows(const Mat& x) { return x.ld % 8 == 0 && x.ptr % 16 == 0; }
 /** A MoE call decoded from its program arguments: the routing books and both grouped GEMMs. */
 struct MoeRun {
   int rows = 0, k = 0, hidden = 0, ffn = 0, experts = 0, pairs = 0, bm = 0, tiles = 0, splits = 1, gated_splits = 1;
+  int groups = 1;  // the wgmma kernel's warpgroups per block (wgmma_groups)
   int tail = 0;  // rows of the tail tiles (0: none)
   bool int8 = false;
   // The streamed kernels' fp16 inputs: x's rows (made by the align kernel) for the gated GEMM, h's (made
@@ -1271,6 +1277,7 @@ int plan_moe(Args& a, MoeRun& r) {
   // 128-row tiles on Hopper: an expert's last 1-64 rows take a 64-row tile (JAMBA_MOE_TAIL_TILES=0: off).
   r.tail = wgmma && r.bm == 128 && use_tail_tiles() ? 64 : 0;
   r.tiles = ceil_div(pairs, r.bm) + experts;
+  r.groups = wgmma ? wgmma_groups(r.bm, experts) : 1;
 
   GemmParams& up = r.up;
   up.a = as<__nv_bfloat16>(x.ptr);
@@ -1322,15 +1329,17 @@ int plan_moe(Args& a, MoeRun& r) {
     // has too few output blocks to fill the GPU twice over: split its K (dense MLP at 64 tokens 549 →
     // 243 µs, at 256 tokens 701 → 479, large kernel). Output channels per block: the swapped
     // kernel's 16 per warp (8 warps), or the large kernel's.
-    const int bn = wgmma ? 64 * wgmma_groups(r.bm) : use_swapped_prefill() ? 16 * 8 : r.int8 ? LargeGemm<true, DOWN>::kBN : LargeGemm<false, DOWN>::kBN;
+    const int bn = wgmma ? 64 * r.groups : use_swapped_prefill() ? 16 * 8 : r.int8 ? LargeGemm<true, DOWN>::kBN : LargeGemm<false, DOWN>::kBN;
     const int blocks = ceil_div(r.hidden, bn) * ceil_div(pairs, r.bm);
     const int forced = forced_large_splits();
     while (r.splits < 8 && (r.splits * 2) * slice_down <= partial_bytes && (forced ? r.splits < forced : blocks * r.splits < 2 * num_sms())) r.splits *= 2;
-    // The same for the gated GEMM on wgmma (a dense MLP of 33-64 rows: 224 blocks of 64 channels, so SMs
-    // run one or two): its K split in two, the slices finished by gated_finish_kernel. Dense MLP at 33 / 48 /
-    // 64 tokens 120 / 122 / 124 -> 106 / 110 / 114 µs; four slices were no better (106 / 110 / 117).
-    if (wgmma) {
-      const int gated_blocks = ceil_div(ffn, 64 * wgmma_groups(r.bm)) * ceil_div(pairs, r.bm), forced_gated = forced_gated_splits();
+    // The same for the gated GEMM on wgmma where its blocks take one warpgroup (224 blocks of 64 channels
+    // for a 64-row tile, so SMs run one or two): its K split in two, the slices finished by
+    // gated_finish_kernel (dense MLP at 33 / 48 / 64 tokens 120 / 122 / 124 -> 106 / 110 / 114 µs, one
+    // warpgroup). With two (112 blocks) it stays whole: 64 tokens 115.0 µs against 128.0 in two slices
+    // and 127.0 in four (H100, 2026-12-06), and no finish kernel.
+    if (wgmma && (r.groups == 1 || forced_gated_splits())) {
+      const int gated_blocks = ceil_div(ffn, 64 * r.groups) * ceil_div(pairs, r.bm), forced_gated = forced_gated_splits();
       while (r.gated_splits < 8 && (r.gated_splits * 2) * slice_gated <= partial_bytes &&
              (forced_gated ? r.gated_splits < forced_gated : gated_blocks * r.gated_splits < 2 * num_sms()))
         r.gated_splits *= 2;
@@ -1379,8 +1388,8 @@ int moe_reduce(const MoeRun& r) {
 
 /** The gated GEMM, over K slices and their finish when it is split. */
 int moe_gated(const MoeRun& r) {
-  if (run_gemm<GATED>(r.int8, r.bm, r.up, r.tiles, r.gated_splits, r.f16_gated) != 0) return -1;
-  if (r.tail > 0 && run_gemm<GATED>(r.int8, r.tail, r.up_tail, r.experts, r.gated_splits, r.f16_gated) != 0) return -1;
+  if (run_gemm<GATED>(r.int8, r.bm, r.up, r.tiles, r.gated_splits, r.f16_gated, r.groups) != 0) return -1;
+  if (r.tail > 0 && run_gemm<GATED>(r.int8, r.tail, r.up_tail, r.experts, r.gated_splits, r.f16_gated, r.groups) != 0) return -1;
   if (r.gated_splits == 1) return 0;
   if (r.f16_down)
     return launch_pdl("moe gated finish (fp16)", gated_finish_f16_kernel, ceil_div(r.pairs * ceil_div(r.ffn, 64), 8), 256, 0, r.up.partial, r.gated_splits, r.pairs, r.ffn,
@@ -1392,8 +1401,8 @@ int moe_gated(const MoeRun& r) {
 int run_moe(const MoeRun& r) {
   if (moe_align(r) != 0) return -1;
   if (moe_gated(r) != 0) return -1;
-  if (run_gemm<DOWN>(r.int8, r.bm, r.down, r.tiles, r.splits, r.f16_down) != 0) return -1;
-  if (r.tail > 0 && run_gemm<DOWN>(r.int8, r.tail, r.down_tail, r.experts, r.splits) != 0) return -1;
+  if (run_gemm<DOWN>(r.int8, r.bm, r.down, r.tiles, r.splits, r.f16_down, r.groups) != 0) return -1;
+  if (r.tail > 0 && run_gemm<DOWN>(r.int8, r.tail, r.down_tail, r.experts, r.splits, false, r.groups) != 0) return -1;
   return moe_reduce(r);
 }
 
