@@ -27,6 +27,20 @@ export interface Tensor {
   readonly shape: readonly number[];
 }
 
+/**
+ * Host memory that a backend places checkpoint bytes from fastest (page-locked for a GPU: uploads from it
+ * are DMA transfers at the bus's rate instead of copies through the driver's own staging). The loader
+ * reads tensors into it and gives each buffer back once the backend has placed it.
+ */
+export interface StagingMemory {
+  /** A buffer of `bytes`, or undefined when none is free now (the caller reads into plain memory). */
+  take(bytes: number): Uint8Array | undefined;
+  /** Returns a buffer `take` gave, once its bytes are placed (others are ignored). */
+  give(buf: Uint8Array): void;
+  /** Frees it (after the load). */
+  dispose(): void;
+}
+
 /** Raw little-endian checkpoint bytes of a floating-point tensor, as stored in safetensors. */
 export interface RawTensorData {
   readonly dtype: 'BF16' | 'F16' | 'F32';
@@ -206,6 +220,11 @@ export interface Backend {
   // --- memory -------------------------------------------------------------------------------
   /** A tensor from exact host data (small parameters, test inputs): kept in fp32 / int8 / int32. */
   upload(data: Float32Array | Int8Array | Int32Array, shape: readonly number[]): Tensor;
+  /**
+   * About `bytes` of staging memory for loading checkpoint bytes (see StagingMemory); undefined where
+   * plain memory is as good (the CPU keeps what it is given) or none can be had.
+   */
+  createStagingMemory?(bytes: number): StagingMemory | undefined;
   /** A GEMM weight [out, in] from checkpoint bytes, kept in the backend's matrix type (CPU fp32, GPU bf16). */
   uploadMatrix(data: RawTensorData, shape: readonly [number, number]): Tensor;
   /**

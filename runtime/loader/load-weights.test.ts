@@ -9,6 +9,7 @@ import { WeightStore } from '../models/weight-store.js';
 import { READ_PIECE } from './checkpoint.js';
 import { type RawTensor, loadWeights } from './load-weights.js';
 import { bf16Bytes, f32Bytes, writeSafetensors } from './safetensors-writer.js';
+import { StagingRing } from './staging-ring.js';
 
 async function checkpointOf(tensors: Parameters<typeof writeSafetensors>[1]) {
   const dir = await mkdtemp(join(tmpdir(), 'load-weights-'));
@@ -142,4 +143,45 @@ test('a shard of a large tensor (a tensor-parallel rank) reads only its ranges, 
   await ckpt.close();
   expect(Buffer.compare(got.subarray(0, rowBytes), Buffer.from(data.subarray(rowBytes, 2 * rowBytes)))).toBe(0);
   expect([...got.subarray(rowBytes)]).toEqual([...data.subarray(0, 16)]);
+});
+
+test('with staging memory, tensors are read into it and each buffer is given back once placed, so the ring is reused', async () => {
+  const tensors: Parameters<typeof writeSafetensors>[1] = {};
+  const expected = [];
+  for (let i = 0; i < 12; i++) {
+    const values = Array.from({ length: 40 }, (_, j) => i * 100 + j);
+    tensors[`t${String(i).padStart(2, '0')}`] = { dtype: 'F32', shape: [40], data: f32Bytes(values) }; // 160 bytes each
+    expected.push({ name: `t${String(i).padStart(2, '0')}`, shape: [40] });
+  }
+  const ckpt = await checkpointOf(tensors);
+  const region = new Uint8Array(400); // two tensors fit, not three
+  const ring = new StagingRing(region);
+  const taken: Uint8Array[] = [];
+  const given: Uint8Array[] = [];
+  const staging = {
+    take: (n: number) => {
+      const buf = ring.take(n);
+      if (buf) taken.push(buf);
+      return buf;
+    },
+    give: (buf: Uint8Array) => {
+      given.push(buf);
+      ring.give(buf);
+    },
+  };
+  const fromRegion: boolean[] = [];
+  const values: number[][] = [];
+  await loadWeights(ckpt, expected, { staging, readAheadBytes: 160 }, (_name, t) => {
+    fromRegion.push(t.bytes.buffer === region.buffer);
+    values.push([...new Float32Array(t.bytes.slice().buffer)]);
+  });
+  await ckpt.close();
+  // Every tensor's bytes are right, whichever memory they were read into.
+  expect(values).toEqual(expected.map((_, i) => Array.from({ length: 40 }, (_, j) => i * 100 + j)));
+  // The ring ran around: more buffers were cut from it than it holds at once, and most reads landed there.
+  expect(taken.length).toBeGreaterThan(region.byteLength / 160);
+  expect(fromRegion.filter(Boolean).length).toBe(taken.length);
+  // Each tensor's buffer is given back once (plain-memory ones too, which the ring ignores); none is left.
+  expect(given.length).toBe(12);
+  expect(ring.bytesInUse).toBe(0);
 });

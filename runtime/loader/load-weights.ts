@@ -2,6 +2,7 @@
 // places them on a backend: converted, quantized or as they are). Validates the whole checkpoint
 // against the expected tensor specs before reading any data. No fp32 copy is made here: a GPU backend
 // receives bf16 bytes straight from the file.
+import type { StagingMemory } from '../backends/backend.js';
 import type { LoadProgress } from '../engine/model-runner.js';
 import type { Selection } from '../models/sharding.js';
 import type { Checkpoint } from './checkpoint.js';
@@ -42,11 +43,21 @@ export interface LoadWeightsOptions {
   now?: () => number;
   /** Bytes of the coming tensors read while one is placed (default READ_AHEAD_BYTES). */
   readAheadBytes?: number;
+  /**
+   * Where to read tensors to (the backend's staging memory, STAGING_BYTES of it); each buffer is given
+   * back once `onTensor` returns, so `onTensor` must not keep the bytes. Plain memory when it has none free.
+   */
+  staging?: Pick<StagingMemory, 'take' | 'give'>;
 }
 
 const MAX_LISTED = 8;
 /** Bytes of the coming tensors read while one is placed (beyond the next one, which is always read). */
 export const READ_AHEAD_BYTES = 1024 * 1024 * 1024;
+/**
+ * Staging memory that holds the read-ahead, the tensor being placed and the next one in most cases
+ * (a tensor that finds no room is read into plain memory).
+ */
+export const STAGING_BYTES = READ_AHEAD_BYTES + 256 * 1024 * 1024;
 
 function sameShape(a: number[], b: number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
@@ -89,11 +100,17 @@ export async function loadWeights(
   const bytesTotal = entries.reduce((sum, _, i) => sum + bytesOf(i), 0);
   const started = now();
   let bytesLoaded = 0;
-  const read = (i: number): Promise<Buffer> | undefined => {
+  const staging = opts.staging;
+  const into = (bytes: number): Uint8Array => staging?.take(bytes) ?? Buffer.allocUnsafe(bytes);
+  const read = (i: number): Promise<Uint8Array> | undefined => {
     const entry = entries[i];
     if (!entry) return undefined;
     const sel = selections[i];
-    const reading = !sel ? ckpt.read(entry) : sel.zeros ? Promise.resolve(Buffer.alloc(sel.shape.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[entry.dtype])) : ckpt.readParts(entry, sel.parts);
+    const reading = !sel
+      ? ckpt.read(entry, into)
+      : sel.zeros
+        ? Promise.resolve(Buffer.alloc(sel.shape.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[entry.dtype]))
+        : ckpt.readParts(entry, sel.parts, into);
     const pending = reading.catch((cause: unknown) => {
       throw new Error(`${entry.file}: reading tensor ${entry.name}`, { cause });
     });
@@ -104,7 +121,7 @@ export async function loadWeights(
   // coming tensors while this one is placed (converted, uploaded or quantized), so disk and device work
   // overlap, and the reads of small tensors overlap each other.
   const readAheadBytes = opts.readAheadBytes ?? READ_AHEAD_BYTES;
-  const pending: (Promise<Buffer> | undefined)[] = [];
+  const pending: (Promise<Uint8Array> | undefined)[] = [];
   let issued = 0;
   let bytesAhead = 0;
   const readAhead = (from: number): void => {
@@ -129,6 +146,7 @@ export async function loadWeights(
     readAhead(i);
     const placeStart = clock();
     onTensor(entry.name, { dtype: entry.dtype, bytes: raw, shape: selections[i]?.shape ?? entry.shape });
+    staging?.give(raw);
     placeSeconds += clock() - placeStart;
     bytesLoaded += bytesOf(i);
     if (opts.onProgress) {

@@ -7,7 +7,7 @@ import type { Backend } from '../backends/backend.js';
 import { createBackend, cudaAvailable } from '../backends/create.js';
 import type { LoadedModel, LoadOptions } from '../engine/model-runner.js';
 import { openCheckpoint } from '../loader/checkpoint.js';
-import { loadWeights, type SelectTensor } from '../loader/load-weights.js';
+import { loadWeights, STAGING_BYTES, type SelectTensor } from '../loader/load-weights.js';
 import { parseJambaConfig, type JambaConfig } from './config.js';
 import { activationBytesBound, cacheGeometry, CPU_DEFAULT_MAX_NUM_SEQS, defaultDeviceMaxNumSeqs, deviceCacheGeometry } from './geometry.js';
 import { JambaModel } from './jamba.js';
@@ -86,13 +86,19 @@ export async function placeWeights(backend: Backend, source: ModelSource, opts: 
     // A tensor-parallel rank reads only its shard of each tensor.
     const select: SelectTensor | undefined =
       shard.size > 1 ? (name, shape, bytesPerElement) => selection(shape, bytesPerElement, tensorSlice(name, config, shard), shard.rank) : undefined;
-    const loadStats = await loadWeights(
-      checkpoint,
-      jambaTensorSpecs(config),
-      { ignorable: ignorableTensors(config), onProgress: opts.onProgress, select },
-      (name, tensor) => store.add(name, tensor),
-    );
-    return { config, store, loadStats };
+    // Reads land in the backend's staging memory where it has some (page-locked on a GPU).
+    const staging = backend.createStagingMemory?.(STAGING_BYTES);
+    try {
+      const loadStats = await loadWeights(
+        checkpoint,
+        jambaTensorSpecs(config),
+        { ignorable: ignorableTensors(config), onProgress: opts.onProgress, select, staging },
+        (name, tensor) => store.add(name, tensor),
+      );
+      return { config, store, loadStats };
+    } finally {
+      staging?.dispose();
+    }
   } finally {
     await checkpoint.close();
   }

@@ -24,12 +24,14 @@ import type {
   Routing,
   SampleResult,
   SelectiveScanInputs,
+  StagingMemory,
   StepInputs,
   SwiGluWeights,
   Tensor,
 } from '../backend.js';
 import { moePartialFloats } from '../../models/geometry.js';
 import { Arena } from './arena.js';
+import { pinnedStaging } from './staging.js';
 import { CudaTiledInt8, tiledInt8, tiledInt8Bytes, untileInt8 } from './int8-tiles.js';
 import { check, type ContextOptions, type NativeLib, openContext } from './native.js';
 import { BYTES, type DeviceMatrix, DTYPE, type NativeDType, OP, Program } from './program.js';
@@ -119,6 +121,12 @@ export class CudaBackend implements Backend {
   private lastNorms: PendingNorm[] = [];
   private readonly ptrOut = new Float64Array(1);
   private disposed = false;
+  /**
+   * While a load with staging memory runs: one device buffer, grown as needed, for the raw bytes that a
+   * conversion or the quantizer reads once (instead of an allocation and a free per tensor).
+   */
+  private loadScratch?: { ptr: number; bytes: number };
+  private stagedLoads = 0;
 
   private constructor(
     private readonly lib: NativeLib,
@@ -168,13 +176,57 @@ export class CudaBackend implements Backend {
     return new CudaTensor(ptr, dtype, [...shape]);
   }
 
-  /** Raw checkpoint bytes on the device, as they are (caller frees). */
-  private stageRaw(data: RawTensorData, count: number, what: string): number {
+  createStagingMemory(bytes: number): StagingMemory | undefined {
+    const staging = pinnedStaging(this.lib, bytes);
+    if (!staging) return undefined;
+    this.stagedLoads++;
+    let open = true;
+    return {
+      take: staging.take,
+      give: staging.give,
+      dispose: () => {
+        if (!open) return;
+        open = false;
+        staging.dispose();
+        if (--this.stagedLoads === 0 && this.loadScratch) {
+          this.release(this.loadScratch.ptr);
+          this.loadScratch = undefined;
+        }
+      },
+    };
+  }
+
+  private rawBytes(data: RawTensorData, count: number, what: string): number {
     const expected = count * (data.dtype === 'F32' ? 4 : 2);
     if (data.bytes.byteLength !== expected) throw new Error(`${what}: ${data.bytes.byteLength} bytes for ${count} ${data.dtype} elements`);
-    const ptr = this.malloc(expected, what);
+    return expected;
+  }
+
+  /** Raw checkpoint bytes on the device, as they are (caller frees). */
+  private stageRaw(data: RawTensorData, count: number, what: string): number {
+    const ptr = this.malloc(this.rawBytes(data, count, what), what);
     this.uploadBytes(ptr, data.bytes, what);
     return ptr;
+  }
+
+  /** Raw checkpoint bytes on the device for `use`, which reads them once (in the load's scratch while a staged load runs). */
+  private withRaw<T>(data: RawTensorData, count: number, what: string, use: (ptr: number) => T): T {
+    if (this.stagedLoads === 0) {
+      const staged = this.stageRaw(data, count, what);
+      try {
+        return use(staged);
+      } finally {
+        this.release(staged);
+      }
+    }
+    const bytes = this.rawBytes(data, count, what);
+    if (!this.loadScratch || this.loadScratch.bytes < bytes) {
+      if (this.loadScratch) this.release(this.loadScratch.ptr);
+      this.loadScratch = undefined;
+      this.loadScratch = { ptr: this.malloc(bytes, 'the load scratch'), bytes };
+    }
+    this.uploadBytes(this.loadScratch.ptr, data.bytes, what);
+    return use(this.loadScratch.ptr);
   }
 
   uploadMatrix(data: RawTensorData, shape: readonly [number, number]): Tensor {
@@ -184,20 +236,17 @@ export class CudaBackend implements Backend {
       this.weightBytes += count * 2;
       return new CudaTensor(ptr, 'bf16', [...shape]);
     }
-    const staged = this.stageRaw(data, count, 'a matrix');
     const ptr = this.malloc(count * 2, 'a matrix');
-    check(this.lib, this.lib.convert(ptr, DTYPE.bf16, staged, SOURCE_DTYPE[data.dtype], count), 'converting a matrix to bf16');
-    this.release(staged);
+    this.withRaw(data, count, 'a matrix', (staged) =>
+      check(this.lib, this.lib.convert(ptr, DTYPE.bf16, staged, SOURCE_DTYPE[data.dtype], count), 'converting a matrix to bf16'),
+    );
     this.weightBytes += count * 2;
     return new CudaTensor(ptr, 'bf16', [...shape]);
   }
 
   uploadInt8Matrix(data: RawTensorData, shape: readonly [number, number]): { weight: Tensor; scale: Tensor } {
     const [rows, cols] = shape;
-    const staged = this.stageRaw(data, rows * cols, 'an expert weight');
-    const quantized = this.quantizeInt8(staged, SOURCE_DTYPE[data.dtype], rows, cols, 'quantizing an expert weight');
-    this.release(staged);
-    return quantized;
+    return this.withRaw(data, rows * cols, 'an expert weight', (staged) => this.quantizeInt8(staged, SOURCE_DTYPE[data.dtype], rows, cols, 'quantizing an expert weight'));
   }
 
   /** ExpertsInt8 on the device, into the tiled layout the int8 kernels read (int8-tiles.ts). */

@@ -19,6 +19,9 @@ export interface NativeLib {
   free(ptr: number): number;
   upload(dst: number, src: ArrayBufferView, bytes: number): number;
   download(dst: ArrayBufferView, src: number, bytes: number): number;
+  /** Page-locks the memory of `buf` (until hostUnregister) so that uploads from it are DMA transfers. */
+  hostRegister(buf: ArrayBufferView): number;
+  hostUnregister(buf: ArrayBufferView): number;
   sync(): number;
   convert(dst: number, dstDtype: number, src: number, srcDtype: number, count: number): number;
   quantizeInt8(q: number, scale: number, src: number, srcDtype: number, rows: number, cols: number): number;
@@ -47,6 +50,8 @@ interface RawLib {
   free(ctx: number, ptr: number): number;
   upload(ctx: number, dst: number, src: ArrayBufferView, bytes: number): number;
   download(ctx: number, dst: ArrayBufferView, src: number, bytes: number): number;
+  hostRegister(ctx: number, ptr: ArrayBufferView, bytes: number): number;
+  hostUnregister(ctx: number, ptr: ArrayBufferView): number;
   sync(ctx: number): number;
   convert(ctx: number, dst: number, dstDtype: number, src: number, srcDtype: number, count: number): number;
   quantizeInt8(ctx: number, q: number, scale: number, src: number, srcDtype: number, rows: number, cols: number): number;
@@ -96,6 +101,8 @@ async function load(): Promise<RawLib> {
     free: lib.func('int jb_free(int ctx, double ptr)'),
     upload: lib.func('int jb_upload(int ctx, double dst, const void *src, uint64_t bytes)'),
     download: lib.func('int jb_download(int ctx, void *dst, double src, uint64_t bytes)'),
+    hostRegister: lib.func('int jb_host_register(int ctx, void *ptr, uint64_t bytes)'), // void *: koffi passes the buffer's own memory
+    hostUnregister: lib.func('int jb_host_unregister(int ctx, void *ptr)'),
     sync: lib.func('int jb_sync(int ctx)'),
     convert: lib.func('int jb_convert(int ctx, double dst, int dst_dtype, double src, int src_dtype, uint64_t count)'),
     quantizeInt8: lib.func('int jb_quantize_int8(int ctx, double q, double scale, double src, int src_dtype, int rows, int cols)'),
@@ -137,6 +144,8 @@ export async function openContext(device: number, opts: ContextOptions = {}): Pr
     free: (ptr) => raw.free(ctx, ptr),
     upload: (dst, src, bytes) => raw.upload(ctx, dst, src, bytes),
     download: (dst, src, bytes) => raw.download(ctx, dst, src, bytes),
+    hostRegister: (buf) => raw.hostRegister(ctx, buf, buf.byteLength),
+    hostUnregister: (buf) => raw.hostUnregister(ctx, buf),
     sync: () => raw.sync(ctx),
     convert: (dst, dstDtype, src, srcDtype, count) => raw.convert(ctx, dst, dstDtype, src, srcDtype, count),
     quantizeInt8: (q, scale, src, srcDtype, rows, cols) => raw.quantizeInt8(ctx, q, scale, src, srcDtype, rows, cols),

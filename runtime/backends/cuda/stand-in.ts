@@ -34,6 +34,8 @@ export function standIn(): { lib: NativeLib; runs: Run[] } {
     free: () => 0,
     upload: () => 0,
     download: () => 0,
+    hostRegister: () => 0,
+    hostUnregister: () => 0,
     sync: () => 0,
     convert: () => 0,
     quantizeInt8: () => 0,

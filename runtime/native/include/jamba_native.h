@@ -81,6 +81,9 @@ int jb_malloc(int ctx, uint64_t bytes, double* out);
 int jb_free(int ctx, double ptr);
 int jb_upload(int ctx, double dst, const void* src, uint64_t bytes);
 int jb_download(int ctx, void* dst, double src, uint64_t bytes);
+/** Page-locks host memory (the loader's staging buffers), so that uploads from it go at the bus's rate. */
+int jb_host_register(int ctx, const void* ptr, uint64_t bytes);
+int jb_host_unregister(int ctx, const void* ptr);
 /** Waits for all work on the context's stream. */
 int jb_sync(int ctx);
 /** Converts count elements of src (f32, f16 or bf16) to dst in dst_dtype (bf16 or f32) on the device. */

@@ -332,6 +332,18 @@ int jb_download(int ctx, void* dst, double src, uint64_t bytes) {
   return 0;
 }
 
+int jb_host_register(int ctx, const void* ptr, uint64_t bytes) {
+  JB_ENTER(ctx);
+  JB_CUDA(cudaHostRegister(const_cast<void*>(ptr), bytes, cudaHostRegisterDefault));
+  return 0;
+}
+
+int jb_host_unregister(int ctx, const void* ptr) {
+  JB_ENTER(ctx);
+  JB_CUDA(cudaHostUnregister(const_cast<void*>(ptr)));
+  return 0;
+}
+
 int jb_sync(int ctx) {
   JB_ENTER(ctx);
   JB_CUDA(cudaStreamSynchronize(JB_CTX.stream));
