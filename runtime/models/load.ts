@@ -86,8 +86,9 @@ export async function placeWeights(backend: Backend, source: ModelSource, opts: 
     // A tensor-parallel rank reads only its shard of each tensor.
     const select: SelectTensor | undefined =
       shard.size > 1 ? (name, shape, bytesPerElement) => selection(shape, bytesPerElement, tensorSlice(name, config, shard), shard.rank) : undefined;
-    // Reads land in the backend's staging memory where it has some (page-locked on a GPU).
-    const staging = backend.createStagingMemory?.(STAGING_BYTES);
+    // Reads land in the backend's staging memory where it has some (page-locked on a GPU); no more of it
+    // than the checkpoint holds.
+    const staging = backend.createStagingMemory?.(Math.max(1, Math.min(STAGING_BYTES, checkpoint.totalBytes)));
     try {
       const loadStats = await loadWeights(
         checkpoint,

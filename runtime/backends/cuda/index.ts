@@ -222,7 +222,7 @@ export class CudaBackend implements Backend {
     const bytes = this.rawBytes(data, count, what);
     if (!this.loadScratch || this.loadScratch.bytes < bytes) {
       if (this.loadScratch) this.release(this.loadScratch.ptr);
-      this.loadScratch = undefined;
+      this.loadScratch = undefined; // not the freed buffer, should the allocation below fail
       this.loadScratch = { ptr: this.malloc(bytes, 'the load scratch'), bytes };
     }
     this.uploadBytes(this.loadScratch.ptr, data.bytes, what);
