@@ -334,8 +334,11 @@ int jb_download(int ctx, void* dst, double src, uint64_t bytes) {
 
 int jb_host_register(int ctx, const void* ptr, uint64_t bytes) {
   JB_ENTER(ctx);
-  JB_CUDA(cudaHostRegister(const_cast<void*>(ptr), bytes, cudaHostRegisterDefault));
-  return 0;
+  const cudaError_t err = cudaHostRegister(const_cast<void*>(ptr), bytes, cudaHostRegisterDefault);
+  if (err == cudaSuccess) return 0;
+  // The caller goes on with plain memory (a memlock limit): leave no error for a later launch's check.
+  cudaGetLastError();
+  return fail_cuda(err, "page-locking host memory");
 }
 
 int jb_host_unregister(int ctx, const void* ptr) {
