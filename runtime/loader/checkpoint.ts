@@ -13,7 +13,8 @@ export const INDEX_FILE = 'model.safetensors.index.json';
 
 /** A buffer of exactly `bytes` to read into. */
 export type AllocateBytes = (bytes: number) => Uint8Array;
-const plainBytes: AllocateBytes = (bytes) => Buffer.allocUnsafe(bytes);
+/** A new buffer of ordinary memory. */
+export const plainBytes: AllocateBytes = (bytes) => Buffer.allocUnsafe(bytes);
 
 export class Checkpoint {
   private readonly handles = new Map<string, Promise<FileHandle>>();
@@ -31,9 +32,9 @@ export class Checkpoint {
     return total;
   }
 
-  /** Reads one tensor's raw bytes (into a buffer from `into` when given). */
-  async read(entry: TensorEntry, into?: AllocateBytes): Promise<Uint8Array> {
-    return this.readParts(entry, [[0, entry.byteLength]], into);
+  /** Reads one tensor's raw bytes (into a buffer from `allocate` when given). */
+  async read(entry: TensorEntry, allocate?: AllocateBytes): Promise<Uint8Array> {
+    return this.readParts(entry, [[0, entry.byteLength]], allocate);
   }
 
   /**
@@ -41,13 +42,13 @@ export class Checkpoint {
    * reads only its shard. Few ranges are read asynchronously, cut into READ_PIECE pieces that the thread
    * pool reads at once (one positional read copies from the page cache, or waits on the disk, at one
    * thread's pace); many small ones (a column slice: one per row) with positional reads in a loop, which
-   * costs a system call each instead of a promise each. `into` gives the buffer to read into (a
+   * costs a system call each instead of a promise each. `allocate` gives the buffer to read into (a
    * backend's staging memory); by default a new one.
    */
-  async readParts(entry: TensorEntry, parts: readonly (readonly [number, number])[], into: AllocateBytes = plainBytes): Promise<Uint8Array> {
+  async readParts(entry: TensorEntry, parts: readonly (readonly [number, number])[], allocate: AllocateBytes = plainBytes): Promise<Uint8Array> {
     const fh = await this.handle(entry.file);
     const total = parts.reduce((a, [, n]) => a + n, 0);
-    const buf = into(total);
+    const buf = allocate(total);
     if (buf.byteLength !== total) throw new Error(`${entry.file}: tensor ${entry.name}: a read buffer of ${buf.byteLength} bytes for ${total}`);
     const truncated = (): Error => new Error(`${entry.file}: tensor ${entry.name}: truncated file: unexpected end of data`);
     let at = 0;

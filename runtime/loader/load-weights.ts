@@ -5,7 +5,7 @@
 import type { StagingMemory } from '../backends/backend.js';
 import type { LoadProgress } from '../engine/model-runner.js';
 import type { Selection } from '../models/sharding.js';
-import type { Checkpoint } from './checkpoint.js';
+import { type Checkpoint, plainBytes } from './checkpoint.js';
 import { BYTES_PER_ELEMENT, type FloatDType } from './dtype.js';
 
 export interface ExpectedTensor {
@@ -101,16 +101,16 @@ export async function loadWeights(
   const started = now();
   let bytesLoaded = 0;
   const staging = opts.staging;
-  const into = (bytes: number): Uint8Array => staging?.take(bytes) ?? Buffer.allocUnsafe(bytes);
+  const allocate = (bytes: number): Uint8Array => staging?.take(bytes) ?? plainBytes(bytes);
   const read = (i: number): Promise<Uint8Array> | undefined => {
     const entry = entries[i];
     if (!entry) return undefined;
     const sel = selections[i];
     const reading = !sel
-      ? ckpt.read(entry, into)
+      ? ckpt.read(entry, allocate)
       : sel.zeros
         ? Promise.resolve(Buffer.alloc(sel.shape.reduce((a, b) => a * b, 1) * BYTES_PER_ELEMENT[entry.dtype]))
-        : ckpt.readParts(entry, sel.parts, into);
+        : ckpt.readParts(entry, sel.parts, allocate);
     const pending = reading.catch((cause: unknown) => {
       throw new Error(`${entry.file}: reading tensor ${entry.name}`, { cause });
     });
