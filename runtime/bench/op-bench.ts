@@ -1,6 +1,7 @@
 // `jamba-runtime bench --ops moe,attention,mamba`: single ops of the CUDA backend at Jamba-1.5-Mini
 // shapes, timed on the device (CUDA events around the op's kernels, median of several runs, with a
-// 256 MiB write between runs so the L2 is cold), against the peers measured on the same GPU model:
+// 256 MiB write between runs so the L2 is cold), against the peers' figures on an H200 (the CUDA issue's;
+// `tools/gpu/run.sh peers` runs the peers on the card at hand, for ratios on one card):
 //   moe:        both expert GEMMs + SiLU, ExpertsInt8, routing precomputed (vLLM fused_moe int8_w8a16)
 //   mlp:        the dense MLP of the layers without experts, int8 (the same kernels, one expert)
 //   attention:  causal prefill over one sequence; decode batch 1 over 256K and batch 64 over 4K (cuDNN SDPA)
@@ -14,7 +15,7 @@ export interface OpBenchRow {
   op: string;
   shape: string;
   ms: number;
-  /** The peer's time on the same GPU model (DESIGN.md / the CUDA issue), when there is one. */
+  /** The peer's time on an H200 (the CUDA issue's figures; `tools/gpu/run.sh peers` times the peers on the card at hand). */
   peerMs?: number;
   /** Bytes the op must move at least, for the bandwidth figure. */
   bytes?: number;
@@ -43,6 +44,21 @@ function decodeBatch(batch: number, cachedLen: number, blocksPerSeq: number): Ra
 
 function inputs(batch: RaggedBatch): StepInputs {
   return { batch, tokenIds: new Int32Array(batch.numRows), sampleRows: new Int32Array(0), sampling: [] };
+}
+
+/**
+ * The top-2 expert ids of `tokens` tokens in the MoE benchmark: two distinct experts per token, drawn from a
+ * generator seeded by the count alone, so a count's routing does not depend on the counts run before it.
+ * tools/gpu/peer_moe.py draws the same ids for vLLM's kernel (tools/gpu/peer-moe-routing.test.ts).
+ */
+export function benchRouting(tokens: number, experts: number): Int32Array {
+  const rng = new Xoshiro128(3 + tokens);
+  const ids = new Int32Array(tokens * 2);
+  for (let t = 0; t < tokens; t++) {
+    ids[2 * t] = rng.nextUint32() % experts;
+    ids[2 * t + 1] = (ids[2 * t]! + 1 + (rng.nextUint32() % (experts - 1))) % experts;
+  }
+  return ids;
 }
 
 export class OpBench {
@@ -93,19 +109,13 @@ export class OpBench {
     const peers: Record<number, number> = { 1: 0.128, 8: 0.451, 64: 0.747, 256: 1.29, 1024: 2.17, 4096: 7.81 };
     const rows: OpBenchRow[] = [];
     for (const n of tokenCounts) {
-      // The routing of n tokens depends on n only, not on which counts ran before it.
-      const rng = new Xoshiro128(3 + n);
       const x = b.randomMatrix([n, hidden], 1, n);
-      const ids = new Int32Array(n * 2);
-      for (let t = 0; t < n; t++) {
-        ids[2 * t] = rng.nextUint32() % experts;
-        ids[2 * t + 1] = (ids[2 * t]! + 1 + (rng.nextUint32() % (experts - 1))) % experts;
-      }
+      const ids = benchRouting(n, experts);
       const touched = new Set(ids).size;
       const routing = { experts: b.upload(ids, [n, 2]), weights: b.upload(new Float32Array(n * 2).fill(0.5), [n, 2]) };
       const ms = await this.time(oneSequence(n, 0, 0), () => void b.moeExperts(x, routing, set));
       rows.push(this.expertRow('moe int8', `${n} tokens (${touched} experts)`, ms, touched, n * 2, peers[n]));
-      this.log(`moe int8 ${n} tokens: ${(ms * 1000).toFixed(0)} µs (vLLM ${peers[n] ? (peers[n]! * 1000).toFixed(0) : '-'} µs)`);
+      this.log(`moe int8 ${n} tokens: ${(ms * 1000).toFixed(0)} µs (vLLM on an H200 ${peers[n] ? (peers[n]! * 1000).toFixed(0) : '-'} µs)`);
     }
     return rows;
   }
@@ -147,7 +157,7 @@ export class OpBench {
       const ms = await this.time(batch, () => void b.pagedAttention(q, k, v, cache, batch, shape));
       const flops = 4 * heads * headDim * ((len * (len + 1)) / 2);
       rows.push({ op: 'attention prefill', shape: `${len}`, ms, peerMs: peersPrefill[len], flops });
-      this.log(`attention prefill ${len}: ${ms.toFixed(3)} ms (cuDNN ${peersPrefill[len] ?? '-'} ms), ${(flops / ms / 1e9).toFixed(0)} TFLOP/s`);
+      this.log(`attention prefill ${len}: ${ms.toFixed(3)} ms (cuDNN on an H200 ${peersPrefill[len] ?? '-'} ms), ${(flops / ms / 1e9).toFixed(0)} TFLOP/s`);
       if (ms > 20000) break;
     }
     const peersDecode: Record<string, number> = { '1x262144': 0.246, '64x4096': 0.247 };
@@ -187,7 +197,7 @@ export class OpBench {
       const ms = await this.time(batch, () => void b.selectiveScan({ x, dtRaw: dt, negA, b: bm, c: cm, d, z }, state, batch));
       const bytes = n * dInner * 2 * 4 + batch.segments.length * dInner * dState * 4 * 2;
       rows.push({ op: 'mamba scan', shape: label, ms, peerMs: peer, bytes });
-      this.log(`mamba scan ${label}: ${(ms * 1000).toFixed(1)} µs (peer ${peer !== undefined ? (peer * 1000).toFixed(1) : '-'} µs)`);
+      this.log(`mamba scan ${label}: ${(ms * 1000).toFixed(1)} µs (peer on an H200 ${peer !== undefined ? (peer * 1000).toFixed(1) : '-'} µs)`);
       const convMs = await this.time(batch, () => void b.mambaConv(x, convW, undefined, state, batch));
       rows.push({ op: 'mamba conv', shape: label, ms: convMs, bytes: 2 * n * dInner * 2 });
     };

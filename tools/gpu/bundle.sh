@@ -47,4 +47,6 @@ JS
 # Packed: the device's working-tree copy is limited to 64 MiB, and JavaScript compresses well.
 tar -C .gpu -cf - node_modules | xz -T2 -6 >.gpu/node_modules.tar.xz
 rm -rf .gpu/node_modules
+# The peers' kernel sources for `run.sh peers` (needs PyPI; the bundle is complete without them).
+bash tools/gpu/fetch-peers.sh || echo "gpu bundle: the peers' sources were not fetched (run.sh peers will not run)" >&2
 du -sh .gpu dist runtime/native/build | sed 's/^/gpu bundle: /'

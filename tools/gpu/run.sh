@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, in a copy of the working tree carrying .gpu, dist and the native library
 # (tools/gpu/bundle.sh makes them): unpacks Node, then runs the parts asked for, each logging to $OUT.
-#   bash tools/gpu/run.sh check fixtures|conformance|collectives | ops moe,attention,mamba [bench flags...] | model [bench flags...] | load | download [flags...] | build
+#   bash tools/gpu/run.sh check fixtures|conformance|collectives | ops moe,attention,mamba [bench flags...] | model [bench flags...] | load | download [flags...]
+#                         | peers attention,mamba,moe [peer_moe.py flags...] | build
 set -uo pipefail
 OUT="${OUT:-/tmp/out}"
 mkdir -p "$OUT" /tmp/jamba-node
@@ -51,6 +52,18 @@ case "$what" in
     # the client and its sha256 share); huggingface_hub too where this Python has it.
     py=(); python3 -c 'import huggingface_hub' 2>/dev/null && py=(--python python3)
     node dist/tools/bench/download-bench.js --work /tmp/jamba-download-bench "${py[@]}" "$@" 2>&1 | tee "$OUT/download.log" ;;
+  peers)
+    # The peers' kernels on this card, for ratios on one card (tools/gpu/fetch-peers.sh puts their sources in
+    # .gpu/peer): PyTorch SDPA's cuDNN attention, mamba-ssm's Triton decode update, vLLM's fused_moe.
+    list="${1:-attention,mamba,moe}"
+    shift || true
+    if [[ "$list" == *attention* ]]; then python3 tools/gpu/peer_attention.py --json "$OUT/peer-attention.json" 2>&1 | tee "$OUT/peer-attention.log"; fi
+    if [[ "$list" == *mamba* ]]; then
+      mkdir -p /tmp/jamba-peer && tar -C /tmp/jamba-peer -xzf .gpu/peer/mamba_ssm.tar.gz
+      # einops (which the Triton file imports) from its pure-Python wheel, without installing it
+      PYTHONPATH="$(ls .gpu/peer/einops-*.whl)" python3 tools/gpu/peer_mamba.py --mamba-ssm "$(ls -d /tmp/jamba-peer/mamba_ssm-*)" 2>&1 | tee "$OUT/peer-mamba.log"
+    fi
+    if [[ "$list" == *moe* ]]; then python3 tools/gpu/peer_moe.py --vllm .gpu/peer/vllm-* --json "$OUT/peer-moe.json" "$@" 2>&1 | tee "$OUT/peer-moe.log"; fi ;;
   build) rm -f runtime/native/build/.hash; bash runtime/native/build.sh ;;
   *) echo "gpu run: unknown part '$what'" >&2; exit 2 ;;
 esac
