@@ -176,6 +176,19 @@ int main() {
       row("gated GEMM only, bf16", timer.median_us([&] { run_gemm<GATED>(true, r.bm, r.up, r.tiles, r.gated_splits, false); }), gated_bytes);
       moe_align(r);
     }
+    if (r.bm >= 64) {
+      // Prefill sizes (wgmma kernel): each GEMM's rate against the bf16 GEMM's ~790 TFLOP/s, and the
+      // block order's share (output blocks fastest, the order before tile groups; moe.cu grouped_block).
+      auto flops_row = [&](const char* what, float us, double flops) { printf("%-6d %-28s %10.1f %10.0f TFLOP/s\n", T, what, us, flops / us / 1e6); };
+      const double gated_flops = 2.0 * pairs * 2 * F * H, down_flops = 2.0 * pairs * F * H;
+      flops_row("gated GEMM, wgmma", timer.median_us([&] { run_gemm<GATED>(true, r.bm, r.up, r.tiles, r.gated_splits, r.f16_gated, r.groups); }), gated_flops);
+      flops_row("down GEMM, wgmma", timer.median_us([&] { run_gemm<DOWN>(true, r.bm, r.down, r.tiles, r.splits, false, r.groups); }), down_flops);
+      MoeRun plain = r;
+      plain.up.tile_group = plain.down.tile_group = 1;
+      flops_row("gated, output blocks fastest", timer.median_us([&] { run_gemm<GATED>(true, r.bm, plain.up, r.tiles, r.gated_splits, r.f16_gated, r.groups); }), gated_flops);
+      flops_row("down, output blocks fastest", timer.median_us([&] { run_gemm<DOWN>(true, r.bm, plain.down, r.tiles, r.splits, false, r.groups); }), down_flops);
+      printf("       (tile group %d, tail tiles %d)\n", r.up.tile_group, r.tail);
+    }
     row("reduce", timer.median_us([&] { moe_reduce(r); }), 0);
     if (r.bm == 8) {
       // The dequantization's share: the streamed gated GEMM fed raw bytes (wrong results, same loads).
