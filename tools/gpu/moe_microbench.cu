@@ -182,11 +182,14 @@ int main() {
       auto flops_row = [&](const char* what, float us, double flops) { printf("%-6d %-28s %10.1f %10.0f TFLOP/s\n", T, what, us, flops / us / 1e6); };
       const double gated_flops = 2.0 * pairs * 2 * F * H, down_flops = 2.0 * pairs * F * H;
       flops_row("gated GEMM, wgmma", timer.median_us([&] { run_gemm<GATED>(true, r.bm, r.up, r.tiles, r.gated_splits, r.f16_gated, r.groups); }), gated_flops);
-      flops_row("down GEMM, wgmma", timer.median_us([&] { run_gemm<DOWN>(true, r.bm, r.down, r.tiles, r.splits, false, r.groups); }), down_flops);
+      flops_row("down GEMM, wgmma", timer.median_us([&] { run_gemm<DOWN>(true, r.bm, r.down, r.tiles, r.splits, false, r.down_groups); }), down_flops);
+      for (int wgs : {1, 2})  // JAMBA_WGMMA_DOWN_GROUPS: warpgroups sharing each token tile
+        flops_row(wgs == 1 ? "down, 1 warpgroup a block" : "down, 2 warpgroups a block",
+                  timer.median_us([&] { run_gemm<DOWN>(true, r.bm, r.down, r.tiles, r.splits, false, wgs); }), down_flops);
       MoeRun plain = r;
       plain.up.tile_group = plain.down.tile_group = 1;
       flops_row("gated, output blocks fastest", timer.median_us([&] { run_gemm<GATED>(true, r.bm, plain.up, r.tiles, r.gated_splits, r.f16_gated, r.groups); }), gated_flops);
-      flops_row("down, output blocks fastest", timer.median_us([&] { run_gemm<DOWN>(true, r.bm, plain.down, r.tiles, r.splits, false, r.groups); }), down_flops);
+      flops_row("down, output blocks fastest", timer.median_us([&] { run_gemm<DOWN>(true, r.bm, plain.down, r.tiles, r.splits, false, r.down_groups); }), down_flops);
       printf("       (tile group %d, tail tiles %d)\n", r.up.tile_group, r.tail);
     }
     row("reduce", timer.median_us([&] { moe_reduce(r); }), 0);

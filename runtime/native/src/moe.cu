@@ -861,6 +861,19 @@ int wgmma_groups(int tn, int experts) {
   return tn == 64 && experts == 1 ? 2 : 1;
 }
 
+/**
+ * Warpgroups per block of the wgmma kernel's down projection: the gated GEMM's count (wgmma_groups) unless
+ * JAMBA_WGMMA_DOWN_GROUPS=1|2 says otherwise. Two warpgroups share each token tile, halving the tile's L2
+ * reads per MAC (the down projection reads 16 KiB of h per 4 KiB of weights each k tile), and at 127
+ * registers a thread they still fit two blocks an SM, where the gated GEMM's 254 do not. A switch for
+ * measuring that, not yet a measured default (docs/benchmarks/cuda.md, twenty-first session).
+ */
+int wgmma_down_groups(int tn, int experts) {
+  static const int forced = env_is("JAMBA_WGMMA_DOWN_GROUPS", "2") ? 2 : env_is("JAMBA_WGMMA_DOWN_GROUPS", "1") ? 1 : 0;
+  if (tn != 64 && tn != 128) return 1;
+  return forced ? forced : wgmma_groups(tn, experts);
+}
+
 template <int MODE, int TN, int WGS, bool F16>
 int launch_wgmma_groups(const GemmParams& p, int tiles, int splits) {
   using C = WgConfig<MODE, TN, WGS>;
@@ -1270,7 +1283,8 @@ bool aligned_rows(const Mat& x) { return x.ld % 8 == 0 && x.ptr % 16 == 0; }
 /** A MoE call decoded from its program arguments: the routing books and both grouped GEMMs. */
 struct MoeRun {
   int rows = 0, k = 0, hidden = 0, ffn = 0, experts = 0, pairs = 0, bm = 0, tiles = 0, splits = 1, gated_splits = 1;
-  int groups = 1;  // the wgmma kernel's warpgroups per block (wgmma_groups)
+  int groups = 1;       // the wgmma kernel's warpgroups per block for the gated GEMM (wgmma_groups)
+  int down_groups = 1;  // and for the down projection (wgmma_down_groups)
   int tail = 0;  // rows of the tail tiles (0: none)
   bool int8 = false;
   // The streamed kernels' fp16 inputs: x's rows (made by the align kernel) for the gated GEMM, h's (made
@@ -1327,6 +1341,7 @@ int plan_moe(Args& a, MoeRun& r) {
   r.tail = wgmma && r.bm == 128 && use_tail_tiles() ? 64 : 0;
   r.tiles = ceil_div(pairs, r.bm) + experts;
   r.groups = wgmma ? wgmma_groups(r.bm, experts) : 1;
+  r.down_groups = wgmma ? wgmma_down_groups(r.bm, experts) : 1;
   r.up.tile_group = wgmma ? wgmma_tile_group(r.pairs, experts, r.bm) : 0;
 
   GemmParams& up = r.up;
@@ -1381,7 +1396,7 @@ int plan_moe(Args& a, MoeRun& r) {
     // has too few output blocks to fill the GPU twice over: split its K (dense MLP at 64 tokens 549 →
     // 243 µs, at 256 tokens 701 → 479, large kernel). Output channels per block: the swapped
     // kernel's 16 per warp (8 warps), or the large kernel's.
-    const int bn = wgmma ? 64 * r.groups : use_swapped_prefill() ? 16 * 8 : r.int8 ? LargeGemm<true, DOWN>::kBN : LargeGemm<false, DOWN>::kBN;
+    const int bn = wgmma ? 64 * r.down_groups : use_swapped_prefill() ? 16 * 8 : r.int8 ? LargeGemm<true, DOWN>::kBN : LargeGemm<false, DOWN>::kBN;
     const int blocks = ceil_div(r.hidden, bn) * ceil_div(pairs, r.bm);
     const int forced = forced_large_splits();
     while (r.splits < 8 && (r.splits * 2) * slice_down <= partial_bytes && (forced ? r.splits < forced : blocks * r.splits < 2 * num_sms())) r.splits *= 2;
@@ -1453,8 +1468,8 @@ int moe_gated(const MoeRun& r) {
 int run_moe(const MoeRun& r) {
   if (moe_align(r) != 0) return -1;
   if (moe_gated(r) != 0) return -1;
-  if (run_gemm<DOWN>(r.int8, r.bm, r.down, r.tiles, r.splits, r.f16_down, r.groups) != 0) return -1;
-  if (r.tail > 0 && run_gemm<DOWN>(r.int8, r.tail, r.down_tail, r.experts, r.splits, false, r.groups) != 0) return -1;
+  if (run_gemm<DOWN>(r.int8, r.bm, r.down, r.tiles, r.splits, r.f16_down, r.down_groups) != 0) return -1;
+  if (r.tail > 0 && run_gemm<DOWN>(r.int8, r.tail, r.down_tail, r.experts, r.splits, false, r.down_groups) != 0) return -1;
   return moe_reduce(r);
 }
 
