@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Fetches the peers' kernels that tools/gpu/peer_*.py run on the GPU machine (which has no network) into
+# Fetches the peers' kernels that tools/gpu/peer_* run on the GPU machine (which has no network) into
 # .gpu/peer/ (gitignored, carried with .gpu): pinned sdists from PyPI, checked against their sha256, cached
 # outside the clone. Nothing of them enters the project; they are the baselines the issue's targets name.
-#   mamba-ssm's Triton selective_state_update (its sdist, 0.2 MB) and einops, which that file imports;
+#   mamba-ssm (its sdist, 0.2 MB: the Triton selective_state_update and the CUDA selective_scan) and einops,
+#   which the Triton file imports;
 #   vLLM's fused_moe.py alone (from its 51 MB sdist: the kernel file is all peer_moe.py reads).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

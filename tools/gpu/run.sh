@@ -2,7 +2,7 @@
 # Runs on the GPU machine, in a copy of the working tree carrying .gpu, dist and the native library
 # (tools/gpu/bundle.sh makes them): unpacks Node, then runs the parts asked for, each logging to $OUT.
 #   bash tools/gpu/run.sh check fixtures|conformance|collectives | ops moe,attention,mamba [bench flags...] | model [bench flags...] | load | download [flags...]
-#                         | peers attention,mamba,moe [peer_moe.py flags...] | build
+#                         | peers attention,mamba,scan,moe [peer_moe.py flags...] | build
 set -uo pipefail
 OUT="${OUT:-/tmp/out}"
 mkdir -p "$OUT" /tmp/jamba-node
@@ -54,14 +54,26 @@ case "$what" in
     node dist/tools/bench/download-bench.js --work /tmp/jamba-download-bench "${py[@]}" "$@" 2>&1 | tee "$OUT/download.log" ;;
   peers)
     # The peers' kernels on this card, for ratios on one card (tools/gpu/fetch-peers.sh puts their sources in
-    # .gpu/peer): PyTorch SDPA's cuDNN attention, mamba-ssm's Triton decode update, vLLM's fused_moe.
-    list="${1:-attention,mamba,moe}"
+    # .gpu/peer): PyTorch SDPA's cuDNN attention, mamba-ssm's Triton decode update and CUDA prefill scan,
+    # vLLM's fused_moe.
+    list="${1:-attention,mamba,scan,moe}"
     shift || true
     if [[ "$list" == *attention* ]]; then python3 tools/gpu/peer_attention.py --json "$OUT/peer-attention.json" 2>&1 | tee "$OUT/peer-attention.log"; fi
     if [[ "$list" == *mamba* ]]; then
       mkdir -p /tmp/jamba-peer && tar -C /tmp/jamba-peer -xzf .gpu/peer/mamba_ssm.tar.gz
       # einops (which the Triton file imports) from its pure-Python wheel, without installing it
       PYTHONPATH="$(ls .gpu/peer/einops-*.whl)" python3 tools/gpu/peer_mamba.py --mamba-ssm "$(ls -d /tmp/jamba-peer/mamba_ssm-*)" 2>&1 | tee "$OUT/peer-mamba.log"
+    fi
+    if [[ "$list" == *scan* ]]; then
+      # mamba-ssm's selective_scan forward, built here against the sdist and PyTorch's c10 (its headers need them)
+      mkdir -p /tmp/jamba-peer && tar -C /tmp/jamba-peer -xzf .gpu/peer/mamba_ssm.tar.gz
+      torch_dir="$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')"
+      "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)" -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr \
+        --expt-extended-lambda --use_fast_math -U__CUDA_NO_HALF_OPERATORS__ -U__CUDA_NO_HALF_CONVERSIONS__ -U__CUDA_NO_BFLOAT16_OPERATORS__ \
+        -U__CUDA_NO_BFLOAT16_CONVERSIONS__ -U__CUDA_NO_BFLOAT162_OPERATORS__ -U__CUDA_NO_BFLOAT162_CONVERSIONS__ \
+        -I"$torch_dir/include" -I"$(ls -d /tmp/jamba-peer/mamba_ssm-*)/csrc/selective_scan" tools/gpu/peer_mamba_scan.cu \
+        -L"$torch_dir/lib" -lc10 -lc10_cuda -Xlinker -rpath="$torch_dir/lib" -o /tmp/jamba-peer/scan &&
+        /tmp/jamba-peer/scan 2>&1 | tee "$OUT/peer-scan.log"
     fi
     if [[ "$list" == *moe* ]]; then python3 tools/gpu/peer_moe.py --vllm .gpu/peer/vllm-* --json "$OUT/peer-moe.json" "$@" 2>&1 | tee "$OUT/peer-moe.log"; fi ;;
   build) rm -f runtime/native/build/.hash; bash runtime/native/build.sh ;;
