@@ -1438,6 +1438,7 @@ int plan_moe(Args& a, MoeRun& r) {
       t->tile_expert = r.b.tail_expert;
       t->tile_start = r.b.tail_start;
       t->num_tiles = r.b.num_tail_tiles;
+      t->tile_group = 1;  // one tail tile an expert: a group would share no weights (wgmma_tile_group)
     }
   }
   return 0;
