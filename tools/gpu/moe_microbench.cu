@@ -192,6 +192,12 @@ int main() {
       flops_row("down, output blocks fastest", timer.median_us([&] { run_gemm<DOWN>(true, r.bm, plain.down, r.tiles, r.splits, false, r.down_groups); }), down_flops);
       printf("       (tile group %d, tail tiles %d)\n", r.up.tile_group, r.tail);
     }
+    if (r.bm == 16)  // JAMBA_MOE_STREAMED_DOWN_WARPS: more warps sharing each block's token rows in L1
+      for (const bool eight : {false, true})
+        row(eight ? "down, 8 warps a block" : "down, 4 warps a block", timer.median_us([&] {
+              if (eight) launch_streamed<DOWN, 16, false, 8>(r.down, r.tiles, r.splits);
+              else launch_streamed<DOWN, 16, false, 4>(r.down, r.tiles, r.splits);
+            }), down_bytes);
     row("reduce", timer.median_us([&] { moe_reduce(r); }), 0);
     if (r.bm == 8) {
       // The dequantization's share: the streamed gated GEMM fed raw bytes (wrong results, same loads).

@@ -780,8 +780,22 @@ int launch_streamed(const GemmParams& p, int tiles, int splits) {
                     32 * WARPS, 0, p);
 }
 
+/**
+ * Warps per block of the streamed down projection in 16-row tiles: 4, or 8 with
+ * JAMBA_MOE_STREAMED_DOWN_WARPS=8. The warps of a block read the same token rows through L1, and the
+ * down projection reads 2 KiB of them per 1 KiB of weights each k-block (the gated GEMM 1 per 1): at 64
+ * tokens on an H100 the down ran at 2.80 TB/s against the gated GEMM's 3.04 (ncu). A switch for
+ * measuring that, not yet a measured default (docs/benchmarks/cuda.md, twenty-first session).
+ */
+int streamed_down_warps() {
+  static const int warps = env_is("JAMBA_MOE_STREAMED_DOWN_WARPS", "8") ? 8 : 4;
+  return warps;
+}
+
 template <int MODE, int TN>
 int launch_streamed(bool f16, const GemmParams& p, int tiles, int splits) {
+  if constexpr (MODE == DOWN && TN == 16)
+    if (streamed_down_warps() == 8) return f16 ? launch_streamed<MODE, TN, true, 8>(p, tiles, splits) : launch_streamed<MODE, TN, false, 8>(p, tiles, splits);
   return f16 ? launch_streamed<MODE, TN, true>(p, tiles, splits) : launch_streamed<MODE, TN, false>(p, tiles, splits);
 }
 
