@@ -6,6 +6,38 @@
 set -uo pipefail
 OUT="${OUT:-/tmp/out}"
 mkdir -p "$OUT" /tmp/jamba-node
+# The peers' kernels on this card, for ratios on one card (tools/gpu/fetch-peers.sh puts their sources in
+# .gpu/peer): PyTorch SDPA's cuDNN attention, mamba-ssm's Triton decode update and CUDA prefill scan, vLLM's
+# fused_moe. Python and nvcc only: no Node, no native library.
+peers() {
+  local list="${1:-attention,mamba,scan,moe}" ssm=""
+  shift || true
+  if [[ "$list" == *attention* ]]; then python3 tools/gpu/peer_attention.py --json "$OUT/peer-attention.json" 2>&1 | tee "$OUT/peer-attention.log"; fi
+  if [[ "$list" == *mamba* || "$list" == *scan* ]]; then
+    mkdir -p /tmp/jamba-peer && tar -C /tmp/jamba-peer -xzf .gpu/peer/mamba_ssm.tar.gz && ssm="$(ls -d /tmp/jamba-peer/mamba_ssm-*)"
+  fi
+  if [[ "$list" == *mamba* ]]; then
+    # einops (which the Triton file imports) from its pure-Python wheel, without installing it
+    PYTHONPATH="$(ls .gpu/peer/einops-*.whl)" python3 tools/gpu/peer_mamba.py --mamba-ssm "$ssm" 2>&1 | tee "$OUT/peer-mamba.log"
+  fi
+  if [[ "$list" == *scan* ]]; then
+    # mamba-ssm's selective_scan forward, built here against the sdist and PyTorch's c10 (its headers need them)
+    local torch_dir
+    torch_dir="$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')"
+    "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)" -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr \
+      --expt-extended-lambda --use_fast_math -U__CUDA_NO_HALF_OPERATORS__ -U__CUDA_NO_HALF_CONVERSIONS__ -U__CUDA_NO_BFLOAT16_OPERATORS__ \
+      -U__CUDA_NO_BFLOAT16_CONVERSIONS__ -U__CUDA_NO_BFLOAT162_OPERATORS__ -U__CUDA_NO_BFLOAT162_CONVERSIONS__ \
+      -I"$torch_dir/include" -I"$ssm/csrc/selective_scan" tools/gpu/peer_mamba_scan.cu \
+      -L"$torch_dir/lib" -lc10 -lc10_cuda -Xlinker -rpath="$torch_dir/lib" -o /tmp/jamba-peer/scan &&
+      /tmp/jamba-peer/scan 2>&1 | tee "$OUT/peer-scan.log"
+  fi
+  if [[ "$list" == *moe* ]]; then python3 tools/gpu/peer_moe.py --vllm .gpu/peer/vllm-* --json "$OUT/peer-moe.json" "$@" 2>&1 | tee "$OUT/peer-moe.log"; fi
+}
+if [[ "${1:-}" == peers ]]; then
+  shift
+  peers "$@"
+  exit
+fi
 if [[ ! -x /tmp/jamba-node/node ]]; then xz -dc .gpu/node.xz >/tmp/jamba-node/node && chmod +x /tmp/jamba-node/node; fi
 export PATH="/tmp/jamba-node:$PATH"
 if [[ ! -e node_modules ]]; then mkdir -p /tmp/jamba-modules && xz -dc .gpu/node_modules.tar.xz | tar -C /tmp/jamba-modules -xf - && ln -s /tmp/jamba-modules/node_modules node_modules; fi
@@ -52,30 +84,6 @@ case "$what" in
     # the client and its sha256 share); huggingface_hub too where this Python has it.
     py=(); python3 -c 'import huggingface_hub' 2>/dev/null && py=(--python python3)
     node dist/tools/bench/download-bench.js --work /tmp/jamba-download-bench "${py[@]}" "$@" 2>&1 | tee "$OUT/download.log" ;;
-  peers)
-    # The peers' kernels on this card, for ratios on one card (tools/gpu/fetch-peers.sh puts their sources in
-    # .gpu/peer): PyTorch SDPA's cuDNN attention, mamba-ssm's Triton decode update and CUDA prefill scan,
-    # vLLM's fused_moe.
-    list="${1:-attention,mamba,scan,moe}"
-    shift || true
-    if [[ "$list" == *attention* ]]; then python3 tools/gpu/peer_attention.py --json "$OUT/peer-attention.json" 2>&1 | tee "$OUT/peer-attention.log"; fi
-    if [[ "$list" == *mamba* ]]; then
-      mkdir -p /tmp/jamba-peer && tar -C /tmp/jamba-peer -xzf .gpu/peer/mamba_ssm.tar.gz
-      # einops (which the Triton file imports) from its pure-Python wheel, without installing it
-      PYTHONPATH="$(ls .gpu/peer/einops-*.whl)" python3 tools/gpu/peer_mamba.py --mamba-ssm "$(ls -d /tmp/jamba-peer/mamba_ssm-*)" 2>&1 | tee "$OUT/peer-mamba.log"
-    fi
-    if [[ "$list" == *scan* ]]; then
-      # mamba-ssm's selective_scan forward, built here against the sdist and PyTorch's c10 (its headers need them)
-      mkdir -p /tmp/jamba-peer && tar -C /tmp/jamba-peer -xzf .gpu/peer/mamba_ssm.tar.gz
-      torch_dir="$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')"
-      "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)" -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --expt-relaxed-constexpr \
-        --expt-extended-lambda --use_fast_math -U__CUDA_NO_HALF_OPERATORS__ -U__CUDA_NO_HALF_CONVERSIONS__ -U__CUDA_NO_BFLOAT16_OPERATORS__ \
-        -U__CUDA_NO_BFLOAT16_CONVERSIONS__ -U__CUDA_NO_BFLOAT162_OPERATORS__ -U__CUDA_NO_BFLOAT162_CONVERSIONS__ \
-        -I"$torch_dir/include" -I"$(ls -d /tmp/jamba-peer/mamba_ssm-*)/csrc/selective_scan" tools/gpu/peer_mamba_scan.cu \
-        -L"$torch_dir/lib" -lc10 -lc10_cuda -Xlinker -rpath="$torch_dir/lib" -o /tmp/jamba-peer/scan &&
-        /tmp/jamba-peer/scan 2>&1 | tee "$OUT/peer-scan.log"
-    fi
-    if [[ "$list" == *moe* ]]; then python3 tools/gpu/peer_moe.py --vllm .gpu/peer/vllm-* --json "$OUT/peer-moe.json" "$@" 2>&1 | tee "$OUT/peer-moe.log"; fi ;;
   build) rm -f runtime/native/build/.hash; bash runtime/native/build.sh ;;
   *) echo "gpu run: unknown part '$what'" >&2; exit 2 ;;
 esac
