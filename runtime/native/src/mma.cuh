@@ -98,6 +98,17 @@ __device__ __forceinline__ uint32_t i8x2_to_bf16x2(uint32_t two) {
 }
 
 /**
+ * The int8 pair in half `half` (0: bytes 0-1, 1: bytes 2-3) of `word` to a bf16 pair: i8x2_to_bf16x2
+ * with the pair picked by its byte selectors, so a lane that loads a whole word needs no shift.
+ */
+__device__ __forceinline__ uint32_t i8pair_to_bf16x2(uint32_t word, int half) {
+  const uint32_t u = word ^ 0x80808080u;
+  const float lo = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7540 + 2 * half)) - 8388736.f;
+  const float hi = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7541 + 2 * half)) - 8388736.f;
+  return __byte_perm(__float_as_uint(lo), __float_as_uint(hi), 0x7632);
+}
+
+/**
  * Four int8 (low byte first) to two bf16 pairs, bytes 0-1 in `lo` and 2-3 in `hi`: the conversion above
  * with one offset for all four bytes and each byte picked straight from the word (11 instructions for
  * four values against 14 for two calls of the pair version).
@@ -115,6 +126,13 @@ __device__ __forceinline__ void i8x4_to_bf16x2x2(uint32_t four, uint32_t& lo, ui
 /** Two int8 (low byte first, in the low 16 bits) to an fp16 pair, as i8x4_to_f16x2x2 (three instructions). */
 __device__ __forceinline__ uint32_t i8x2_to_f16x2(uint32_t two) {
   const uint32_t u = __byte_perm(two ^ 0x8080u, 0x64646464u, 0x4140);
+  const __half2 d = __hsub2(*reinterpret_cast<const __half2*>(&u), __halves2half2(__ushort_as_half(0x6480u), __ushort_as_half(0x6480u)));
+  return *reinterpret_cast<const uint32_t*>(&d);
+}
+
+/** The int8 pair in half `half` of `word` to an fp16 pair, as i8x2_to_f16x2 (i8pair_to_bf16x2 says why). */
+__device__ __forceinline__ uint32_t i8pair_to_f16x2(uint32_t word, int half) {
+  const uint32_t u = __byte_perm(word ^ 0x80808080u, 0x64646464u, 0x4140 + 0x0202 * half);
   const __half2 d = __hsub2(*reinterpret_cast<const __half2*>(&u), __halves2half2(__ushort_as_half(0x6480u), __ushort_as_half(0x6480u)));
   return *reinterpret_cast<const uint32_t*>(&d);
 }

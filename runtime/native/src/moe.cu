@@ -452,10 +452,14 @@ __global__ void __launch_bounds__(32 * WARPS) swapped_gemm(GemmParams p) {
  * token fragments. WGS warpgroups share each token tile. The k loop is software-pipelined: while the
  * MMAs of k tile t run, the warpgroup dequantizes tile t+1 into the other set of A registers.
  */
-template <int MODE, int TN, int WGS>
+template <int MODE, int TN, int WGS, bool WIDE = false>
 struct WgConfig {
-  static constexpr int kMats = MODE == GATED ? 2 : 1;
+  // WIDE (down projection or dense GEMM): each warpgroup covers two 64-channel slots of the one matrix, as
+  // the gated GEMM covers gate and up, so that 128 channels share each token tile in one warpgroup.
+  static_assert(!WIDE || MODE != GATED, "the gated GEMM has two matrices already");
+  static constexpr int kMats = MODE == GATED || WIDE ? 2 : 1;
   static constexpr int kThreads = 128 * WGS, kRows = 64 * WGS, BK = 64, kStages = 4;
+  static constexpr int kBlockN = WIDE ? 2 * kRows : kRows;  // output channels per block
   static constexpr int kWStride = BK + 16;  // int8 bytes per weight row in shared memory (16 B pad)
   static constexpr int kXBytes = TN * 128;  // the token tile: 64 bf16 per row, first in a stage (1024-aligned)
   static constexpr int kWBytes = kRows * kWStride;
@@ -466,11 +470,11 @@ struct WgConfig {
   static_assert(kWChunks * kThreads == kRows * (BK / 16) && kXChunks * kThreads == TN * (BK / 8), "copy split");
 };
 
-template <int MODE, int TN, int WGS, bool F16>
+template <int MODE, int TN, int WGS, bool F16, bool WIDE = false>
 __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
   pdl_enter();
 #if defined(JB_WGMMA)
-  using C = WgConfig<MODE, TN, WGS>;
+  using C = WgConfig<MODE, TN, WGS, WIDE>;
   constexpr int BK = C::BK, kMats = C::kMats, S = C::kStages;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   unsigned char* smem = smem_raw + ((1024 - (mma::smem_addr(smem_raw) & 1023)) & 1023);
@@ -479,10 +483,17 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
   const float* s[2];
   int tile, nblk;
   grouped_block(p.tile_group, tile, nblk);
-  if (!block_tile<kMats>(p, tile, TN, row0, row_end, w, s)) return;
-  const int n0 = nblk * C::kRows;
+  if (!block_tile<WIDE ? 1 : kMats>(p, tile, TN, row0, row_end, w, s)) return;
+  const int n0 = nblk * C::kBlockN;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
   const int K = p.k, N = p.n;
+  // WIDE: slot 1 is the matrix's rows kRows further on, a whole number of 16-row tile strips (int8_tiles.cuh).
+  int slot_row[2] = {0, 0};
+  if constexpr (WIDE) {
+    slot_row[1] = C::kRows;
+    w[1] = static_cast<const unsigned char*>(w[0]) + (size_t)(C::kRows / kInt8TileRows) * (int8_padded_cols(K) / kInt8TileCols) * kInt8TileBytes;
+    s[1] = s[0] ? s[0] + C::kRows : nullptr;
+  }
   const int all_tiles = (K + BK - 1) / BK, per = (all_tiles + gridDim.z - 1) / gridDim.z;
   const int kt0 = blockIdx.z * per, k_tiles = max(0, min(all_tiles, kt0 + per) - kt0);
   auto x_tile = [&](int stage) { return smem + stage * C::kStageBytes; };
@@ -495,12 +506,13 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
   auto w_copy_row = [&](int i) { return tid / (BK / 16) + i * (C::kThreads / (BK / 16)); };
   auto x_copy_row = [&](int i) { return tid / (BK / 8) + i * (C::kThreads / (BK / 8)); };
   uint32_t w_off[C::kWChunks];
-  bool w_ok[C::kWChunks];
+  bool w_ok[kMats][C::kWChunks];
 #pragma unroll
   for (int i = 0; i < C::kWChunks; i++) {
     const int n = n0 + w_copy_row(i);
-    w_ok[i] = n < N;
-    w_off[i] = (uint32_t)int8_tile_offset(w_ok[i] ? n : 0, (kt0 * BK) + w_cc * 16, int8_padded_cols(K));
+#pragma unroll
+    for (int j = 0; j < kMats; j++) w_ok[j][i] = n + slot_row[j] < N;
+    w_off[i] = (uint32_t)int8_tile_offset(w_ok[0][i] ? n : 0, (kt0 * BK) + w_cc * 16, int8_padded_cols(K));
   }
   int x_src[C::kXChunks];
 #pragma unroll
@@ -516,7 +528,7 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
       const unsigned char* wg = static_cast<const unsigned char*>(w[j]);
 #pragma unroll
       for (int i = 0; i < C::kWChunks; i++) {
-        const bool valid = w_ok[i] && kk_w < K;
+        const bool valid = w_ok[j][i] && kk_w < K;
         mma::cp_async16(ws + w_copy_row(i) * C::kWStride, wg + (valid ? w_off[i] + (size_t)kt * kInt8TileBytes : 0), valid);
       }
     }
@@ -534,6 +546,24 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
   const int w_row = warp * 16 + g;
   using AFrags = uint32_t[kMats][BK / 16][4];
   auto dequantize = [&](int stage, AFrags& a) {
+#if defined(JB_WGMMA_WIDE_DEQUANT)
+    // One 16-byte load per row and k16 step: the lane's pairs are in words t4/2 and 2 + t4/2, half t4 % 2;
+    // the quad's four lanes read the same 16 bytes (a broadcast), so a warp's load is one wavefront.
+    const bool upper = t4 & 2;
+    const int half = t4 & 1;
+#pragma unroll
+    for (int j = 0; j < kMats; j++) {
+      const unsigned char* row = w_tile(stage, j) + w_row * C::kWStride;
+#pragma unroll
+      for (int kk = 0; kk < BK / 16; kk++) {
+        const uint4 r0 = *reinterpret_cast<const uint4*>(row + kk * 16), r8 = *reinterpret_cast<const uint4*>(row + 8 * C::kWStride + kk * 16);
+        const uint32_t words[4] = {upper ? r0.y : r0.x, upper ? r8.y : r8.x, upper ? r0.w : r0.z, upper ? r8.w : r8.z};
+#pragma unroll
+        for (int i = 0; i < 4; i++) a[j][kk][i] = F16 ? mma::i8pair_to_f16x2(words[i], half) : mma::i8pair_to_bf16x2(words[i], half);
+      }
+    }
+    return;
+#endif
 #pragma unroll
     for (int j = 0; j < kMats; j++) {
       const unsigned char* base = w_tile(stage, j) + w_row * C::kWStride + 2 * t4;
@@ -604,7 +634,16 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
       const int row = row0 + o * 8 + 2 * t4 + (q & 1);
       // F16: sums of rows scaled by powers of two (GemmParams::a16), undone exactly here.
       const float inv = F16 && row < row_end ? p.a_inv_scale[p.a_rows ? p.a_rows[row] : row] : 1.f;
-      store_transposed<MODE, kMats>(p, s, acc[0][4 * o + q] * inv, acc[kMats - 1][4 * o + q] * inv, row, row_end, n0 + w_row + (q >= 2 ? 8 : 0));
+      const int n = n0 + w_row + (q >= 2 ? 8 : 0);
+      if constexpr (WIDE) {
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+          const float* const sj[2] = {s[j], s[j]};
+          store_transposed<MODE, 1>(p, sj, acc[j][4 * o + q] * inv, 0.f, row, row_end, n + slot_row[j]);
+        }
+      } else {
+        store_transposed<MODE, kMats>(p, s, acc[0][4 * o + q] * inv, acc[kMats - 1][4 * o + q] * inv, row, row_end, n);
+      }
     }
 #else
   __trap();  // launched only on sm_90 (use_wgmma)
@@ -875,30 +914,44 @@ int wgmma_groups(int tn, int experts) {
   return tn == 64 && experts == 1 ? 2 : 1;
 }
 
+/** `groups` of the wgmma launchers: 1 or 2 warpgroups a block, or this: one warpgroup over two 64-channel slots (WgConfig's WIDE). */
+constexpr int kWideWarpgroup = -1;
+
+/** Output channels per block of the wgmma kernel for `groups` (wgmma_groups, kWideWarpgroup). */
+inline int wgmma_block_channels(int groups) { return groups == kWideWarpgroup ? 128 : 64 * groups; }
+
 /**
  * Warpgroups per block of the wgmma kernel's down projection: the gated GEMM's count (wgmma_groups) unless
  * JAMBA_WGMMA_DOWN_GROUPS=1|2 says otherwise. Two warpgroups share each token tile, halving the tile's L2
  * reads per MAC (the down projection reads 16 KiB of h per 4 KiB of weights each k tile), and at 127
- * registers a thread they still fit two blocks an SM, where the gated GEMM's 254 do not. A switch for
- * measuring that, not yet a measured default (docs/benchmarks/cuda.md, twenty-first session).
+ * registers a thread they still fit two blocks an SM, where the gated GEMM's 254 do not. `wide`
+ * (kWideWarpgroup) shares the tile the other way: one warpgroup over 128 channels, at the gated GEMM's
+ * registers and tile per thread (vLLM's 128 × 128 tile on 4 warps). Switches for measuring that, not yet
+ * a measured default (docs/benchmarks/cuda.md, twenty-first and twenty-second sessions).
  */
 int wgmma_down_groups(int tn, int experts) {
-  static const int forced = env_is("JAMBA_WGMMA_DOWN_GROUPS", "2") ? 2 : env_is("JAMBA_WGMMA_DOWN_GROUPS", "1") ? 1 : 0;
+  static const int forced = env_is("JAMBA_WGMMA_DOWN_GROUPS", "2")      ? 2
+                            : env_is("JAMBA_WGMMA_DOWN_GROUPS", "1")    ? 1
+                            : env_is("JAMBA_WGMMA_DOWN_GROUPS", "wide") ? kWideWarpgroup
+                                                                        : 0;
   if (tn != 64 && tn != 128) return 1;
   return forced ? forced : wgmma_groups(tn, experts);
 }
 
-template <int MODE, int TN, int WGS, bool F16>
+template <int MODE, int TN, int WGS, bool F16, bool WIDE = false>
 int launch_wgmma_groups(const GemmParams& p, int tiles, int splits) {
-  using C = WgConfig<MODE, TN, WGS>;
-  auto kernel = wgmma_gemm<MODE, TN, WGS, F16>;
-  if (allow_smem<wgmma_gemm<MODE, TN, WGS, F16>>(C::kSmem) != 0) return -1;
-  return launch_pdl("grouped gemm (wgmma)", kernel, dim3(ceil_div(p.n, C::kRows), tiles, splits), C::kThreads, C::kSmem, p);
+  using C = WgConfig<MODE, TN, WGS, WIDE>;
+  auto kernel = wgmma_gemm<MODE, TN, WGS, F16, WIDE>;
+  if (allow_smem<wgmma_gemm<MODE, TN, WGS, F16, WIDE>>(C::kSmem) != 0) return -1;
+  return launch_pdl("grouped gemm (wgmma)", kernel, dim3(ceil_div(p.n, C::kBlockN), tiles, splits), C::kThreads, C::kSmem, p);
 }
 
 /** F16 (the gated GEMM only: its input rows come scaled per row from the align kernel) reads p.a16. */
 template <int MODE, int TN, bool F16>
 int launch_wgmma(const GemmParams& p, int tiles, int splits, int groups) {
+  if constexpr (MODE != GATED && !F16) {
+    if (groups == kWideWarpgroup) return launch_wgmma_groups<MODE, TN, 1, F16, true>(p, tiles, splits);
+  }
   if (groups == 2) return launch_wgmma_groups<MODE, TN, 2, F16>(p, tiles, splits);
   return launch_wgmma_groups<MODE, TN, 1, F16>(p, tiles, splits);
 }
@@ -1410,7 +1463,7 @@ int plan_moe(Args& a, MoeRun& r) {
     // has too few output blocks to fill the GPU twice over: split its K (dense MLP at 64 tokens 549 →
     // 243 µs, at 256 tokens 701 → 479, large kernel). Output channels per block: the swapped
     // kernel's 16 per warp (8 warps), or the large kernel's.
-    const int bn = wgmma ? 64 * r.down_groups : use_swapped_prefill() ? 16 * 8 : r.int8 ? LargeGemm<true, DOWN>::kBN : LargeGemm<false, DOWN>::kBN;
+    const int bn = wgmma ? wgmma_block_channels(r.down_groups) : use_swapped_prefill() ? 16 * 8 : r.int8 ? LargeGemm<true, DOWN>::kBN : LargeGemm<false, DOWN>::kBN;
     const int blocks = ceil_div(r.hidden, bn) * ceil_div(pairs, r.bm);
     const int forced = forced_large_splits();
     while (r.splits < 8 && (r.splits * 2) * slice_down <= partial_bytes && (forced ? r.splits < forced : blocks * r.splits < 2 * num_sms())) r.splits *= 2;
