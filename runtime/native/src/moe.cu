@@ -823,8 +823,8 @@ int launch_streamed(const GemmParams& p, int tiles, int splits) {
  * Warps per block of the streamed down projection in 16-row tiles: 4, or 8 with
  * JAMBA_MOE_STREAMED_DOWN_WARPS=8. The warps of a block read the same token rows through L1, and the
  * down projection reads 2 KiB of them per 1 KiB of weights each k-block (the gated GEMM 1 per 1): at 64
- * tokens on an H100 the down ran at 2.80 TB/s against the gated GEMM's 3.04 (ncu). A switch for
- * measuring that, not yet a measured default (docs/benchmarks/cuda.md, twenty-first session).
+ * tokens on an H100 the down ran at 2.80 TB/s against the gated GEMM's 3.04 (ncu). Measured: the MoE at 64
+ * tokens 997 µs with 8 against 995–997 with 4 (H100, 2026-12-06), so 4 stays; kept as a switch for sweeps.
  */
 int streamed_down_warps() {
   static const int warps = env_is("JAMBA_MOE_STREAMED_DOWN_WARPS", "8") ? 8 : 4;
@@ -921,13 +921,16 @@ constexpr int kWideWarpgroup = -1;
 inline int wgmma_block_channels(int groups) { return groups == kWideWarpgroup ? 128 : 64 * groups; }
 
 /**
- * Warpgroups per block of the wgmma kernel's down projection: the gated GEMM's count (wgmma_groups) unless
- * JAMBA_WGMMA_DOWN_GROUPS=1|2 says otherwise. Two warpgroups share each token tile, halving the tile's L2
- * reads per MAC (the down projection reads 16 KiB of h per 4 KiB of weights each k tile), and at 127
- * registers a thread they still fit two blocks an SM, where the gated GEMM's 254 do not. `wide`
- * (kWideWarpgroup) shares the tile the other way: one warpgroup over 128 channels, at the gated GEMM's
- * registers and tile per thread (vLLM's 128 × 128 tile on 4 warps). Switches for measuring that, not yet
- * a measured default (docs/benchmarks/cuda.md, twenty-first and twenty-second sessions).
+ * Warpgroups per block of the wgmma kernel's down projection, or kWideWarpgroup. Its k tiles copy 16 KiB
+ * of h per 4 KiB of weights when one warpgroup covers 64 channels; sharing each token tile among 128
+ * channels halves that. At 128-row tiles two warpgroups a block (127 registers a thread: still two blocks
+ * an SM), at 64-row tiles of an MoE one warpgroup over two 64-channel slots (`wide`, the gated GEMM's
+ * registers); a dense MLP's 64-row tile already takes two (wgmma_groups). H100, 2026-12-06, µs, same
+ * machine, two rounds, one warpgroup / two / wide: MoE at 1024 tokens 2366–2391 / 2204–2223 / 2267–2271,
+ * at 4096 7700–7760 / 6981–7127 / 6912–6967, at 256 (64-row tiles) 1177 / 1187–1192 / 1160–1164; dense MLP
+ * at 256 / 1024 / 4096 rows 275 / 891–928 / 3403–3440 against 252–254 / 833–857 / 3055–3095 with two, and
+ * at 64 rows 120 with two against 132 wide; prefill 4K / 32K 15452 / 15332 → 16694 / 16389 tok/s; decode
+ * unchanged. JAMBA_WGMMA_DOWN_GROUPS=1|2|wide forces one (for comparison).
  */
 int wgmma_down_groups(int tn, int experts) {
   static const int forced = env_is("JAMBA_WGMMA_DOWN_GROUPS", "2")      ? 2
@@ -935,7 +938,9 @@ int wgmma_down_groups(int tn, int experts) {
                             : env_is("JAMBA_WGMMA_DOWN_GROUPS", "wide") ? kWideWarpgroup
                                                                         : 0;
   if (tn != 64 && tn != 128) return 1;
-  return forced ? forced : wgmma_groups(tn, experts);
+  if (forced) return forced;
+  if (tn == 128) return 2;
+  return experts == 1 ? wgmma_groups(tn, experts) : kWideWarpgroup;
 }
 
 template <int MODE, int TN, int WGS, bool F16, bool WIDE = false>
