@@ -562,8 +562,7 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
         for (int i = 0; i < 4; i++) a[j][kk][i] = F16 ? mma::i8pair_to_f16x2(words[i], half) : mma::i8pair_to_bf16x2(words[i], half);
       }
     }
-    return;
-#endif
+#else
 #pragma unroll
     for (int j = 0; j < kMats; j++) {
       const unsigned char* base = w_tile(stage, j) + w_row * C::kWStride + 2 * t4;
@@ -575,6 +574,7 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
         for (int i = 0; i < 4; i++) a[j][kk][i] = F16 ? mma::i8x2_to_f16x2(two[i]) : mma::i8x2_to_bf16x2(two[i]);
       }
     }
+#endif
   };
 
   float acc[kMats][TN / 2];  // set by the first MMAs (which ignore its old value), or zeroed below
