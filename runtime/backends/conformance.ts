@@ -31,6 +31,13 @@ export interface Shapes {
   dConv: number;
   dtRank: number;
   vocab: number;
+  /**
+   * Widths of the expert cases (moeExperts, denseMlp): hidden and ffn there. Tiny's are wider than its
+   * hidden and not multiples of 64, so that a prefill kernel's block of 128 output channels has both of its
+   * 64-channel halves in use, the second cut short, and K ends inside a k tile.
+   */
+  expertHidden: number;
+  expertFfn: number;
   /** Rows of the linear and MoE cases. */
   rows: number;
   /**
@@ -50,12 +57,12 @@ export interface Shapes {
 export const PROFILES: Record<'tiny' | 'mini', Shapes> = {
   tiny: {
     hidden: 48, ffn: 80, experts: 5, topK: 2, heads: 6, kvHeads: 2, headDim: 8, dInner: 24, dState: 6, dConv: 4, dtRank: 3, vocab: 300,
-    rows: 9, prefillRows: 221, lens: [300, 6], splits: [17, 3], blockSize: 4,
+    expertHidden: 208, expertFfn: 176, rows: 9, prefillRows: 221, lens: [300, 6], splits: [17, 3], blockSize: 4,
   },
   // Real shapes, except 2 experts instead of 16 and few rows: the fp32 reference runs them in JavaScript.
   mini: {
     hidden: 4096, ffn: 14336, experts: 2, topK: 2, heads: 32, kvHeads: 8, headDim: 128, dInner: 8192, dState: 16, dConv: 4, dtRank: 256,
-    vocab: 65536, rows: 4, prefillRows: 0, lens: [613, 130], splits: [600, 64], blockSize: 16,
+    vocab: 65536, expertHidden: 4096, expertFfn: 14336, rows: 4, prefillRows: 0, lens: [613, 130], splits: [600, 64], blockSize: 16,
   },
 };
 
@@ -120,6 +127,11 @@ function stepInputs(batch: RaggedBatch, tokenIds: Int32Array, sampling: Sampling
 /** A step over `rows` rows as one sequence starting at 0 (for ops that ignore the layout). */
 function flatStep(rows: number, tokenIds = new Int32Array(rows)): StepInputs {
   return stepInputs({ numRows: rows, segments: [{ rowStart: 0, numRows: rows, cachedLen: 0, stateSlot: 0, blockTable: new Int32Array(0) }] }, tokenIds);
+}
+
+/** One expert's (or a dense MLP's) SwiGLU weights at the expert cases' widths. */
+function expertWeights(make: (b: Backend, r: Random, out: number, inDim: number) => LinearWeight, b: Backend, r: Random, s: Shapes): SwiGluWeights {
+  return { gate: make(b, r, s.expertFfn, s.expertHidden), up: make(b, r, s.expertFfn, s.expertHidden), down: make(b, r, s.expertHidden, s.expertFfn) };
 }
 
 /**
@@ -372,14 +384,9 @@ export const OP_CASES: OpCase[] = [
       const r = rng(6);
       const outs: Float32Array[] = [];
       for (const make of [dense, int8]) {
-        const experts: SwiGluWeights[] = Array.from({ length: s.experts }, () => ({
-          gate: make(b, r, s.ffn, s.hidden),
-          up: make(b, r, s.ffn, s.hidden),
-          down: make(b, r, s.hidden, s.ffn),
-        }));
-        const set = b.createExpertSet(experts);
+        const set = b.createExpertSet(Array.from({ length: s.experts }, () => expertWeights(make, b, r, s)));
         for (const rows of expertRows(s)) {
-          const x = act(b, r, [rows, s.hidden]);
+          const x = act(b, r, [rows, s.expertHidden]);
           const logits = act(b, r, [rows, s.experts], 2);
           outs.push(...(await inStep(b, flatStep(rows), async () => [await b.download(b.moeExperts(x, b.routerTopK(logits, s.topK), set))])));
         }
@@ -394,9 +401,9 @@ export const OP_CASES: OpCase[] = [
       const r = rng(10);
       const outs: Float32Array[] = [];
       for (const make of [dense, int8]) {
-        const mlp = b.createExpertSet([{ gate: make(b, r, s.ffn, s.hidden), up: make(b, r, s.ffn, s.hidden), down: make(b, r, s.hidden, s.ffn) }]);
+        const mlp = b.createExpertSet([expertWeights(make, b, r, s)]);
         for (const rows of expertRows(s)) {
-          const x = act(b, r, [rows, s.hidden]);
+          const x = act(b, r, [rows, s.expertHidden]);
           outs.push(...(await inStep(b, flatStep(rows), async () => [await b.download(b.denseMlp(x, mlp))])));
         }
       }

@@ -6,8 +6,12 @@
 // Each figure is the median of 20 runs of device time with a cold L2 (a 256 MiB write between runs), with
 // the bytes of the experts actually touched over that time, and a plain read of the same bytes as the
 // ceiling. It includes the kernels' source so that it can time their parts; nothing here ships.
+// MB_TOKENS=1024,4096 runs only those token counts (for a profiler: the first kernels it launches for
+// each are one whole MoE layer's).
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <random>
 #include <vector>
@@ -104,7 +108,12 @@ int main() {
   Timer timer;
 
   printf("%-6s %-28s %10s %10s\n", "tokens", "what", "µs", "TB/s");
-  for (int T : {1, 8, 64, 256, 1024, 4096}) {
+  std::vector<int> token_counts = {1, 8, 64, 256, 1024, 4096};
+  if (const char* only = getenv("MB_TOKENS")) {
+    token_counts.clear();
+    for (const char* c = only; *c; c += strcspn(c, ",") + (c[strcspn(c, ",")] ? 1 : 0)) token_counts.push_back(std::min(std::atoi(c), max_t));
+  }
+  for (int T : token_counts) {
     std::vector<int> hid(T * K);
     std::vector<float> hw(T * K, 0.5f);
     std::vector<bool> touched(E, false);

@@ -85,54 +85,38 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4],
 __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) { mma_16816<false>(c, a, b0, b1); }
 
 /**
- * Two int8 (low byte first, in the low 16 bits) to a bf16 pair, exactly, without the slow int→float
- * conversion unit: each byte, offset to unsigned, becomes the low byte of the fp32 2^23 + u; subtracting
- * 2^23 + 128 gives the int8 value as an fp32 whose low 16 bits are zero (|q| ≤ 127 needs 7 mantissa
- * bits), so its high half is its bf16. Six full-rate instructions per pair.
+ * The bf16 pair of the int8 pair whose bytes sit at the bottom of the two 16-bit halves of `spread`
+ * (the rest zero), exactly, in three instructions and without the slow int→float conversion unit: with
+ * q = r - 128·s (r its low 7 bits, s its sign bit), the bf16 0x4300 | r is 128 + r (7 mantissa bits hold
+ * r), the bf16 0x4300 | s << 7 is 128 or 256, and their difference is q, representable and so exact.
  */
-__device__ __forceinline__ uint32_t i8x2_to_bf16x2(uint32_t two) {
-  const uint32_t u = (two ^ 0x8080u) & 0xffffu;
-  const float lo = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7540)) - 8388736.f;
-  const float hi = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7541)) - 8388736.f;
-  return __byte_perm(__float_as_uint(lo), __float_as_uint(hi), 0x7632);
-}
-
-/**
- * The int8 pair in half `half` (0: bytes 0-1, 1: bytes 2-3) of `word` to a bf16 pair: i8x2_to_bf16x2
- * with the pair picked by its byte selectors, so a lane that loads a whole word needs no shift.
- */
-__device__ __forceinline__ uint32_t i8pair_to_bf16x2(uint32_t word, int half) {
-  const uint32_t u = word ^ 0x80808080u;
-  const float lo = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7540 + 2 * half)) - 8388736.f;
-  const float hi = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7541 + 2 * half)) - 8388736.f;
-  return __byte_perm(__float_as_uint(lo), __float_as_uint(hi), 0x7632);
-}
-
-/**
- * Four int8 (low byte first) to two bf16 pairs, bytes 0-1 in `lo` and 2-3 in `hi`: the conversion above
- * with one offset for all four bytes and each byte picked straight from the word (11 instructions for
- * four values against 14 for two calls of the pair version).
- */
-__device__ __forceinline__ void i8x4_to_bf16x2x2(uint32_t four, uint32_t& lo, uint32_t& hi) {
-  const uint32_t u = four ^ 0x80808080u;
-  const float f0 = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7540)) - 8388736.f;
-  const float f1 = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7541)) - 8388736.f;
-  const float f2 = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7542)) - 8388736.f;
-  const float f3 = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7543)) - 8388736.f;
-  lo = __byte_perm(__float_as_uint(f0), __float_as_uint(f1), 0x7632);
-  hi = __byte_perm(__float_as_uint(f2), __float_as_uint(f3), 0x7632);
-}
-
-/** Two int8 (low byte first, in the low 16 bits) to an fp16 pair, as i8x4_to_f16x2x2 (three instructions). */
-__device__ __forceinline__ uint32_t i8x2_to_f16x2(uint32_t two) {
-  const uint32_t u = __byte_perm(two ^ 0x8080u, 0x64646464u, 0x4140);
-  const __half2 d = __hsub2(*reinterpret_cast<const __half2*>(&u), __halves2half2(__ushort_as_half(0x6480u), __ushort_as_half(0x6480u)));
+__device__ __forceinline__ uint32_t spread_i8x2_to_bf16x2(uint32_t spread) {
+  // (a & b) | c as one lop3 each: left to the compiler, two constants split it into two instructions.
+  uint32_t mag, sub;
+  asm("lop3.b32 %0, %1, 0x007F007F, %2, 0xEA;\n" : "=r"(mag) : "r"(spread), "r"(0x43004300u));
+  asm("lop3.b32 %0, %1, 0x00800080, %2, 0xEA;\n" : "=r"(sub) : "r"(spread), "r"(0x43004300u));
+  const __nv_bfloat162 d = __hsub2(*reinterpret_cast<const __nv_bfloat162*>(&mag), *reinterpret_cast<const __nv_bfloat162*>(&sub));
   return *reinterpret_cast<const uint32_t*>(&d);
 }
 
-/** The int8 pair in half `half` of `word` to an fp16 pair, as i8x2_to_f16x2 (i8pair_to_bf16x2 says why). */
-__device__ __forceinline__ uint32_t i8pair_to_f16x2(uint32_t word, int half) {
-  const uint32_t u = __byte_perm(word ^ 0x80808080u, 0x64646464u, 0x4140 + 0x0202 * half);
+/** Two int8 (low byte first, in the low 16 bits) to a bf16 pair, exactly: four full-rate instructions. */
+__device__ __forceinline__ uint32_t i8x2_to_bf16x2(uint32_t two) { return spread_i8x2_to_bf16x2(__byte_perm(two, 0, 0x4140)); }
+
+/** Four int8 (low byte first) to two bf16 pairs, bytes 0-1 in `lo` and 2-3 in `hi` (eight instructions). */
+__device__ __forceinline__ void i8x4_to_bf16x2x2(uint32_t four, uint32_t& lo, uint32_t& hi) {
+  lo = spread_i8x2_to_bf16x2(__byte_perm(four, 0, 0x4140));
+  hi = spread_i8x2_to_bf16x2(__byte_perm(four, 0, 0x4342));
+}
+
+/**
+ * Two int8 (low byte first, in the low 16 bits; the high 16 bits zero) to an fp16 pair, as
+ * i8x4_to_f16x2x2, in three instructions whose constants are all immediates: one xor offsets both bytes
+ * and writes 0x64 into the empty high bytes, one permute interleaves them (a permute of a register with
+ * constants in both its selector and a second operand would need a register for one of them, which
+ * ptxas rematerializes before every use when registers are short).
+ */
+__device__ __forceinline__ uint32_t i8x2_to_f16x2(uint32_t two) {
+  const uint32_t u = __byte_perm(two ^ 0x64648080u, 0, 0x3120);
   const __half2 d = __hsub2(*reinterpret_cast<const __half2*>(&u), __halves2half2(__ushort_as_half(0x6480u), __ushort_as_half(0x6480u)));
   return *reinterpret_cast<const uint32_t*>(&d);
 }
@@ -141,7 +125,7 @@ __device__ __forceinline__ uint32_t i8pair_to_f16x2(uint32_t word, int half) {
  * Four int8 (low byte first) to two fp16 pairs, bytes 0-1 in `lo` and 2-3 in `hi`, exactly, in five
  * instructions: each byte, offset to unsigned u = q + 128, becomes the low byte of the fp16 0x64uu =
  * 1024 + u (fp16 has 10 mantissa bits, so 1024 … 1279 are exact), and one paired subtraction of 1152
- * leaves q. bf16's 7 mantissa bits cannot hold u, which is why the bf16 conversion goes through fp32.
+ * leaves q. bf16's 7 mantissa bits cannot hold u, which is why the bf16 conversion splits off the sign bit.
  */
 __device__ __forceinline__ void i8x4_to_f16x2x2(uint32_t four, uint32_t& lo, uint32_t& hi) {
   const uint32_t u = four ^ 0x80808080u;

@@ -302,29 +302,47 @@ __global__ void __launch_bounds__(32 * WM * WN) grouped_gemm(GemmParams p) {
 }
 
 /**
- * One output of the kernels that compute outᵀ = W·xᵀ (weights as the mma's A operand): output channel
- * n of token row `row`. v0 is gate (or the only matrix), v1 up; the split index is blockIdx.z.
+ * One output of the kernels that compute outᵀ = W·xᵀ, already scaled: output channel n of `out_row` (the
+ * token row; for the down projection the row's pair index). v0 is gate (or the only matrix), v1 up; the
+ * split index is blockIdx.z.
  */
-template <int MODE, int MATS>
-__device__ __forceinline__ void store_transposed(const GemmParams& p, const float* const (&s)[2], float v0, float v1, int row, int row_end, int n) {
-  if (row >= row_end || n >= p.n) return;
+template <int MODE>
+__device__ __forceinline__ void store_scaled(const GemmParams& p, float v0, float v1, int out_row, int n) {
   const int N = p.n;
-  v0 *= s[0] ? s[0][n] : 1.f;
   if constexpr (MODE == GATED) {
-    v1 *= s[MATS - 1] ? s[MATS - 1][n] : 1.f;
     if (gridDim.z == 1) {
-      p.h[(size_t)row * N + n] = __float2bfloat16_rn(silu(v0) * v1);
+      p.h[(size_t)out_row * N + n] = __float2bfloat16_rn(silu(v0) * v1);
     } else {  // a K slice: scaled gate and up sums, finished by gated_finish_kernel
-      float* part = p.partial + ((size_t)blockIdx.z * p.pairs + row) * 2 * N;
+      float* part = p.partial + ((size_t)blockIdx.z * p.pairs + out_row) * 2 * N;
       part[n] = v0;
       part[N + n] = v1;
     }
   } else if constexpr (MODE == DOWN) {
-    const int pair = p.pair_index[row];
-    p.partial[((size_t)blockIdx.z * p.pairs + pair) * N + n] = p.route_w ? v0 * p.route_w[pair] : v0;
+    p.partial[((size_t)blockIdx.z * p.pairs + out_row) * N + n] = v0;
   } else {
-    store_from_float(p.out, p.out_dtype, (size_t)row * N + n, v0 + (p.bias ? p.bias[n] : 0.f));
+    store_from_float(p.out, p.out_dtype, (size_t)out_row * N + n, v0 + (p.bias ? p.bias[n] : 0.f));
   }
+}
+
+/** The row `store_scaled` writes for token row `row`, and the factor its outputs take (the routing weight). */
+template <int MODE>
+__device__ __forceinline__ int output_row(const GemmParams& p, int row, float& row_factor) {
+  if constexpr (MODE == DOWN) {
+    const int pair = p.pair_index[row];
+    row_factor = p.route_w ? p.route_w[pair] : 1.f;
+    return pair;
+  }
+  row_factor = 1.f;
+  return row;
+}
+
+/** store_scaled for a raw output of channel n (per-channel scales s: gate's, or the only matrix's, and up's) of token row `row`. */
+template <int MODE, int MATS>
+__device__ __forceinline__ void store_transposed(const GemmParams& p, const float* const (&s)[2], float v0, float v1, int row, int row_end, int n) {
+  if (row >= row_end || n >= p.n) return;
+  float f;
+  const int out_row = output_row<MODE>(p, row, f);
+  store_scaled<MODE>(p, v0 * f * (s[0] ? s[0][n] : 1.f), v1 * (s[MATS - 1] ? s[MATS - 1][n] : 1.f), out_row, n);
 }
 
 /**
@@ -501,7 +519,10 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
 
   // What this thread copies, fixed over the k loop: weight rows tid/4 + i·threads/4 at 16-byte column
   // chunk tid % 4 (their tiled offsets advance 1 KiB per k tile, int8_tiles.cuh), and token rows
-  // tid/8 + i·threads/8 at chunk tid % 8 (source row -1: past the tile, zero-filled).
+  // tid/8 + i·threads/8 at chunk tid % 8. Each copy's source is kept as a 32-bit offset from a base that
+  // advances per k tile, so a copy costs one address instruction; a row past the matrix or the tile reads
+  // nothing (size 0) from an offset of row 0. Weight tiles are zero-padded to a multiple of 64 columns,
+  // so no weight copy checks K; a token chunk past K is zero-filled.
   const int w_cc = tid % (BK / 16), x_cc = tid % (BK / 8);
   auto w_copy_row = [&](int i) { return tid / (BK / 16) + i * (C::kThreads / (BK / 16)); };
   auto x_copy_row = [&](int i) { return tid / (BK / 8) + i * (C::kThreads / (BK / 8)); };
@@ -514,31 +535,29 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
     for (int j = 0; j < kMats; j++) w_ok[j][i] = n + slot_row[j] < N;
     w_off[i] = (uint32_t)int8_tile_offset(w_ok[0][i] ? n : 0, (kt0 * BK) + w_cc * 16, int8_padded_cols(K));
   }
-  int x_src[C::kXChunks];
+  // Token offsets in elements of a (or a16), below 2^32 (the launcher checks).
+  const int x_ld = F16 ? K : p.lda;
+  uint32_t x_off[C::kXChunks];
+  bool x_ok[C::kXChunks];
 #pragma unroll
   for (int i = 0; i < C::kXChunks; i++) {
     const int row = row0 + x_copy_row(i);
-    x_src[i] = row < row_end ? (p.a_rows ? p.a_rows[row] : row) : -1;
+    x_ok[i] = row < row_end;
+    x_off[i] = (uint32_t)(x_ok[i] ? (p.a_rows ? p.a_rows[row] : row) : 0) * (uint32_t)x_ld + (uint32_t)(kt0 * BK + x_cc * 8);
   }
   auto load = [&](int stage, int kt) {
-    const int kk_w = (kt0 + kt) * BK + w_cc * 16, kk_x = (kt0 + kt) * BK + x_cc * 8;
 #pragma unroll
     for (int j = 0; j < kMats; j++) {
       unsigned char* ws = w_tile(stage, j) + w_cc * 16;
-      const unsigned char* wg = static_cast<const unsigned char*>(w[j]);
+      const unsigned char* wg = static_cast<const unsigned char*>(w[j]) + (size_t)kt * kInt8TileBytes;
 #pragma unroll
-      for (int i = 0; i < C::kWChunks; i++) {
-        const bool valid = w_ok[j][i] && kk_w < K;
-        mma::cp_async16(ws + w_copy_row(i) * C::kWStride, wg + (valid ? w_off[i] + (size_t)kt * kInt8TileBytes : 0), valid);
-      }
+      for (int i = 0; i < C::kWChunks; i++) mma::cp_async16(ws + w_copy_row(i) * C::kWStride, wg + w_off[i], w_ok[j][i]);
     }
     unsigned char* xs = x_tile(stage);
+    const bool k_ok = (kt0 + kt) * BK + x_cc * 8 < K;
+    const uint16_t* xg = (F16 ? reinterpret_cast<const uint16_t*>(p.a16) : reinterpret_cast<const uint16_t*>(p.a)) + kt * BK;
 #pragma unroll
-    for (int i = 0; i < C::kXChunks; i++) {
-      const bool valid = x_src[i] >= 0 && kk_x < K;
-      const void* src = F16 ? static_cast<const void*>(p.a16 + (valid ? (size_t)x_src[i] * K + kk_x : 0)) : p.a + (valid ? (size_t)x_src[i] * p.lda + kk_x : 0);
-      mma::cp_async16(xs + wgmma::swizzled_chunk(x_copy_row(i), x_cc), src, valid);
-    }
+    for (int i = 0; i < C::kXChunks; i++) mma::cp_async16(xs + wgmma::swizzled_chunk(x_copy_row(i), x_cc), xg + x_off[i], x_ok[i] && k_ok);
   };
 
   // This lane's weight rows in the block: warp w holds rows 16w + g and 16w + g + 8 (warp w % 4 of
@@ -546,23 +565,6 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
   const int w_row = warp * 16 + g;
   using AFrags = uint32_t[kMats][BK / 16][4];
   auto dequantize = [&](int stage, AFrags& a) {
-#if defined(JB_WGMMA_WIDE_DEQUANT)
-    // One 16-byte load per row and k16 step: the lane's pairs are in words t4/2 and 2 + t4/2, half t4 % 2;
-    // the quad's four lanes read the same 16 bytes (a broadcast), so a warp's load is one wavefront.
-    const bool upper = t4 & 2;
-    const int half = t4 & 1;
-#pragma unroll
-    for (int j = 0; j < kMats; j++) {
-      const unsigned char* row = w_tile(stage, j) + w_row * C::kWStride;
-#pragma unroll
-      for (int kk = 0; kk < BK / 16; kk++) {
-        const uint4 r0 = *reinterpret_cast<const uint4*>(row + kk * 16), r8 = *reinterpret_cast<const uint4*>(row + 8 * C::kWStride + kk * 16);
-        const uint32_t words[4] = {upper ? r0.y : r0.x, upper ? r8.y : r8.x, upper ? r0.w : r0.z, upper ? r8.w : r8.z};
-#pragma unroll
-        for (int i = 0; i < 4; i++) a[j][kk][i] = F16 ? mma::i8pair_to_f16x2(words[i], half) : mma::i8pair_to_bf16x2(words[i], half);
-      }
-    }
-#else
 #pragma unroll
     for (int j = 0; j < kMats; j++) {
       const unsigned char* base = w_tile(stage, j) + w_row * C::kWStride + 2 * t4;
@@ -574,7 +576,6 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
         for (int i = 0; i < 4; i++) a[j][kk][i] = F16 ? mma::i8x2_to_f16x2(two[i]) : mma::i8x2_to_bf16x2(two[i]);
       }
     }
-#endif
   };
 
   float acc[kMats][TN / 2];  // set by the first MMAs (which ignore its old value), or zeroed below
@@ -626,23 +627,39 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
   }
   mma::cp_async_wait<0>();
 
-  // acc[j][4·o + q]: channel w_row (+8 for q >= 2), token 8·o + 2·t4 (+1 for odd q): mma's C layout.
+  // acc[j][4·o + q]: channel w_row (+8 for q >= 2) of matrix (or WIDE: slot) j, token 8·o + 2·t4 (+1 for
+  // odd q): mma's C layout. The lane's four channels and their scales are fixed; each row's factors
+  // (F16: the inverse of its input scale, sums of rows scaled by powers of two, GemmParams::a16; the
+  // routing weight) are read once for its two channels.
+  float scale[kMats][2];
+  bool n_ok[kMats][2];
+#pragma unroll
+  for (int j = 0; j < kMats; j++)
+#pragma unroll
+    for (int hi = 0; hi < 2; hi++) {
+      const int n = n0 + w_row + 8 * hi + slot_row[j];
+      n_ok[j][hi] = n < N;
+      scale[j][hi] = s[j] && n_ok[j][hi] ? s[j][n - slot_row[j]] : 1.f;  // WIDE: s[1] starts at slot 1's rows
+    }
 #pragma unroll
   for (int o = 0; o < TN / 8; o++)
 #pragma unroll
-    for (int q = 0; q < 4; q++) {
-      const int row = row0 + o * 8 + 2 * t4 + (q & 1);
-      // F16: sums of rows scaled by powers of two (GemmParams::a16), undone exactly here.
-      const float inv = F16 && row < row_end ? p.a_inv_scale[p.a_rows ? p.a_rows[row] : row] : 1.f;
-      const int n = n0 + w_row + (q >= 2 ? 8 : 0);
-      if constexpr (WIDE) {
+    for (int odd = 0; odd < 2; odd++) {
+      const int row = row0 + o * 8 + 2 * t4 + odd;
+      if (row >= row_end) continue;
+      float f;
+      const int out_row = output_row<MODE>(p, row, f);
+      if constexpr (F16) f *= p.a_inv_scale[p.a_rows ? p.a_rows[row] : row];
 #pragma unroll
-        for (int j = 0; j < 2; j++) {
-          const float* const sj[2] = {s[j], s[j]};
-          store_transposed<MODE, 1>(p, sj, acc[j][4 * o + q] * inv, 0.f, row, row_end, n + slot_row[j]);
+      for (int hi = 0; hi < 2; hi++) {
+        const int q = odd + 2 * hi, n = n0 + w_row + 8 * hi;
+        if constexpr (WIDE) {
+#pragma unroll
+          for (int j = 0; j < 2; j++)
+            if (n_ok[j][hi]) store_scaled<MODE>(p, acc[j][4 * o + q] * f * scale[j][hi], 0.f, out_row, n + slot_row[j]);
+        } else if (n_ok[0][hi]) {
+          store_scaled<MODE>(p, acc[0][4 * o + q] * f * scale[0][hi], acc[kMats - 1][4 * o + q] * f * scale[kMats - 1][hi], out_row, n);
         }
-      } else {
-        store_transposed<MODE, kMats>(p, s, acc[0][4 * o + q] * inv, acc[kMats - 1][4 * o + q] * inv, row, row_end, n);
       }
     }
 #else
@@ -850,12 +867,15 @@ int streamed_split_cap(int tiles) {
 }
 
 /**
- * Which int8 kernels take fp16 inputs scaled per row or block (int8 → fp16 takes 5 instructions per 4
- * weights against 11 to bf16): 0 none, 1 the streamed kernel, 2 the wgmma kernel too.
- * JAMBA_MOE_F16=0|streamed|all overrides (for comparison).
+ * Which int8 kernels take fp16 inputs scaled per row or block (int8 → fp16 takes 3 instructions per pair
+ * of weights against 4 to bf16, mma.cuh): 0 none, 1 the streamed kernel, 2 the wgmma kernel's MoE gated
+ * GEMM too. 1: at prefill sizes the fp16 copy of x costs the align kernel more than the instruction saves
+ * (H100, 2026-12-06, same machine, three rounds, MoE at 1024 / 4096 tokens 2004–2009 / 6544–6691 µs
+ * against 2046–2052 / 6748–6873 with 2; prefill 4K 16.8–17.1K against 16.8K tok/s; 8–256 tokens within
+ * 3 µs). JAMBA_MOE_F16=0|streamed|all overrides (for comparison).
  */
 int f16_kernels() {
-  static const int level = env_is("JAMBA_MOE_F16", "0") ? 0 : env_is("JAMBA_MOE_F16", "streamed") ? 1 : 2;
+  static const int level = env_is("JAMBA_MOE_F16", "0") ? 0 : env_is("JAMBA_MOE_F16", "all") ? 2 : 1;
   return level;
 }
 
@@ -948,6 +968,8 @@ int launch_wgmma_groups(const GemmParams& p, int tiles, int splits) {
   using C = WgConfig<MODE, TN, WGS, WIDE>;
   auto kernel = wgmma_gemm<MODE, TN, WGS, F16, WIDE>;
   if (allow_smem<wgmma_gemm<MODE, TN, WGS, F16, WIDE>>(C::kSmem) != 0) return -1;
+  // The kernel keeps token offsets in 32 bits; the rows it reads are below tiles · TN.
+  if ((uint64_t)tiles * TN * std::max(p.lda, p.k) + p.k >= (1ull << 32)) return fail("grouped gemm (wgmma): input rows past 32-bit element offsets");
   return launch_pdl("grouped gemm (wgmma)", kernel, dim3(ceil_div(p.n, C::kBlockN), tiles, splits), C::kThreads, C::kSmem, p);
 }
 
@@ -1487,9 +1509,9 @@ int plan_moe(Args& a, MoeRun& r) {
   r.ffn = ffn;
   // fp16 inputs for the streamed kernels; the h buffer holds h ([pairs, ffn], bf16 or fp16), then x's
   // fp16 rows, then the inverse scales of x's rows and of h's 64-channel blocks (jamba_native.h, OP_MOE).
-  // The wgmma kernel takes fp16 for an MoE's gated GEMM only: its down projection would need h's scale
-  // per row, and the dense MLP's measured slower (64 rows 135 against 115 µs; MoE at 256 tokens 1046
-  // against 1114). The streamed kernel's down projection in small tiles only (f16_down_rows).
+  // The wgmma kernel takes fp16 (JAMBA_MOE_F16=all only, f16_kernels) for an MoE's gated GEMM only: its
+  // down projection would need h's scale per row, and the dense MLP's measured slower (64 rows 135 against
+  // 115 µs). The streamed kernel's down projection in small tiles only (f16_down_rows).
   const bool streamed_tile = streamed && r.bm <= 32;
   r.f16_gated = (streamed_tile && f16_kernels() >= 1) || (wgmma && r.bm >= 64 && experts > 1 && f16_kernels() >= 2);
   r.f16_down = r.f16_gated && streamed_tile && r.bm <= f16_down_rows() && r.gated_splits > 1;
