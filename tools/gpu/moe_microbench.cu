@@ -111,7 +111,11 @@ int main() {
   std::vector<int> token_counts = {1, 8, 64, 256, 1024, 4096};
   if (const char* only = getenv("MB_TOKENS")) {
     token_counts.clear();
-    for (const char* c = only; *c; c += strcspn(c, ",") + (c[strcspn(c, ",")] ? 1 : 0)) token_counts.push_back(std::min(std::atoi(c), max_t));
+    for (const char* c = only; *c;) {
+      if (const int t = std::atoi(c); t > 0) token_counts.push_back(std::min(t, max_t));
+      c += strcspn(c, ",");
+      if (*c == ',') c++;
+    }
   }
   for (int T : token_counts) {
     std::vector<int> hid(T * K);
