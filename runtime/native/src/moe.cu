@@ -505,12 +505,13 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
   const int n0 = nblk * C::kBlockN;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
   const int K = p.k, N = p.n;
-  // WIDE: slot 1 is the matrix's rows kRows further on, a whole number of 16-row tile strips (int8_tiles.cuh).
+  // WIDE: slot 1 is the matrix's rows kRows further on, a whole number of 16-row tile strips (int8_tiles.cuh);
+  // its scales are the matrix's, indexed by the full channel as the outputs are.
   int slot_row[2] = {0, 0};
   if constexpr (WIDE) {
     slot_row[1] = C::kRows;
     w[1] = static_cast<const unsigned char*>(w[0]) + (size_t)(C::kRows / kInt8TileRows) * (int8_padded_cols(K) / kInt8TileCols) * kInt8TileBytes;
-    s[1] = s[0] ? s[0] + C::kRows : nullptr;
+    s[1] = s[0];
   }
   const int all_tiles = (K + BK - 1) / BK, per = (all_tiles + gridDim.z - 1) / gridDim.z;
   const int kt0 = blockIdx.z * per, k_tiles = max(0, min(all_tiles, kt0 + per) - kt0);
@@ -639,7 +640,7 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
     for (int hi = 0; hi < 2; hi++) {
       const int n = n0 + w_row + 8 * hi + slot_row[j];
       n_ok[j][hi] = n < N;
-      scale[j][hi] = s[j] && n_ok[j][hi] ? s[j][n - slot_row[j]] : 1.f;  // WIDE: s[1] starts at slot 1's rows
+      scale[j][hi] = s[j] && n_ok[j][hi] ? s[j][n] : 1.f;
     }
 #pragma unroll
   for (int o = 0; o < TN / 8; o++)
