@@ -196,9 +196,15 @@ int main() {
       const double gated_flops = 2.0 * pairs * 2 * F * H, down_flops = 2.0 * pairs * F * H;
       flops_row("gated GEMM, wgmma", timer.median_us([&] { run_gemm<GATED>(true, r.bm, r.up, r.tiles, r.gated_splits, r.f16_gated, r.groups); }), gated_flops);
       flops_row("down GEMM, wgmma", timer.median_us([&] { run_gemm<DOWN>(true, r.bm, r.down, r.tiles, r.splits, false, r.down_groups); }), down_flops);
-      for (int wgs : {1, 2, kWideWarpgroup})  // JAMBA_WGMMA_DOWN_GROUPS: warpgroups sharing each token tile
-        flops_row(wgs == 1 ? "down, 1 warpgroup a block" : wgs == 2 ? "down, 2 warpgroups a block" : "down, 1 warpgroup, 128 channels",
+      for (int wgs : {1, 2, 4, kWideWarpgroup, kMulticastPair}) {  // JAMBA_WGMMA_DOWN_GROUPS: warpgroups sharing each token tile
+        if (wgs == 4 && r.bm != 128) continue;
+        flops_row(wgs == kWideWarpgroup   ? "down, 1 warpgroup, 128 channels"
+                  : wgs == kMulticastPair ? "down, 2 warpgroups, cluster of 2"
+                  : wgs == 1              ? "down, 1 warpgroup a block"
+                  : wgs == 2              ? "down, 2 warpgroups a block"
+                                          : "down, 4 warpgroups a block",
                   timer.median_us([&] { run_gemm<DOWN>(true, r.bm, r.down, r.tiles, r.splits, false, wgs); }), down_flops);
+      }
       MoeRun plain = r;
       plain.up.tile_group = plain.down.tile_group = 1;
       flops_row("gated, output blocks fastest", timer.median_us([&] { run_gemm<GATED>(true, r.bm, plain.up, r.tiles, r.gated_splits, r.f16_gated, r.groups); }), gated_flops);

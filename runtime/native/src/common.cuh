@@ -108,22 +108,38 @@ __device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefe
 /** Whether launch_pdl overlaps kernels: Hopper and later, unless JAMBA_PDL=0 (context.cu). */
 bool pdl_enabled();
 
-/** Launches `kernel` on the backend's stream, overlapped with the kernel before it when pdl_enabled(). */
+/**
+ * Launches `kernel` on the backend's stream, overlapped with the kernel before it when pdl_enabled(), in
+ * clusters of `cluster_x` blocks along x (1: no clusters; grid.x a multiple of it).
+ */
 template <typename... Params, typename... Values>
-int launch_pdl(const char* what, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, Values&&... values) {
-  cudaLaunchAttribute overlap{};
-  overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  overlap.val.programmaticStreamSerializationAllowed = 1;
+int launch_pdl_clustered(const char* what, int cluster_x, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, Values&&... values) {
+  cudaLaunchAttribute attrs[2]{};
+  int n = 0;
+  if (pdl_enabled()) {
+    attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attrs[n++].val.programmaticStreamSerializationAllowed = 1;
+  }
+  if (cluster_x > 1) {
+    attrs[n].id = cudaLaunchAttributeClusterDimension;
+    attrs[n++].val.clusterDim = {(unsigned)cluster_x, 1, 1};
+  }
   cudaLaunchConfig_t config{};
   config.gridDim = grid;
   config.blockDim = block;
   config.dynamicSmemBytes = smem;
   config.stream = stream();
-  config.attrs = &overlap;
-  config.numAttrs = pdl_enabled() ? 1 : 0;
+  config.attrs = attrs;
+  config.numAttrs = n;
   cudaError_t err = cudaLaunchKernelEx(&config, kernel, std::forward<Values>(values)...);
   if (err == cudaSuccess) err = cudaGetLastError();
   return err == cudaSuccess ? 0 : fail_cuda(err, what);
+}
+
+/** Launches `kernel` on the backend's stream, overlapped with the kernel before it when pdl_enabled(). */
+template <typename... Params, typename... Values>
+int launch_pdl(const char* what, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, Values&&... values) {
+  return launch_pdl_clustered(what, 1, kernel, grid, block, smem, std::forward<Values>(values)...);
 }
 
 // --- program arguments ----------------------------------------------------------------------------

@@ -18,6 +18,7 @@
 #include "common.cuh"
 #include "int8_tiles.cuh"
 #include "mma.cuh"
+#include "tma.cuh"
 #include "wgmma.cuh"
 
 namespace jb {
@@ -117,20 +118,21 @@ __device__ __forceinline__ bool block_tile(const GemmParams& p, int tile, int ro
 }
 
 /**
- * The (row tile, output block) of this block of a grid launched as (output blocks, row tiles, splits).
- * Blocks start in launch order, so the blocks resident at once are a window of consecutive ids. With
- * output blocks fastest that window spans one or two row tiles and every output block: each tile's rows
- * stay in L2 for all of them, but each tile streams its expert's weights again from memory. Taking the
- * tiles in groups (vLLM's GROUP_SIZE_M) puts a group's tiles — several of one expert, at prefill sizes —
- * on the same output blocks at once, so they share those weights in L2 too.
+ * The (row tile, output block) of a block of a grid launched as (output blocks, row tiles, splits): of
+ * `blocks_x` output blocks, this block's is `block_x` (blockIdx.x, or a cluster's index when the blocks
+ * of a cluster share one row tile). Blocks start in launch order, so the blocks resident at once are a
+ * window of consecutive ids. With output blocks fastest that window spans one or two row tiles and every
+ * output block: each tile's rows stay in L2 for all of them, but each tile streams its expert's weights
+ * again from memory. Taking the tiles in groups (vLLM's GROUP_SIZE_M) puts a group's tiles — several of
+ * one expert, at prefill sizes — on the same output blocks at once, so they share those weights in L2 too.
  */
-[[maybe_unused]] __device__ __forceinline__ void grouped_block(int group, int& tile, int& nblk) {
+[[maybe_unused]] __device__ __forceinline__ void grouped_block(int group, int block_x, int blocks_x, int& tile, int& nblk) {
   if (group <= 1) {
     tile = blockIdx.y;
-    nblk = blockIdx.x;
+    nblk = block_x;
     return;
   }
-  const int per_group = group * gridDim.x, id = blockIdx.y * gridDim.x + blockIdx.x;
+  const int per_group = group * blocks_x, id = blockIdx.y * blocks_x + block_x;
   const int first = id / per_group * group, size = min((int)gridDim.y - first, group), in = id % per_group;
   tile = first + in % size;
   nblk = in / size;
@@ -470,7 +472,7 @@ __global__ void __launch_bounds__(32 * WARPS) swapped_gemm(GemmParams p) {
  * token fragments. WGS warpgroups share each token tile. The k loop is software-pipelined: while the
  * MMAs of k tile t run, the warpgroup dequantizes tile t+1 into the other set of A registers.
  */
-template <int MODE, int TN, int WGS, bool WIDE = false>
+template <int MODE, int TN, int WGS, bool WIDE = false, bool MC = false>
 struct WgConfig {
   // WIDE (down projection or dense GEMM): each warpgroup covers two 64-channel slots of the one matrix, as
   // the gated GEMM covers gate and up, so that 128 channels share each token tile in one warpgroup.
@@ -482,26 +484,32 @@ struct WgConfig {
   static constexpr int kXBytes = TN * 128;  // the token tile: 64 bf16 per row, first in a stage (1024-aligned)
   static constexpr int kWBytes = kRows * kWStride;
   static constexpr int kStageBytes = (kXBytes + kMats * kWBytes + 1023) / 1024 * 1024;
-  static constexpr int kSmem = kStages * kStageBytes + 1024;  // + slack to align the first stage
+  // MC: each stage's token tile arrives by tensor copies counted on its `full` mbarrier; its `empty` one
+  // counts the two blocks of the cluster done with it. After the stages, 16 bytes a stage.
+  static constexpr int kSmem = kStages * kStageBytes + (MC ? 16 * kStages : 0) + 1024;  // + slack to align the first stage
   // 16-byte chunks each thread copies per k tile: its column chunk is fixed (tid % chunks per row).
   static constexpr int kWChunks = kRows * (BK / 16) / kThreads, kXChunks = TN * (BK / 8) / kThreads;
   static_assert(kWChunks * kThreads == kRows * (BK / 16) && kXChunks * kThreads == TN * (BK / 8), "copy split");
 };
 
-template <int MODE, int TN, int WGS, bool F16, bool WIDE = false>
-__global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
+template <int MODE, int TN, int WGS, bool F16, bool WIDE = false, bool MC = false>
+__global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p, const __grid_constant__ CUtensorMap xmap) {
   pdl_enter();
 #if defined(JB_WGMMA)
-  using C = WgConfig<MODE, TN, WGS, WIDE>;
+  using C = WgConfig<MODE, TN, WGS, WIDE, MC>;
   constexpr int BK = C::BK, kMats = C::kMats, S = C::kStages;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   unsigned char* smem = smem_raw + ((1024 - (mma::smem_addr(smem_raw) & 1023)) & 1023);
   int row0, row_end;
   const void* w[2];
   const float* s[2];
+  // MC: the two blocks of a cluster (blockIdx.x 2c and 2c + 1) take one row tile and neighbouring output
+  // blocks; each copies half of every token tile into both (multicast), so L2 sends it once for the two.
   int tile, nblk;
-  grouped_block(p.tile_group, tile, nblk);
-  if (!block_tile<WIDE ? 1 : kMats>(p, tile, TN, row0, row_end, w, s)) return;
+  const uint32_t rank = MC ? blockIdx.x & 1 : 0;
+  grouped_block(p.tile_group, MC ? blockIdx.x >> 1 : blockIdx.x, MC ? gridDim.x >> 1 : gridDim.x, tile, nblk);
+  if constexpr (MC) nblk = 2 * nblk + rank;
+  if (!block_tile<WIDE ? 1 : kMats>(p, tile, TN, row0, row_end, w, s)) return;  // both blocks of a cluster, or neither
   const int n0 = nblk * C::kBlockN;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
   const int K = p.k, N = p.n;
@@ -517,6 +525,25 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
   const int kt0 = blockIdx.z * per, k_tiles = max(0, min(all_tiles, kt0 + per) - kt0);
   auto x_tile = [&](int stage) { return smem + stage * C::kStageBytes; };
   auto w_tile = [&](int stage, int mat) { return smem + stage * C::kStageBytes + C::kXBytes + mat * C::kWBytes; };
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + S * C::kStageBytes);
+  uint64_t* empty = full + S;
+  if constexpr (MC) {
+    if (tid == 0) {
+#pragma unroll
+      for (int st = 0; st < S; st++) {
+        mma::mbar_init(&full[st], 1);
+        mma::mbar_init(&empty[st], 2);
+      }
+      tma::fence_barrier_init();
+    }
+    tma::cluster_sync();  // the partner's barriers are set before anything arrives on them
+  }
+  // MC, thread 0: this block's half of tile kt's token rows, into stage `stage` of both blocks. Rows past
+  // the input and columns past K arrive as zeros; rows past the tile's end are read and never stored.
+  auto load_x = [&](int stage, int kt) {
+    tma::expect_tx(&full[stage], C::kXBytes);
+    tma::load_2d_multicast(x_tile(stage) + rank * (C::kXBytes / 2), &xmap, (kt0 + kt) * BK, row0 + (int)rank * (TN / 2), &full[stage], 0x3);
+  };
 
   // What this thread copies, fixed over the k loop: weight rows tid/4 + i·threads/4 at 16-byte column
   // chunk tid % 4 (their tiled offsets advance 1 KiB per k tile, int8_tiles.cuh), and token rows
@@ -554,11 +581,15 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
 #pragma unroll
       for (int i = 0; i < C::kWChunks; i++) mma::cp_async16(ws + w_copy_row(i) * C::kWStride, wg + w_off[i], w_ok[j][i]);
     }
-    unsigned char* xs = x_tile(stage);
-    const bool k_ok = (kt0 + kt) * BK + x_cc * 8 < K;
-    const uint16_t* xg = (F16 ? reinterpret_cast<const uint16_t*>(p.a16) : reinterpret_cast<const uint16_t*>(p.a)) + kt * BK;
+    if constexpr (!MC) {
+      unsigned char* xs = x_tile(stage);
+      const bool k_ok = (kt0 + kt) * BK + x_cc * 8 < K;
+      const uint16_t* xg = (F16 ? reinterpret_cast<const uint16_t*>(p.a16) : reinterpret_cast<const uint16_t*>(p.a)) + kt * BK;
 #pragma unroll
-    for (int i = 0; i < C::kXChunks; i++) mma::cp_async16(xs + wgmma::swizzled_chunk(x_copy_row(i), x_cc), xg + x_off[i], x_ok[i] && k_ok);
+      for (int i = 0; i < C::kXChunks; i++) mma::cp_async16(xs + wgmma::swizzled_chunk(x_copy_row(i), x_cc), xg + x_off[i], x_ok[i] && k_ok);
+    } else if (tid == 0) {
+      load_x(stage, kt);
+    }
   };
 
   // This lane's weight rows in the block: warp w holds rows 16w + g and 16w + g + 8 (warp w % 4 of
@@ -586,6 +617,7 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
   // this tile's MMAs run. Groups of cp.async: one per tile, S - 1 ahead.
   auto step = [&](int kt, AFrags& cur, AFrags& next) {
     const uint32_t xs = mma::smem_addr(x_tile(kt % S));
+    if constexpr (MC) mma::mbar_wait(&full[kt % S], (kt / S) & 1);
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < BK / 16; kk++)
@@ -597,7 +629,17 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
       mma::cp_async_wait<S - 3>();
       wgmma::fence_shared();
       __syncthreads();
-      if (kt + S - 1 < k_tiles) load((kt + S - 1) % S, kt + S - 1);
+      if (kt + S - 1 < k_tiles) {
+        // MC: the stage to refill held tile kt - 1, which this block is done with (each warpgroup waited for
+        // its MMAs before the barrier); the partner's half may land only once the partner is done too.
+        if (MC && kt > 0 && tid == 0) {
+          const int st = (kt - 1) % S;
+          tma::arrive_cluster(&empty[st], 0);
+          tma::arrive_cluster(&empty[st], 1);
+          tma::wait_cluster(&empty[st], ((kt - 1) / S) & 1);
+        }
+        load((kt + S - 1) % S, kt + S - 1);
+      }
       mma::cp_async_commit();
       dequantize((kt + 1) % S, next);
     }
@@ -620,6 +662,7 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p) {
     if (kt + 1 < k_tiles) step(kt + 1, a1, a0);
   }
   wgmma::wait<0>();
+  if constexpr (MC) tma::cluster_sync();  // no arrival or copy reaches this block's shared memory after it exits
   if (k_tiles == 0) {  // a K slice past the end: its partial sums are zero
 #pragma unroll
     for (int j = 0; j < kMats; j++)
@@ -919,6 +962,16 @@ bool use_wgmma() {
   return on;
 }
 
+/** `groups` of the wgmma launchers: 1 or 2 warpgroups a block, or this: one warpgroup over two 64-channel slots (WgConfig's WIDE). */
+constexpr int kWideWarpgroup = -1;
+
+/**
+ * `groups` of the wgmma launchers: blocks in clusters of two, on neighbouring output blocks, sharing each
+ * token tile by multicast tensor copies (WgConfig's MC); two warpgroups a block for the down projection,
+ * one (gate and up) for the gated GEMM, whose input rows are first gathered in sorted order (gather_rows).
+ */
+constexpr int kMulticastPair = -2;
+
 /**
  * Warpgroups per block of the wgmma kernel (64 output channels each, sharing the block's token tile).
  * One for experts and 128-token tiles: two blocks share an SM and overlap each other's barriers (Mini,
@@ -929,17 +982,15 @@ bool use_wgmma() {
  * JAMBA_WGMMA_GROUPS=1|2 forces it (for comparison).
  */
 int wgmma_groups(int tn, int experts) {
-  static const int forced = env_is("JAMBA_WGMMA_GROUPS", "2") ? 2 : env_is("JAMBA_WGMMA_GROUPS", "1") ? 1 : 0;
+  static const int forced = env_is("JAMBA_WGMMA_GROUPS", "2") ? 2 : env_is("JAMBA_WGMMA_GROUPS", "1") ? 1 : env_is("JAMBA_WGMMA_GROUPS", "mc") ? kMulticastPair : 0;
   if (tn != 64 && tn != 128) return 1;
   if (forced) return forced;
   return tn == 64 && experts == 1 ? 2 : 1;
 }
 
-/** `groups` of the wgmma launchers: 1 or 2 warpgroups a block, or this: one warpgroup over two 64-channel slots (WgConfig's WIDE). */
-constexpr int kWideWarpgroup = -1;
 
-/** Output channels per block of the wgmma kernel for `groups` (wgmma_groups, kWideWarpgroup). */
-inline int wgmma_block_channels(int groups) { return groups == kWideWarpgroup ? 128 : 64 * groups; }
+/** Output channels per block of the wgmma kernel for `groups` (wgmma_groups, kWideWarpgroup, kMulticastPair). */
+inline int wgmma_block_channels(int groups) { return groups == kWideWarpgroup || groups == kMulticastPair ? 128 : 64 * groups; }
 
 /**
  * Warpgroups per block of the wgmma kernel's down projection, or kWideWarpgroup. Its k tiles copy 16 KiB
@@ -954,31 +1005,46 @@ inline int wgmma_block_channels(int groups) { return groups == kWideWarpgroup ? 
  * unchanged. JAMBA_WGMMA_DOWN_GROUPS=1|2|wide forces one (for comparison).
  */
 int wgmma_down_groups(int tn, int experts) {
-  static const int forced = env_is("JAMBA_WGMMA_DOWN_GROUPS", "2")      ? 2
+  static const int forced = env_is("JAMBA_WGMMA_DOWN_GROUPS", "mc")     ? kMulticastPair
+                            : env_is("JAMBA_WGMMA_DOWN_GROUPS", "4")    ? 4
+                            : env_is("JAMBA_WGMMA_DOWN_GROUPS", "2")    ? 2
                             : env_is("JAMBA_WGMMA_DOWN_GROUPS", "1")    ? 1
                             : env_is("JAMBA_WGMMA_DOWN_GROUPS", "wide") ? kWideWarpgroup
                                                                         : 0;
   if (tn != 64 && tn != 128) return 1;
+  if (forced == 4 && tn != 128) return 2;  // four warpgroups only over 128-row tiles
   if (forced) return forced;
   if (tn == 128) return 2;
   return experts == 1 ? wgmma_groups(tn, experts) : kWideWarpgroup;
 }
 
-template <int MODE, int TN, int WGS, bool F16, bool WIDE = false>
+template <int MODE, int TN, int WGS, bool F16, bool WIDE = false, bool MC = false>
 int launch_wgmma_groups(const GemmParams& p, int tiles, int splits) {
-  using C = WgConfig<MODE, TN, WGS, WIDE>;
-  auto kernel = wgmma_gemm<MODE, TN, WGS, F16, WIDE>;
-  if (allow_smem<wgmma_gemm<MODE, TN, WGS, F16, WIDE>>(C::kSmem) != 0) return -1;
+  using C = WgConfig<MODE, TN, WGS, WIDE, MC>;
+  auto kernel = wgmma_gemm<MODE, TN, WGS, F16, WIDE, MC>;
+  if (allow_smem<wgmma_gemm<MODE, TN, WGS, F16, WIDE, MC>>(C::kSmem) != 0) return -1;
   // The kernel keeps token offsets in 32 bits; the rows it reads are below tiles · TN.
   if ((uint64_t)tiles * TN * std::max(p.lda, p.k) + p.k >= (1ull << 32)) return fail("grouped gemm (wgmma): input rows past 32-bit element offsets");
-  return launch_pdl("grouped gemm (wgmma)", kernel, dim3(ceil_div(p.n, C::kBlockN), tiles, splits), C::kThreads, C::kSmem, p);
+  int blocks_x = ceil_div(p.n, C::kBlockN);
+  CUtensorMap xmap{};
+  if constexpr (MC) {
+    // The token tiles by tensor copies: the input's rows in order (h, [pairs, K]), in boxes of half a tile.
+    if (p.a_rows != nullptr || !tma::encode_bf16_2d(&xmap, p.a, p.k, p.pairs, (uint64_t)p.lda * 2, 64, TN / 2))
+      return fail("grouped gemm (wgmma): no tensor map over its input rows");
+    blocks_x += blocks_x & 1;  // whole clusters; a block past N copies its half and stores nothing
+  }
+  return launch_pdl_clustered("grouped gemm (wgmma)", MC ? 2 : 1, kernel, dim3(blocks_x, tiles, splits), C::kThreads, C::kSmem, p, xmap);
 }
 
 /** F16 (the gated GEMM only: its input rows come scaled per row from the align kernel) reads p.a16. */
 template <int MODE, int TN, bool F16>
 int launch_wgmma(const GemmParams& p, int tiles, int splits, int groups) {
+  if constexpr (!F16)
+    if (groups == kMulticastPair) return launch_wgmma_groups<MODE, TN, MODE == GATED ? 1 : 2, F16, false, true>(p, tiles, splits);
   if constexpr (MODE != GATED && !F16) {
     if (groups == kWideWarpgroup) return launch_wgmma_groups<MODE, TN, 1, F16, true>(p, tiles, splits);
+    if constexpr (TN == 128)
+      if (groups == 4) return launch_wgmma_groups<MODE, TN, 4, F16>(p, tiles, splits);
   }
   if (groups == 2) return launch_wgmma_groups<MODE, TN, 2, F16>(p, tiles, splits);
   return launch_wgmma_groups<MODE, TN, 1, F16>(p, tiles, splits);
@@ -1223,6 +1289,16 @@ __device__ __forceinline__ void f16_row_scale(float max_abs, float& scale, float
   inv = __int_as_float((127 - x) << 23);
 }
 
+/** out[r] = x[rows[r]] for r < n, rows of `cols` bf16 (a multiple of 8), 16 bytes a thread at a time. */
+__global__ void gather_rows_kernel(const __nv_bfloat16* x, int ld, const int* rows, int n, int cols, __nv_bfloat16* out) {
+  pdl_enter();
+  const int chunks = cols / 8;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (long long)n * chunks; i += (long long)gridDim.x * blockDim.x) {
+    const int r = (int)(i / chunks), c = (int)(i % chunks) * 8;
+    *reinterpret_cast<uint4*>(out + (size_t)r * cols + c) = *reinterpret_cast<const uint4*>(x + (size_t)rows[r] * ld + c);
+  }
+}
+
 /** Where align_kernel writes fp16 copies of x's rows (out null: none), for the gated GEMM's F16 paths. */
 struct HalfRows {
   const __nv_bfloat16* x;
@@ -1386,6 +1462,11 @@ struct MoeRun {
   // by gated_finish_f16_kernel, so only when the gated GEMM is split) for the down projection.
   bool f16_gated = false, f16_down = false;
   HalfRows x16{};
+  // The gated GEMM's input rows gathered in sorted order (kMulticastPair: tensor copies need them in
+  // order), in the partial-sum buffer, which an unsplit gated GEMM leaves free; else null.
+  __nv_bfloat16* x_sorted = nullptr;
+  const __nv_bfloat16* x = nullptr;
+  int x_ld = 0;
   __half* h16 = nullptr;
   float* h_inv_scale = nullptr;
   const int* ids = nullptr;
@@ -1501,7 +1582,7 @@ int plan_moe(Args& a, MoeRun& r) {
     // warpgroup). With two (112 blocks) it stays whole: 64 tokens 115.0 µs against 128.0 in two slices
     // and 127.0 in four (H100, 2026-12-06), and no finish kernel.
     if (wgmma && (r.groups == 1 || forced_gated_splits())) {
-      const int gated_blocks = ceil_div(ffn, 64 * r.groups) * ceil_div(pairs, r.bm), forced_gated = forced_gated_splits();
+      const int gated_blocks = ceil_div(ffn, 64 * std::max(r.groups, 1)) * ceil_div(pairs, r.bm), forced_gated = forced_gated_splits();
       while (r.gated_splits < 8 && (r.gated_splits * 2) * slice_gated <= partial_bytes &&
              (forced_gated ? r.gated_splits < forced_gated : gated_blocks * r.gated_splits < 2 * num_sms()))
         r.gated_splits *= 2;
@@ -1523,6 +1604,18 @@ int plan_moe(Args& a, MoeRun& r) {
     r.h_inv_scale = x_inv + r.rows;
     up.a16 = x16;
     up.a_inv_scale = x_inv;
+  }
+  if (r.groups == kMulticastPair) {
+    if (r.gated_splits > 1 || r.f16_gated || partial_bytes < (double)pairs * r.hidden * 2) {
+      r.groups = 1;
+    } else {
+      r.x = up.a;
+      r.x_ld = up.lda;
+      r.x_sorted = as<__nv_bfloat16>(partial);
+      up.a = r.x_sorted;
+      up.lda = r.hidden;
+      up.a_rows = nullptr;
+    }
   }
   r.h16 = r.f16_down ? as<__half>(h) : nullptr;
   down.a16 = r.h16;
@@ -1551,6 +1644,10 @@ int moe_reduce(const MoeRun& r) {
 
 /** The gated GEMM, over K slices and their finish when it is split. */
 int moe_gated(const MoeRun& r) {
+  if (r.x_sorted != nullptr &&
+      launch_pdl("moe gather rows", gather_rows_kernel, std::min(ceil_div(r.pairs * (r.hidden / 8), 256), 32 * num_sms()), 256, 0, r.x, r.x_ld, r.b.pair_token, r.pairs,
+                 r.hidden, r.x_sorted) != 0)
+    return -1;
   if (run_gemm<GATED>(r.int8, r.bm, r.up, r.tiles, r.gated_splits, r.f16_gated, r.groups) != 0) return -1;
   if (r.tail > 0 && run_gemm<GATED>(r.int8, r.tail, r.up_tail, r.experts, r.gated_splits, r.f16_gated, r.groups) != 0) return -1;
   if (r.gated_splits == 1) return 0;

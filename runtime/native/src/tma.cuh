@@ -56,6 +56,49 @@ __device__ __forceinline__ void load_2d(void* dst, const CUtensorMap* map, int x
 #endif
 }
 
+/**
+ * load_2d into the same shared offset of every block of the cluster in `mask` (bit r: rank r), each
+ * counting the bytes on its own mbarrier at `bar`'s offset. PTX ISA, ".multicast::cluster".
+ */
+__device__ __forceinline__ void load_2d_multicast(void* dst, const CUtensorMap* map, int x, int y, void* bar, uint16_t mask) {
+#ifdef JB_TMA
+  asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, {%2, %3}], [%4], %5;\n" ::"r"(
+                   mma::smem_addr(dst)),
+               "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(mma::smem_addr(bar)), "h"(mask)
+               : "memory");
+#endif
+}
+
+/** Every thread of every block of the cluster meets here; shared-memory writes before it are visible after it. */
+__device__ __forceinline__ void cluster_sync() {
+#ifdef JB_TMA
+  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+#endif
+}
+
+/** Arrives on the mbarrier at `bar`'s offset in the shared memory of cluster block `rank`, releasing this thread's (and, after a block barrier, its block's) reads before it. */
+__device__ __forceinline__ void arrive_cluster(void* bar, uint32_t rank) {
+#ifdef JB_TMA
+  asm volatile("{\n.reg .b32 remote;\nmapa.shared::cluster.u32 remote, %0, %1;\nmbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}\n" ::"r"(
+                   mma::smem_addr(bar)),
+               "r"(rank)
+               : "memory");
+#endif
+}
+
+/** mma::mbar_wait whose arrivals came from other blocks of the cluster (acquire at cluster scope). */
+__device__ __forceinline__ void wait_cluster(void* bar, int parity) {
+#ifdef JB_TMA
+  uint32_t done;
+  do {
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(done)
+                 : "r"(mma::smem_addr(bar)), "r"(parity)
+                 : "memory");
+  } while (!done);
+#endif
+}
+
 using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*, const cuuint64_t*, const cuuint32_t*,
                                  const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
 
