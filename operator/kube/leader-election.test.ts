@@ -43,6 +43,10 @@ class LeaseStore {
     return structuredClone(this.lease);
   }
 
+  /** A write of the same record whose answer its writer never saw (a request aborted after it reached the server). */
+  rewriteUnseen(): void {
+    this.lease = { ...this.lease!, metadata: { ...this.lease!.metadata, resourceVersion: String(++this.rv) } };
+  }
   /** When `holder` last wrote the lease. */
   lastWriteBy(holder: string): number {
     return this.writes.filter((w) => w.holder === holder).at(-1)?.at ?? Number.NaN;
@@ -206,5 +210,30 @@ describe('LeaderElector', () => {
     expect(b.isLeader).toBe(true);
     expect(whats(log)).toEqual(['a leads', 'a stopped', 'b leads']);
     await b.stop();
+  });
+
+  test('stop() still hands the lease back when a renew it aborted had reached the server', async () => {
+    const clock = new FakeClock(0);
+    const store = new LeaseStore(clock);
+    const log: Entry[] = [];
+    const a = elector(store, 'a', clock, log);
+    a.start();
+    await run(clock, 2000);
+    expect(a.isLeader).toBe(true);
+    store.rewriteUnseen();  // a's copy is now one resourceVersion behind: its first release answers 409
+    await a.stop();
+    expect(store.lease?.spec?.holderIdentity).toBe('');
+  });
+
+  test('stop() leaves a lease another candidate holds by then', async () => {
+    const clock = new FakeClock(0);
+    const store = new LeaseStore(clock);
+    const a = elector(store, 'a', clock, []);
+    a.start();
+    await run(clock, 2000);
+    store.lease = { ...store.lease!, spec: { ...store.lease!.spec, holderIdentity: 'c' } };
+    store.rewriteUnseen();
+    await a.stop();
+    expect(store.lease?.spec?.holderIdentity).toBe('c');
   });
 });

@@ -245,12 +245,29 @@ export class LeaderElector implements WriteGate {
     await this.stopping;
     if (!wasLeading || !this.lease) return;
     try {
-      await this.request<V1Lease>(undefined, {
-        method: 'PUT', path: this.path(), verb: 'UPDATE',
-        body: { ...this.lease, spec: { ...this.lease.spec, holderIdentity: '', leaseDurationSeconds: 1 } },
-      });
+      await this.release(this.lease);
     } catch (e) {
       this.o.onError?.(new Error(`releasing lease ${this.o.namespace}/${this.o.name}`, { cause: e }));
+    }
+  }
+
+  /**
+   * Empties the holder of `lease` (our last answer). A renew that stop() aborted may still have reached
+   * the server, leaving our copy stale (409): then the lease is read again and released if it is still ours.
+   */
+  private async release(lease: V1Lease): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.request<V1Lease>(undefined, {
+          method: 'PUT', path: this.path(), verb: 'UPDATE',
+          body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1 } },
+        });
+        return;
+      } catch (e) {
+        if (!isConflict(e) || attempt >= 2) throw e;
+      }
+      lease = await this.request<V1Lease>(undefined, { method: 'GET', path: this.path(), verb: 'GET' });
+      if (lease.spec?.holderIdentity !== this.o.identity) return;  // another candidate's now
     }
   }
 }
