@@ -79,6 +79,17 @@ async function run(clock: FakeClock, ms: number, step = 100) {
     await settle();
   }
 }
+/** One candidate, `a`, leading its lease after 2 s. */
+async function soleLeader() {
+  const clock = new FakeClock(0);
+  const store = new LeaseStore(clock);
+  const log: Entry[] = [];
+  const a = elector(store, 'a', clock, log);
+  a.start();
+  await run(clock, 2000);
+  expect(a.isLeader).toBe(true);
+  return { clock, store, log, a };
+}
 const whats = (log: Entry[]) => log.map((e) => e.what);
 const when = (log: Entry[], what: string) => log.find((e) => e.what === what)?.at ?? Number.NaN;
 
@@ -112,13 +123,7 @@ describe('LeaderElector', () => {
   });
 
   test('a leader that cannot renew steps down before its lease can expire', async () => {
-    const clock = new FakeClock(0);
-    const store = new LeaseStore(clock);
-    const log: Entry[] = [];
-    const a = elector(store, 'a', clock, log);
-    a.start();
-    await run(clock, 2000);
-    expect(a.isLeader).toBe(true);
+    const { clock, store, log, a } = await soleLeader();
     store.down = true;
     await run(clock, 6000);
     expect(a.isLeader).toBe(true);
@@ -213,24 +218,14 @@ describe('LeaderElector', () => {
   });
 
   test('stop() still hands the lease back when a renew it aborted had reached the server', async () => {
-    const clock = new FakeClock(0);
-    const store = new LeaseStore(clock);
-    const log: Entry[] = [];
-    const a = elector(store, 'a', clock, log);
-    a.start();
-    await run(clock, 2000);
-    expect(a.isLeader).toBe(true);
+    const { store, a } = await soleLeader();
     store.rewriteUnseen();  // a's copy is now one resourceVersion behind: its first release answers 409
     await a.stop();
     expect(store.lease?.spec?.holderIdentity).toBe('');
   });
 
   test('stop() leaves a lease another candidate holds by then', async () => {
-    const clock = new FakeClock(0);
-    const store = new LeaseStore(clock);
-    const a = elector(store, 'a', clock, []);
-    a.start();
-    await run(clock, 2000);
+    const { store, a } = await soleLeader();
     store.lease = { ...store.lease!, spec: { ...store.lease!.spec, holderIdentity: 'c' } };
     store.rewriteUnseen();
     await a.stop();
