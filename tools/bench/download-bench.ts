@@ -5,6 +5,7 @@
 // the only one of those that verifies what it wrote, so one more row gives curl the same guarantee:
 // curl --parallel, then `openssl dgst -sha256` (SHA-NI, unlike coreutils' sha256sum) of every file at once.
 //   node dist/tools/bench/download-bench.js [--gib 1] [--files 4] [--runs 5] [--python /path/to/venv/bin/python] [--port P] [--ours NAME=VALUE,... ...]
+// --ours main=PATH,...: that row runs another build's dist/runtime/cmd/main.js (before and after in one run).
 // --port P: the Hub server listens on P and its CDN origin on P+1 (default: ports the system picks).
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -19,7 +20,7 @@ import { repoRoot } from './runtime-process.js';
 const { values } = parseArgs({
   options: {
     gib: { type: 'string' }, files: { type: 'string' }, runs: { type: 'string' }, python: { type: 'string' }, work: { type: 'string' }, port: { type: 'string' },
-    // More rows of ours with other settings, each one `jamba-runtime download` options as NAME=VALUE pairs ("connections=4,chunk-size=8").
+    // More rows of ours with other settings, each one `jamba-runtime download` options as NAME=VALUE pairs ("connections=4,chunk-size=8"; main=PATH: another build).
     ours: { type: 'string', multiple: true },
   },
 });
@@ -105,15 +106,21 @@ async function curlThenVerify(dir: string): Promise<void> {
 }
 
 type Client = { name: string; run: (dir: string) => Promise<number> };
+/** A row of ours: `jamba-runtime download` options as NAME=VALUE pairs, and `main=PATH` for another build's dist/runtime/cmd/main.js (a before/after pair in one run). */
 const ours = (settings: string): Client => {
+  let main = runtimeMain;
   const flags = settings.split(/[,\s]+/).filter(Boolean).flatMap((pair) => {
     const eq = pair.indexOf('=');
-    if (eq < 1) throw new Error(`--ours takes NAME=VALUE pairs (connections=4,chunk-size=8), not '${pair}'`);
+    if (eq < 1) throw new Error(`--ours takes NAME=VALUE pairs (connections=4,chunk-size=8, main=PATH), not '${pair}'`);
+    if (pair.slice(0, eq) === 'main') {
+      main = path.resolve(pair.slice(eq + 1));
+      return [];
+    }
     return [`--${pair.slice(0, eq)}`, pair.slice(eq + 1)];
   });
   return {
-    name: `jamba-runtime download${flags.length ? ` ${flags.join(' ')}` : ''}`,
-    run: (dir) => runCommand(process.execPath, [runtimeMain, 'download', '--repo', REPO, '--dir', dir, '--include', '*.safetensors', ...flags], { HF_ENDPOINT: endpoint }),
+    name: `jamba-runtime download${main === runtimeMain ? '' : ` (${path.relative(process.cwd(), main)})`}${flags.length ? ` ${flags.join(' ')}` : ''}`,
+    run: (dir) => runCommand(process.execPath, [main, 'download', '--repo', REPO, '--dir', dir, '--include', '*.safetensors', ...flags], { HF_ENDPOINT: endpoint }),
   };
 };
 const clients: Client[] = [
@@ -137,9 +144,13 @@ const seconds = new Map<string, number[]>(clients.map((c) => [c.name, []]));
 const load = [loadavg()[0]!];
 try {
   for (let r = 0; r < runs; r++) {
-    for (const c of clients) {
+    // Each round starts at the next client: on the 2-core VM a fixed order put ~0.5 s on whichever client
+    // ran at odd positions (memory freed by the previous run's deletion faulted back in), which round-robin
+    // spreads over all of them.
+    for (const c of [...clients.slice(r % clients.length), ...clients.slice(0, r % clients.length)]) {
       const dir = path.join(work, 'out');
       await rm(dir, { recursive: true, force: true });
+      await exec('sync', []);
       await mkdir(dir, { recursive: true });
       const s = await c.run(dir);
       const got = await bytesUnder(dir, names);
