@@ -144,9 +144,9 @@ const seconds = new Map<string, number[]>(clients.map((c) => [c.name, []]));
 const load = [loadavg()[0]!];
 try {
   for (let r = 0; r < runs; r++) {
-    // Each round starts at the next client: on the 2-core VM a fixed order put ~0.5 s on whichever client
-    // ran at odd positions (memory freed by the previous run's deletion faulted back in), which round-robin
-    // spreads over all of them.
+    // Each round starts at the next client, so no client always follows the same one (what the one before
+    // leaves behind, dirty pages or memory freed by deleting its files, falls on each in turn); and the
+    // previous run's deletion is flushed before the next starts.
     for (const c of [...clients.slice(r % clients.length), ...clients.slice(0, r % clients.length)]) {
       const dir = path.join(work, 'out');
       await rm(dir, { recursive: true, force: true });
