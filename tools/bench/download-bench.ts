@@ -140,14 +140,27 @@ if (values.python) {
   });
 }
 
+/** `items` in an order of their own for round `round` (Fisher–Yates over a small LCG: the same every run of the benchmark). */
+function shuffled<T>(items: T[], round: number): T[] {
+  const out = [...items];
+  let state = (round + 1) * 2654435761 % 2 ** 32;
+  for (let i = out.length - 1; i > 0; i--) {
+    state = (state * 1664525 + 1013904223) % 2 ** 32;
+    const j = state % (i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
 const seconds = new Map<string, number[]>(clients.map((c) => [c.name, []]));
 const load = [loadavg()[0]!];
 try {
   for (let r = 0; r < runs; r++) {
-    // Each round starts at the next client, so no client always follows the same one (what the one before
-    // leaves behind, dirty pages or memory freed by deleting its files, falls on each in turn); and the
-    // previous run's deletion is flushed before the next starts.
-    for (const c of [...clients.slice(r % clients.length), ...clients.slice(0, r % clients.length)]) {
+    // Each round in its own order, so no client always follows the same one: on the 2-core VM whichever
+    // client followed curl-then-openssl was ~0.5 s slower, whatever its code (what a run leaves behind,
+    // dirty pages or memory freed by deleting its files, falls on the next). The previous run's deletion is
+    // flushed before the next starts.
+    for (const c of shuffled(clients, r)) {
       const dir = path.join(work, 'out');
       await rm(dir, { recursive: true, force: true });
       await exec('sync', []);
