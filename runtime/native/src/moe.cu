@@ -581,14 +581,12 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p, const __gr
 #pragma unroll
       for (int i = 0; i < C::kWChunks; i++) mma::cp_async16(ws + w_copy_row(i) * C::kWStride, wg + w_off[i], w_ok[j][i]);
     }
-    if constexpr (!MC) {
+    if constexpr (!MC) {  // MC: thread 0 copies token tiles, one k tile later than the weights (step)
       unsigned char* xs = x_tile(stage);
       const bool k_ok = (kt0 + kt) * BK + x_cc * 8 < K;
       const uint16_t* xg = (F16 ? reinterpret_cast<const uint16_t*>(p.a16) : reinterpret_cast<const uint16_t*>(p.a)) + kt * BK;
 #pragma unroll
       for (int i = 0; i < C::kXChunks; i++) mma::cp_async16(xs + wgmma::swizzled_chunk(x_copy_row(i), x_cc), xg + x_off[i], x_ok[i] && k_ok);
-    } else if (tid == 0) {
-      load_x(stage, kt);
     }
   };
 
@@ -629,17 +627,20 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p, const __gr
       mma::cp_async_wait<S - 3>();
       wgmma::fence_shared();
       __syncthreads();
-      if (kt + S - 1 < k_tiles) {
-        // MC: the stage to refill held tile kt - 1, which this block is done with (each warpgroup waited for
-        // its MMAs before the barrier); the partner's half may land only once the partner is done too.
-        if (MC && kt > 0 && tid == 0) {
-          const int st = (kt - 1) % S;
-          tma::arrive_cluster(&empty[st], 0);
-          tma::arrive_cluster(&empty[st], 1);
-          tma::wait_cluster(&empty[st], ((kt - 1) / S) & 1);
+      // MC: every warpgroup is done with tile kt - 1 (each waited for its MMAs before the barrier), which
+      // both blocks' `empty` count. A token tile lands in both blocks, so its stage is refilled only once
+      // the partner is done with it too; waiting for that one step later than this block's own release
+      // (tile kt + S - 2 into the stage of tile kt - 2) leaves the partner a step of slack instead of
+      // holding the two blocks in lockstep (measured: 1.6x slower when thread 0 waited for tile kt - 1).
+      if (MC && tid == 0 && kt > 0) {
+        tma::arrive_cluster(&empty[(kt - 1) % S], 0);
+        tma::arrive_cluster(&empty[(kt - 1) % S], 1);
+        if (kt + S - 2 < k_tiles) {
+          if (kt >= 2) tma::wait_cluster(&empty[(kt - 2) % S], ((kt - 2) / S) & 1);
+          load_x((kt + S - 2) % S, kt + S - 2);
         }
-        load((kt + S - 1) % S, kt + S - 1);
       }
+      if (kt + S - 1 < k_tiles) load((kt + S - 1) % S, kt + S - 1);
       mma::cp_async_commit();
       dequantize((kt + 1) % S, next);
     }
@@ -647,7 +648,10 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p, const __gr
 
 #pragma unroll
   for (int st = 0; st < S - 1; st++) {
-    if (st < k_tiles) load(st, st);
+    if (st < k_tiles) {
+      load(st, st);
+      if (MC && tid == 0) load_x(st, st);
+    }
     mma::cp_async_commit();
   }
   AFrags a0, a1;
