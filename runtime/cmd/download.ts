@@ -118,6 +118,7 @@ export async function runDownload(c: DownloadConfig, log: Logger = jsonLogger, e
   const endpoint = hubEndpoint(env);
   const token = hubToken(env);
   let retries = 0;
+  const tails = { hash: 0, sync: 0 };
   // prom-client and node:http only when asked for: most runs (a Job's pod) start faster without them.
   const server = c.metricsPort !== undefined
     ? await (await import('./download-metrics.js')).startProgressServer(c.metricsPort, c.metricsHost, progress, () => retries, log)
@@ -144,11 +145,18 @@ export async function runDownload(c: DownloadConfig, log: Logger = jsonLogger, e
         retries++;
         log('warn', 'retrying', { what: r.url, attempt: r.attempt, delay_ms: r.delayMs, reason: r.reason });
       },
+      // What follows a file's last byte (its hash, its flush) is what a download waits on at its end: the
+      // longest of each goes in the last log line.
+      onFileDone: (f) => {
+        tails.hash = Math.max(tails.hash, f.hashAfterLastByteMs);
+        tails.sync = Math.max(tails.sync, f.syncAfterLastByteMs);
+      },
     });
     const seconds = (Date.now() - started) / 1000;
     log('info', result.alreadyComplete ? 'already downloaded: nothing to do' : 'download complete', {
       repo: c.repo, revision: c.revision, commit: result.marker.commit, files: result.marker.files.length, bytes: result.marker.bytes,
       bytes_fetched: result.bytesFetched, seconds, throughput_bytes_per_second: seconds > 0 ? Math.round(result.bytesFetched / seconds) : 0,
+      longest_hash_after_last_byte_ms: Math.round(tails.hash), longest_sync_after_last_byte_ms: Math.round(tails.sync),
     });
   } catch (error) {
     if (!(error instanceof DownloadError)) throw error;

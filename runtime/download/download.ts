@@ -6,13 +6,15 @@
 import { mkdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import { BackgroundFlush } from './background-flush.js';
 import { DownloadError, formatBytes } from './errors.js';
-import { fetchFile, Semaphore } from './file-fetch.js';
+import { fetchFile, type FileTimings } from './file-fetch.js';
 import { DEFAULT_INCLUDE, matchesFilter } from './filters.js';
 import { HashWorkers } from './hash-worker.js';
 import { DEFAULT_RETRY, HubHttp, type RetryPolicy } from './http.js';
 import { listRevision, resolveUrl, type RepoFile } from './hub-api.js';
 import { DownloadProgress } from './progress.js';
+import { RequestScheduler } from './request-scheduler.js';
 
 export const MARKER_FILE = '.jamba-download-complete.json';
 export const STATE_DIR = '.jamba-download';
@@ -41,10 +43,14 @@ export interface DownloadOptions {
   filesAtOnce?: number;
   /** Size of one ranged request. */
   chunkBytes?: number;
+  /** Bytes of a file written between flushes to disk while it downloads (0: only the final one). */
+  flushEveryBytes?: number;
   retry?: RetryPolicy;
   idleTimeoutMs?: number;
   progress?: DownloadProgress;
   onRetry?: (info: { url: string; attempt: number; delayMs: number; reason: string }) => void;
+  /** A file was verified and renamed into place (its last fetch's timings). */
+  onFileDone?: (info: { path: string; bytes: number } & FileTimings) => void;
   /** Free bytes on the volume of `dir`; statfs by default (tests replace it to simulate a full disk). */
   freeBytes?: (dir: string) => Promise<number>;
   userAgent?: string;
@@ -58,7 +64,7 @@ export interface DownloadResult {
   bytesFetched: number;
 }
 
-export const DOWNLOAD_DEFAULTS = { connections: 16, filesAtOnce: 4, chunkBytes: 32 * 1024 * 1024, idleTimeoutMs: 60_000 };
+export const DOWNLOAD_DEFAULTS = { connections: 16, filesAtOnce: 4, chunkBytes: 32 * 1024 * 1024, flushEveryBytes: 64 * 1024 * 1024, idleTimeoutMs: 60_000 };
 
 async function readMarker(dir: string): Promise<CompletionMarker | undefined> {
   try {
@@ -154,11 +160,12 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
     }
     await checkSpace(o, pending);
 
-    const requests = new Semaphore(connections);
     const filesAtOnce = Math.max(1, o.filesAtOnce ?? DOWNLOAD_DEFAULTS.filesAtOnce);
+    const requests = new RequestScheduler(connections, filesAtOnce, pending.length);
     // As many hashing threads as files in flight, but no more than cores.
     const hashWorkers = (hashers = new HashWorkers(Math.min(filesAtOnce, availableParallelism())));
     const chunkBytes = o.chunkBytes ?? DOWNLOAD_DEFAULTS.chunkBytes;
+    const flush = new BackgroundFlush(o.flushEveryBytes ?? DOWNLOAD_DEFAULTS.flushEveryBytes);
     let recording = Promise.resolve();
     const queue = [...pending];
     const worker = async (): Promise<void> => {
@@ -167,18 +174,26 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
         const target = path.join(o.dir, f.path);
         const fetchOptions = {
           http, file: f, url: resolveUrl(o.endpoint, o.repo, listing.commit, f.path), tmpPath: `${base}.incomplete`, partsPath: `${base}.parts.json`,
-          chunkBytes, requests, hashers: hashWorkers, progress,
+          chunkBytes, requests, flush, hashers: hashWorkers, progress,
         };
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await fetchFile(fetchOptions);
-            break;
-          } catch (error) {
-            if (!(error instanceof DownloadError && error.code === 'VerificationFailed' && attempt < VERIFY_ATTEMPTS)) throw error;
-            o.onRetry?.({ url: f.path, attempt, delayMs: 0, reason: error.message });
-            progress.restart(f.path);
+        let timings: FileTimings;
+        requests.open(f.path);
+        try {
+          for (let attempt = 1; ; attempt++) {
+            try {
+              timings = await fetchFile(fetchOptions);
+              break;
+            } catch (error) {
+              if (!(error instanceof DownloadError && error.code === 'VerificationFailed' && attempt < VERIFY_ATTEMPTS)) throw error;
+              o.onRetry?.({ url: f.path, attempt, delayMs: 0, reason: error.message });
+              progress.restart(f.path);
+            }
           }
+        } catch (error) {
+          requests.close(f.path, false);
+          throw error;
         }
+        requests.close(f.path, true);
         await mkdir(path.dirname(target), { recursive: true });
         await rename(fetchOptions.tmpPath, target);
         await rm(fetchOptions.partsPath, { force: true });
@@ -186,6 +201,7 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
         const snapshot = { ...verified };
         await (recording = recording.then(() => writeJsonAtomic(verifiedPath, snapshot)));
         progress.fileDone();
+        o.onFileDone?.({ path: f.path, bytes: f.size, ...timings });
       }
     };
     await Promise.all(Array.from({ length: Math.min(filesAtOnce, pending.length) }, worker));

@@ -5,30 +5,15 @@
 import { createHash } from 'node:crypto';
 import { open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { DownloadError, formatBytes } from './errors.js';
+import type { BackgroundFlush } from './background-flush.js';
 import { ChunkWriter } from './chunk-writer.js';
+import { choosePlan, chunkAt, parsePlan, planChunks, type Chunk, type ChunkPlan } from './chunk-plan.js';
 import { failureOf, RetryableStatus, type BodyReceiver, type HubHttp, type Received } from './http.js';
 import type { RepoFile } from './hub-api.js';
 import type { HashWorkers } from './hash-worker.js';
 import { PrefixHash } from './prefix-hash.js';
 import type { DownloadProgress } from './progress.js';
-
-/** Bounds concurrent requests across all files. */
-export class Semaphore {
-  private waiters: (() => void)[] = [];
-  constructor(private free: number) {}
-
-  async use<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.free > 0) this.free--;
-    else await new Promise<void>((resolve) => this.waiters.push(resolve));
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiters.shift();
-      if (next) next();
-      else this.free++;
-    }
-  }
-}
+import type { RequestScheduler } from './request-scheduler.js';
 
 /** The hash the Hub publishes for a file: sha256 for LFS files, the git blob id (sha1) for the rest. */
 function expectedHash(file: RepoFile): { algorithm: 'sha256' | 'sha1'; prefix?: string; expected: string; name: string } | undefined {
@@ -84,36 +69,28 @@ export interface FetchFileOptions {
   url: string;
   file: RepoFile;
   tmpPath: string;
-  /** JSON list of finished chunk indices, for resuming. */
+  /** JSON record of the chunk plan and the finished chunks, for resuming. */
   partsPath: string;
   chunkBytes: number;
-  requests: Semaphore;
+  /** The download's requests in flight, shared among its files (the file is open there). */
+  requests: RequestScheduler;
+  /** Writes back the download's files while they arrive. */
+  flush: BackgroundFlush;
   /** The threads that hash large files, shared by the download's files. */
   hashers: HashWorkers;
   progress: DownloadProgress;
 }
 
-interface Chunk {
-  index: number;
-  start: number;
-  length: number;
-}
-
-function chunksOf(size: number, chunkBytes: number): Chunk[] {
-  const out: Chunk[] = [];
-  for (let start = 0, index = 0; start < size; start += chunkBytes, index++) out.push({ index, start, length: Math.min(chunkBytes, size - start) });
-  return out;
-}
-
-/** Finished chunks recorded by an earlier run, if its temporary file is still there at full size. */
-async function resumableParts(o: FetchFileOptions, chunks: number): Promise<Set<number>> {
+/** The plan and finished chunks an earlier run recorded, if its temporary file is still there at full size. */
+async function resumable(o: FetchFileOptions): Promise<{ plan: ChunkPlan; done: number[] } | undefined> {
   try {
     const [st, parts] = await Promise.all([stat(o.tmpPath), readFile(o.partsPath, 'utf8')]);
-    const record = JSON.parse(parts) as { size?: number; chunkBytes?: number; done?: number[] };
-    if (st.size !== o.file.size || record.size !== o.file.size || record.chunkBytes !== o.chunkBytes) return new Set();
-    return new Set((record.done ?? []).filter((i) => Number.isInteger(i) && i >= 0 && i < chunks));
+    const record = JSON.parse(parts) as { size?: number; chunkBytes?: number; ramp?: number; done?: number[] };
+    const plan = parsePlan(record);
+    if (st.size !== o.file.size || record.size !== o.file.size || !plan) return undefined;
+    return { plan, done: Array.isArray(record.done) ? record.done : [] };
   } catch {
-    return new Set();
+    return undefined;
   }
 }
 
@@ -129,10 +106,21 @@ function diskFull(error: unknown, o: FetchFileOptions): never {
   throw error;
 }
 
+/** When a file's last byte arrived, and how long its hash and its flush to disk took after that. */
+export interface FileTimings {
+  fetchMs: number;
+  hashAfterLastByteMs: number;
+  syncAfterLastByteMs: number;
+}
+
 /** Downloads and verifies `o.file` into `o.tmpPath`. Throws VerificationFailed (temp files removed) on a hash mismatch. */
-export async function fetchFile(o: FetchFileOptions): Promise<void> {
-  const chunks = chunksOf(o.file.size, o.chunkBytes);
-  const done = await resumableParts(o, chunks.length);
+export async function fetchFile(o: FetchFileOptions): Promise<FileTimings> {
+  const began = performance.now();
+  // A restart resumes with the plan its chunks were cut by, whatever the settings now.
+  const earlier = await resumable(o);
+  const plan = earlier?.plan ?? choosePlan(o.file.size, o.chunkBytes, o.requests.share());
+  const chunks = planChunks(o.file.size, plan);
+  const done = new Set((earlier?.done ?? []).filter((i) => Number.isInteger(i) && i >= 0 && i < chunks.length));
   let fh: FileHandle;
   if (done.size > 0) fh = await open(o.tmpPath, 'r+');
   else {
@@ -143,11 +131,12 @@ export async function fetchFile(o: FetchFileOptions): Promise<void> {
   try {
     for (const i of done) o.progress.resumedFrom(o.file.path, chunks[i]!.length);
     const verifier = expectedHash(o.file);
+    const flushed = o.flush.track(fh);
     // Bytes on disk per chunk, contiguous from its start.
     const written = chunks.map((c) => (done.has(c.index) ? c.length : 0));
     const onDisk = (pos: number): number => {
-      const i = Math.floor(pos / o.chunkBytes);
-      return i < chunks.length ? chunks[i]!.start + written[i]! - pos : 0;
+      const c = chunkAt(chunks, pos);
+      return c ? c.start + written[c.index]! - pos : 0;
     };
     hasher = verifier ? streamHasher(verifier, fh, o, onDisk) : undefined;
     const h = hasher;
@@ -157,29 +146,34 @@ export async function fetchFile(o: FetchFileOptions): Promise<void> {
         h?.wrote(c.start + written[c.index]!, bytes);
         written[c.index]! += bytes.length;
         o.progress.received(o.file.path, bytes.length);
+        flushed(bytes.length);
         void h?.catchUp();
       },
     };
     let recording = Promise.resolve();
     const record = (): Promise<void> => (recording = recording.then(async () => {
       const tmp = `${o.partsPath}.tmp`;
-      await writeFile(tmp, JSON.stringify({ size: o.file.size, chunkBytes: o.chunkBytes, done: [...done].sort((a, b) => a - b) }));
+      await writeFile(tmp, JSON.stringify({ size: o.file.size, ...plan, done: [...done].sort((a, b) => a - b) }));
       await rename(tmp, o.partsPath);
     }));
 
     void hasher?.catchUp();
-    await Promise.all(chunks.filter((c) => !done.has(c.index)).map((c) => o.requests.use(async () => {
+    await Promise.all(chunks.filter((c) => !done.has(c.index)).map((c) => o.requests.use(o.file.path, async () => {
       await fetchChunk(o, fh, c, chunks.length === 1, sink);
       done.add(c.index);
       await Promise.all([record(), hasher?.catchUp()]);
     })));
     await recording;
+    const lastByte = performance.now();
     // Every byte is written: the flush to disk runs while the hash catches up with the last chunks,
     // instead of after it (a file that then fails verification is deleted all the same).
-    const synced = fh.datasync();
+    let syncedAt = 0;
+    const synced = fh.datasync().then(() => void (syncedAt = performance.now()));
     synced.catch(() => {}); // awaited below; not unhandled if verification throws first
+    let hashedAt = lastByte;
     if (verifier && hasher) {
       const result = await hasher.finish();
+      hashedAt = performance.now();
       hasher = undefined;
       const actual = result.hashedBytes === o.file.size ? result.digest : `(only ${result.hashedBytes} bytes readable)`;
       if (actual !== verifier.expected) {
@@ -190,6 +184,7 @@ export async function fetchFile(o: FetchFileOptions): Promise<void> {
       }
     }
     await synced;
+    return { fetchMs: lastByte - began, hashAfterLastByteMs: hashedAt - lastByte, syncAfterLastByteMs: syncedAt - lastByte };
   } finally {
     await hasher?.abort();
     await fh.close().catch(() => {});
