@@ -176,24 +176,21 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
           http, file: f, url: resolveUrl(o.endpoint, o.repo, listing.commit, f.path), tmpPath: `${base}.incomplete`, partsPath: `${base}.parts.json`,
           chunkBytes, requests, flush, hashers: hashWorkers, progress,
         };
-        let timings: FileTimings;
+        let timings: FileTimings | undefined;
         requests.open(f.path);
         try {
-          for (let attempt = 1; ; attempt++) {
+          for (let attempt = 1; !timings; attempt++) {
             try {
               timings = await fetchFile(fetchOptions);
-              break;
             } catch (error) {
               if (!(error instanceof DownloadError && error.code === 'VerificationFailed' && attempt < VERIFY_ATTEMPTS)) throw error;
               o.onRetry?.({ url: f.path, attempt, delayMs: 0, reason: error.message });
               progress.restart(f.path);
             }
           }
-        } catch (error) {
-          requests.close(f.path, false);
-          throw error;
+        } finally {
+          requests.close(f.path, timings !== undefined);
         }
-        requests.close(f.path, true);
         await mkdir(path.dirname(target), { recursive: true });
         await rename(fetchOptions.tmpPath, target);
         await rm(fetchOptions.partsPath, { force: true });

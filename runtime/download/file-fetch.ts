@@ -106,16 +106,14 @@ function diskFull(error: unknown, o: FetchFileOptions): never {
   throw error;
 }
 
-/** When a file's last byte arrived, and how long its hash and its flush to disk took after that. */
+/** How long a file's hash and its flush to disk took after its last byte. */
 export interface FileTimings {
-  fetchMs: number;
   hashAfterLastByteMs: number;
   syncAfterLastByteMs: number;
 }
 
 /** Downloads and verifies `o.file` into `o.tmpPath`. Throws VerificationFailed (temp files removed) on a hash mismatch. */
 export async function fetchFile(o: FetchFileOptions): Promise<FileTimings> {
-  const began = performance.now();
   // A restart resumes with the plan its chunks were cut by, whatever the settings now.
   const earlier = await resumable(o);
   const plan = earlier?.plan ?? choosePlan(o.file.size, o.chunkBytes, o.requests.share());
@@ -184,7 +182,7 @@ export async function fetchFile(o: FetchFileOptions): Promise<FileTimings> {
       }
     }
     await synced;
-    return { fetchMs: lastByte - began, hashAfterLastByteMs: hashedAt - lastByte, syncAfterLastByteMs: syncedAt - lastByte };
+    return { hashAfterLastByteMs: hashedAt - lastByte, syncAfterLastByteMs: syncedAt - lastByte };
   } finally {
     await hasher?.abort();
     await fh.close().catch(() => {});
