@@ -163,7 +163,20 @@ describe('desired children', () => {
 
   test('Service on the OpenAI port, PDB allows one replica down', () => {
     expect(desiredService(jd).spec).toMatchObject({ type: 'ClusterIP', selector: { 'serving.jamba.dev/jambadeployment': 'mini' }, ports: [{ port: 8000, targetPort: 'http' }] });
-    expect(desiredPodDisruptionBudget(jd).spec).toMatchObject({ maxUnavailable: 1, unhealthyPodEvictionPolicy: 'AlwaysAllow' });
+    expect(desiredPodDisruptionBudget(jambaDeployment({ replicas: 2 }))!.spec).toMatchObject({ maxUnavailable: 1, unhealthyPodEvictionPolicy: 'AlwaysAllow' });
+  });
+
+  test.each([
+    [0, undefined, false],
+    [1, undefined, false],
+    [2, undefined, true],
+    [1, { enabled: true, minReplicas: 1, maxReplicas: 4 }, true],
+    [3, { enabled: true, minReplicas: 1, maxReplicas: 1 }, false],
+    [1, { enabled: false, minReplicas: 1, maxReplicas: 4 }, false],
+    [3, { enabled: false, minReplicas: 1, maxReplicas: 1 }, true],
+  ])('replicas %i, autoscaling %j → a PDB: %s (none while one pod at most can run: it would guard nothing)', (replicas, autoscaling, expected) => {
+    const spec = { replicas, ...(autoscaling ? { autoscaling: { ...autoscaling, targetTokensPerSecondPerReplica: 100 } } : {}) };
+    expect(desiredPodDisruptionBudget(jambaDeployment(spec)) !== undefined).toBe(expected);
   });
 });
 

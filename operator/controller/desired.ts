@@ -327,7 +327,17 @@ export function desiredService(jd: JambaDeployment): V1Service {
   };
 }
 
-export function desiredPodDisruptionBudget(jd: JambaDeployment): V1PodDisruptionBudget {
+/** Whether the spec can ever ask for more than one pod (its replicas, or its autoscaler's ceiling). */
+export function mayRunSeveralPods(spec: JambaDeploymentSpec): boolean {
+  return spec.autoscaling?.enabled ? spec.autoscaling.maxReplicas > 1 : spec.replicas > 1;
+}
+
+/**
+ * None while the JambaDeployment can have one pod at most: with `maxUnavailable: 1` an eviction may always take
+ * that pod, so such a budget guards nothing and only costs the API server an object.
+ */
+export function desiredPodDisruptionBudget(jd: JambaDeployment): V1PodDisruptionBudget | undefined {
+  if (!mayRunSeveralPods(jd.spec)) return undefined;
   return {
     apiVersion: 'policy/v1',
     kind: 'PodDisruptionBudget',

@@ -26,7 +26,7 @@ test('pods behind a pool export vLLM names for the endpoint picker; others do no
 });
 
 test('the plan creates a missing pool, and removes an owned pool the spec dropped', () => {
-  expect(planChildren(pooled(), { pods: [] }).apply.map((a) => a.kind)).toEqual(['Deployment', 'Service', 'PodDisruptionBudget', 'InferencePool']);
+  expect(planChildren(pooled(), { pods: [] }).apply.map((a) => a.kind)).toEqual(['Deployment', 'Service', 'InferencePool']);
   const existing = desiredInferencePool(pooled())!;
   const dropped = planChildren(jambaDeployment(), { pods: [], inferencePool: existing });
   expect(dropped.remove).toEqual(['InferencePool']);

@@ -62,7 +62,7 @@ describe('with a cache claim: a download Job', () => {
   test('no Job yet: the first attempt is created, no Deployment until the files are there; nothing polled (the progress collector enqueues)', () => {
     const plan = planChildren(cached, observe({}), {}, undefined, NOW);
     expect(plan.apply.map((a) => `${a.kind} ${a.object.metadata?.name}`)).toEqual([
-      expect.stringMatching(/^Job jamba-download-[0-9a-f]{16}-1$/), 'Service mini', 'PodDisruptionBudget mini',
+      expect.stringMatching(/^Job jamba-download-[0-9a-f]{16}-1$/), 'Service mini',
     ]);
     expect(plan.requeueAfterMs).toBeUndefined();
     const status = planStatus(cached, plan, undefined, [], NOW).status!;
@@ -82,7 +82,7 @@ describe('with a cache claim: a download Job', () => {
     expect(v.message).toContain('40.0 GiB of 100.0 GiB (40%), 500.0 MiB/s, about 123 s left');
     expect(v.progress).toEqual({ downloadPercent: 40, bytesDone: 40 * 2 ** 30, bytesTotal: 100 * 2 ** 30, bytesPerSecond: 500 * 2 ** 20, etaSeconds: 123 });
     const plan = planChildren(cached, observe({ downloadJobs: [j], downloadPods: [p], readings: readings({ 'dl-1': reading }) }), {}, undefined, NOW);
-    expect(plan.apply.map((a) => a.kind)).toEqual(['Service', 'PodDisruptionBudget']);
+    expect(plan.apply.map((a) => a.kind)).toEqual(['Service']);
     const verifying = modelVerdict(cached, [j], [p], [], readings({ 'dl-1': snapshot({ phase: 'Verifying', bytesDone: 100 * 2 ** 30, percent: 99 }) }), NOW)!;
     expect(verifying.reason).toBe('Verifying');
   });
@@ -95,7 +95,7 @@ describe('with a cache claim: a download Job', () => {
     expect(v).toMatchObject({ status: 'True', reason: 'Downloaded', filesReady: true, progress: { downloadPercent: 100, bytesDone: 100 * 2 ** 30, bytesTotal: 100 * 2 ** 30 } });
     expect(v.message).toBe(`${REPO}@v1 (100.0 GiB in 20 files, commit abcdef012345) is in claim hf-cache`);
     const plan = planChildren(cached, observe({ downloadJobs: [j], downloadPods: [p] }), {}, undefined, NOW);
-    expect(plan.apply.map((a) => a.kind)).toEqual(['Deployment', 'Service', 'PodDisruptionBudget']);
+    expect(plan.apply.map((a) => a.kind)).toEqual(['Deployment', 'Service']);
     expect(plan.requeueAfterMs).toBeUndefined();
     const before = { ...cached, status: planStatus(cached, planChildren(cached, observe({}), {}, undefined, NOW), undefined, [], NOW).status };
     expect(planStatus(before, plan, deploymentStatus({ replicas: 1, ready: 1 }), [pod('ready')], NOW).events)
@@ -111,7 +111,7 @@ describe('with a cache claim: a download Job', () => {
     expect(v).toMatchObject({ status: 'False', reason: 'DownloadFailed', latestAttempt: 1, nextAttemptAt: failedAt.getTime() + 60_000 });
     expect(v.message).toMatch(/attempt 1\) failed: GatedRepo: the repository is gated: set HF_TOKEN; next attempt in 40 s$/);
     const waiting = planChildren(cached, observe({ downloadJobs: [j], downloadPods: [p] }), {}, undefined, NOW);
-    expect(waiting.apply.map((a) => a.kind)).toEqual(['Service', 'PodDisruptionBudget']);
+    expect(waiting.apply.map((a) => a.kind)).toEqual(['Service']);
     expect(waiting.requeueAfterMs).toBe(40_000);
     const status = planStatus(cached, waiting, undefined, [], NOW);
     expect(status.status!.conditions).toContainEqual(expect.objectContaining({ type: 'Degraded', status: 'True', reason: 'DownloadFailed' }));
@@ -139,7 +139,7 @@ describe('with a cache claim: a download Job', () => {
 describe('without a cache claim: each pod downloads in an init container', () => {
   test('no pods yet: Unknown; the Deployment is created (its pods download)', () => {
     const plan = planChildren(perPod, observe({}), {}, undefined, NOW);
-    expect(plan.apply.map((a) => a.kind)).toEqual(['Deployment', 'Service', 'PodDisruptionBudget']);
+    expect(plan.apply.map((a) => a.kind)).toEqual(['Deployment', 'Service']);
     expect(plan.model?.verdict).toMatchObject({ status: 'Unknown', reason: 'WaitingForPods' });
   });
 

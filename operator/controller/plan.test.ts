@@ -10,12 +10,23 @@ const now = new Date('2026-11-29T01:00:00Z');
 const asServerReturns = asApplied;
 
 describe('planChildren', () => {
-  const jd = jambaDeployment();
-  const inSync = { deployment: asServerReturns(desiredDeployment(jd)), service: asServerReturns(desiredService(jd)), pdb: asServerReturns(desiredPodDisruptionBudget(jd)), pods: [] };
+  const jd = jambaDeployment({ replicas: 2 });
+  const inSync = { deployment: asServerReturns(desiredDeployment(jd)), service: asServerReturns(desiredService(jd)), pdb: asServerReturns(desiredPodDisruptionBudget(jd)!), pods: [] };
 
   test('nothing observed → create all three', () => {
     const p = planChildren(jd, { pods: [] });
     expect(p.apply.map((a) => `${a.reason} ${a.kind}`)).toEqual(['Created Deployment', 'Created Service', 'Created PodDisruptionBudget']);
+  });
+
+  test('one replica: no PDB; scaled to one, the PDB goes; scaled back up, it returns', () => {
+    const one = jambaDeployment({ replicas: 1 });
+    expect(planChildren(one, { pods: [] }).apply.map((a) => a.kind)).toEqual(['Deployment', 'Service']);
+    const scaledDown = planChildren(one, { ...inSync, deployment: asServerReturns(desiredDeployment(one)) });
+    expect(scaledDown.apply).toEqual([]);
+    expect(scaledDown.remove).toEqual(['PodDisruptionBudget']);
+    const scaledUp = planChildren(jd, { ...inSync, pdb: undefined });
+    expect(scaledUp.apply.map((a) => `${a.reason} ${a.kind}`)).toEqual(['Created PodDisruptionBudget']);
+    expect(scaledUp.remove).toEqual([]);
   });
 
   test('in sync → no API calls planned', () => {
@@ -60,12 +71,12 @@ describe('planChildren', () => {
 });
 
 test('childEvents: one event for what was created, one per drift repair', () => {
-  const jd = jambaDeployment();
+  const jd = jambaDeployment({ replicas: 2 });
   const created = planChildren(jd, { pods: [] }).apply;
   expect(childEvents(created)).toEqual([{ type: 'Normal', reason: 'Created', message: 'created Deployment mini, Service mini, PodDisruptionBudget mini' }]);
   const dep = asApplied(desiredDeployment(jd)) as any;
   dep.spec.replicas = 7;
-  const drift = planChildren(jd, { deployment: dep, service: asApplied(desiredService(jd)), pdb: asApplied(desiredPodDisruptionBudget(jd)), pods: [] }).apply;
+  const drift = planChildren(jd, { deployment: dep, service: asApplied(desiredService(jd)), pdb: asApplied(desiredPodDisruptionBudget(jd)!), pods: [] }).apply;
   expect(childEvents(drift)).toEqual([{ type: 'Normal', reason: 'Updated', message: 'updated Deployment mini (spec.replicas differed from the spec)' }]);
 });
 

@@ -43,7 +43,7 @@ export interface ChildPlan {
   /** The autoscaler's latest round, while autoscaling is enabled. */
   autoscaler?: AutoscalerReport;
   apply: ChildAction[];
-  /** Children the spec no longer asks for (an InferencePool whose field was removed). */
+  /** Children the spec no longer asks for (an InferencePool whose field was removed, a PDB at one replica). */
   remove: ChildKind[];
   blocked?: Blocked;
   /** The model's state, for the status (status.ts). */
@@ -78,16 +78,20 @@ export function planChildren(jd: JambaDeployment, observed: Observed, defaults: 
   const jobs = observed.downloadJobs ?? [];
   const model = modelVerdict(jd, jobs, observed.downloadPods ?? [], observed.pods, readings, now);
   const pool = desiredInferencePool(jd);
+  const pdb = desiredPodDisruptionBudget(jd);
   const download = model && jd.spec.model.source.huggingFace?.cacheClaimName ? planDownloadJob(jd, model, jobs, defaults, now) : {};
   const actions = [
     download.job,
     // Serving pods start only once the files are in place; pods of an earlier revision keep serving meanwhile.
     model && !model.filesReady ? undefined : action('Deployment', desiredDeployment(jd, defaults, replicas), observed.deployment),
     action('Service', desiredService(jd), observed.service),
-    action('PodDisruptionBudget', desiredPodDisruptionBudget(jd), observed.pdb),
+    pdb ? action('PodDisruptionBudget', pdb, observed.pdb) : undefined,
     pool ? action('InferencePool', pool, observed.inferencePool) : undefined,
   ];
-  const remove: ChildKind[] = !pool && observed.inferencePool ? ['InferencePool'] : [];
+  const remove: ChildKind[] = [
+    ...(!pdb && observed.pdb ? ['PodDisruptionBudget' as const] : []),
+    ...(!pool && observed.inferencePool ? ['InferencePool' as const] : []),
+  ];
   return {
     desiredReplicas: replicas,
     ...autoscaling,

@@ -1,11 +1,12 @@
 // What the chaos tests check after each fault: every JambaDeployment converged (Ready, status of its
-// latest generation and its replicas), exactly one Deployment, Service and PDB per JambaDeployment and
-// no stray pods; plus the faults the harness lacks (etcd compaction, so old watches get 410 Gone).
+// latest generation and its replicas), exactly one Deployment and Service per JambaDeployment (and PDB,
+// where it may run several pods) and no stray pods; plus the faults the harness lacks (etcd compaction, so old watches get 410 Gone).
 import { request } from 'node:https';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { KubernetesListObject, KubernetesObject, V1Deployment, V1Node, V1Pod } from '@kubernetes/client-node';
 import type { JambaDeployment } from '../../operator/api/jambadeployment.js';
+import { mayRunSeveralPods } from '../../operator/controller/desired.js';
 import { clusterDir } from '../harness/exec.js';
 import { kubectl, kubectlJson, waitFor } from '../harness/cluster.js';
 
@@ -40,14 +41,18 @@ export async function expectAllConverged(namespace: string, timeoutMs = 120_000)
   }, { description: `every JambaDeployment in ${namespace} to converge`, timeoutMs, intervalMs: 1000 });
 }
 
-/** Exactly one Deployment, Service and PDB controlled by each JambaDeployment; running pods = replicas. */
+/**
+ * Exactly one Deployment and Service controlled by each JambaDeployment, and one PDB by each that may run
+ * several pods (none by the others); running pods = replicas.
+ */
 export async function expectNoDuplicates(namespace: string, jds: JambaDeployment[]): Promise<void> {
-  for (const kind of ['deployments', 'services', 'poddisruptionbudgets']) {
+  const several = jds.filter((jd) => mayRunSeveralPods(jd.spec));
+  for (const [kind, expected] of [['deployments', jds], ['services', jds], ['poddisruptionbudgets', several]] as const) {
     const items = (await kubectlJson<KubernetesListObject<KubernetesObject>>(['get', kind, '-n', namespace])).items;
     const owners = items.map(ownerUid);
-    expect(owners.length).toBe(jds.length);
-    expect(new Set(owners).size).toBe(jds.length);
-    for (const jd of jds) expect(owners).toContain(jd.metadata.uid);
+    expect(owners.length).toBe(expected.length);
+    expect(new Set(owners).size).toBe(expected.length);
+    for (const jd of expected) expect(owners).toContain(jd.metadata.uid);
   }
   await waitFor(async () => {
     const pods = (await kubectlJson<KubernetesListObject<V1Pod>>(['get', 'pods', '-n', namespace])).items.filter((p) => !p.metadata?.deletionTimestamp);

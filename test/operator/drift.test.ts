@@ -41,8 +41,8 @@ async function triggerReconciles(times: number): Promise<void> {
 
 beforeAll(async () => {
   // A CPU request as users write it (the API server stores 500m), and an env list of our own that
-  // `kubectl set env` will add to.
-  await createJd(ns.name, NAME, { gpusPerReplica: 1, runtime: { resources: { requests: { cpu: '0.5', memory: '1Gi' } }, env: [{ name: 'JAMBA_LOG_LEVEL', value: 'info' }] } });
+  // `kubectl set env` will add to. Two replicas, so that it has a PodDisruptionBudget too.
+  await createJd(ns.name, NAME, { gpusPerReplica: 1, replicas: 2, runtime: { resources: { requests: { cpu: '0.5', memory: '1Gi' } }, env: [{ name: 'JAMBA_LOG_LEVEL', value: 'info' }] } });
   await waitForCondition(ns.name, NAME, 'Ready', 'True');
   await settle(op.operator);
 });
@@ -50,7 +50,7 @@ beforeAll(async () => {
 test('the fields the server records for our apply are those the unit tables assume (testing/managed-fields.ts)', async () => {
   const jd = await getJd(ns.name, NAME);
   const withoutDots = (f: object): object => Object.fromEntries(Object.entries(f).filter(([k]) => k !== '.').map(([k, v]) => [k, withoutDots(v as object)]));
-  for (const [kind, desired] of [['deployment', desiredDeployment(jd)], ['service', desiredService(jd)], ['pdb', desiredPodDisruptionBudget(jd)]] as const) {
+  for (const [kind, desired] of [['deployment', desiredDeployment(jd)], ['service', desiredService(jd)], ['pdb', desiredPodDisruptionBudget(jd)!]] as const) {
     const live = await kubectlJson<KubernetesObject>(['get', kind, '-n', ns.name, NAME, '--show-managed-fields']);
     const recorded = live.metadata?.managedFields?.find((e) => e.manager === 'jamba-operator' && e.operation === 'Apply');
     expect(withoutDots(recorded!.fieldsV1 as object)).toEqual(withoutDots(applyEntry(desired).fieldsV1 as object));
@@ -120,7 +120,7 @@ test('the reconciler writing status from a stale cache gets 409 instead of overw
   await client.request({ method: 'PATCH', path: statusPath, verb: 'PATCH', resource: 'jambadeployments/status', body: { status: { tokensPerSecond: 1234 } }, contentType: 'application/merge-patch+json' });
   // A reconciler whose cache still holds the old copy, with a status it will want to rewrite.
   const live = { deployments: await deployment(), services: await kubectlJson<V1Service>(['get', 'service', '-n', ns.name, NAME]), pdbs: await kubectlJson<V1PodDisruptionBudget>(['get', 'pdb', '-n', ns.name, NAME]) };
-  const cachedJd: JambaDeployment = { ...stale, status: { ...stale.status, readyReplicas: 0, readyText: '0/1' } };
+  const cachedJd: JambaDeployment = { ...stale, status: { ...stale.status, readyReplicas: 0, readyText: '0/2' } };
   const one = <T>(o: T): Lister<T> => ({ get: () => o, list: () => [o] });
   const caches: Caches = {
     jambaDeployments: one(cachedJd), deployments: one(live.deployments), services: one(live.services), podDisruptionBudgets: one(live.pdbs),
@@ -128,6 +128,6 @@ test('the reconciler writing status from a stale cache gets 409 instead of overw
   };
   const reconciler = new Reconciler({ client, caches, events: new EventRecorder(client, 'test'), clock: systemClock, log: silentLogger });
   await expect(reconciler.reconcile(`${ns.name}/${NAME}`)).rejects.toMatchObject({ statusCode: 409 });
-  expect((await getJd(ns.name, NAME)).status).toMatchObject({ tokensPerSecond: 1234, readyReplicas: 1 });
+  expect((await getJd(ns.name, NAME)).status).toMatchObject({ tokensPerSecond: 1234, readyReplicas: 2 });
   client.close();
 });

@@ -47,5 +47,11 @@ test('the ClusterRole in operator/config/rbac.yaml is all the operator needs', a
   // Creating the event is allowed too (it is sent in the background).
   await waitFor(async () => (await kubectl(['get', 'events', '-n', ns.name, '--field-selector', 'involvedObject.name=mini,reason=Created', '-o', 'name'])).trim() !== '',
     { description: 'the Created event of mini' });
+  // Two replicas bring a PDB, one takes it away again.
+  const pdbs = async () => (await kubectl(['get', 'pdb', '-n', ns.name, '-o', 'name'])).trim();
+  await kubectl(['scale', 'jd/mini', '-n', ns.name, '--replicas=2']);
+  await waitFor(async () => (await pdbs()) === 'poddisruptionbudget.policy/mini', { description: 'PDB mini created' });
+  await kubectl(['scale', 'jd/mini', '-n', ns.name, '--replicas=1']);
+  await waitFor(async () => (await pdbs()) === '', { description: 'PDB mini deleted' });
   expect(errors).toEqual([]);
 }, 90_000);

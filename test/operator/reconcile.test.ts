@@ -19,7 +19,7 @@ function deployment(name: string): Promise<V1Deployment> {
 
 const selector = (name: string) => `serving.jamba.dev/jambadeployment=${name}`;
 
-test('what a JambaDeployment costs from creation to Ready: one apply per child, a status write per step of the rollout at most, two events, no reads', async () => {
+test('what a one-replica JambaDeployment costs from creation to Ready: one apply per child (no PDB), a status write per step of the rollout at most, two events, no reads', async () => {
   const before = await op.operator.metrics.apiRequestsByCall();
   await createJd(ns.name, 'costed', { gpusPerReplica: 1 });
   await waitForCondition(ns.name, 'costed', 'Ready', 'True', 'AllReplicasReady');
@@ -31,7 +31,7 @@ test('what a JambaDeployment costs from creation to Ready: one apply per child, 
   // created, its pod ready; steps that come close together coalesce into one write), whatever the
   // number of reconciles the watch events cause; never while our apply is still unseen by that controller.
   const { 'PATCH jambadeployments/status': statusWrites, ...rest } = made;
-  expect(rest).toEqual({ 'PATCH deployments': 1, 'PATCH services': 1, 'PATCH poddisruptionbudgets': 1, 'CREATE events': 2 });
+  expect(rest).toEqual({ 'PATCH deployments': 1, 'PATCH services': 1, 'CREATE events': 2 });
   expect(statusWrites).toBeGreaterThanOrEqual(1);
   expect(statusWrites).toBeLessThanOrEqual(3);
   await kubectl(['delete', 'jd', '-n', ns.name, 'costed', '--wait=true']);
@@ -42,13 +42,13 @@ describe('a Jamba-1.5-Large JambaDeployment on 8 GPUs', () => {
     await createJd(ns.name, 'large', { model: { name: LARGE, source: { hostPath: { path: '/var/lib/jamba/large' } } } });
   });
 
-  test('gets a Deployment, a Service and a PDB owned by it', async () => {
+  test('gets a Deployment and a Service owned by it; no PDB for its one pod (an eviction may always take it)', async () => {
     const jd = await getJd(ns.name, 'large');
     const owner = { apiVersion: 'serving.jamba.dev/v1alpha1', kind: 'JambaDeployment', name: 'large', uid: jd.metadata.uid, controller: true, blockOwnerDeletion: true };
     const dep = await waitFor(() => kubectlJson<V1Deployment>(['get', 'deployment', '-n', ns.name, 'large', '--show-managed-fields']), { description: 'Deployment large' });
     const svc = await kubectlJson<V1Service>(['get', 'service', '-n', ns.name, 'large']);
-    const pdb = await kubectlJson<V1PodDisruptionBudget>(['get', 'pdb', '-n', ns.name, 'large']);
-    for (const o of [dep, svc, pdb]) expect(o.metadata?.ownerReferences).toEqual([owner]);
+    for (const o of [dep, svc]) expect(o.metadata?.ownerReferences).toEqual([owner]);
+    expect((await kubectl(['get', 'pdb', '-n', ns.name, '-l', selector('large'), '-o', 'name'])).trim()).toBe('');
 
     const pod = dep.spec!.template.spec!;
     const c = pod.containers[0]!;
@@ -66,7 +66,6 @@ describe('a Jamba-1.5-Large JambaDeployment on 8 GPUs', () => {
     expect(pod.volumes).toContainEqual({ name: 'model', hostPath: { path: '/var/lib/jamba/large', type: 'Directory' } });
     expect(c.volumeMounts).toContainEqual({ name: 'model', mountPath: '/models', readOnly: true });
     expect(svc.spec?.ports).toEqual([{ name: 'http', port: 8000, targetPort: 'http', protocol: 'TCP', appProtocol: 'http' }]);
-    expect(pdb.spec?.maxUnavailable).toBe(1);
     // Applied with server-side apply under the operator's field manager.
     expect(dep.metadata?.managedFields?.map((f) => f.manager)).toContain('jamba-operator');
   });
@@ -86,7 +85,7 @@ describe('a Jamba-1.5-Large JambaDeployment on 8 GPUs', () => {
   test('events tell what the operator did', async () => {
     const events = await kubectlJson<CoreV1EventList>(['get', 'events', '-n', ns.name, '--field-selector', 'involvedObject.name=large,involvedObject.kind=JambaDeployment']);
     const reasons = events.items.map((e) => `${e.reason}: ${e.message}`);
-    expect(reasons).toContain('Created: created Deployment large, Service large, PodDisruptionBudget large');
+    expect(reasons).toContain('Created: created Deployment large, Service large');
     expect(reasons.some((r) => r.startsWith('AllReplicasReady'))).toBe(true);
   });
 
@@ -105,7 +104,8 @@ describe('a one-GPU Mini', () => {
     await waitForCondition(ns.name, 'mini', 'Ready', 'True');
   });
 
-  test('kubectl scale jd drives the replicas through the scale subresource', async () => {
+  test('kubectl scale jd drives the replicas through the scale subresource; from two replicas a PDB keeps one up', async () => {
+    expect((await kubectl(['get', 'pdb', '-n', ns.name, '-l', selector('mini'), '-o', 'name'])).trim()).toBe('');
     await kubectl(['scale', 'jd/mini', '-n', ns.name, '--replicas=2']);
     const jd = await waitFor(async () => {
       const j = await getJd(ns.name, 'mini');
@@ -115,6 +115,9 @@ describe('a one-GPU Mini', () => {
     expect((await deployment('mini')).spec?.replicas).toBe(2);
     const scale = JSON.parse(await kubectl(['get', '--raw', `/apis/serving.jamba.dev/v1alpha1/namespaces/${ns.name}/jambadeployments/mini/scale`]));
     expect(scale).toMatchObject({ spec: { replicas: 2 }, status: { replicas: 2, selector: selector('mini') } });
+    const pdb = await waitFor(() => kubectlJson<V1PodDisruptionBudget>(['get', 'pdb', '-n', ns.name, 'mini']), { description: 'PDB mini' });
+    expect(pdb.metadata?.ownerReferences).toEqual([expect.objectContaining({ kind: 'JambaDeployment', name: 'mini', uid: jd.metadata.uid, controller: true })]);
+    expect(pdb.spec).toMatchObject({ maxUnavailable: 1, unhealthyPodEvictionPolicy: 'AlwaysAllow', selector: { matchLabels: { 'serving.jamba.dev/jambadeployment': 'mini' } } });
   });
 
   test('a spec change rolls out: every pod replaced with the new template', async () => {
@@ -147,6 +150,12 @@ describe('a one-GPU Mini', () => {
     const svc = await waitFor(() => kubectlJson<V1Service>(['get', 'service', '-n', ns.name, 'mini']), { description: 'Service mini re-created' });
     expect(svc.metadata?.uid).not.toBe(oldUid);
     await waitFor(() => kubectlJson(['get', 'pdb', '-n', ns.name, 'mini']), { description: 'PDB mini re-created' });
+  });
+
+  test('scaled back to one replica, its PDB is deleted', async () => {
+    await kubectl(['scale', 'jd/mini', '-n', ns.name, '--replicas=1']);
+    await waitFor(async () => (await kubectl(['get', 'pdb', '-n', ns.name, '-l', selector('mini'), '-o', 'name'])).trim() === '', { description: 'PDB mini deleted' });
+    expect((await deployment('mini')).spec?.replicas).toBe(1);
   });
 });
 

@@ -3,8 +3,9 @@
 // count the operator's API requests over a quiet minute (should be ~0 per reconcile).
 // The baselines (on by default): first, on the same nodes, N plain Deployments of the same pods created
 // at once, create → Deployment ready; the ratio of the two is what the operator adds. Then the same with
-// each Deployment's Service and PodDisruptionBudget created beside it: what the operator adds beyond
-// the objects it must create (the API server allocates Services' ClusterIPs one at a time).
+// the other children the operator makes created beside each Deployment (its Service; a PodDisruptionBudget
+// only where it may run several pods, so not for these): what the operator adds beyond the objects it
+// must create (the API server allocates Services' ClusterIPs one at a time).
 // The 1-minute load average at start and end goes with the figures: the control plane shares the machine.
 //
 //   node dist/tools/bench/operator-bench.js [--count 100] [--quiet-seconds 60] [--baseline=false] [--workers 32] [--kubeconfig .cluster/kubeconfig] [--keep]
@@ -88,8 +89,8 @@ function latencySummary(sorted: number[]) {
 /**
  * A baseline: `count` plain Deployments with the pods the operator would make (its own builders, no
  * owner), created at once in a namespace of their own; create → Deployment ready (its ready replica
- * seen by a watch). With `children`, each also gets the Service and PodDisruptionBudget the operator
- * makes, sent with its Deployment, and counts as ready once all three are in and the Deployment is
+ * seen by a watch). With `children`, each also gets the other children the operator makes (a Service, and a
+ * PodDisruptionBudget where it would make one), sent with its Deployment, and counts as ready once all are in and the Deployment is
  * ready: the objects a JambaDeployment costs the control plane, without the operator. The namespace is
  * deleted, and its pods gone, before this returns.
  */
@@ -106,14 +107,11 @@ async function plainDeployments(kubeConfig: KubeConfig, kubectl: (...a: string[]
   await Promise.all(Array.from({ length: count }, async (_, i) => {
     const name = `plain-${String(i).padStart(3, '0')}`;
     const jd = { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace: ns, uid: 'none' }, spec: withSpecDefaults(LARGE_SPEC as never) } as JambaDeployment;
+    const pdb = children ? desiredPodDisruptionBudget(jd) : undefined;
     const objects = [
       { path, resource: 'deployments', body: desiredDeployment(jd) as KubernetesObject },
-      ...(children
-        ? [
-            { path: collectionPath(RESOURCES.services, ns), resource: 'services', body: desiredService(jd) as KubernetesObject },
-            { path: collectionPath(RESOURCES.podDisruptionBudgets, ns), resource: 'poddisruptionbudgets', body: desiredPodDisruptionBudget(jd) as KubernetesObject },
-          ]
-        : []),
+      ...(children ? [{ path: collectionPath(RESOURCES.services, ns), resource: 'services', body: desiredService(jd) as KubernetesObject }] : []),
+      ...(pdb ? [{ path: collectionPath(RESOURCES.podDisruptionBudgets, ns), resource: 'poddisruptionbudgets', body: pdb as KubernetesObject }] : []),
     ];
     for (const o of objects) delete o.body.metadata!.ownerReferences;
     createdAt.set(name, Date.now());
@@ -127,11 +125,11 @@ async function plainDeployments(kubeConfig: KubeConfig, kubectl: (...a: string[]
   const latencies = [...readyAt()].map(([name, t]) => (t - createdAt.get(name)!) / 1000).sort((a, b) => a - b);
   await watch.stop();
   client.close();
-  console.error(`bench: baseline${children ? ' with Services and PDBs' : ''} done (${deploymentReadyAt.size}/${count} ready); deleting its namespace`);
+  console.error(`bench: baseline${children ? ' with the operator\'s other children' : ''} done (${deploymentReadyAt.size}/${count} ready); deleting its namespace`);
   kubectl('delete', 'namespace', ns, '--wait=true', '--timeout=300s');
   return {
     deployments: count,
-    withServicesAndPodDisruptionBudgets: children,
+    withOperatorChildren: children,
     ready: deploymentReadyAt.size,
     createToReadySeconds: latencySummary(latencies),
     allReadySeconds: allReadyMs / 1000,
@@ -242,10 +240,10 @@ async function main(): Promise<void> {
       baselinePlainDeployments: baseline,
       ratioToBaseline: ratioTo(baseline),
     } : {}),
-    // The same pods with the same Service and PDB, created directly: what the operator adds beyond
+    // The same pods with the same other children, created directly: what the operator adds beyond
     // the objects it has to create.
     ...(childrenBaseline ? {
-      baselineWithServicesAndPodDisruptionBudgets: childrenBaseline,
+      baselineWithOperatorChildren: childrenBaseline,
       ratioToChildrenBaseline: ratioTo(childrenBaseline),
     } : {}),
     // Where the time goes (p50 over the JambaDeployments, as this process's watches saw it).
