@@ -4,6 +4,8 @@
 // huggingface_hub's snapshot_download, on the same synthetic safetensors, runs interleaved. Ours is
 // the only one of those that verifies what it wrote, so one more row gives curl the same guarantee:
 // curl --parallel, then `openssl dgst -sha256` (SHA-NI, unlike coreutils' sha256sum) of every file at once.
+// Ours is also the only one that puts its files on disk before it ends (fsync, so that its completion
+// marker never outlives a crash); another row gives curl that: curl --parallel, then `sync FILE...`.
 //   node dist/tools/bench/download-bench.js [--gib 1] [--files 4] [--runs 5] [--python /path/to/venv/bin/python] [--port P] [--ours NAME=VALUE,... ...]
 // --ours main=PATH,...: that row runs another build's dist/runtime/cmd/main.js (before and after in one run).
 // --port P: the Hub server listens on P and its CDN origin on P+1 (default: ports the system picks).
@@ -129,6 +131,7 @@ const clients: Client[] = [
   { name: 'curl, one file after another', run: (dir) => runCommand('curl', ['-sS', '-L', '--fail', ...names.flatMap((n) => ['-o', path.join(dir, n), resolveUrl(n)])]) },
   { name: `curl --parallel (${fileCount} at once)`, run: (dir) => runCommand('curl', curlParallel(dir)) },
   { name: `curl --parallel, then openssl dgst -sha256 of the ${fileCount} files at once (verified)`, run: (dir) => timed(() => curlThenVerify(dir)) },
+  { name: 'curl --parallel, then sync of its files (on disk)', run: (dir) => timed(async () => { await exec('curl', curlParallel(dir)); await exec('sync', names.map((n) => path.join(dir, n))); }) },
 ];
 if (values.python) {
   const script = 'import sys; from huggingface_hub import snapshot_download; snapshot_download(sys.argv[1], local_dir=sys.argv[2], allow_patterns=["*.safetensors"], max_workers=8)';
