@@ -1,6 +1,7 @@
 // What the chaos tests check after each fault: every JambaDeployment converged (Ready, status of its
-// latest generation and its replicas), exactly one Deployment and Service per JambaDeployment (and PDB,
-// where it may run several pods) and no stray pods; plus the faults the harness lacks (etcd compaction, so old watches get 410 Gone).
+// latest generation and its replicas), exactly one Deployment and Service per JambaDeployment (and one
+// PDB where it may run several pods) and no stray pods; plus the faults the harness lacks (etcd
+// compaction, so old watches get 410 Gone).
 import { request } from 'node:https';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
