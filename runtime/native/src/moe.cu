@@ -631,7 +631,7 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p, const __gr
       // both blocks' `empty` count. A token tile lands in both blocks, so its stage is refilled only once
       // the partner is done with it too; waiting for that one step later than this block's own release
       // (tile kt + S - 2 into the stage of tile kt - 2) leaves the partner a step of slack instead of
-      // holding the two blocks in lockstep (measured: 1.6x slower when thread 0 waited for tile kt - 1).
+      // holding the two blocks in lockstep. Both ran ~1.6x slower than without multicast on an H100 (2026-12-06/07).
       if (MC && tid == 0 && kt > 0) {
         tma::arrive_cluster(&empty[(kt - 1) % S], 0);
         tma::arrive_cluster(&empty[(kt - 1) % S], 1);
@@ -983,7 +983,7 @@ constexpr int kMulticastPair = -2;
  * tokens 138 against 182 µs; MoE at 256 tokens 1150 against 1300 µs). Two for a dense MLP's 64-token
  * tile, whose every k step otherwise reads as many token bytes as weight bytes (H100, 2026-12-06, dense
  * MLP at 48 / 64 tokens: 113 / 115 µs with two and the gated GEMM unsplit, against 127 / 137 before).
- * JAMBA_WGMMA_GROUPS=1|2|mc forces it (for comparison; mc: kMulticastPair; its first version ran 1.6x slower on an H100, this one is unmeasured).
+ * JAMBA_WGMMA_GROUPS=1|2|mc forces it (for comparison; mc: kMulticastPair; both versions ran ~1.6x slower on an H100).
  */
 int wgmma_groups(int tn, int experts) {
   static const int forced = env_is("JAMBA_WGMMA_GROUPS", "2") ? 2 : env_is("JAMBA_WGMMA_GROUPS", "1") ? 1 : env_is("JAMBA_WGMMA_GROUPS", "mc") ? kMulticastPair : 0;
@@ -1006,7 +1006,7 @@ inline int wgmma_block_channels(int groups) { return groups == kWideWarpgroup ||
  * at 256 / 1024 / 4096 rows 275 / 891–928 / 3403–3440 against 252–254 / 833–857 / 3055–3095 with two, and
  * at 64 rows 120 with two against 132 wide; prefill 4K / 32K 15452 / 15332 → 16694 / 16389 tok/s; decode
  * unchanged; four warpgroups at 128-row tiles: MoE at 4096 tokens 6650–6683 against 6519–6530 µs (H100, 2026-12-06).
- * JAMBA_WGMMA_DOWN_GROUPS=1|2|4|wide|mc forces one (for comparison; mc: kMulticastPair; its first version ran 1.6x slower on an H100, this one is unmeasured).
+ * JAMBA_WGMMA_DOWN_GROUPS=1|2|4|wide|mc forces one (for comparison; mc: kMulticastPair; both versions ran ~1.6x slower on an H100).
  */
 int wgmma_down_groups(int tn, int experts) {
   static const int forced = env_is("JAMBA_WGMMA_DOWN_GROUPS", "mc")     ? kMulticastPair
