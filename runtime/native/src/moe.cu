@@ -631,12 +631,15 @@ __global__ void __launch_bounds__(128 * WGS) wgmma_gemm(GemmParams p, const __gr
       // both blocks' `empty` count. A token tile lands in both blocks, so its stage is refilled only once
       // the partner is done with it too; waiting for that one step later than this block's own release
       // (tile kt + S - 2 into the stage of tile kt - 2) leaves the partner a step of slack instead of
-      // holding the two blocks in lockstep. Both ran ~1.6x slower than without multicast on an H100 (2026-12-06/07).
+      // holding the two blocks in lockstep. The arrivals and the wait are at the CTA's scope, as a consumer's
+      // release is in CUTLASS's cluster pipelines: the MMAs that read the stage are complete (waited for before
+      // the barrier), so there is no read left to order, and a release or acquire at cluster scope fences memory
+      // on every k tile (ncu: "Stall Membar" a sixth of each warp's cycles; the pairs ran ~1.6x slower with it).
       if (MC && tid == 0 && kt > 0) {
         tma::arrive_cluster(&empty[(kt - 1) % S], 0);
         tma::arrive_cluster(&empty[(kt - 1) % S], 1);
         if (kt + S - 2 < k_tiles) {
-          if (kt >= 2) tma::wait_cluster(&empty[(kt - 2) % S], ((kt - 2) / S) & 1);
+          if (kt >= 2) mma::mbar_wait(&empty[(kt - 2) % S], ((kt - 2) / S) & 1);
           load_x((kt + S - 2) % S, kt + S - 2);
         }
       }
@@ -983,12 +986,18 @@ constexpr int kMulticastPair = -2;
  * tokens 138 against 182 µs; MoE at 256 tokens 1150 against 1300 µs). Two for a dense MLP's 64-token
  * tile, whose every k step otherwise reads as many token bytes as weight bytes (H100, 2026-12-06, dense
  * MLP at 48 / 64 tokens: 113 / 115 µs with two and the gated GEMM unsplit, against 127 / 137 before).
- * JAMBA_WGMMA_GROUPS=1|2|mc forces it (for comparison; mc: kMulticastPair; both versions ran ~1.6x slower on an H100).
+ * An MoE's 128-token tiles (and then its tail tiles) in multicast pairs (kMulticastPair), with the down
+ * projection's (wgmma_down_groups): each token tile crosses L2 once for two blocks, which L2's output to the
+ * SMs bounds (ncu, twenty-fourth session). H100, 2026-12-07, µs, three rounds, default before / pairs: MoE at
+ * 1024 tokens 2000–2007 / 1981–1987, at 4096 6535–6640 / 6313–6386; at 256 (64-row tiles) 1155–1158 against
+ * 1173–1175 in pairs, so not there. JAMBA_WGMMA_GROUPS=1|2|mc forces it (for comparison; with
+ * JAMBA_WGMMA_DOWN_GROUPS=2, `1` is the plan before pairs at 128-row tiles).
  */
 int wgmma_groups(int tn, int experts) {
   static const int forced = env_is("JAMBA_WGMMA_GROUPS", "2") ? 2 : env_is("JAMBA_WGMMA_GROUPS", "1") ? 1 : env_is("JAMBA_WGMMA_GROUPS", "mc") ? kMulticastPair : 0;
   if (tn != 64 && tn != 128) return 1;
   if (forced) return forced;
+  if (tn == 128 && experts > 1) return kMulticastPair;
   return tn == 64 && experts == 1 ? 2 : 1;
 }
 
@@ -1006,7 +1015,9 @@ inline int wgmma_block_channels(int groups) { return groups == kWideWarpgroup ||
  * at 256 / 1024 / 4096 rows 275 / 891–928 / 3403–3440 against 252–254 / 833–857 / 3055–3095 with two, and
  * at 64 rows 120 with two against 132 wide; prefill 4K / 32K 15452 / 15332 → 16694 / 16389 tok/s; decode
  * unchanged; four warpgroups at 128-row tiles: MoE at 4096 tokens 6650–6683 against 6519–6530 µs (H100, 2026-12-06).
- * JAMBA_WGMMA_DOWN_GROUPS=1|2|4|wide|mc forces one (for comparison; mc: kMulticastPair; both versions ran ~1.6x slower on an H100).
+ * An MoE's 128-row tiles in multicast pairs, as its gated GEMM's (wgmma_groups; alone, at 4096 tokens 6458 µs
+ * against 6535–6579 for two warpgroups and 6313–6386 with both GEMMs in pairs, H100, 2026-12-07).
+ * JAMBA_WGMMA_DOWN_GROUPS=1|2|4|wide|mc forces one (for comparison; mc: kMulticastPair).
  */
 int wgmma_down_groups(int tn, int experts) {
   static const int forced = env_is("JAMBA_WGMMA_DOWN_GROUPS", "mc")     ? kMulticastPair
@@ -1018,7 +1029,7 @@ int wgmma_down_groups(int tn, int experts) {
   if (tn != 64 && tn != 128) return 1;
   if (forced == 4 && tn != 128) return 2;  // four warpgroups only over 128-row tiles
   if (forced) return forced;
-  if (tn == 128) return 2;
+  if (tn == 128) return experts > 1 ? kMulticastPair : 2;
   return experts == 1 ? wgmma_groups(tn, experts) : kWideWarpgroup;
 }
 

@@ -76,26 +76,17 @@ __device__ __forceinline__ void cluster_sync() {
 #endif
 }
 
-/** Arrives on the mbarrier at `bar`'s offset in the shared memory of cluster block `rank`, releasing this thread's (and, after a block barrier, its block's) reads before it. */
+/**
+ * Arrives on the mbarrier at `bar`'s offset in the shared memory of cluster block `rank` (at the CTA's scope: no
+ * memory fence; a consumer whose reads of a stage are complete needs none, and one at cluster scope costs a
+ * fence on every call). Its owner waits with mma::mbar_wait.
+ */
 __device__ __forceinline__ void arrive_cluster(void* bar, uint32_t rank) {
 #ifdef JB_TMA
-  asm volatile("{\n.reg .b32 remote;\nmapa.shared::cluster.u32 remote, %0, %1;\nmbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}\n" ::"r"(
+  asm volatile("{\n.reg .b32 remote;\nmapa.shared::cluster.u32 remote, %0, %1;\nmbarrier.arrive.shared::cluster.b64 _, [remote];\n}\n" ::"r"(
                    mma::smem_addr(bar)),
                "r"(rank)
                : "memory");
-#endif
-}
-
-/** mma::mbar_wait whose arrivals came from other blocks of the cluster (acquire at cluster scope). */
-__device__ __forceinline__ void wait_cluster(void* bar, int parity) {
-#ifdef JB_TMA
-  uint32_t done;
-  do {
-    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-                 : "=r"(done)
-                 : "r"(mma::smem_addr(bar)), "r"(parity)
-                 : "memory");
-  } while (!done);
 #endif
 }
 
