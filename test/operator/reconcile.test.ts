@@ -18,6 +18,8 @@ function deployment(name: string): Promise<V1Deployment> {
 }
 
 const selector = (name: string) => `serving.jamba.dev/jambadeployment=${name}`;
+/** The PDBs of a JambaDeployment, by name ('' when it has none). */
+const pdbsOf = async (name: string) => (await kubectl(['get', 'pdb', '-n', ns.name, '-l', selector(name), '-o', 'name'])).trim();
 
 test('what a one-replica JambaDeployment costs from creation to Ready: one apply per child (no PDB), a status write per step of the rollout at most, two events, no reads', async () => {
   const before = await op.operator.metrics.apiRequestsByCall();
@@ -48,7 +50,7 @@ describe('a Jamba-1.5-Large JambaDeployment on 8 GPUs', () => {
     const dep = await waitFor(() => kubectlJson<V1Deployment>(['get', 'deployment', '-n', ns.name, 'large', '--show-managed-fields']), { description: 'Deployment large' });
     const svc = await kubectlJson<V1Service>(['get', 'service', '-n', ns.name, 'large']);
     for (const o of [dep, svc]) expect(o.metadata?.ownerReferences).toEqual([owner]);
-    expect((await kubectl(['get', 'pdb', '-n', ns.name, '-l', selector('large'), '-o', 'name'])).trim()).toBe('');
+    expect(await pdbsOf('large')).toBe('');
 
     const pod = dep.spec!.template.spec!;
     const c = pod.containers[0]!;
@@ -105,7 +107,7 @@ describe('a one-GPU Mini', () => {
   });
 
   test('kubectl scale jd drives the replicas through the scale subresource; from two replicas a PDB keeps one up', async () => {
-    expect((await kubectl(['get', 'pdb', '-n', ns.name, '-l', selector('mini'), '-o', 'name'])).trim()).toBe('');
+    expect(await pdbsOf('mini')).toBe('');
     await kubectl(['scale', 'jd/mini', '-n', ns.name, '--replicas=2']);
     const jd = await waitFor(async () => {
       const j = await getJd(ns.name, 'mini');
@@ -154,7 +156,7 @@ describe('a one-GPU Mini', () => {
 
   test('scaled back to one replica, its PDB is deleted', async () => {
     await kubectl(['scale', 'jd/mini', '-n', ns.name, '--replicas=1']);
-    await waitFor(async () => (await kubectl(['get', 'pdb', '-n', ns.name, '-l', selector('mini'), '-o', 'name'])).trim() === '', { description: 'PDB mini deleted' });
+    await waitFor(async () => (await pdbsOf('mini')) === '', { description: 'PDB mini deleted' });
     expect((await deployment('mini')).spec?.replicas).toBe(1);
   });
 });

@@ -981,7 +981,7 @@ constexpr int kMulticastPair = -2;
 
 /**
  * Warpgroups per block of the wgmma kernel (64 output channels each, sharing the block's token tile).
- * One for experts and 128-token tiles: two blocks share an SM and overlap each other's barriers (Mini,
+ * One (per block of a pair at an MoE's 128-token tiles, below): two blocks share an SM and overlap each other's barriers (Mini,
  * ExpertsInt8: MoE at 4096 tokens 7.45 against 7.60 ms with two, dense MLP 3.34 against 3.48 ms, at 128
  * tokens 138 against 182 µs; MoE at 256 tokens 1150 against 1300 µs). Two for a dense MLP's 64-token
  * tile, whose every k step otherwise reads as many token bytes as weight bytes (H100, 2026-12-06, dense
