@@ -77,9 +77,9 @@ __device__ __forceinline__ void cluster_sync() {
 }
 
 /**
- * Arrives on the mbarrier at `bar`'s offset in the shared memory of cluster block `rank` (at the CTA's scope: no
- * memory fence; a consumer whose reads of a stage are complete needs none, and one at cluster scope costs a
- * fence on every call). Its owner waits with mma::mbar_wait.
+ * Arrives on the mbarrier at `bar`'s offset in the shared memory of cluster block `rank`, releasing at the CTA's
+ * scope only: a consumer whose reads of a stage are complete needs no cluster-scope fence, which would cost one
+ * on every call. Its owner waits with mma::mbar_wait.
  */
 __device__ __forceinline__ void arrive_cluster(void* bar, uint32_t rank) {
 #ifdef JB_TMA
