@@ -5,7 +5,8 @@
 // the only one of those that verifies what it wrote, so one more row gives curl the same guarantee:
 // curl --parallel, then `openssl dgst -sha256` (SHA-NI, unlike coreutils' sha256sum) of every file at once.
 // Ours is also the only one that puts its files on disk before it ends (fsync, so that its completion
-// marker never outlives a crash); another row gives curl that: curl --parallel, then `sync FILE...`.
+// marker never outlives a crash); another row gives curl that: curl --parallel, then `sync FILE...`;
+// and one gives curl both, one after the other.
 //   node dist/tools/bench/download-bench.js [--gib 1] [--files 4] [--runs 5] [--python /path/to/venv/bin/python] [--port P] [--ours NAME=VALUE,... ...]
 // --ours main=PATH,...: that row runs another build's dist/runtime/cmd/main.js (before and after in one run).
 // --port P: the Hub server listens on P and its CDN origin on P+1 (default: ports the system picks).
@@ -98,14 +99,22 @@ const runtimeMain = path.join(repoRoot, 'dist/runtime/cmd/main.js');
 
 const curlParallel = (dir: string): string[] => ['-sS', '-L', '--fail', '--parallel', '--parallel-max', String(fileCount), ...names.flatMap((n) => ['-o', path.join(dir, n), resolveUrl(n)])];
 
-/** curl, then every file's sha256 at once, checked against the repository's: what ours guarantees. */
-async function curlThenVerify(dir: string): Promise<void> {
-  await exec('curl', curlParallel(dir));
+/** Every file's sha256 at once, checked against the repository's: what ours guarantees. */
+async function verifyDigests(dir: string): Promise<void> {
   const digests = await Promise.all(names.map((n) => exec('openssl', ['dgst', '-sha256', '-r', path.join(dir, n)])));
   digests.forEach((d, i) => {
     if (d.split(' ')[0] !== expectedSha256[i]) throw new Error(`curl then openssl: ${names[i]} has sha256 ${d.split(' ')[0]}, expected ${expectedSha256[i]}`);
   });
 }
+
+/** Puts the files on disk before it returns, as ours does before it writes its completion marker. */
+const syncFiles = (dir: string) => exec('sync', names.map((n) => path.join(dir, n)));
+
+/** curl --parallel, then the guarantees ours gives that curl does not, one after another. */
+const curlThen = (...after: ((dir: string) => Promise<unknown>)[]) => (dir: string) => timed(async () => {
+  await exec('curl', curlParallel(dir));
+  for (const step of after) await step(dir);
+});
 
 type Client = { name: string; run: (dir: string) => Promise<number> };
 /** A row of ours: `jamba-runtime download` options as NAME=VALUE pairs, and `main=PATH` for another build's dist/runtime/cmd/main.js (a before/after pair in one run). */
@@ -130,8 +139,9 @@ const clients: Client[] = [
   ...(values.ours ?? []).map(ours),
   { name: 'curl, one file after another', run: (dir) => runCommand('curl', ['-sS', '-L', '--fail', ...names.flatMap((n) => ['-o', path.join(dir, n), resolveUrl(n)])]) },
   { name: `curl --parallel (${fileCount} at once)`, run: (dir) => runCommand('curl', curlParallel(dir)) },
-  { name: `curl --parallel, then openssl dgst -sha256 of the ${fileCount} files at once (verified)`, run: (dir) => timed(() => curlThenVerify(dir)) },
-  { name: 'curl --parallel, then sync of its files (on disk)', run: (dir) => timed(async () => { await exec('curl', curlParallel(dir)); await exec('sync', names.map((n) => path.join(dir, n))); }) },
+  { name: `curl --parallel, then openssl dgst -sha256 of the ${fileCount} files at once (verified)`, run: curlThen(verifyDigests) },
+  { name: 'curl --parallel, then sync of its files (on disk)', run: curlThen(syncFiles) },
+  { name: 'curl --parallel, then openssl, then sync (verified and on disk, as ours)', run: curlThen(verifyDigests, syncFiles) },
 ];
 if (values.python) {
   const script = 'import sys; from huggingface_hub import snapshot_download; snapshot_download(sys.argv[1], local_dir=sys.argv[2], allow_patterns=["*.safetensors"], max_workers=8)';
