@@ -168,9 +168,15 @@ export interface CacheElementBytes {
   readonly ssmState: number;
 }
 
+/**
+ * A routing slot whose expert is not in the set given to `moeExperts` (under expert parallelism, an expert
+ * held by another rank): the slot contributes nothing.
+ */
+export const SKIPPED_EXPERT = -1;
+
 /** Router output: for each row, the top-k experts and their (not renormalised) softmax weights. */
 export interface Routing {
-  readonly experts: Tensor; // [rows, k] i32
+  readonly experts: Tensor; // [rows, k] i32: an expert of the set, or SKIPPED_EXPERT
   readonly weights: Tensor; // [rows, k] f32
 }
 
@@ -317,8 +323,8 @@ export interface Backend {
   /** Softmax (fp32) over all experts of each row of logits [rows, numExperts], then top-k; no renormalisation. */
   routerTopK(logits: Tensor, k: number): Routing;
   /**
-   * out[r] = Σ_j routing.weights[r, j] · expert_{routing.experts[r, j]}(x[r]), each expert a SwiGLU MLP.
-   * Grouped: each expert runs once over all rows routed to it.
+   * out[r] = Σ_j routing.weights[r, j] · expert_{routing.experts[r, j]}(x[r]), each expert a SwiGLU MLP;
+   * slots of SKIPPED_EXPERT are left out of the sum. Grouped: each expert runs once over all rows routed to it.
    */
   moeExperts(x: Tensor, routing: Routing, experts: ExpertSet): Tensor;
   /** A dense SwiGLU MLP given as a one-expert set: every row through expert 0 with weight 1 → [rows, hidden]. */

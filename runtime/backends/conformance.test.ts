@@ -1,4 +1,4 @@
-import type { AttentionShape, KvCache, LinearWeight, RaggedBatch, Routing, SampleResult, SelectiveScanInputs, MambaState, Tensor } from './backend.js';
+import type { AttentionShape, ExpertSet, KvCache, LinearWeight, RaggedBatch, Routing, SampleResult, SelectiveScanInputs, MambaState, Tensor } from './backend.js';
 import { compareBackends, OP_CASES } from './conformance.js';
 import { CpuBackend } from './cpu/index.js';
 import type { CpuTensor } from './cpu/tensor.js';
@@ -46,12 +46,20 @@ class ForgetsScanState extends CpuBackend {
   }
 }
 
+class RunsSkippedSlots extends CpuBackend {
+  override moeExperts(x: Tensor, routing: Routing, experts: ExpertSet): Tensor {
+    const ids = (routing.experts as CpuTensor).data as Int32Array;
+    return super.moeExperts(x, { ...routing, experts: this.upload(ids.map((e) => Math.max(e, 0)), routing.experts.shape) }, experts);
+  }
+}
+
 test.each([
   ['int8 scale ignored', new IgnoresInt8Scale(), ['linear (int8', 'denseMlp']],
   ['attention without 1/sqrt(d)', new UnscaledAttention(), 'pagedAttention', ['pagedAttention (GQA, two', 'pagedAttention (GQA, thirteen']],
   ['router renormalises top-k', new RenormalisingRouter(), ['routerTopK', 'moeExperts']],
   ['scan state reset every step', new ForgetsScanState(), ['mambaConv + selectiveScan', 'Mamba mixer'], ['mambaConv + selectiveScan (two', 'mambaConv + selectiveScan (thirteen']],
   ['top-p ignored', new IgnoresTopP(), 'sample'],
+  ['slots of experts held elsewhere run as expert 0', new RunsSkippedSlots(), 'moeExperts, one rank', ['moeExperts, one rank']],
 ])('a backend with a bug is caught: %s', async (_bug, broken, failingCases, mustFail: string[] = []) => {
   const results = await compareBackends(broken, new CpuBackend());
   const failed = results.filter((r) => !r.ok).map((r) => r.name);

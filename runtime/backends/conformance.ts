@@ -16,6 +16,7 @@
 // Two shape profiles: `tiny` (CI: small shapes that still cross every tile edge) and `mini` (the real
 // Jamba-1.5-Mini shapes, for GPU runs).
 import type { Backend, LinearWeight, MambaState, RaggedBatch, SamplingRow, StepInputs, SwiGluWeights, Tensor } from './backend.js';
+import { localExpertIds } from '../models/sharding.js';
 import { normals, rng } from './testing.js';
 
 export interface Shapes {
@@ -390,6 +391,28 @@ export const OP_CASES: OpCase[] = [
           const logits = act(b, r, [rows, s.experts], 2);
           outs.push(...(await inStep(b, flatStep(rows), async () => [await b.download(b.moeExperts(x, b.routerTopK(logits, s.topK), set))])));
         }
+      }
+      return outs;
+    },
+  },
+  {
+    name: 'moeExperts, one rank of expert parallelism (int8; the slots of experts held elsewhere skipped)',
+    tolerance: BF16_TOL,
+    async run(b, s) {
+      const r = rng(12);
+      const range = { first: Math.floor(s.experts / 2), count: s.experts - Math.floor(s.experts / 2) };
+      const held = Array.from({ length: range.count }, () => expertWeights(int8, b, r, s));
+      const set = b.createExpertSet(held);
+      const outs: Float32Array[] = [];
+      for (const rows of expertRows(s)) {
+        const x = act(b, r, [rows, s.expertHidden]);
+        // Distinct experts per row out of all s.experts, so rows with none, one or all of their slots held here.
+        const ids = Int32Array.from({ length: rows * s.topK }, (_, i) => (Math.floor(i / s.topK) + (i % s.topK)) % s.experts);
+        const routing = {
+          experts: b.upload(localExpertIds(ids, range), [rows, s.topK]),
+          weights: b.upload(Float32Array.from({ length: rows * s.topK }, () => 0.1 + 0.8 * r()), [rows, s.topK]),
+        };
+        outs.push(...(await inStep(b, flatStep(rows), async () => [await b.download(b.moeExperts(x, routing, set))])));
       }
       return outs;
     },

@@ -4,10 +4,12 @@
 // `tools/gpu/run.sh peers` runs the peers on the card at hand, for ratios on one card):
 //   moe:        both expert GEMMs + SiLU, ExpertsInt8, routing precomputed (vLLM fused_moe int8_w8a16)
 //   mlp:        the dense MLP of the layers without experts, int8 (the same kernels, one expert)
+//   moe-parallel: an MoE layer split over N ranks by ffn against whole experts per rank (one rank's op timed here)
 //   attention:  causal prefill over one sequence; decode batch 1 over 256K and batch 64 over 4K (cuDNN SDPA)
 //   mamba:      selective scan prefill (mamba-ssm CUDA scan) and the decode state update (its Triton kernel)
-import type { RaggedBatch, StepInputs, Tensor } from '../backends/backend.js';
+import { type ExpertSet, type RaggedBatch, SKIPPED_EXPERT, type StepInputs, type Tensor } from '../backends/backend.js';
 import type { CudaBackend } from '../backends/cuda/index.js';
+import { expertRange, localExpertIds } from '../models/sharding.js';
 import { Xoshiro128 } from '../sampling/prng.js';
 import { median } from './model-bench.js';
 
@@ -20,6 +22,14 @@ export interface OpBenchRow {
   /** Bytes the op must move at least, for the bandwidth figure. */
   bytes?: number;
   flops?: number;
+}
+
+/** An MoE layer's sizes (a preset's). */
+export interface MoeShape {
+  name: string;
+  hidden: number;
+  ffn: number;
+  experts: number;
 }
 
 const MINI = { hidden: 4096, ffn: 14336, experts: 16, heads: 32, kvHeads: 8, headDim: 128, dInner: 8192, dState: 16, dConv: 4 };
@@ -90,10 +100,9 @@ export class OpBench {
     return median(times);
   }
 
-  /** Random int8 SwiGLU experts at Mini's shapes (ExpertsInt8 tiles with per-channel scales). */
-  private int8Experts(count: number) {
+  /** Random int8 SwiGLU experts, Mini's shapes unless given (ExpertsInt8 tiles with per-channel scales). */
+  private int8Experts(count: number, hidden = MINI.hidden, ffn = MINI.ffn) {
     const b = this.b;
-    const { hidden, ffn } = MINI;
     return b.createExpertSet(
       Array.from({ length: count }, (_, e) => {
         const make = (shape: [number, number], j: number) => ({ kind: 'int8' as const, ...b.randomInt8Matrix(shape, 0.02, 1000 + e * 3 + j) });
@@ -116,6 +125,48 @@ export class OpBench {
       const ms = await this.time(oneSequence(n, 0, 0), () => void b.moeExperts(x, routing, set));
       rows.push(this.expertRow('moe int8', `${n} tokens (${touched} experts)`, ms, touched, n * 2, peers[n]));
       this.log(`moe int8 ${n} tokens: ${(ms * 1000).toFixed(0)} µs (vLLM on an H200 ${peers[n] ? (peers[n]! * 1000).toFixed(0) : '-'} µs)`);
+    }
+    return rows;
+  }
+
+  /**
+   * The two ways to split an MoE layer over `ranks` GPUs, one rank's op timed on this device: the ffn split
+   * (every rank runs all experts, ffn / ranks wide: the same work on every rank) and expert parallelism
+   * (each rank runs its experts / ranks whole experts over the tokens routed to them: the step waits
+   * for the busiest rank, so every rank is timed and the slowest counts). Both end in the same all-reduce
+   * of [tokens, hidden], so the layer's difference is the slowest rank's op time.
+   */
+  async moeParallel(shape: MoeShape, rankCounts: number[], tokenCounts: number[]): Promise<OpBenchRow[]> {
+    const b = this.b;
+    const { hidden, ffn, experts } = shape;
+    const rows: OpBenchRow[] = [];
+    for (const ranks of rankCounts) {
+      if (ffn % (16 * ranks) !== 0) throw new Error(`moe-parallel: ffn ${ffn} does not split into ${ranks} slices of a multiple of 16`);
+      const ffnSplit = this.int8Experts(experts, hidden, ffn / ranks);
+      const whole = this.int8Experts(expertRange(experts, { rank: 0, size: ranks }).count, hidden, ffn);
+      for (const n of tokenCounts) {
+        const x = b.randomMatrix([n, hidden], 1, n);
+        const ids = benchRouting(n, experts);
+        const weights = b.upload(new Float32Array(n * 2).fill(0.5), [n, 2]);
+        const timeRouting = (local: Int32Array, set: ExpertSet) => {
+          const routing = { experts: b.upload(local, [n, 2]), weights }; // uploaded before the clock starts
+          return this.time(oneSequence(n, 0, 0), () => void b.moeExperts(x, routing, set));
+        };
+        const tpMs = await timeRouting(ids, ffnSplit);
+        const perRank: { ms: number; touched: number; pairs: number }[] = [];
+        for (let rank = 0; rank < ranks; rank++) {
+          const local = localExpertIds(ids, expertRange(experts, { rank, size: ranks }));
+          const held = local.filter((e) => e !== SKIPPED_EXPERT);
+          perRank.push({ ms: await timeRouting(local, whole), touched: new Set(held).size, pairs: held.length });
+        }
+        const slowest = perRank.reduce((a, c) => (c.ms > a.ms ? c : a));
+        const where = `${shape.name}, ${ranks} ranks, ${n} tokens`;
+        const bytes = (touched: number, width: number) => touched * 3 * (width * hidden + width * 4);
+        rows.push({ op: 'moe ffn split', shape: where, ms: tpMs, bytes: bytes(new Set(ids).size, ffn / ranks), flops: n * 2 * 3 * 2 * (ffn / ranks) * hidden });
+        rows.push({ op: 'moe expert parallel (slowest rank)', shape: where, ms: slowest.ms, bytes: bytes(slowest.touched, ffn), flops: slowest.pairs * 3 * 2 * ffn * hidden });
+        const mean = perRank.reduce((a, c) => a + c.ms, 0) / ranks;
+        this.log(`moe ${where}: ffn split ${(tpMs * 1000).toFixed(1)} µs, experts whole: slowest rank ${(slowest.ms * 1000).toFixed(1)} µs (mean ${(mean * 1000).toFixed(1)}), ${(slowest.ms / tpMs).toFixed(2)}×`);
+      }
     }
     return rows;
   }

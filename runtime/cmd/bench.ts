@@ -3,9 +3,11 @@
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { benchModel, type ModelBenchResult } from '../bench/model-bench.js';
-import type { OpBenchRow } from '../bench/op-bench.js';
+import type { MoeShape, OpBenchRow } from '../bench/op-bench.js';
 import { runLoad, type LoadResult } from '../bench/serve-load.js';
 import { isBackendChoice } from '../engine/model-runner.js';
+import { parseJambaConfig } from '../models/config.js';
+import { PRESETS } from '../models/presets.js';
 import { UsageError } from './args.js';
 
 export function benchUsage(): string {
@@ -29,7 +31,9 @@ Options:
   --max-num-batched-tokens N     prefill chunk                              [default: 8192]
   --steps N                      timed decode steps per batch size          [default: 20]
   --tensor-parallel-size N       ranks (GPUs) to split the model over       [default: 1]
-  --ops LIST                     op benchmarks instead of the model: moe, mlp, attention, mamba
+  --ops LIST                     op benchmarks instead of the model: moe, mlp, moe-parallel, attention, mamba
+                                 (moe-parallel: the --preset's MoE layer [default: jamba-1.5-mini] split over
+                                 the --tensor-parallel-size LIST ranks [default: 2,8] by ffn and by whole experts)
   --moe-tokens LIST              token counts of the MoE and MLP benchmarks [default: 1,8,64,256,1024,4096]
   --serve URL                    a streaming load against a running server instead (output tok/s, TTFT, ITL)
   --served-model NAME            the model id the server serves                     [with --serve]
@@ -58,7 +62,25 @@ function int(name: string, value: string | undefined, fallback: number, min = 1)
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
-async function opBenches(ops: string[], moeTokens: number[], prefills?: number[]): Promise<OpBenchRow[]> {
+/** What the op benchmarks take besides the op list. */
+interface OpBenchOptions {
+  moeTokens: number[];
+  prefills?: number[];
+  /** moe-parallel: the preset whose MoE layer is split, and the rank counts. */
+  preset: string;
+  ranks: number[];
+}
+
+/** A preset's MoE layer sizes. */
+function moeShape(preset: string): MoeShape {
+  const fields = PRESETS[preset];
+  if (!fields) throw new UsageError(`unknown preset '${preset}' (known: ${Object.keys(PRESETS).join(', ')})`);
+  const cfg = parseJambaConfig(JSON.stringify(fields), `preset ${preset}`);
+  return { name: preset, hidden: cfg.hiddenSize, ffn: cfg.intermediateSize, experts: cfg.numExperts };
+}
+
+async function opBenches(ops: string[], o: OpBenchOptions): Promise<OpBenchRow[]> {
+  const { moeTokens, prefills } = o;
   const { CudaBackend } = await import('../backends/cuda/index.js');
   const { OpBench } = await import('../bench/op-bench.js');
   const b = await CudaBackend.open();
@@ -69,9 +91,10 @@ async function opBenches(ops: string[], moeTokens: number[], prefills?: number[]
     for (const op of ops) {
       if (op === 'moe') rows.push(...(await bench.moe(moeTokens)));
       else if (op === 'mlp') rows.push(...(await bench.mlp(moeTokens)));
+      else if (op === 'moe-parallel') rows.push(...(await bench.moeParallel(moeShape(o.preset), o.ranks, moeTokens)));
       else if (op === 'attention') rows.push(...(await bench.attention(prefills ?? [4096, 32768, 131072, 262144], [[1, 262144], [64, 4096]])));
       else if (op === 'mamba') rows.push(...(await bench.mamba(prefills ?? [4096, 32768, 131072], [1, 8, 64, 256])));
-      else throw new UsageError(`unknown op '${op}' (moe, mlp, attention, mamba)`);
+      else throw new UsageError(`unknown op '${op}' (moe, mlp, moe-parallel, attention, mamba)`);
     }
     return rows;
   } finally {
@@ -130,7 +153,14 @@ export async function bench(argv: string[]): Promise<number> {
     const s = output.serve!;
     log(`serve: ${s.requests} requests (${s.failed} failed, ${s.truncated} cut) in ${s.seconds.toFixed(1)} s: ${s.outputTokensPerSecond.toFixed(0)} output tok/s, TTFT p50 ${s.ttftMs.p50.toFixed(0)} / p99 ${s.ttftMs.p99.toFixed(0)} ms, ITL p50 ${s.itlMs.p50.toFixed(1)} / p99 ${s.itlMs.p99.toFixed(1)} ms`);
   } else if (values.ops) {
-    output = { ops: await opBenches(values.ops.split(','), list(values['moe-tokens'], [1, 8, 64, 256, 1024, 4096]), values.prefills === undefined ? undefined : list(values.prefills, [])) };
+    output = {
+      ops: await opBenches(values.ops.split(','), {
+        moeTokens: list(values['moe-tokens'], [1, 8, 64, 256, 1024, 4096]),
+        prefills: values.prefills === undefined ? undefined : list(values.prefills, []),
+        preset: values.preset ?? 'jamba-1.5-mini',
+        ranks: list(values['tensor-parallel-size'], [2, 8]),
+      }),
+    };
   } else {
     if (!values.preset) throw new UsageError('--preset NAME or --ops LIST is required');
     if (!values['random-weights']) throw new UsageError('--preset needs --random-weights (the preset has no checkpoint)');

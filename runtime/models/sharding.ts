@@ -10,7 +10,7 @@
 //   out_proj             row-parallel → all-reduce; its bias added on rank 0 only
 //   experts, dense MLP   gate/up column-parallel over ffn, down row-parallel → all-reduce
 //   router, norms        replicated
-import type { RandomWindow } from '../backends/backend.js';
+import { type RandomWindow, SKIPPED_EXPERT } from '../backends/backend.js';
 import type { JambaConfig } from './config.js';
 
 export interface Shard {
@@ -190,4 +190,20 @@ export function randomWindowOf(shape: readonly number[], slice: Slice): RandomWi
     case 'cols':
       return { fullCols, rowRanges: [[0, shape[0]!]], colStart: slice.start * (fullCols / shape[1]!) };
   }
+}
+
+/**
+ * Expert parallelism, the layout measured against the ffn split above (`bench --ops moe-parallel`): each
+ * rank holds whole experts, a contiguous run of them, and every rank sees every token (the all-reduce
+ * after the layer sums the ranks' outputs, as with the ffn split).
+ */
+export function expertRange(numExperts: number, shard: Shard): { first: number; count: number } {
+  if (numExperts % shard.size !== 0) throw new Error(`expert parallelism: ${numExperts} experts do not divide over ${shard.size} ranks`);
+  const count = numExperts / shard.size;
+  return { first: shard.rank * count, count };
+}
+
+/** A rank's view of the router's choices: its own experts renumbered from 0, the others' SKIPPED_EXPERT. */
+export function localExpertIds(ids: Int32Array, range: { first: number; count: number }): Int32Array {
+  return ids.map((e) => (e >= range.first && e < range.first + range.count ? e - range.first : SKIPPED_EXPERT));
 }

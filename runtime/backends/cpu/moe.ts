@@ -1,5 +1,5 @@
 // Mixture of experts: the router's softmax + top-k, and the grouped expert dispatch.
-import type { ExpertSet, Routing, SwiGluWeights, Tensor } from '../backend.js';
+import { type ExpertSet, type Routing, SKIPPED_EXPERT, type SwiGluWeights, type Tensor } from '../backend.js';
 import { siluMulInto } from './elementwise.js';
 import { linearInto, rawLinear, type RawLinear } from './matmul.js';
 import { cpu, CpuTensor, f32 } from './tensor.js';
@@ -77,7 +77,8 @@ export function moeExperts(x: Tensor, routing: Routing, experts: readonly SwiGlu
   // Group (row, weight) pairs by expert: counting sort keeps rows in order within each expert.
   const counts = new Int32Array(experts.length + 1);
   for (const e of ids) {
-    if (e < 0 || e >= experts.length) throw new Error(`moeExperts: expert id ${e} outside 0..${experts.length - 1}`);
+    if (e === SKIPPED_EXPERT) continue;
+    if (e < 0 || e >= experts.length) throw new Error(`moeExperts: expert id ${e} outside 0..${experts.length - 1} (or ${SKIPPED_EXPERT}: skipped)`);
     counts[e + 1]!++;
   }
   for (let e = 0; e < experts.length; e++) counts[e + 1]! += counts[e]!;
@@ -85,6 +86,7 @@ export function moeExperts(x: Tensor, routing: Routing, experts: readonly SwiGlu
   const groupWeights = new Float32Array(ids.length);
   const fill = counts.slice(0, experts.length);
   for (let i = 0; i < ids.length; i++) {
+    if (ids[i] === SKIPPED_EXPERT) continue;
     const slot = fill[ids[i]!]!++;
     groupRows[slot] = Math.floor(i / k);
     groupWeights[slot] = wts[i]!;

@@ -1305,8 +1305,9 @@ __device__ __forceinline__ void f16_row_scale(float max_abs, float& scale, float
 }
 
 /** out[r] = x[rows[r]] for r < n, rows of `cols` bf16 (a multiple of 8), 16 bytes a thread at a time. */
-__global__ void gather_rows_kernel(const __nv_bfloat16* x, int ld, const int* rows, int n, int cols, __nv_bfloat16* out) {
+__global__ void gather_rows_kernel(const __nv_bfloat16* x, int ld, const int* rows, int n, const int* routed, int cols, __nv_bfloat16* out) {
   pdl_enter();
+  n = min(n, *routed);  // pairs whose expert is on another rank (id -1) are not in the sorted list
   const int chunks = cols / 8;
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (long long)n * chunks; i += (long long)gridDim.x * blockDim.x) {
     const int r = (int)(i / chunks), c = (int)(i % chunks) * 8;
@@ -1394,14 +1395,16 @@ __global__ void align_kernel(const int* ids, int pairs, int k, int experts, int 
  * (token, 256 columns): a decode token's 16 slices × slots per column spread over 16 blocks, not one
  * (a 1-token reduce took 9 µs in one block).
  */
-__global__ void reduce_kernel(const float* partial, int k, int hidden, int splits, int pairs, float* out) {
+__global__ void reduce_kernel(const float* partial, const int* ids, int experts, int k, int hidden, int splits, int pairs, float* out) {
   pdl_enter();
   const int t = blockIdx.x;
   const int c = blockIdx.y * blockDim.x + threadIdx.x;
   if (c < hidden) {
     float s = 0.f;
-    for (int j = 0; j < k; j++)
+    for (int j = 0; j < k; j++) {
+      if (ids && (unsigned)ids[t * k + j] >= (unsigned)experts) continue;  // skipped slot: no GEMM wrote its rows
       for (int z = 0; z < splits; z++) s += partial[((size_t)z * pairs + (size_t)t * k + j) * hidden + c];
+    }
     out[(size_t)t * hidden + c] = s;
   }
 }
@@ -1654,14 +1657,14 @@ int moe_align(const MoeRun& r) {
 }
 
 int moe_reduce(const MoeRun& r) {
-  return launch_pdl("moe reduce", reduce_kernel, dim3(r.rows, ceil_div(r.hidden, 256)), 256, 0, r.down.partial, r.k, r.hidden, r.splits, r.pairs, r.out);
+  return launch_pdl("moe reduce", reduce_kernel, dim3(r.rows, ceil_div(r.hidden, 256)), 256, 0, r.down.partial, r.ids, r.experts, r.k, r.hidden, r.splits, r.pairs, r.out);
 }
 
 /** The gated GEMM, over K slices and their finish when it is split. */
 int moe_gated(const MoeRun& r) {
   if (r.x_sorted != nullptr &&
       launch_pdl("moe gather rows", gather_rows_kernel, std::min(ceil_div(r.pairs * (r.hidden / 8), 256), 32 * num_sms()), 256, 0, r.x, r.x_ld, r.b.pair_token, r.pairs,
-                 r.hidden, r.x_sorted) != 0)
+                 r.b.offsets + r.experts, r.hidden, r.x_sorted) != 0)
     return -1;
   if (run_gemm<GATED>(r.int8, r.bm, r.up, r.tiles, r.gated_splits, r.f16_gated, r.groups) != 0) return -1;
   if (r.tail > 0 && run_gemm<GATED>(r.int8, r.tail, r.up_tail, r.experts, r.gated_splits, r.f16_gated, r.groups) != 0) return -1;
