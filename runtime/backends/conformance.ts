@@ -16,7 +16,7 @@
 // Two shape profiles: `tiny` (CI: small shapes that still cross every tile edge) and `mini` (the real
 // Jamba-1.5-Mini shapes, for GPU runs).
 import type { Backend, LinearWeight, MambaState, RaggedBatch, SamplingRow, StepInputs, SwiGluWeights, Tensor } from './backend.js';
-import { localExpertIds } from '../models/sharding.js';
+import { type ExpertRange, localExpertIds } from '../models/sharding.js';
 import { normals, rng } from './testing.js';
 
 export interface Shapes {
@@ -400,7 +400,7 @@ export const OP_CASES: OpCase[] = [
     tolerance: BF16_TOL,
     async run(b, s) {
       const r = rng(12);
-      const range = { first: Math.floor(s.experts / 2), count: s.experts - Math.floor(s.experts / 2) };
+      const range: ExpertRange = { first: Math.floor(s.experts / 2), count: s.experts - Math.floor(s.experts / 2) };
       const held = Array.from({ length: range.count }, () => expertWeights(int8, b, r, s));
       const set = b.createExpertSet(held);
       const outs: Float32Array[] = [];

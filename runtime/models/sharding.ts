@@ -197,13 +197,18 @@ export function randomWindowOf(shape: readonly number[], slice: Slice): RandomWi
  * rank holds whole experts, a contiguous run of them, and every rank sees every token (the all-reduce
  * after the layer sums the ranks' outputs, as with the ffn split).
  */
-export function expertRange(numExperts: number, shard: Shard): { first: number; count: number } {
+export interface ExpertRange {
+  readonly first: number;
+  readonly count: number;
+}
+
+export function expertRange(numExperts: number, shard: Shard): ExpertRange {
   if (numExperts % shard.size !== 0) throw new Error(`expert parallelism: ${numExperts} experts do not divide over ${shard.size} ranks`);
   const count = numExperts / shard.size;
   return { first: shard.rank * count, count };
 }
 
 /** A rank's view of the router's choices: its own experts renumbered from 0, the others' SKIPPED_EXPERT. */
-export function localExpertIds(ids: Int32Array, range: { first: number; count: number }): Int32Array {
+export function localExpertIds(ids: Int32Array, range: ExpertRange): Int32Array {
   return ids.map((e) => (e >= range.first && e < range.first + range.count ? e - range.first : SKIPPED_EXPERT));
 }
