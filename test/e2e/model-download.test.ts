@@ -22,7 +22,7 @@ const REPO = 'ai21labs/jamba-tiny';
 const RETRY_REPO = 'ai21labs/jamba-tiny-retry';
 const READY_MS = 240_000;
 const ns = withNamespace('e2e-download');
-useInProcessOperator(ns);
+const operator = useInProcessOperator(ns);
 
 let hub: HubServer;
 let claimDir: string;
@@ -77,6 +77,12 @@ function downloadProgressSeen(name: string, where: string) {
     const pct = jd.status?.model?.downloadPercent ?? 0;
     return condition(jd, 'ModelReady')?.reason === 'Downloading' && pct > 0 && pct < 100 ? jd : undefined;
   }, { description: `download progress in status, read from ${where}`, timeoutMs: READY_MS, intervalMs: 250 });
+}
+
+/** For a timeout's report: the Hub server's latest requests and unspent faults, and the operator's latest log lines. */
+function hubAndOperator(): string {
+  const requests = hub.requests.slice(-15).map((r) => `${r.origin} ${r.path}`).join('\n');
+  return `--- Hub requests (the latest)\n${requests}\n--- unspent faults: ${JSON.stringify(hub.pendingFaults())}\n--- operator log (the latest)\n${operator.logs.slice(-25).join('\n')}`;
 }
 
 const TOTAL_BYTES = () => hub.repo(REPO).files.reduce((s, f) => s + f.size, 0);
@@ -165,7 +171,7 @@ test('a download Job that fails (the Hub answers 404) shows DownloadFailed with 
   hub.clearFaults();
   hub.inject({ origin: 'hub', kind: 'status', status: 404, pathIncludes: `/api/models/${RETRY_REPO}/`, times: 1 });
   await apply('retry', { repo: RETRY_REPO });
-  const failed = await waitForCondition(ns.name, 'retry', 'ModelReady', 'False', 'DownloadFailed', READY_MS);
+  const failed = await waitForCondition(ns.name, 'retry', 'ModelReady', 'False', 'DownloadFailed', READY_MS, hubAndOperator);
   expect(condition(failed, 'ModelReady')?.message).toMatch(
     new RegExp(`^download Job jamba-download-[0-9a-f]{16}-1 \\(attempt 1\\) failed: RepoNotFound: ${RETRY_REPO}@main: not found \\(HTTP 404\\); next attempt in \\d+ s$`));
   expect(condition(failed, 'Degraded')).toMatchObject({ status: 'True', reason: 'DownloadFailed' });
@@ -176,7 +182,7 @@ test('a download Job that fails (the Hub answers 404) shows DownloadFailed with 
   expect(first.status?.conditions).toContainEqual(expect.objectContaining({ type: 'Failed', status: 'True', reason: 'PodFailurePolicy' }));
 
   // The operator's next attempt after its backoff (1 min): a new Job replaces the failed one and completes.
-  const done = await waitForCondition(ns.name, 'retry', 'ModelReady', 'True', 'Downloaded', READY_MS);
+  const done = await waitForCondition(ns.name, 'retry', 'ModelReady', 'True', 'Downloaded', READY_MS, hubAndOperator);
   expect(condition(done, 'ModelReady')?.message).toContain(`commit ${hub.repo(RETRY_REPO).commit.slice(0, 12)}`);
   const attempts = (await jobs()).items.filter((j) => j.metadata?.annotations?.['serving.jamba.dev/model'] === `${RETRY_REPO}@main`);
   expect(attempts.map((j) => j.metadata?.annotations?.['serving.jamba.dev/download-attempt'])).toEqual(['2']);

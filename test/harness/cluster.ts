@@ -47,6 +47,8 @@ export interface WaitOptions {
   intervalMs?: number;
   /** What is awaited, for the timeout error: "pod x to be Running". */
   description: string;
+  /** On timeout, what the world looked like (objects, events), appended to the error: a flake explains itself. */
+  diagnose?: () => Promise<string>;
 }
 
 /**
@@ -55,7 +57,7 @@ export interface WaitOptions {
  */
 export async function waitFor<T>(
   predicate: () => Promise<T | undefined | null | false> | T | undefined | null | false,
-  { timeoutMs = 30_000, intervalMs = 250, description }: WaitOptions,
+  { timeoutMs = 30_000, intervalMs = 250, description, diagnose }: WaitOptions,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -69,10 +71,28 @@ export async function waitFor<T>(
     }
     if (Date.now() >= deadline) {
       const detail = lastError instanceof Error ? `; last error: ${lastError.message}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${description}${detail}`, { cause: lastError });
+      const report = diagnose ? `\n${await diagnose().catch((e: Error) => `(diagnosis failed: ${e.message})`)}` : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${description}${detail}${report}`, { cause: lastError });
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+}
+
+/**
+ * What a namespace holds, for a timeout's report: its JambaDeployments' conditions, Jobs, pods with their
+ * containers' states, and the latest events (each section's last 40 lines).
+ */
+export async function namespaceReport(namespace: string): Promise<string> {
+  const section = async (title: string, args: string[]) =>
+    `--- ${title}\n${await kubectl(['-n', namespace, ...args]).catch((e: Error) => `(${e.message})`)}`;
+  const podStates = '{range .items[*]}{.metadata.name}{" "}{.status.phase}{" "}{range .status.initContainerStatuses[*]}init:{.name}={.state}{" "}{end}{range .status.containerStatuses[*]}{.name}={.state}{" "}{end}{"\\n"}{end}';
+  const conditions = '{range .items[*]}{.metadata.name}{": "}{range .status.conditions[*]}{.type}={.status}/{.reason}: {.message}{"; "}{end}{"\\n"}{end}';
+  return (await Promise.all([
+    section('JambaDeployments', ['get', 'jambadeployments', '-o', `jsonpath=${conditions}`]),
+    section('Jobs', ['get', 'jobs', '-o', 'wide']),
+    section('pods', ['get', 'pods', '-o', `jsonpath=${podStates}`]),
+    section('events (the latest)', ['get', 'events', '--sort-by=.lastTimestamp']),
+  ])).map((s) => s.split('\n').slice(-40).join('\n')).join('\n');
 }
 
 /** A namespace `<prefix>-<random>`, ready for pods (its default ServiceAccount exists). */

@@ -10,7 +10,7 @@ import { Operator } from '../../operator/controller/operator.js';
 import { createLogger } from '../../operator/observability/logger.js';
 import type { ModelProgressReader } from '../../operator/model/progress-reader.js';
 import { repoRoot, run } from '../harness/exec.js';
-import { kubeconfigPath, kubectl, kubectlJson, makeKubeConfig, waitFor } from '../harness/cluster.js';
+import { kubeconfigPath, kubectl, kubectlJson, makeKubeConfig, namespaceReport, waitFor } from '../harness/cluster.js';
 
 /** Applies the generated CRD (server-side, so test files racing to apply it do not conflict). */
 export async function installCrd(): Promise<void> {
@@ -67,12 +67,16 @@ export function condition(jd: JambaDeployment, type: string) {
 }
 
 /** Waits until condition `type` has `status` (and `reason`, when given); returns the JambaDeployment. */
-export function waitForCondition(namespace: string, name: string, type: string, status: 'True' | 'False', reason?: string, timeoutMs = 60_000): Promise<JambaDeployment> {
+/** On timeout the error reports the namespace's objects and events, and what `more` adds (the test's own view). */
+export function waitForCondition(namespace: string, name: string, type: string, status: 'True' | 'False', reason?: string, timeoutMs = 60_000, more?: () => string): Promise<JambaDeployment> {
   return waitFor(async () => {
     const jd = await getJd(namespace, name);
     const c = condition(jd, type);
     return c?.status === status && (reason === undefined || c.reason === reason) && jd.status?.observedGeneration === jd.metadata.generation ? jd : undefined;
-  }, { description: `jd ${namespace}/${name} ${type}=${status}${reason ? `/${reason}` : ''}`, timeoutMs, intervalMs: 500 });
+  }, {
+    description: `jd ${namespace}/${name} ${type}=${status}${reason ? `/${reason}` : ''}`, timeoutMs, intervalMs: 500,
+    diagnose: async () => `${await namespaceReport(namespace)}${more ? `\n${more()}` : ''}`,
+  });
 }
 
 /** The operator in this process, watching one namespace; its log lines are kept for failure reports. */
