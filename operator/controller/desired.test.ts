@@ -99,7 +99,7 @@ describe('desired children', () => {
     expect(init![0]).toMatchObject({
       name: 'download', image: 'jamba-runtime:local', command: ['jamba-runtime'],
       args: ['download', '--repo', 'ai21labs/AI21-Jamba-1.5-Mini', '--revision', 'main', '--dir', '/models/ai21labs/AI21-Jamba-1.5-Mini/main',
-        '--metrics-port', '9100', '--progress-interval', '10', '--termination-message-path', '/dev/termination-log'],
+        '--metrics-port', '9100', '--progress-interval', '10', '--termination-message-path', '/dev/termination-log', '--no-fsync'],
       volumeMounts: [{ name: 'model', mountPath: '/models' }],
     });
     expect(init![0]!.env).toEqual([
@@ -109,7 +109,8 @@ describe('desired children', () => {
     expect(d.spec?.template.spec?.containers[0]?.args).toContain('/models/ai21labs/AI21-Jamba-1.5-Mini/main');
     expect(d.spec?.template.spec?.volumes).toContainEqual({ name: 'model', emptyDir: {} });
     // The downloader's parser accepts exactly what the operator generates.
-    expect(parseDownloadArgs(init![0]!.args!.slice(1))).toMatchObject({ repo: 'ai21labs/AI21-Jamba-1.5-Mini', revision: 'main', metricsPort: 9100 });
+    // Into the pod's own emptyDir without the flush to disk (it cannot outlive what a flush protects against).
+    expect(parseDownloadArgs(init![0]!.args!.slice(1))).toMatchObject({ repo: 'ai21labs/AI21-Jamba-1.5-Mini', revision: 'main', metricsPort: 9100, fsync: false });
   });
 
   test('Hugging Face source with a cache claim: no init container, the claim read-only; a download Job per (repo, revision, claim)', () => {
@@ -127,6 +128,8 @@ describe('desired children', () => {
     expect(pod.securityContext).toEqual({ fsGroup: 65532, fsGroupChangePolicy: 'OnRootMismatch' });
     expect(pod.volumes).toEqual([{ name: 'model', persistentVolumeClaim: { claimName: 'hf-cache' } }]);
     expect(pod.containers[0]!.args).toContain('/models/ai21labs/AI21-Jamba-1.5-Mini/v1');
+    // The shared cache's files are flushed to disk before the marker says they are complete.
+    expect(parseDownloadArgs(pod.containers[0]!.args!.slice(1))).toMatchObject({ dir: '/models/ai21labs/AI21-Jamba-1.5-Mini/v1', fsync: true });
     expect(pod.containers[0]!.resources).toBeUndefined(); // no GPU for a download
     expect(pod.containers[0]!.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true });
     expect(job.spec?.template.metadata?.labels).toEqual({ [MODEL_CACHE_LABEL]: job.metadata!.labels![MODEL_CACHE_LABEL] });

@@ -71,8 +71,13 @@ export function huggingFaceModelPath(hf: HuggingFaceSource): string {
   return joinPath(MODEL_MOUNT, hf.repo, hf.revision);
 }
 
-/** The runtime image's own downloader (`jamba-runtime download`), writing into the model volume. */
-export function downloadContainer(spec: JambaDeploymentSpec, defaults: OperatorDefaults = {}): V1Container {
+/**
+ * The runtime image's own downloader (`jamba-runtime download`), writing into the model volume. Into a
+ * pod's emptyDir (`into: 'emptyDir'`) it skips the flush to disk, which would only delay the pod's start:
+ * after a crash of the node the pod's volume is gone, or the pod's init container runs again and hashes the
+ * files of the earlier boot before trusting them. A cache claim, shared and kept, gets flushed files.
+ */
+export function downloadContainer(spec: JambaDeploymentSpec, defaults: OperatorDefaults = {}, into: 'claim' | 'emptyDir' = 'claim'): V1Container {
   const hf = spec.model.source.huggingFace!;
   const r = spec.runtime;
   return {
@@ -83,6 +88,7 @@ export function downloadContainer(spec: JambaDeploymentSpec, defaults: OperatorD
     args: [
       'download', '--repo', hf.repo, '--revision', hf.revision, '--dir', huggingFaceModelPath(hf),
       '--metrics-port', String(DOWNLOAD_PROGRESS_PORT), '--progress-interval', '10', '--termination-message-path', '/dev/termination-log',
+      ...(into === 'emptyDir' ? ['--no-fsync'] : []),
     ],
     env: [
       ...(hf.endpoint ? [{ name: 'HF_ENDPOINT', value: hf.endpoint }] : []),
@@ -122,7 +128,7 @@ export function modelVolume(spec: JambaDeploymentSpec, defaults: OperatorDefault
   if (hf.cacheClaimName) {
     return { volumes: [{ name: 'model', persistentVolumeClaim: { claimName: hf.cacheClaimName, readOnly: true } }], mounts, modelPath, initContainers: [] };
   }
-  return { volumes: [{ name: 'model', emptyDir: {} }], mounts, modelPath, initContainers: [downloadContainer(spec, defaults)] };
+  return { volumes: [{ name: 'model', emptyDir: {} }], mounts, modelPath, initContainers: [downloadContainer(spec, defaults, 'emptyDir')] };
 }
 
 /** Identifies a (repo, revision, claim): JambaDeployments that share it share one download. */

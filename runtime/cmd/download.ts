@@ -21,6 +21,8 @@ export interface DownloadConfig {
   connections: number;
   filesAtOnce: number;
   chunkBytes: number;
+  /** Flush files to disk before they count as verified (`--no-fsync` turns it off). */
+  fsync: boolean;
   progressIntervalSeconds: number;
   progressFile?: string;
   metricsPort?: number;
@@ -47,6 +49,9 @@ Options:
   --connections N               requests in flight at once                       [default: ${DOWNLOAD_DEFAULTS.connections}]
   --files-at-once N             files fetched at once                            [default: ${DOWNLOAD_DEFAULTS.filesAtOnce}]
   --chunk-size MIB              size of one ranged request                       [default: ${DOWNLOAD_DEFAULTS.chunkBytes / 1048576}]
+  --no-fsync                    do not flush files to disk before marking them verified: done as soon as
+                                the bytes are verified in the page cache (for a pod's own emptyDir). A
+                                later run under another boot, or on another node, hashes them again
   --progress-interval SECONDS   how often progress is logged and written         [default: 5]
   --progress-file PATH          progress as JSON, rewritten every interval
   --metrics-port N              serve /metrics (Prometheus) and /progress (JSON) on this port
@@ -70,7 +75,7 @@ export function parseDownloadArgs(argv: string[]): DownloadConfig | 'help' {
       options: {
         repo: { type: 'string' }, revision: { type: 'string' }, dir: { type: 'string' },
         include: { type: 'string', multiple: true }, exclude: { type: 'string', multiple: true }, 'all-files': { type: 'boolean' },
-        connections: { type: 'string' }, 'files-at-once': { type: 'string' }, 'chunk-size': { type: 'string' },
+        connections: { type: 'string' }, 'files-at-once': { type: 'string' }, 'chunk-size': { type: 'string' }, 'no-fsync': { type: 'boolean' },
         'progress-interval': { type: 'string' }, 'progress-file': { type: 'string' },
         'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' }, 'termination-message-path': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -97,6 +102,7 @@ export function parseDownloadArgs(argv: string[]): DownloadConfig | 'help' {
     connections: int('connections', str('connections'), DOWNLOAD_DEFAULTS.connections, 1),
     filesAtOnce: int('files-at-once', str('files-at-once'), DOWNLOAD_DEFAULTS.filesAtOnce, 1),
     chunkBytes: int('chunk-size', str('chunk-size'), DOWNLOAD_DEFAULTS.chunkBytes / 1048576, 1) * 1048576,
+    fsync: !values['no-fsync'],
     progressIntervalSeconds: int('progress-interval', str('progress-interval'), 5, 1),
     ...(str('progress-file') ? { progressFile: str('progress-file') } : {}),
     ...(metricsPort !== undefined ? { metricsPort } : {}),
@@ -134,13 +140,13 @@ export async function runDownload(c: DownloadConfig, log: Logger = jsonLogger, e
     return writing;
   };
   const timer = setInterval(() => void report(), c.progressIntervalSeconds * 1000);
-  log('info', 'download starting', { repo: c.repo, revision: c.revision, dir: c.dir, endpoint, token: token ? 'set' : 'none', include: c.include, exclude: c.exclude });
+  log('info', 'download starting', { repo: c.repo, revision: c.revision, dir: c.dir, endpoint, token: token ? 'set' : 'none', include: c.include, exclude: c.exclude, fsync: c.fsync });
   const started = Date.now();
   let code = 0;
   try {
     const result = await download({
       repo: c.repo, revision: c.revision, dir: c.dir, endpoint, token, include: c.include, exclude: c.exclude,
-      connections: c.connections, filesAtOnce: c.filesAtOnce, chunkBytes: c.chunkBytes, progress,
+      connections: c.connections, filesAtOnce: c.filesAtOnce, chunkBytes: c.chunkBytes, fsync: c.fsync, progress,
       onRetry: (r) => {
         retries++;
         log('warn', 'retrying', { what: r.url, attempt: r.attempt, delay_ms: r.delayMs, reason: r.reason });

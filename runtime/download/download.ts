@@ -2,13 +2,15 @@
 // temporary names in DIR/.jamba-download/ and are renamed into place once verified, and the marker
 // DIR/.jamba-download-complete.json (naming the repository, the revision and its commit) is written
 // last. A run that finds the marker for the same revision does nothing; one that finds temporary files
-// of an interrupted run resumes them.
-import { mkdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+// of an interrupted run resumes them. Files are flushed to disk before they count as verified, unless
+// `fsync` is off: then the record names the boot, and another boot hashes them again (durability.ts).
+import { mkdir, open, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { BackgroundFlush } from './background-flush.js';
+import { currentBootId, durabilityOf, trustedWithoutRehash, type Durability } from './durability.js';
 import { DownloadError, formatBytes } from './errors.js';
-import { fetchFile, type FileTimings } from './file-fetch.js';
+import { fetchFile, verifyOnDisk, type FileTimings } from './file-fetch.js';
 import { DEFAULT_INCLUDE, matchesFilter } from './filters.js';
 import { HashWorkers } from './hash-worker.js';
 import { DEFAULT_RETRY, HubHttp, type RetryPolicy } from './http.js';
@@ -20,13 +22,19 @@ export const MARKER_FILE = '.jamba-download-complete.json';
 export const STATE_DIR = '.jamba-download';
 const VERIFY_ATTEMPTS = 3;
 
-export interface CompletionMarker {
+export interface CompletionMarker extends Partial<Durability> {
   repo: string;
   revision: string;
   commit: string;
-  files: { path: string; size: number; sha256?: string; blobId?: string }[];
+  files: RepoFile[];
   bytes: number;
   completedAt: string;
+}
+
+/** A file of an unfinished download, verified and renamed into place (STATE_DIR/verified.json). */
+interface VerifiedFile extends Durability {
+  /** Its content's identity (fileKey): a new version of the file is not this one. */
+  key: string;
 }
 
 export interface DownloadOptions {
@@ -45,6 +53,13 @@ export interface DownloadOptions {
   chunkBytes?: number;
   /** Bytes of a file written between flushes to disk while it downloads (0: only the final one). */
   flushEveryBytes?: number;
+  /**
+   * Flush every file to disk before it counts as verified (default true). Off, the download ends as soon
+   * as the bytes are verified in the page cache; a later run under another boot of the node hashes them again.
+   */
+  fsync?: boolean;
+  /** The kernel's boot id (tests replace it to simulate a reboot). */
+  bootId?: () => Promise<string | undefined>;
   retry?: RetryPolicy;
   idleTimeoutMs?: number;
   progress?: DownloadProgress;
@@ -74,15 +89,36 @@ async function readMarker(dir: string): Promise<CompletionMarker | undefined> {
   }
 }
 
-/** The marker is trusted only if every file it names is still there at its size. */
-async function completeMarker(dir: string, repo: string, revision: string): Promise<CompletionMarker | undefined> {
+/**
+ * The marker of this revision, if every file it names is still there at its size and, where they were
+ * not flushed under this boot, still hashes as listed (`rehash`).
+ */
+async function completeMarker(dir: string, repo: string, revision: string, trusted: (d: Partial<Durability>) => boolean, rehash: (f: RepoFile) => Promise<boolean>): Promise<CompletionMarker | undefined> {
   const m = await readMarker(dir);
   if (!m || m.repo !== repo || m.revision !== revision) return undefined;
   for (const f of m.files) {
     const st = await stat(path.join(dir, f.path)).catch(() => undefined);
     if (!st || st.size !== f.size) return undefined;
   }
+  if (trusted(m)) return m;
+  for (const f of m.files) if (!(await rehash(f))) return undefined;
   return m;
+}
+
+/** verified.json; its first form mapped each path to its key alone, for files that were flushed. */
+async function readVerified(file: string): Promise<Record<string, VerifiedFile>> {
+  const raw = JSON.parse(await readFile(file, 'utf8').catch(() => '{}')) as Record<string, VerifiedFile | string>;
+  return Object.fromEntries(Object.entries(raw).map(([p, v]) => [p, typeof v === 'string' ? { key: v, fsynced: true } : v]));
+}
+
+/** Flushes a file that was written, and verified, without a flush (a run with `fsync` off before). */
+async function flushFile(file: string): Promise<void> {
+  const fh = await open(file, 'r');
+  try {
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
 }
 
 async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
@@ -118,108 +154,152 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
     progress.fail(err.code, err.message);
     throw err;
   });
-  const existing = await completeMarker(o.dir, o.repo, o.revision);
-  if (existing) {
-    progress.start(existing.commit, existing.files);
-    for (const f of existing.files) progress.resumedFrom(f.path, f.size);
-    progress.setPhase('Downloaded');
-    return { marker: existing, alreadyComplete: true, bytesFetched: 0 };
-  }
-  // A stale marker (another revision, or files missing) no longer describes the directory, but the
-  // files it lists were verified: those still there at the size and hash the listing gives are kept.
-  const stale = await readMarker(o.dir);
-
-  const connections = o.connections ?? DOWNLOAD_DEFAULTS.connections;
+  const fsync = o.fsync ?? true;
+  const boot = await (o.bootId ?? currentBootId)();
+  const thisRun = durabilityOf(fsync, boot);
+  const trusted = (d: Partial<Durability>) => trustedWithoutRehash(d, boot);
+  // As many hashing threads as files in flight, but no more than cores (started as files need them).
+  const filesAtOnce = Math.max(1, o.filesAtOnce ?? DOWNLOAD_DEFAULTS.filesAtOnce);
+  const hashers = new HashWorkers(Math.min(filesAtOnce, availableParallelism()));
+  /** A file verified by an earlier run but not flushed under this boot: is it still what was verified? */
+  const rehash = (f: RepoFile) => verifyOnDisk(f, path.join(o.dir, f.path), hashers);
+  /** A file accepted from an earlier run is made as durable as this run's own. */
+  const settle = async (f: RepoFile, recorded: Partial<Durability>): Promise<void> => {
+    if (fsync && recorded.fsynced === false) await flushFile(path.join(o.dir, f.path));
+  };
   const http = new HubHttp({
     token: o.token, retry: o.retry ?? DEFAULT_RETRY, idleTimeoutMs: o.idleTimeoutMs ?? DOWNLOAD_DEFAULTS.idleTimeoutMs,
-    connections, userAgent: o.userAgent ?? 'jamba-runtime/0.1.0', onRetry: o.onRetry,
+    connections: o.connections ?? DOWNLOAD_DEFAULTS.connections, userAgent: o.userAgent ?? 'jamba-runtime/0.1.0', onRetry: o.onRetry,
   });
-  let hashers: HashWorkers | undefined;
   try {
-    const listing = await listRevision(http, o.endpoint, o.repo, o.revision);
-    const filter = { include: o.include ?? DEFAULT_INCLUDE, exclude: o.exclude ?? [] };
-    const files = listing.files.filter((f) => matchesFilter(f.path, filter));
-    if (files.length === 0) {
-      throw new DownloadError('NoFiles', `${o.repo}@${o.revision}: none of its ${listing.files.length} files match --include ${filter.include.join(',')}${filter.exclude.length ? ` --exclude ${filter.exclude.join(',')}` : ''}`);
-    }
-    for (const f of files) checkedDir(o.dir, f.path);
-    await rm(path.join(o.dir, MARKER_FILE), { force: true });
-    progress.start(listing.commit, files);
-    await mkdir(path.join(o.dir, STATE_DIR), { recursive: true });
-    const verifiedPath = path.join(o.dir, STATE_DIR, 'verified.json');
-    const verified = JSON.parse(await readFile(verifiedPath, 'utf8').catch(() => '{}')) as Record<string, string>;
-    if (stale?.repo === o.repo) for (const f of stale.files) verified[f.path] ??= fileKey({ ...f });
-
-    const pending: RepoFile[] = [];
-    for (const f of files) {
-      const st = await stat(path.join(o.dir, f.path)).catch(() => undefined);
-      if (st?.size === f.size && verified[f.path] === fileKey(f)) {
-        progress.resumedFrom(f.path, f.size);
-        progress.fileDone();
-      } else pending.push(f);
-    }
-    await checkSpace(o, pending);
-
-    const filesAtOnce = Math.max(1, o.filesAtOnce ?? DOWNLOAD_DEFAULTS.filesAtOnce);
-    const requests = new RequestScheduler(connections, filesAtOnce, pending.length);
-    // As many hashing threads as files in flight, but no more than cores.
-    const hashWorkers = (hashers = new HashWorkers(Math.min(filesAtOnce, availableParallelism())));
-    const chunkBytes = o.chunkBytes ?? DOWNLOAD_DEFAULTS.chunkBytes;
-    const flush = new BackgroundFlush(o.flushEveryBytes ?? DOWNLOAD_DEFAULTS.flushEveryBytes);
-    let recording = Promise.resolve();
-    const queue = [...pending];
-    const worker = async (): Promise<void> => {
-      for (let f = queue.shift(); f; f = queue.shift()) {
-        const base = tempBase(o.dir, f);
-        const target = path.join(o.dir, f.path);
-        const fetchOptions = {
-          http, file: f, url: resolveUrl(o.endpoint, o.repo, listing.commit, f.path), tmpPath: `${base}.incomplete`, partsPath: `${base}.parts.json`,
-          chunkBytes, requests, flush, hashers: hashWorkers, progress,
-        };
-        let timings: FileTimings | undefined;
-        requests.open(f.path);
-        try {
-          for (let attempt = 1; !timings; attempt++) {
-            try {
-              timings = await fetchFile(fetchOptions);
-            } catch (error) {
-              if (!(error instanceof DownloadError && error.code === 'VerificationFailed' && attempt < VERIFY_ATTEMPTS)) throw error;
-              o.onRetry?.({ url: f.path, attempt, delayMs: 0, reason: error.message });
-              progress.restart(f.path);
-            }
-          }
-        } finally {
-          requests.close(f.path, timings !== undefined);
-        }
-        await mkdir(path.dirname(target), { recursive: true });
-        await rename(fetchOptions.tmpPath, target);
-        await rm(fetchOptions.partsPath, { force: true });
-        verified[f.path] = fileKey(f);
-        const snapshot = { ...verified };
-        await (recording = recording.then(() => writeJsonAtomic(verifiedPath, snapshot)));
-        progress.fileDone();
-        o.onFileDone?.({ path: f.path, bytes: f.size, ...timings });
+    const existing = await completeMarker(o.dir, o.repo, o.revision, trusted, rehash);
+    if (existing) {
+      let marker = existing;
+      if (!trusted(existing) || (fsync && existing.fsynced === false)) {
+        for (const f of existing.files) await settle(f, existing);
+        marker = { ...withoutDurability(existing), ...thisRun };
+        await writeJsonAtomic(path.join(o.dir, MARKER_FILE), marker);
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(filesAtOnce, pending.length) }, worker));
-
-    const marker: CompletionMarker = {
-      repo: o.repo, revision: o.revision, commit: listing.commit,
-      files: files.map((f) => ({ path: f.path, size: f.size, ...(f.sha256 ? { sha256: f.sha256 } : {}), ...(f.blobId ? { blobId: f.blobId } : {}) })),
-      bytes: files.reduce((s, f) => s + f.size, 0),
-      completedAt: new Date().toISOString(),
-    };
-    await writeJsonAtomic(path.join(o.dir, MARKER_FILE), marker);
-    await rm(path.join(o.dir, STATE_DIR), { recursive: true, force: true });
-    progress.setPhase('Downloaded');
-    return { marker, alreadyComplete: false, bytesFetched: progress.bytesFetched() };
+      progress.start(marker.commit, marker.files);
+      for (const f of marker.files) progress.resumedFrom(f.path, f.size);
+      progress.setPhase('Downloaded');
+      return { marker, alreadyComplete: true, bytesFetched: 0 };
+    }
+    // A stale marker (another revision, or files missing) no longer describes the directory, but the
+    // files it lists were verified: those still there at the size and hash the listing gives are kept.
+    const stale = await readMarker(o.dir);
+    return await fetchRevision(o, { progress, http, hashers, filesAtOnce, stale, thisRun, trusted, rehash, settle });
   } catch (error) {
     const e = error instanceof DownloadError ? error : asDownloadError(error, o.dir);
     progress.fail(e.code, e.message);
     throw e;
   } finally {
-    await Promise.all([http.close(), hashers?.close()]);
+    await Promise.all([http.close(), hashers.close()]);
   }
+}
+
+interface RunContext {
+  progress: DownloadProgress;
+  http: HubHttp;
+  hashers: HashWorkers;
+  filesAtOnce: number;
+  stale: CompletionMarker | undefined;
+  thisRun: Durability;
+  trusted: (d: Partial<Durability>) => boolean;
+  rehash: (f: RepoFile) => Promise<boolean>;
+  settle: (f: RepoFile, recorded: Partial<Durability>) => Promise<void>;
+}
+
+/** Lists the revision, keeps the files earlier runs verified, fetches the rest, and writes the marker. */
+async function fetchRevision(o: DownloadOptions, c: RunContext): Promise<DownloadResult> {
+  const { progress, http } = c;
+  const listing = await listRevision(http, o.endpoint, o.repo, o.revision);
+  const filter = { include: o.include ?? DEFAULT_INCLUDE, exclude: o.exclude ?? [] };
+  const files = listing.files.filter((f) => matchesFilter(f.path, filter));
+  if (files.length === 0) {
+    throw new DownloadError('NoFiles', `${o.repo}@${o.revision}: none of its ${listing.files.length} files match --include ${filter.include.join(',')}${filter.exclude.length ? ` --exclude ${filter.exclude.join(',')}` : ''}`);
+  }
+  for (const f of files) checkedDir(o.dir, f.path);
+  await rm(path.join(o.dir, MARKER_FILE), { force: true });
+  progress.start(listing.commit, files);
+  await mkdir(path.join(o.dir, STATE_DIR), { recursive: true });
+  const verifiedPath = path.join(o.dir, STATE_DIR, 'verified.json');
+  const verified = await readVerified(verifiedPath);
+  if (c.stale?.repo === o.repo) {
+    for (const f of c.stale.files) verified[f.path] ??= { key: fileKey(f), fsynced: c.stale.fsynced ?? true, ...(c.stale.bootId ? { bootId: c.stale.bootId } : {}) };
+  }
+
+  const pending: RepoFile[] = [];
+  for (const f of files) {
+    const st = await stat(path.join(o.dir, f.path)).catch(() => undefined);
+    const earlier = verified[f.path];
+    if (st?.size === f.size && earlier?.key === fileKey(f) && (c.trusted(earlier) || (await c.rehash(f)))) {
+      await c.settle(f, earlier);
+      verified[f.path] = { key: earlier.key, ...(c.trusted(earlier) && !c.thisRun.fsynced ? earlier : c.thisRun) };
+      progress.resumedFrom(f.path, f.size);
+      progress.fileDone();
+    } else pending.push(f);
+  }
+  await checkSpace(o, pending);
+
+  const requests = new RequestScheduler(http.options.connections, c.filesAtOnce, pending.length);
+  const chunkBytes = o.chunkBytes ?? DOWNLOAD_DEFAULTS.chunkBytes;
+  const flush = new BackgroundFlush(c.thisRun.fsynced ? (o.flushEveryBytes ?? DOWNLOAD_DEFAULTS.flushEveryBytes) : 0);
+  let recording = Promise.resolve();
+  const queue = [...pending];
+  const worker = async (): Promise<void> => {
+    for (let f = queue.shift(); f; f = queue.shift()) {
+      const base = tempBase(o.dir, f);
+      const target = path.join(o.dir, f.path);
+      const fetchOptions = {
+        http, file: f, url: resolveUrl(o.endpoint, o.repo, listing.commit, f.path), tmpPath: `${base}.incomplete`, partsPath: `${base}.parts.json`,
+        chunkBytes, requests, flush, fsync: c.thisRun.fsynced, hashers: c.hashers, progress,
+      };
+      let timings: FileTimings | undefined;
+      requests.open(f.path);
+      try {
+        for (let attempt = 1; !timings; attempt++) {
+          try {
+            timings = await fetchFile(fetchOptions);
+          } catch (error) {
+            if (!(error instanceof DownloadError && error.code === 'VerificationFailed' && attempt < VERIFY_ATTEMPTS)) throw error;
+            o.onRetry?.({ url: f.path, attempt, delayMs: 0, reason: error.message });
+            progress.restart(f.path);
+          }
+        }
+      } finally {
+        requests.close(f.path, timings !== undefined);
+      }
+      await mkdir(path.dirname(target), { recursive: true });
+      await rename(fetchOptions.tmpPath, target);
+      await rm(fetchOptions.partsPath, { force: true });
+      verified[f.path] = { key: fileKey(f), ...c.thisRun };
+      const snapshot = { ...verified };
+      await (recording = recording.then(() => writeJsonAtomic(verifiedPath, snapshot)));
+      progress.fileDone();
+      o.onFileDone?.({ path: f.path, bytes: f.size, ...timings });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(c.filesAtOnce, pending.length) }, worker));
+
+  // The marker's durability is the weakest of its files': those kept from a run without flushes under this boot.
+  const unflushed = files.map((f) => verified[f.path]!).find((v) => !v.fsynced);
+  const marker: CompletionMarker = {
+    repo: o.repo, revision: o.revision, commit: listing.commit,
+    files: files.map((f) => ({ path: f.path, size: f.size, ...(f.sha256 ? { sha256: f.sha256 } : {}), ...(f.blobId ? { blobId: f.blobId } : {}) })),
+    bytes: files.reduce((s, f) => s + f.size, 0),
+    completedAt: new Date().toISOString(),
+    ...(unflushed ? { fsynced: false, ...(unflushed.bootId ? { bootId: unflushed.bootId } : {}) } : { fsynced: true }),
+  };
+  await writeJsonAtomic(path.join(o.dir, MARKER_FILE), marker);
+  await rm(path.join(o.dir, STATE_DIR), { recursive: true, force: true });
+  progress.setPhase('Downloaded');
+  return { marker, alreadyComplete: false, bytesFetched: progress.bytesFetched() };
+}
+
+function withoutDurability(m: CompletionMarker): Omit<CompletionMarker, keyof Durability> {
+  const { fsynced: _f, bootId: _b, ...rest } = m;
+  return rest;
 }
 
 /** A file-system failure says what to fix (a volume the download's user cannot write, most often). */

@@ -76,6 +76,8 @@ export interface FetchFileOptions {
   requests: RequestScheduler;
   /** Writes back the download's files while they arrive. */
   flush: BackgroundFlush;
+  /** Flush the file to disk before returning (off: `--no-fsync`, see durability.ts). */
+  fsync: boolean;
   /** The threads that hash large files, shared by the download's files. */
   hashers: HashWorkers;
   progress: DownloadProgress;
@@ -104,6 +106,17 @@ function diskFull(error: unknown, o: FetchFileOptions): never {
     throw new DownloadError('DiskFull', `disk full while writing ${o.file.path} (${formatBytes(o.file.size)}): free space on the volume and run again; finished parts are kept`);
   }
   throw error;
+}
+
+/**
+ * Whether the file at `absPath` (already at its listed size) holds what the listing's hash says: read
+ * back on a hashing thread. A file the Hub gives no hash for cannot be checked (false: fetch it again).
+ */
+export async function verifyOnDisk(file: RepoFile, absPath: string, hashers: HashWorkers): Promise<boolean> {
+  const v = expectedHash(file);
+  if (!v) return false;
+  const result = await hashers.open(absPath, v.algorithm, v.prefix).finish(file.size).catch(() => undefined);
+  return result?.hashedBytes === file.size && result.digest === v.expected;
 }
 
 /** How long a file's hash and its flush to disk took after its last byte. */
@@ -165,8 +178,8 @@ export async function fetchFile(o: FetchFileOptions): Promise<FileTimings> {
     const lastByte = performance.now();
     // Every byte is written: the flush to disk runs while the hash catches up with the last chunks,
     // instead of after it (a file that then fails verification is deleted all the same).
-    let syncedAt = 0;
-    const synced = fh.datasync().then(() => void (syncedAt = performance.now()));
+    let syncedAt = lastByte;
+    const synced = o.fsync ? fh.datasync().then(() => void (syncedAt = performance.now())) : Promise.resolve();
     synced.catch(() => {}); // awaited below; not unhandled if verification throws first
     let hashedAt = lastByte;
     if (verifier && hasher) {

@@ -143,8 +143,9 @@ test('a directory its user cannot write: exit 3, NotWritable, saying what to fix
 
 test('arguments', () => {
   expect(parseDownloadArgs(['--repo', 'ai21labs/AI21-Jamba-1.5-Mini', '--dir', '/models/x'])).toMatchObject({
-    repo: 'ai21labs/AI21-Jamba-1.5-Mini', revision: 'main', dir: '/models/x', include: DEFAULT_INCLUDE, exclude: [], chunkBytes: 32 * 1048576,
+    repo: 'ai21labs/AI21-Jamba-1.5-Mini', revision: 'main', dir: '/models/x', include: DEFAULT_INCLUDE, exclude: [], chunkBytes: 32 * 1048576, fsync: true,
   });
+  expect(parseDownloadArgs(['--repo', 'a/b', '--dir', 'd', '--no-fsync'])).toMatchObject({ fsync: false });
   expect(parseDownloadArgs(['--repo', 'a/b', '--dir', 'd', '--all-files', '--exclude', '*.md'])).toMatchObject({ include: ['**'], exclude: ['*.md'] });
   expect(parseDownloadArgs(['--help'])).toBe('help');
   expect(() => parseDownloadArgs(['--dir', 'd'])).toThrow(new UsageError("--repo must name a repository like org/name, got ''"));

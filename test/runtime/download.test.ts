@@ -292,6 +292,80 @@ describe('interruptions and faults', () => {
   });
 });
 
+describe('flushed to disk, or not (--no-fsync: trusted under the boot that wrote the files)', () => {
+  const boot = (id: string) => ({ bootId: async () => id });
+  /** Flips one byte of a file in place: the size stays, only a hash can tell. */
+  async function flipByte(file: string, at: number): Promise<void> {
+    const bytes = await readFile(file);
+    bytes[at] = bytes[at]! ^ 0xff;
+    await writeFile(file, bytes);
+  }
+  const readMarkerFile = async (dir: string) => JSON.parse(await readFile(path.join(dir, MARKER_FILE), 'utf8')) as Record<string, unknown>;
+
+  test('the marker says how the files were left: flushed, or written under a named boot', async () => {
+    const flushed = newDir();
+    expect((await download(options(TINY, flushed, boot('boot-a')))).marker).toMatchObject({ fsynced: true });
+    expect(await readMarkerFile(flushed)).not.toHaveProperty('bootId');
+    const unflushed = newDir();
+    const r = await download(options(TINY, unflushed, { fsync: false, ...boot('boot-a') }));
+    expect(r.marker).toMatchObject({ fsynced: false, bootId: 'boot-a' });
+    expect(await readMarkerFile(unflushed)).toMatchObject({ fsynced: false, bootId: 'boot-a' });
+    await expectSameFiles(unflushed, TINY);
+  });
+
+  test('under the same boot an unflushed revision is complete without reading it; under another, its files are hashed first', async () => {
+    const dir = newDir();
+    await download(options(SHARDED, dir, { fsync: false, ...boot('boot-a') }));
+    const shard = 'model-00002-of-00003.safetensors';
+    const shardSize = hub.repo(SHARDED).files.find((f) => f.rfilename === shard)!.size;
+    await flipByte(path.join(dir, shard), 1000);
+    hub.requests.length = 0;
+    // The same boot: the page cache is what was verified, so the files are not read again (nor is the Hub asked).
+    expect((await download(options(SHARDED, dir, { fsync: false, ...boot('boot-a') }))).alreadyComplete).toBe(true);
+    expect(hub.requests).toEqual([]);
+    // Another boot (the node crashed before write-back, say): the changed shard is found and fetched again, alone.
+    const after = await download(options(SHARDED, dir, { fsync: false, ...boot('boot-b') }));
+    expect(after.alreadyComplete).toBe(false);
+    expect(after.bytesFetched).toBe(shardSize);
+    expect(after.marker).toMatchObject({ fsynced: false, bootId: 'boot-b' });
+    await expectSameFiles(dir, SHARDED);
+    // Intact files under yet another boot: hashed, found whole, and the marker names this boot; the Hub is not asked.
+    hub.requests.length = 0;
+    const intact = await download(options(SHARDED, dir, { fsync: false, ...boot('boot-c') }));
+    expect(intact).toMatchObject({ alreadyComplete: true, bytesFetched: 0 });
+    expect(hub.requests).toEqual([]);
+    expect(await readMarkerFile(dir)).toMatchObject({ fsynced: false, bootId: 'boot-c' });
+    // A run that flushes adopts them (flushing them now): the marker then holds under any boot.
+    expect((await download(options(SHARDED, dir, boot('boot-c')))).alreadyComplete).toBe(true);
+    expect(await readMarkerFile(dir)).toMatchObject({ fsynced: true });
+    expect(await readMarkerFile(dir)).not.toHaveProperty('bootId');
+    await flipByte(path.join(dir, shard), 1000);
+    expect((await download(options(SHARDED, dir, boot('boot-d')))).alreadyComplete).toBe(true);
+    expect(hub.requests).toEqual([]);
+  });
+
+  test('files an interrupted unflushed run verified are hashed again by a run under another boot', async () => {
+    const dir = newDir();
+    // One file at a time; the third shard fails for good, so the first two are verified and in place.
+    hub.inject({ origin: 'cdn', pathIncludes: 'model-00003-of-00003', kind: 'status', status: 500, times: 2 });
+    await expect(download(options(SHARDED, dir, { fsync: false, filesAtOnce: 1, retry: { ...FAST_RETRY, attempts: 2 }, ...boot('boot-a') })))
+      .rejects.toMatchObject({ code: 'HttpError' });
+    const verified = JSON.parse(await readFile(path.join(dir, STATE_DIR, 'verified.json'), 'utf8')) as Record<string, { fsynced: boolean; bootId?: string }>;
+    const kept = Object.keys(verified).filter((f) => f.endsWith('.safetensors'));
+    expect(kept.length).toBeGreaterThanOrEqual(1);
+    for (const f of kept) expect(verified[f]).toMatchObject({ fsynced: false, bootId: 'boot-a' });
+    const changed = kept[0]!;
+    await flipByte(path.join(dir, changed), 10);
+    hub.requests.length = 0;
+    const r = await download(options(SHARDED, dir, { fsync: false, ...boot('boot-b') }));
+    const fetched = new Set(hub.requests.filter((q) => q.path.includes('/resolve/')).map((q) => q.path.split('/').at(-1)));
+    expect(fetched.has(changed)).toBe(true);
+    for (const f of kept.slice(1)) expect(fetched.has(f)).toBe(false);
+    expect(r.marker).toMatchObject({ fsynced: false, bootId: 'boot-b' });
+    await expectSameFiles(dir, SHARDED);
+  });
+});
+
 describe('errors that say what to fix', () => {
   test('repository not found', async () => {
     await expect(download(options('nobody/nothing', newDir()))).rejects.toMatchObject({ code: 'RepoNotFound', message: expect.stringMatching(/nobody\/nothing@main: repository not found.*HF_TOKEN/) });

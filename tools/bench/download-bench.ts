@@ -6,7 +6,8 @@
 // curl --parallel, then `openssl dgst -sha256` (SHA-NI, unlike coreutils' sha256sum) of every file at once.
 // Ours is also the only one that puts its files on disk before it ends (fsync, so that its completion
 // marker never outlives a crash); another row gives curl that: curl --parallel, then `sync FILE...`;
-// and one gives curl both, one after the other.
+// and one gives curl both, one after the other. Ours with --no-fsync (verified, not flushed: how a pod
+// downloads into its own emptyDir) is measured against curl then openssl, the same guarantee.
 //   node dist/tools/bench/download-bench.js [--gib 1] [--files 4] [--runs 5] [--python /path/to/venv/bin/python] [--port P] [--ours NAME=VALUE,... ...]
 // --ours main=PATH,...: that row runs another build's dist/runtime/cmd/main.js (before and after in one run).
 // --port P: the Hub server listens on P and its CDN origin on P+1 (default: ports the system picks).
@@ -117,12 +118,16 @@ const curlThen = (...after: ((dir: string) => Promise<unknown>)[]) => (dir: stri
 });
 
 type Client = { name: string; run: (dir: string) => Promise<number> };
-/** A row of ours: `jamba-runtime download` options as NAME=VALUE pairs, and `main=PATH` for another build's dist/runtime/cmd/main.js (a before/after pair in one run). */
+/**
+ * A row of ours: `jamba-runtime download` options as NAME=VALUE pairs or a bare NAME (a switch: no-fsync),
+ * and `main=PATH` for another build's dist/runtime/cmd/main.js (a before/after pair in one run).
+ */
 const ours = (settings: string): Client => {
   let main = runtimeMain;
   const flags = settings.split(/[,\s]+/).filter(Boolean).flatMap((pair) => {
     const eq = pair.indexOf('=');
-    if (eq < 1) throw new Error(`--ours takes NAME=VALUE pairs (connections=4,chunk-size=8, main=PATH), not '${pair}'`);
+    if (eq < 0 && /^[a-z][a-z-]*$/.test(pair)) return [`--${pair}`];
+    if (eq < 1) throw new Error(`--ours takes NAME=VALUE pairs or switches (connections=4,chunk-size=8,no-fsync, main=PATH), not '${pair}'`);
     if (pair.slice(0, eq) === 'main') {
       main = path.resolve(pair.slice(eq + 1));
       return [];
@@ -136,6 +141,8 @@ const ours = (settings: string): Client => {
 };
 const clients: Client[] = [
   ours(''),
+  // Verified but not flushed (the emptyDir case): the same guarantee as curl then openssl.
+  ours('no-fsync'),
   ...(values.ours ?? []).map(ours),
   { name: 'curl, one file after another', run: (dir) => runCommand('curl', ['-sS', '-L', '--fail', ...names.flatMap((n) => ['-o', path.join(dir, n), resolveUrl(n)])]) },
   { name: `curl --parallel (${fileCount} at once)`, run: (dir) => runCommand('curl', curlParallel(dir)) },
