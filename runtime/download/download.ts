@@ -101,8 +101,7 @@ async function completeMarker(dir: string, repo: string, revision: string, trust
     if (!st || st.size !== f.size) return undefined;
   }
   if (trusted(m)) return m;
-  for (const f of m.files) if (!(await rehash(f))) return undefined;
-  return m;
+  return (await Promise.all(m.files.map(rehash))).every(Boolean) ? m : undefined;
 }
 
 /** verified.json; its first form mapped each path to its key alone, for files that were flushed. */
@@ -229,16 +228,23 @@ async function fetchRevision(o: DownloadOptions, c: RunContext): Promise<Downloa
     for (const f of c.stale.files) verified[f.path] ??= { key: fileKey(f), fsynced: c.stale.fsynced ?? true, ...(c.stale.bootId ? { bootId: c.stale.bootId } : {}) };
   }
 
-  const pending: RepoFile[] = [];
-  for (const f of files) {
+  // Files in place as an earlier run verified them; those not flushed under another boot are hashed again (on the hashing threads at once).
+  const kept = await Promise.all(files.map(async (f) => {
     const st = await stat(path.join(o.dir, f.path)).catch(() => undefined);
     const earlier = verified[f.path];
-    if (st?.size === f.size && earlier?.key === fileKey(f) && (c.trusted(earlier) || (await c.rehash(f)))) {
-      await c.settle(f, earlier);
-      verified[f.path] = { key: earlier.key, ...(c.trusted(earlier) && !c.thisRun.fsynced ? earlier : c.thisRun) };
-      progress.resumedFrom(f.path, f.size);
-      progress.fileDone();
-    } else pending.push(f);
+    return st?.size === f.size && earlier?.key === fileKey(f) && (c.trusted(earlier) || (await c.rehash(f))) ? earlier : undefined;
+  }));
+  const pending: RepoFile[] = [];
+  for (const [i, f] of files.entries()) {
+    const earlier = kept[i];
+    if (!earlier) {
+      pending.push(f);
+      continue;
+    }
+    await c.settle(f, earlier);
+    verified[f.path] = { key: earlier.key, ...(c.trusted(earlier) && !c.thisRun.fsynced ? earlier : c.thisRun) };
+    progress.resumedFrom(f.path, f.size);
+    progress.fileDone();
   }
   await checkSpace(o, pending);
 
