@@ -1133,6 +1133,19 @@ bool use_tail_tiles() {
   return on;
 }
 
+/**
+ * The grid's row tiles: a bound on the tiles align_kernel makes, which it cannot tell the host. The m
+ * experts with rows take Σ ⌈n_e / bm⌉ ≤ (pairs + m·(bm − 1)) / bm tiles, that is ⌊(pairs − m) / bm⌋ + m, which
+ * grows with m ≤ min(experts, pairs). The bound before, ⌈pairs / bm⌉ + experts, launched 15 empty blocks for
+ * every 2 that work in a 1-token MoE of 16 experts (and one of two in a 1-row dense MLP): each is scheduled,
+ * waits on the kernel before (PDL) and exits. JAMBA_MOE_TILE_BOUND=experts restores it (for comparison).
+ */
+int row_tile_bound(int pairs, int experts, int bm) {
+  static const bool loose = env_is("JAMBA_MOE_TILE_BOUND", "experts");
+  const int m = std::min(experts, pairs);
+  return loose ? ceil_div(pairs, bm) + experts : (pairs - m) / bm + m;
+}
+
 /** JAMBA_MOE_TILE_ROWS=8|16|32|64|128 forces the token tile (tuning sweeps; 64 only on the wgmma kernel); 0 when unset. */
 int forced_tile_rows() {
   static const int forced = [] {
@@ -1533,7 +1546,7 @@ int plan_moe(Args& a, MoeRun& r) {
               base + 2 * experts + 1 + 2 * pairs + max_tiles, base + 2 * experts + 1 + 2 * pairs + 2 * max_tiles, tails, tails + experts, tails + 2 * experts};
   // 128-row tiles on Hopper: an expert's last 1-64 rows take a 64-row tile (JAMBA_MOE_TAIL_TILES=0: off).
   r.tail = wgmma && r.bm == 128 && use_tail_tiles() ? 64 : 0;
-  r.tiles = ceil_div(pairs, r.bm) + experts;
+  r.tiles = row_tile_bound(pairs, experts, r.bm);
   r.groups = wgmma ? wgmma_groups(r.bm, experts) : 1;
   r.down_groups = wgmma ? wgmma_down_groups(r.bm, experts) : 1;
   r.up.tile_group = wgmma ? wgmma_tile_group(r.pairs, experts, r.bm) : 0;
