@@ -1,9 +1,9 @@
 // Whether a download's files may be trusted later without reading them again. A file flushed to disk
 // (fdatasync) before it was recorded as verified stays so across a crash of the node. Without the flush
-// (`--no-fsync`: an emptyDir, which a node crash loses anyway, or when the flush would cost more than a
-// rehash after the rare crash), the bytes are certain only while the kernel that wrote them runs: its
-// page cache is what every reader on the node sees. So the record names the kernel's boot, and a record
-// from another boot, or from another node sharing the volume, is checked by hashing the files on disk.
+// (`--no-fsync`: a pod's own emptyDir, where it only delays the start, or wherever a rehash after the rare
+// crash costs less than flushing every download), the bytes are certain only while the kernel that wrote
+// them runs: its page cache is what every reader on the node sees. So the record names the kernel's boot,
+// and a record from another boot, or from another node sharing the volume, is checked by hashing the files.
 import { readFile } from 'node:fs/promises';
 
 /** How files were recorded as verified: flushed, or only written under the boot named. */
