@@ -110,7 +110,7 @@ async function readVerified(file: string): Promise<Record<string, VerifiedFile>>
   return Object.fromEntries(Object.entries(raw).map(([p, v]) => [p, typeof v === 'string' ? { key: v, fsynced: true } : v]));
 }
 
-/** Flushes a file that was written, and verified, without a flush (a run with `fsync` off before). */
+/** Flushes a file (one written without a flush by a run with `fsync` off), or a directory's entries. */
 async function flushFile(file: string): Promise<void> {
   const fh = await open(file, 'r');
   try {
@@ -124,6 +124,29 @@ async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
   const tmp = `${file}.tmp`;
   await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`);
   await rename(tmp, file);
+}
+
+/**
+ * The marker, made durable where the files are: its bytes flushed before the rename, and the directory
+ * after it, so that a crash just after a flushed download leaves a readable marker (not an empty file,
+ * which would send the next run to fetch everything again: the record of verified files is gone by then).
+ */
+async function writeMarker(dir: string, marker: CompletionMarker): Promise<void> {
+  const file = path.join(dir, MARKER_FILE);
+  if (marker.fsynced === false) return writeJsonAtomic(file, marker);
+  const tmp = `${file}.tmp`;
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(`${JSON.stringify(marker, null, 2)}\n`);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, file);
+  // A file system that cannot sync a directory says EINVAL: there the rename is as durable as it gets.
+  await flushFile(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EINVAL') throw e;
+  });
 }
 
 export async function statfsFreeBytes(dir: string): Promise<number> {
@@ -177,7 +200,7 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
       if (!trusted(existing) || (fsync && existing.fsynced === false)) {
         for (const f of existing.files) await settle(f, existing);
         marker = { ...withoutDurability(existing), ...thisRun };
-        await writeJsonAtomic(path.join(o.dir, MARKER_FILE), marker);
+        await writeMarker(o.dir, marker);
       }
       progress.start(marker.commit, marker.files);
       for (const f of marker.files) progress.resumedFrom(f.path, f.size);
@@ -297,7 +320,7 @@ async function fetchRevision(o: DownloadOptions, c: RunContext): Promise<Downloa
     completedAt: new Date().toISOString(),
     ...(unflushed ? { fsynced: false, ...(unflushed.bootId ? { bootId: unflushed.bootId } : {}) } : { fsynced: true }),
   };
-  await writeJsonAtomic(path.join(o.dir, MARKER_FILE), marker);
+  await writeMarker(o.dir, marker);
   await rm(path.join(o.dir, STATE_DIR), { recursive: true, force: true });
   progress.setPhase('Downloaded');
   return { marker, alreadyComplete: false, bytesFetched: progress.bytesFetched() };
