@@ -104,10 +104,22 @@ async function completeMarker(dir: string, repo: string, revision: string, trust
   return (await Promise.all(m.files.map(rehash))).every(Boolean) ? m : undefined;
 }
 
-/** verified.json; its first form mapped each path to its key alone, for files that were flushed. */
+/**
+ * verified.json; its first form mapped each path to its key alone, for files that were flushed. A record
+ * a crash left torn (it is not flushed) counts as empty: those files are fetched again, not trusted.
+ */
 async function readVerified(file: string): Promise<Record<string, VerifiedFile>> {
-  const raw = JSON.parse(await readFile(file, 'utf8').catch(() => '{}')) as Record<string, VerifiedFile | string>;
-  return Object.fromEntries(Object.entries(raw).map(([p, v]) => [p, typeof v === 'string' ? { key: v, fsynced: true } : v]));
+  let raw: Record<string, VerifiedFile | string>;
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8')) as Record<string, VerifiedFile | string>;
+  } catch {
+    return {};
+  }
+  if (typeof raw !== 'object' || raw === null) return {};
+  return Object.fromEntries(Object.entries(raw).flatMap(([p, v]) => {
+    if (typeof v === 'string') return [[p, { key: v, fsynced: true }]];
+    return v && typeof v === 'object' && typeof v.key === 'string' ? [[p, v]] : [];
+  }));
 }
 
 /** Flushes a file (one written without a flush by a run with `fsync` off), or a directory's entries. */

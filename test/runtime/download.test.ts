@@ -356,6 +356,12 @@ describe('flushed to disk, or not (--no-fsync: trusted under the boot that wrote
     for (const f of kept) expect(verified[f]).toMatchObject({ fsynced: false, bootId: 'boot-a' });
     const changed = kept[0]!;
     await flipByte(path.join(dir, changed), 10);
+    // A crash can also tear the record itself (it is not flushed): a torn one counts as empty, not as an error.
+    const torn = newDir();
+    await mkdir(path.join(torn, STATE_DIR), { recursive: true });
+    await writeFile(path.join(torn, STATE_DIR, 'verified.json'), '{"model-00001-of-00003.safe');
+    expect((await download(options(SHARDED, torn, { fsync: false, ...boot('boot-b') }))).alreadyComplete).toBe(false);
+    await expectSameFiles(torn, SHARDED);
     hub.requests.length = 0;
     const r = await download(options(SHARDED, dir, { fsync: false, ...boot('boot-b') }));
     const fetched = new Set(hub.requests.filter((q) => q.path.includes('/resolve/')).map((q) => q.path.split('/').at(-1)));
