@@ -4,7 +4,7 @@
 // last. A run that finds the marker for the same revision does nothing; one that finds temporary files
 // of an interrupted run resumes them. Files are flushed to disk before they count as verified, unless
 // `fsync` is off: then the record names the boot, and another boot hashes them again (durability.ts).
-import { mkdir, open, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, statfs } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { BackgroundFlush } from './background-flush.js';
@@ -132,33 +132,31 @@ async function flushFile(file: string): Promise<void> {
   }
 }
 
-async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  const tmp = `${file}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`);
-  await rename(tmp, file);
-}
-
 /**
- * The marker, made durable where the files are: its bytes flushed before the rename, and the directory
- * after it, so that a crash just after a flushed download leaves a readable marker (not an empty file,
- * which would send the next run to fetch everything again: the record of verified files is gone by then).
+ * Written under a temporary name and renamed. `durable`: its bytes flushed before the rename and the
+ * directory after it, so that a crash just after a flushed download leaves a readable marker (not an
+ * empty file, which would send the next run to fetch everything again: the record of verified files is
+ * gone by then).
  */
-async function writeMarker(dir: string, marker: CompletionMarker): Promise<void> {
-  const file = path.join(dir, MARKER_FILE);
-  if (marker.fsynced === false) return writeJsonAtomic(file, marker);
+async function writeJsonAtomic(file: string, value: unknown, durable = false): Promise<void> {
   const tmp = `${file}.tmp`;
   const fh = await open(tmp, 'w');
   try {
-    await fh.writeFile(`${JSON.stringify(marker, null, 2)}\n`);
-    await fh.datasync();
+    await fh.writeFile(`${JSON.stringify(value, null, 2)}\n`);
+    if (durable) await fh.datasync();
   } finally {
     await fh.close();
   }
   await rename(tmp, file);
+  if (!durable) return;
   // A file system that cannot sync a directory says EINVAL: there the rename is as durable as it gets.
-  await flushFile(dir).catch((e: NodeJS.ErrnoException) => {
+  await flushFile(path.dirname(file)).catch((e: NodeJS.ErrnoException) => {
     if (e.code !== 'EINVAL') throw e;
   });
+}
+
+function writeMarker(dir: string, marker: CompletionMarker): Promise<void> {
+  return writeJsonAtomic(path.join(dir, MARKER_FILE), marker, marker.fsynced !== false);
 }
 
 export async function statfsFreeBytes(dir: string): Promise<number> {
@@ -195,8 +193,17 @@ export async function download(o: DownloadOptions): Promise<DownloadResult> {
   // As many hashing threads as files in flight, but no more than cores (started as files need them).
   const filesAtOnce = Math.max(1, o.filesAtOnce ?? DOWNLOAD_DEFAULTS.filesAtOnce);
   const hashers = new HashWorkers(Math.min(filesAtOnce, availableParallelism()));
-  /** A file verified by an earlier run but not flushed under this boot: is it still what was verified? */
-  const rehash = (f: RepoFile) => verifyOnDisk(f, path.join(o.dir, f.path), hashers);
+  /**
+   * A file verified by an earlier run but not flushed under this boot: is it still what was verified?
+   * Once per file and hash: a marker found changed hands the files it hashed on to the listing's pass.
+   */
+  const rehashed = new Map<string, Promise<boolean>>();
+  const rehash = (f: RepoFile): Promise<boolean> => {
+    const key = `${f.path}\n${fileKey(f)}`;
+    let result = rehashed.get(key);
+    if (!result) rehashed.set(key, (result = verifyOnDisk(f, path.join(o.dir, f.path), hashers)));
+    return result;
+  };
   /** A file accepted from an earlier run is made as durable as this run's own. */
   const settle = async (f: RepoFile, recorded: Partial<Durability>): Promise<void> => {
     if (fsync && recorded.fsynced === false) await flushFile(path.join(o.dir, f.path));
@@ -260,7 +267,7 @@ async function fetchRevision(o: DownloadOptions, c: RunContext): Promise<Downloa
   const verifiedPath = path.join(o.dir, STATE_DIR, 'verified.json');
   const verified = await readVerified(verifiedPath);
   if (c.stale?.repo === o.repo) {
-    for (const f of c.stale.files) verified[f.path] ??= { key: fileKey(f), fsynced: c.stale.fsynced ?? true, ...(c.stale.bootId ? { bootId: c.stale.bootId } : {}) };
+    for (const f of c.stale.files) verified[f.path] ??= { key: fileKey(f), ...durabilityOf(c.stale.fsynced ?? true, c.stale.bootId) };
   }
 
   // Files in place as an earlier run verified them; those not flushed under another boot are hashed again (on the hashing threads at once).
@@ -277,7 +284,9 @@ async function fetchRevision(o: DownloadOptions, c: RunContext): Promise<Downloa
       continue;
     }
     await c.settle(f, earlier);
-    verified[f.path] = { key: earlier.key, ...(c.trusted(earlier) && !c.thisRun.fsynced ? earlier : c.thisRun) };
+    // Now flushed (settled) or hashed under this boot, it is as this run's own; else as recorded.
+    const { key, ...recorded } = earlier;
+    verified[f.path] = { key, ...(c.thisRun.fsynced || !c.trusted(earlier) ? c.thisRun : recorded) };
     progress.resumedFrom(f.path, f.size);
     progress.fileDone();
   }
@@ -330,7 +339,7 @@ async function fetchRevision(o: DownloadOptions, c: RunContext): Promise<Downloa
     files: files.map((f) => ({ path: f.path, size: f.size, ...(f.sha256 ? { sha256: f.sha256 } : {}), ...(f.blobId ? { blobId: f.blobId } : {}) })),
     bytes: files.reduce((s, f) => s + f.size, 0),
     completedAt: new Date().toISOString(),
-    ...(unflushed ? { fsynced: false, ...(unflushed.bootId ? { bootId: unflushed.bootId } : {}) } : { fsynced: true }),
+    ...durabilityOf(!unflushed, unflushed?.bootId),
   };
   await writeMarker(o.dir, marker);
   await rm(path.join(o.dir, STATE_DIR), { recursive: true, force: true });
