@@ -740,8 +740,13 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int i) { return i == 0 
  * the mma's k {2t4, 2t4+1, 2t4+8, 2t4+9}: K is permuted inside the block, and the tokens' values are read
  * with the same permutation, so every dot product is unchanged. Grid: (tiles, row blocks, K splits),
  * tiles fastest so that the tiles of one expert read its rows while they are in L2.
+ *
+ * ptxas places a batch's loads next to their first use (the gated GEMM at 8 rows: 64 registers, 4 of the
+ * batch's 24 loads issued before its first mma), so a warp has less in flight than the batch. PIPE
+ * holds two batches in registers and issues the next one's loads before this one is computed, which keeps
+ * them together (all 24 loads of a batch of 4 ahead of the mma); JAMBA_MOE_STREAMED_PIPE picks it.
  */
-template <int MODE, int TN, int WARPS, int BATCH, bool PREFETCH, bool CONVERT, bool F16>
+template <int MODE, int TN, int WARPS, int BATCH, bool PREFETCH, bool CONVERT, bool F16, bool PIPE = false>
 __global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
   constexpr int kMats = MODE == GATED ? 2 : 1, kOct = TN / 8, kBatch = BATCH;
   constexpr bool kBlockScales = F16 && MODE == DOWN;  // GemmParams::a_inv_scale
@@ -800,9 +805,10 @@ __global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
   }
 
   const uint4 zero = make_uint4(0, 0, 0, 0);
-  for (int kb = kb0; kb < kb1; kb += kBatch) {
-    uint4 wv[kBatch][kMats][2];
-    uint4 xv[kBatch][kOct][2];
+  using WBatch = uint4[kBatch][kMats][2];
+  using XBatch = uint4[kBatch][kOct][2];
+  // The weights and tokens of k-blocks kb … kb + kBatch − 1 (zero past the slice: no loads issued).
+  auto load_batch = [&](int kb, WBatch& wv, XBatch& xv) {
 #pragma unroll
     for (int u = 0; u < kBatch; u++) {
       const int k = (kb + u) * 64 + t4 * 16;
@@ -822,6 +828,8 @@ __global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
         xv[u][o][1] = ok ? __ldg(reinterpret_cast<const uint4*>(x_row[o] + k + 8)) : zero;
       }
     }
+  };
+  auto compute_batch = [&](int kb, const WBatch& wv, const XBatch& xv) {
 #pragma unroll
     for (int u = 0; u < kBatch; u++) {
       // kBlockScales: the k-block's sums apart, then scaled into acc (1 / scale: a power of two, exact).
@@ -867,6 +875,26 @@ __global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
         }
       }
     }
+  };
+  if constexpr (PIPE) {
+    // Two batches in registers: the next one's loads fly while this one is computed.
+    WBatch wa, wb;
+    XBatch xa, xb;
+    if (kb0 < kb1) load_batch(kb0, wa, xa);
+    for (int kb = kb0; kb < kb1; kb += 2 * kBatch) {
+      load_batch(kb + kBatch, wb, xb);
+      compute_batch(kb, wa, xa);
+      if (kb + kBatch >= kb1) break;
+      load_batch(kb + 2 * kBatch, wa, xa);
+      compute_batch(kb + kBatch, wb, xb);
+    }
+  } else {
+    for (int kb = kb0; kb < kb1; kb += kBatch) {
+      WBatch wv;
+      XBatch xv;
+      load_batch(kb, wv, xv);
+      compute_batch(kb, wv, xv);
+    }
   }
 
 #pragma unroll
@@ -881,10 +909,30 @@ __global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
 }
 
 // More k-blocks in flight where fewer tokens leave registers free (this regime is bound by weight bytes).
-template <int MODE, int TN, bool F16 = false, int WARPS = 4, int BATCH = TN == 8 ? 4 : 2, bool PREFETCH = true, bool CONVERT = true>
+template <int MODE, int TN, bool F16 = false, int WARPS = 4, int BATCH = TN == 8 ? 4 : 2, bool PREFETCH = true, bool CONVERT = true, bool PIPE = false>
 int launch_streamed(const GemmParams& p, int tiles, int splits) {
-  return launch_pdl("grouped gemm (streamed)", streamed_gemm<MODE, TN, WARPS, BATCH, PREFETCH, CONVERT, F16>, dim3(tiles, ceil_div(p.n, 16 * WARPS), splits),
+  return launch_pdl("grouped gemm (streamed)", streamed_gemm<MODE, TN, WARPS, BATCH, PREFETCH, CONVERT, F16, PIPE>, dim3(tiles, ceil_div(p.n, 16 * WARPS), splits),
                     32 * WARPS, 0, p);
+}
+
+/**
+ * JAMBA_MOE_STREAMED_PIPE=half|full: two batches in registers, of half or the whole batch; off by default.
+ * H100, same call (2026-12-07): the MoE at 8 tokens 617 (full) / 620 (half) against 634 µs, other counts
+ * within 0.5%; decode device time at batch 8 15.18 / 15.19 against 15.32 ms, batch 1 and 64 unchanged. Its
+ * case is the H200, whose faster memory needs more in flight; it waits for one to measure it there and for
+ * the Mini op conformance (the tiny one passed).
+ */
+int streamed_pipe() {
+  static const int pipe = env_is("JAMBA_MOE_STREAMED_PIPE", "half") ? 1 : env_is("JAMBA_MOE_STREAMED_PIPE", "full") ? 2 : 0;
+  return pipe;
+}
+
+template <int MODE, int TN, bool F16, int WARPS = 4>
+int launch_streamed_piped(const GemmParams& p, int tiles, int splits) {
+  constexpr int kBatch = TN == 8 ? 4 : 2;
+  if (streamed_pipe() == 1) return launch_streamed<MODE, TN, F16, WARPS, kBatch / 2, true, true, true>(p, tiles, splits);
+  if (streamed_pipe() == 2) return launch_streamed<MODE, TN, F16, WARPS, kBatch, true, true, true>(p, tiles, splits);
+  return launch_streamed<MODE, TN, F16, WARPS>(p, tiles, splits);
 }
 
 /**
@@ -902,8 +950,8 @@ int streamed_down_warps() {
 template <int MODE, int TN>
 int launch_streamed(bool f16, const GemmParams& p, int tiles, int splits) {
   if constexpr (MODE == DOWN && TN == 16)
-    if (streamed_down_warps() == 8) return f16 ? launch_streamed<MODE, TN, true, 8>(p, tiles, splits) : launch_streamed<MODE, TN, false, 8>(p, tiles, splits);
-  return f16 ? launch_streamed<MODE, TN, true>(p, tiles, splits) : launch_streamed<MODE, TN, false>(p, tiles, splits);
+    if (streamed_down_warps() == 8) return f16 ? launch_streamed_piped<MODE, TN, true, 8>(p, tiles, splits) : launch_streamed_piped<MODE, TN, false, 8>(p, tiles, splits);
+  return f16 ? launch_streamed_piped<MODE, TN, true>(p, tiles, splits) : launch_streamed_piped<MODE, TN, false>(p, tiles, splits);
 }
 
 /**
