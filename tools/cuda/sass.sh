@@ -10,18 +10,10 @@ set -euo pipefail
 [[ $# -ge 2 ]] || { echo "usage: tools/cuda/sass.sh SOURCE.cu PATTERN [--summary]" >&2; exit 2; }
 src="$1" pattern="$2" summary="${3:-}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-CACHE="${JAMBA_TOOLS_CACHE:-$HOME/.cache/jamba-serving}"
-WHEELS=(nvidia-cuda-cuobjdump==13.2.51 nvidia-cuda-nvdisasm==13.2.51)
-key="$(printf '%s\n' "${WHEELS[@]}" | sha256sum | cut -c1-12)"
-dest="$CACHE/cuda-inspect-$key"
-bin="$dest/site/nvidia/cu13/bin"
-if [[ ! -x "$bin/cuobjdump" || ! -x "$bin/nvdisasm" ]]; then
-  echo "sass: installing ${WHEELS[*]} into $dest (once)" >&2
-  rm -rf "$dest.partial"
-  python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$dest.partial/site" "${WHEELS[@]}" >&2
-  rm -rf "$dest" && mv "$dest.partial" "$dest"
-  chmod +x "$bin/cuobjdump" "$bin/nvdisasm"
-fi
+source "$ROOT/tools/cuda/wheels.sh"
+NEEDED=site/nvidia/cu13/bin/nvdisasm cuda_wheels cuda-inspect nvidia-cuda-cuobjdump==13.2.51 nvidia-cuda-nvdisasm==13.2.51
+bin="$CUDA_WHEELS_DIR/site/nvidia/cu13/bin"
+chmod +x "$bin/cuobjdump" "$bin/nvdisasm"
 nvcc="$(bash "$ROOT/tools/cuda/nvcc.sh")"
 obj="$(mktemp --suffix=.o)"
 trap 'rm -f "$obj"' EXIT
