@@ -744,7 +744,7 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int i) { return i == 0 
  * ptxas places a batch's loads next to their first use (the gated GEMM at 8 rows: 64 registers, 4 of the
  * batch's 24 loads issued before its first mma), so a warp has less in flight than the batch. PIPE
  * holds two batches in registers and issues the next one's loads before this one is computed, which keeps
- * them together (all 24 loads of a batch of 4 ahead of the mma); JAMBA_MOE_STREAMED_PIPE picks it.
+ * them together (all 24 loads of a batch of 4 ahead of the mma): the default (streamed_pipe below).
  */
 template <int MODE, int TN, int WARPS, int BATCH, bool PREFETCH, bool CONVERT, bool F16, bool PIPE = false>
 __global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
@@ -916,14 +916,14 @@ int launch_streamed(const GemmParams& p, int tiles, int splits) {
 }
 
 /**
- * JAMBA_MOE_STREAMED_PIPE=half|full: two batches in registers, of half or the whole batch; off by default.
- * H100, same call (2026-12-07): the MoE at 8 tokens 617 (full) / 620 (half) against 634 µs, other counts
- * within 0.5%; decode device time at batch 8 15.18 / 15.19 against 15.32 ms, batch 1 and 64 unchanged. Its
- * case is the H200, whose faster memory needs more in flight; it waits for one to measure it there and for
- * the Mini op conformance (the tiny one passed).
+ * Two batches in registers (PIPE), the whole batch each: the default. H100, same call (2026-12-07): the MoE
+ * at 8 tokens 617 against 634 µs with one batch, other counts within 0.5%; decode device time at batch 8
+ * 15.18 against 15.32 ms, batch 1 and 64 unchanged. It passed the op conformance at both profiles and the HF
+ * fixtures (2026-12-07, H100). Its case is the H200, whose faster memory needs more in flight.
+ * JAMBA_MOE_STREAMED_PIPE=off|half overrides: one batch, or two of half the batch (for comparison).
  */
 int streamed_pipe() {
-  static const int pipe = env_is("JAMBA_MOE_STREAMED_PIPE", "half") ? 1 : env_is("JAMBA_MOE_STREAMED_PIPE", "full") ? 2 : 0;
+  static const int pipe = env_is("JAMBA_MOE_STREAMED_PIPE", "off") ? 0 : env_is("JAMBA_MOE_STREAMED_PIPE", "half") ? 1 : 2;
   return pipe;
 }
 
