@@ -47,6 +47,9 @@ if ! node -e "import('./dist/runtime/backends/cuda/native.js').then(async (m) =>
   rm -f runtime/native/build/.hash
   bash runtime/native/build.sh || exit 1
 fi
+# NCCL for ranks on their own GPUs (tensor parallelism): PyTorch's copy of libnccl, where there is one.
+nccl="$(python3 -c "import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], 'lib', 'libnccl.so.2'))" 2>/dev/null)"
+if [[ -f "$nccl" ]]; then export JAMBA_NCCL_LIB="${JAMBA_NCCL_LIB:-$nccl}"; fi
 what="$1"
 shift
 case "$what" in
@@ -54,9 +57,8 @@ case "$what" in
     part="${1:-fixtures,conformance}"
     # Hugging Face's own bf16 deviations set the fixtures' tolerance (tools/gpu/check.ts); needs torch.
     if [[ "$part" == *fixtures* ]] && python3 tools/gpu/hf_bf16_deviation.py "$OUT/hf-bf16.json" >"$OUT/hf-bf16.log" 2>&1; then export JAMBA_HF_BF16="$OUT/hf-bf16.json"; fi
-    # NCCL at one rank (the collectives check): PyTorch's copy of libnccl, where there is one.
-    nccl="$(python3 -c "import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], 'lib', 'libnccl.so.2'))" 2>/dev/null)"
-    if [[ "$part" == *collectives* && -f "$nccl" ]]; then export JAMBA_NCCL_LIB="${JAMBA_NCCL_LIB:-$nccl}" JAMBA_NCCL_MIN_BYTES="${JAMBA_NCCL_MIN_BYTES:-0}"; fi
+    # NCCL at one rank too (the collectives check), where PyTorch's copy of libnccl was found above.
+    if [[ "$part" == *collectives* && -n "${JAMBA_NCCL_LIB:-}" ]]; then export JAMBA_NCCL_MIN_BYTES="${JAMBA_NCCL_MIN_BYTES:-0}"; fi
     export UV_THREADPOOL_SIZE="${UV_THREADPOOL_SIZE:-8}"  # the collectives check runs its ranks on koffi's async calls
     node dist/tools/gpu/check.js "$OUT/check-${part//,/-}.json" "$part" 2>&1 | tee "$OUT/check-${part//,/-}.log" ;;
   ops) list="${1:-moe,attention,mamba}"; shift || true; node dist/runtime/cmd/main.js bench --ops "$list" --json "$OUT/ops.json" "$@" 2>&1 | tee "$OUT/ops.log" | grep -v '^  \|^{\|^}\|^\]' ;;
