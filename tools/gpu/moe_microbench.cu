@@ -214,14 +214,15 @@ int main() {
     if (r.bm == 16)  // JAMBA_MOE_STREAMED_DOWN_WARPS: more warps sharing each block's token rows in L1
       for (const bool eight : {false, true})
         row(eight ? "down, 8 warps a block" : "down, 4 warps a block", timer.median_us([&] {
-              if (eight) launch_streamed<DOWN, 16, false, 8>(r.down, r.tiles, r.splits);
-              else launch_streamed<DOWN, 16, false, 4>(r.down, r.tiles, r.splits);
+              if (eight) launch_streamed_piped<DOWN, 16, false, 8>(r.down, r.tiles, r.splits);
+              else launch_streamed_piped<DOWN, 16, false, 4>(r.down, r.tiles, r.splits);
             }), down_bytes);
     row("reduce", timer.median_us([&] { moe_reduce(r); }), 0);
     if (r.bm == 8) {
-      // The dequantization's share: the streamed gated GEMM fed raw bytes (wrong results, same loads).
-      row("gated, no int8 conversion", timer.median_us([&] { launch_streamed<GATED, 8, false, 4, 4, true, false>(r.up, r.tiles, r.gated_splits); }), gated_bytes);
-      row("down, no int8 conversion", timer.median_us([&] { launch_streamed<DOWN, 8, false, 4, 4, true, false>(r.down, r.tiles, r.splits); }), down_bytes);
+      // The dequantization's share: the streamed gated GEMM fed raw bytes (wrong results, same loads), with
+      // the default's two batches in registers (moe.cu streamed_pipe).
+      row("gated, no int8 conversion", timer.median_us([&] { launch_streamed<GATED, 8, false, 4, 4, true, false, true>(r.up, r.tiles, r.gated_splits); }), gated_bytes);
+      row("down, no int8 conversion", timer.median_us([&] { launch_streamed<DOWN, 8, false, 4, 4, true, false, true>(r.down, r.tiles, r.splits); }), down_bytes);
     }
     // The streamed kernel at each token tile (rows per tile) and K-slice count, with the books rebuilt
     // for that tile: which shape the planner should pick.
