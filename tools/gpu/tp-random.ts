@@ -2,15 +2,18 @@
 // slice of the same random model) over JAMBA_CHECK_TP ranks (default 2; JAMBA_TP_DEVICES maps them to
 // devices) against one rank, greedy after a 64-token prompt, bf16 and ExpertsInt8. Random weights give
 // nearly flat distributions, and the ranks sum in another order (two GEMM halves and an fp32 all-reduce;
-// ExpertsInt8 scales per rank's slice of a down projection), so tokens may part where the one-rank run's
-// top-1/top-2 margin is within MARGIN, and log-probabilities may move by TOLERANCE: 1.5 × the 0.20 nats
-// measured between the two on one H200 (docs/benchmarks/cuda.md, ninth session).
+// ExpertsInt8 scales per rank's slice of a down projection), which moved the top-5 log-probabilities by
+// SPREAD, 0.20 nats, between the two on one H200 (docs/benchmarks/cuda.md, ninth session). The rule is the
+// fixtures' (check.ts) with that spread as the disturbance: log-probabilities within 1.5 × SPREAD, and
+// tokens may part only where the one-rank run ranks the ranks' token within 2 × SPREAD of its own (two
+// tokens, each moved by the spread, can swap) and among its top 5.
 import { randomModel } from '../../runtime/models/load.js';
 import { PRESETS } from '../../runtime/models/presets.js';
 import { greedy, type GreedyResult } from '../../runtime/models/testing/greedy.js';
 
-const MARGIN = 0.1;
-const TOLERANCE = 0.3;
+const SPREAD = 0.2;
+const TOLERANCE = 1.5 * SPREAD;
+const MARGIN = 2 * SPREAD;
 const STEPS = 8;
 
 /** Greedy tokens and top-5 log-probabilities of the random Mini over `tp` ranks (freed after). */
@@ -47,14 +50,15 @@ export async function checkTensorParallelRandom(say: (ok: boolean, line: string)
       let note = `all ${STEPS} steps agree`;
       let ok = true;
       for (let s = 0; s < STEPS; s++) {
-        const [first, second] = whole.top[s]!;
         const others = new Map(split.top[s]);
         for (const [id, lp] of whole.top[s]!) if (others.has(id)) worst = Math.max(worst, Math.abs(lp - others.get(id)!));
         steps++;
         if (split.tokens[s] !== whole.tokens[s]) {
-          const margin = first![1] - second![1];
-          ok = margin <= MARGIN;
-          note = `part at step ${s} (one rank's margin ${margin.toFixed(3)}, allowed ${MARGIN})`;
+          const ranks = new Map(whole.top[s]);
+          const chosen = ranks.get(split.tokens[s]!);
+          const gap = chosen === undefined ? Infinity : whole.top[s]![0]![1] - chosen;
+          ok = gap <= MARGIN;
+          note = `part at step ${s} (token ${split.tokens[s]} instead of ${whole.tokens[s]}: ${chosen === undefined ? 'not in' : `${gap.toFixed(3)} below the top of`} one rank's top 5, allowed ${MARGIN.toFixed(2)})`;
           break;
         }
       }
