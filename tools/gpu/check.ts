@@ -18,7 +18,9 @@ import { checkTensorParallelRandom } from './tp-random.js';
 import { cpuBf16Deviations, FIXTURES, referenceCases, type RefCase, type RefRun, VARIANTS } from './cpu-bf16.js';
 import { CpuBackend } from '../../runtime/backends/cpu/index.js';
 import { CudaBackend } from '../../runtime/backends/cuda/index.js';
+import { parseJambaConfig, type JambaConfig } from '../../runtime/models/config.js';
 import { loadModel } from '../../runtime/models/index.js';
+import { checkShardable } from '../../runtime/models/sharding.js';
 import { silentLogger } from '../../runtime/server/log.js';
 import { RUNTIME_DEFAULTS, startRuntime, type Runtime } from '../../runtime/server/runtime.js';
 
@@ -158,6 +160,18 @@ async function conformance(): Promise<void> {
 const TP = Number(process.env['JAMBA_CHECK_TP'] ?? 1);
 const TP_LABEL = TP > 1 ? ` TP ${TP}` : '';
 
+/** Why the fixture cannot run over TP ranks, and what the load's error must say; undefined when it can. */
+function shardRefusal(cfg: JambaConfig): { why: string; says: string } | undefined {
+  try {
+    checkShardable(cfg, TP);
+  } catch {
+    return { why: `a size that does not divide the model (${TP})`, says: 'does not divide' };
+  }
+  const ffn = cfg.intermediateSize / TP;
+  // The CUDA MoE kernels take multiples of 16.
+  return ffn % 16 !== 0 ? { why: `a rank's feed-forward slice of ${ffn}`, says: 'multiples of 16' } : undefined;
+}
+
 async function fixtures(): Promise<void> {
   const root = resolve(process.env['JAMBA_FIXTURES_DIR'] ?? 'test/fixtures');
   const results: unknown[] = [];
@@ -166,14 +180,14 @@ async function fixtures(): Promise<void> {
   const show = (n?: Noise): string => (n ? `chosen ${n.chosen.toFixed(3)}, top-5 ${n.top5.toFixed(3)}` : 'n/a');
   for (const fixture of FIXTURES) {
     const dir = join(root, fixture);
-    const ffn = (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { intermediate_size: number }).intermediate_size / TP;
-    if (ffn % 16 !== 0) {
-      // The CUDA MoE kernels take multiples of 16: such a shard must be refused at load, clearly.
+    const refusal = shardRefusal(parseJambaConfig(readFileSync(join(dir, 'config.json'), 'utf8')));
+    if (refusal) {
+      // A size the checkpoint cannot take must be refused at load, clearly.
       const refused = await loadModel(dir, { quantization: 'none', backend: 'cuda', tensorParallelSize: TP, maxModelLen: 256, maxNumSeqs: 2 }).then(
         (m) => (m.runner.dispose(), ''),
         (e: Error) => e.message,
       );
-      say(refused.includes('multiples of 16'), `fixture${TP_LABEL} ${fixture}: a rank's feed-forward slice of ${ffn} is refused at load: ${refused || 'it loaded'}`);
+      say(refused.includes(refusal.says), `fixture${TP_LABEL} ${fixture}: ${refusal.why} is refused at load: ${refused || 'it loaded'}`);
       continue;
     }
     const cases: RefCase[] = referenceCases(root, fixture);
