@@ -221,8 +221,8 @@ int main() {
     if (r.bm == 8) {
       // The dequantization's share: the streamed gated GEMM fed raw bytes (wrong results, same loads), with
       // the default's two batches in registers (moe.cu streamed_pipe).
-      row("gated, no int8 conversion", timer.median_us([&] { launch_streamed<GATED, 8, false, 4, 4, true, false, true>(r.up, r.tiles, r.gated_splits); }), gated_bytes);
-      row("down, no int8 conversion", timer.median_us([&] { launch_streamed<DOWN, 8, false, 4, 4, true, false, true>(r.down, r.tiles, r.splits); }), down_bytes);
+      row("gated, no int8 conversion", timer.median_us([&] { launch_streamed<GATED, 8, false, 4, streamed_batch(8), true, false, true>(r.up, r.tiles, r.gated_splits); }), gated_bytes);
+      row("down, no int8 conversion", timer.median_us([&] { launch_streamed<DOWN, 8, false, 4, streamed_batch(8), true, false, true>(r.down, r.tiles, r.splits); }), down_bytes);
     }
     // The streamed kernel at each token tile (rows per tile) and K-slice count, with the books rebuilt
     // for that tile: which shape the planner should pick.

@@ -909,7 +909,9 @@ __global__ void __launch_bounds__(32 * WARPS) streamed_gemm(GemmParams p) {
 }
 
 // More k-blocks in flight where fewer tokens leave registers free (this regime is bound by weight bytes).
-template <int MODE, int TN, bool F16 = false, int WARPS = 4, int BATCH = TN == 8 ? 4 : 2, bool PREFETCH = true, bool CONVERT = true, bool PIPE = false>
+constexpr int streamed_batch(int tn) { return tn == 8 ? 4 : 2; }
+
+template <int MODE, int TN, bool F16 = false, int WARPS = 4, int BATCH = streamed_batch(TN), bool PREFETCH = true, bool CONVERT = true, bool PIPE = false>
 int launch_streamed(const GemmParams& p, int tiles, int splits) {
   return launch_pdl("grouped gemm (streamed)", streamed_gemm<MODE, TN, WARPS, BATCH, PREFETCH, CONVERT, F16, PIPE>, dim3(tiles, ceil_div(p.n, 16 * WARPS), splits),
                     32 * WARPS, 0, p);
@@ -929,7 +931,7 @@ int streamed_pipe() {
 
 template <int MODE, int TN, bool F16, int WARPS = 4>
 int launch_streamed_piped(const GemmParams& p, int tiles, int splits) {
-  constexpr int kBatch = TN == 8 ? 4 : 2;
+  constexpr int kBatch = streamed_batch(TN);
   if (streamed_pipe() == 1) return launch_streamed<MODE, TN, F16, WARPS, kBatch / 2, true, true, true>(p, tiles, splits);
   if (streamed_pipe() == 2) return launch_streamed<MODE, TN, F16, WARPS, kBatch, true, true, true>(p, tiles, splits);
   return launch_streamed<MODE, TN, F16, WARPS>(p, tiles, splits);
